@@ -1,0 +1,113 @@
+//! The admin HTTP listener every `phs serve` opens (ADMIN_ADDR): liveness at
+//! `/_health` and readiness at `/_ready`, each 200 or 503 with a JSON body
+//! saying why. The observability work adds /metrics and the snapshot that
+//! `phs top` reads to this same router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+use crate::store::Store;
+
+/// What the admin listener can look at.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<dyn Cache>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub mode: &'static str,
+}
+
+/// The body of /_health and /_ready.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// `ok` or `error`.
+    pub status: String,
+    /// Why the check failed; absent when it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Per-dependency results (readiness only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Check>,
+    pub version: String,
+    pub mode: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub backend: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: f64,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new().route("/_health", get(health)).route("/_ready", get(ready)).with_state(state)
+}
+
+/// Liveness: the process answers. Stalled-ingestion detection joins here
+/// with the pipeline's activity tracking.
+async fn health(State(s): State<AdminState>) -> Response {
+    respond(report(&s, Vec::new(), None))
+}
+
+/// Readiness: every store this instance depends on answers within 2 s.
+async fn ready(State(s): State<AdminState>) -> Response {
+    let (db, cache) = tokio::join!(
+        timed("database", s.store.backend(), async { s.store.ping().await.map_err(|e| e.to_string()) }),
+        timed("cache", s.cache.backend(), async { s.cache.ping().await.map_err(|e| e.to_string()) }),
+    );
+    let checks = vec![db, cache];
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{} ({}): {}", c.name, c.backend, c.error.as_deref().unwrap_or("failed")))
+        .collect();
+    let reason = (!failed.is_empty()).then(|| failed.join("; "));
+    respond(report(&s, checks, reason))
+}
+
+fn report(s: &AdminState, checks: Vec<Check>, reason: Option<String>) -> Report {
+    Report {
+        status: if reason.is_none() { "ok" } else { "error" }.into(),
+        reason,
+        checks,
+        version: env!("CARGO_PKG_VERSION").into(),
+        mode: s.mode.into(),
+        started_at: s.started_at,
+    }
+}
+
+fn respond(r: Report) -> Response {
+    let code = if r.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(r)).into_response()
+}
+
+async fn timed(
+    name: &str,
+    backend: &str,
+    check: impl std::future::Future<Output = Result<(), String>>,
+) -> Check {
+    let start = std::time::Instant::now();
+    let result = match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(r) => r,
+        Err(_) => Err("no answer within 2 s".into()),
+    };
+    Check {
+        name: name.into(),
+        backend: backend.into(),
+        ok: result.is_ok(),
+        error: result.err(),
+        latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+    }
+}

@@ -1,0 +1,48 @@
+//! The cache behind plugins' `meta.cache`, locks and reload pub/sub: Redis in
+//! production ([`redis`]), a process-local map when embedded ([`memory`]).
+//!
+//! Values are strings, as in the original (JSON is encoded by the caller).
+//! Keys are namespaced by the caller (`@plugin/{plugin_id}/{team_id}/...`);
+//! the backends never see a team.
+
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CacheError {
+    #[error("redis at {location}: {source}")]
+    Redis { location: String, #[source] source: ::redis::RedisError },
+    #[error("key `{key}` does not hold an integer")]
+    NotAnInteger { key: String },
+}
+
+pub type Result<T> = std::result::Result<T, CacheError>;
+
+#[async_trait]
+pub trait Cache: Send + Sync {
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<()>;
+    async fn get(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a value, expiring after `ttl` when given.
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()>;
+    /// Adds `by` to an integer value (missing counts as 0) and returns the result.
+    async fn incr(&self, key: &str, by: i64) -> Result<i64>;
+    /// Sets a key's time to live; false when the key does not exist.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
+    /// Deletes a key; false when it did not exist.
+    async fn del(&self, key: &str) -> Result<bool>;
+}
+
+/// Redis when REDIS_URL is set, otherwise a cache local to this process.
+pub async fn connect(redis_url: Option<&url::Url>) -> Result<Arc<dyn Cache>> {
+    Ok(match redis_url {
+        Some(url) => Arc::new(redis::RedisCache::connect(url).await?),
+        None => Arc::new(memory::MemoryCache::default()),
+    })
+}

@@ -1,0 +1,86 @@
+//! The production cache: Redis through one multiplexed, self-reconnecting connection.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use super::{Cache, CacheError, Result};
+use crate::config::redact;
+
+pub struct RedisCache {
+    conn: ConnectionManager,
+    location: String,
+}
+
+impl RedisCache {
+    pub async fn connect(url: &url::Url) -> Result<Self> {
+        let location = redact(url);
+        let err = |source| CacheError::Redis { location: location.clone(), source };
+        let client = redis::Client::open(url.as_str()).map_err(err)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let conn = ConnectionManager::new_with_config(client, config).await.map_err(err)?;
+        Ok(Self { conn, location })
+    }
+
+    fn err(&self, source: redis::RedisError) -> CacheError {
+        CacheError::Redis { location: self.location.clone(), source }
+    }
+}
+
+/// Redis TTLs are whole seconds or milliseconds; round up so a TTL never becomes 0 (no expiry).
+fn millis(ttl: Duration) -> u64 {
+    ttl.as_millis().clamp(1, u64::MAX as u128) as u64
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>> {
+        let mut c = self.conn.clone();
+        c.get(key).await.map_err(|e| self.err(e))
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
+        let mut c = self.conn.clone();
+        match ttl {
+            Some(ttl) => c.pset_ex::<_, _, ()>(key, value, millis(ttl)).await,
+            None => c.set::<_, _, ()>(key, value).await,
+        }
+        .map_err(|e| self.err(e))
+    }
+
+    async fn incr(&self, key: &str, by: i64) -> Result<i64> {
+        let mut c = self.conn.clone();
+        c.incr(key, by).await.map_err(|e| {
+            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
+                CacheError::NotAnInteger { key: key.to_string() }
+            } else {
+                self.err(e)
+            }
+        })
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+        let mut c = self.conn.clone();
+        c.pexpire(key, millis(ttl) as i64).await.map_err(|e| self.err(e))
+    }
+
+    async fn del(&self, key: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let n: i64 = c.del(key).await.map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,305 @@
+//! Settings: every knob of the original's configuration table under its
+//! original environment variable name, each also a flag.
+//!
+//! The structs here are clap `Args` so that `--help`, the man page, shell
+//! completions and validation all come from one definition. Which backend a
+//! store uses follows from which settings are given: no DATABASE_URL means
+//! SQLite in PHS_DATA_DIR, no REDIS_URL an in-process cache, no KAFKA_HOSTS
+//! the local ingestion log, no CLICKHOUSE_HOST events in SQLite.
+//!
+//! Every value is validated while parsing, so a bad one stops the process
+//! before anything starts, with clap's usage error (exit code 2) naming the
+//! variable: value names are the environment variable names on purpose.
+
+pub mod legacy;
+mod parse;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum, builder::BoolishValueParser};
+use url::Url;
+
+pub use parse::{ClickHouseUrl, KafkaHosts, redact};
+
+/// Where each store lives. Shared by every command that touches data.
+#[derive(Debug, Clone, Args)]
+pub struct StoreSettings {
+    /// Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR.
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse::postgres_url,
+          hide_env_values = true, help_heading = "Storage")]
+    pub database_url: Option<Url>,
+
+    /// Directory of the embedded stores (SQLite database, local ingestion log).
+    #[arg(long, env = "PHS_DATA_DIR", value_name = "PHS_DATA_DIR", default_value = "./phs-data",
+          help_heading = "Storage")]
+    pub data_dir: PathBuf,
+
+    /// Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process.
+    #[arg(long, env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse::redis_url,
+          hide_env_values = true, help_heading = "Storage")]
+    pub redis_url: Option<Url>,
+
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+
+    #[command(flatten)]
+    pub clickhouse: ClickHouseSettings,
+}
+
+/// Kafka connection and topics. Unset KAFKA_HOSTS: the local ingestion log.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaSettings {
+    /// Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log.
+    #[arg(long, env = "KAFKA_HOSTS", value_name = "KAFKA_HOSTS", value_parser = parse::kafka_hosts)]
+    pub kafka_hosts: Option<KafkaHosts>,
+
+    /// Topic of incoming events, as produced by capture.
+    #[arg(long, env = "KAFKA_CONSUMPTION_TOPIC", value_name = "KAFKA_CONSUMPTION_TOPIC",
+          default_value = "events_plugin_ingestion", value_parser = parse::topic_name)]
+    pub kafka_consumption_topic: String,
+
+    /// Prefix put before every topic name (lets several deployments or tests share a broker).
+    #[arg(long, env = "KAFKA_PREFIX", value_name = "KAFKA_PREFIX", default_value = "")]
+    pub kafka_prefix: String,
+
+    /// Client certificate (PEM), base64-encoded; enables TLS.
+    #[arg(long, env = "KAFKA_CLIENT_CERT_B64", value_name = "KAFKA_CLIENT_CERT_B64",
+          value_parser = parse::base64_pem, hide_env_values = true)]
+    pub kafka_client_cert_b64: Option<String>,
+
+    /// Client certificate key (PEM), base64-encoded.
+    #[arg(long, env = "KAFKA_CLIENT_CERT_KEY_B64", value_name = "KAFKA_CLIENT_CERT_KEY_B64",
+          value_parser = parse::base64_pem, hide_env_values = true)]
+    pub kafka_client_cert_key_b64: Option<String>,
+
+    /// Trusted CA certificate (PEM), base64-encoded.
+    #[arg(long, env = "KAFKA_TRUSTED_CERT_B64", value_name = "KAFKA_TRUSTED_CERT_B64",
+          value_parser = parse::base64_pem, hide_env_values = true)]
+    pub kafka_trusted_cert_b64: Option<String>,
+
+    /// Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given.
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", value_name = "KAFKA_SECURITY_PROTOCOL")]
+    pub kafka_security_protocol: Option<KafkaSecurityProtocol>,
+
+    /// SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM", value_name = "KAFKA_SASL_MECHANISM")]
+    pub kafka_sasl_mechanism: Option<String>,
+
+    /// SASL user name.
+    #[arg(long, env = "KAFKA_SASL_USER", value_name = "KAFKA_SASL_USER")]
+    pub kafka_sasl_user: Option<String>,
+
+    /// SASL password.
+    #[arg(long, env = "KAFKA_SASL_PASSWORD", value_name = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub kafka_sasl_password: Option<String>,
+
+    /// Producer: messages queued before a flush.
+    #[arg(long, env = "KAFKA_PRODUCER_MAX_QUEUE_SIZE", value_name = "KAFKA_PRODUCER_MAX_QUEUE_SIZE",
+          default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kafka_producer_max_queue_size: u32,
+
+    /// Producer: longest wait before a flush, in milliseconds.
+    #[arg(long, env = "KAFKA_FLUSH_FREQUENCY_MS", value_name = "KAFKA_FLUSH_FREQUENCY_MS", default_value_t = 500)]
+    pub kafka_flush_frequency_ms: u64,
+
+    /// Producer: largest batch in bytes before a flush.
+    #[arg(long, env = "KAFKA_MAX_MESSAGE_BATCH_SIZE", value_name = "KAFKA_MAX_MESSAGE_BATCH_SIZE",
+          default_value_t = 900_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kafka_max_message_batch_size: u64,
+
+    /// Partitions of the consumption topic processed concurrently by this instance.
+    #[arg(long, env = "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY",
+          value_name = "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub kafka_partitions_consumed_concurrently: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KafkaSecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+/// ClickHouse connection. Unset CLICKHOUSE_HOST: events are stored in SQLite.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "ClickHouse")]
+pub struct ClickHouseSettings {
+    /// ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite.
+    #[arg(long, env = "CLICKHOUSE_HOST", value_name = "CLICKHOUSE_HOST", value_parser = parse::clickhouse_host)]
+    pub clickhouse_host: Option<ClickHouseUrl>,
+
+    /// ClickHouse database.
+    #[arg(long, env = "CLICKHOUSE_DATABASE", value_name = "CLICKHOUSE_DATABASE", default_value = "default",
+          value_parser = parse::identifier)]
+    pub clickhouse_database: String,
+
+    /// ClickHouse user name.
+    #[arg(long, env = "CLICKHOUSE_USER", value_name = "CLICKHOUSE_USER", default_value = "default")]
+    pub clickhouse_user: String,
+
+    /// ClickHouse password.
+    #[arg(long, env = "CLICKHOUSE_PASSWORD", value_name = "CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    pub clickhouse_password: Option<String>,
+
+    /// Use https for ClickHouse when CLICKHOUSE_HOST has no scheme.
+    #[arg(long, env = "CLICKHOUSE_SECURE", value_name = "CLICKHOUSE_SECURE", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true")]
+    pub clickhouse_secure: bool,
+
+    /// CA certificate file (PEM) to trust for ClickHouse over https.
+    #[arg(long, env = "CLICKHOUSE_CA", value_name = "CLICKHOUSE_CA")]
+    pub clickhouse_ca: Option<PathBuf>,
+}
+
+/// What `phs serve` runs: the pipeline, plugins, schedules and the admin listener.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub store: StoreSettings,
+
+    /// Concurrent pipeline workers; 0 uses every core.
+    #[arg(long, env = "WORKER_CONCURRENCY", value_name = "WORKER_CONCURRENCY", default_value_t = 0,
+          help_heading = "Workers")]
+    pub worker_concurrency: u32,
+
+    /// Events each worker processes concurrently (different persons only).
+    #[arg(long, env = "TASKS_PER_WORKER", value_name = "TASKS_PER_WORKER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workers")]
+    pub tasks_per_worker: u32,
+
+    /// Which parts of the server this instance runs. Unset: all of them.
+    #[arg(long, env = "PLUGIN_SERVER_MODE", value_name = "PLUGIN_SERVER_MODE", help_heading = "Workers")]
+    pub plugin_server_mode: Option<ServerMode>,
+
+    /// Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks.
+    #[arg(long, env = "SCHEDULE_LOCK_TTL", value_name = "SCHEDULE_LOCK_TTL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..), help_heading = "Plugins")]
+    pub schedule_lock_ttl: u64,
+
+    /// Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes.
+    #[arg(long, env = "PLUGINS_RELOAD_PUBSUB_CHANNEL", value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+          default_value = "reload-plugins", help_heading = "Plugins")]
+    pub plugins_reload_pubsub_channel: String,
+
+    /// Base path for resolving local plugins.
+    #[arg(long, env = "BASE_DIR", value_name = "BASE_DIR", default_value = ".", help_heading = "Plugins")]
+    pub base_dir: PathBuf,
+
+    /// Disable MaxMind GeoIP lookups for plugins (`meta.geoip`).
+    #[arg(long, env = "DISABLE_MMDB", value_name = "DISABLE_MMDB", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
+          default_value_t = false, num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
+    pub disable_mmdb: bool,
+
+    /// Distinct ids whose person is kept in the in-memory cache.
+    #[arg(long, env = "DISTINCT_ID_LRU_SIZE", value_name = "DISTINCT_ID_LRU_SIZE", default_value_t = 10_000,
+          help_heading = "Persons")]
+    pub distinct_id_lru_size: usize,
+
+    /// Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network.
+    #[arg(long, env = "ADMIN_ADDR", value_name = "ADMIN_ADDR", default_value = "127.0.0.1:6738",
+          help_heading = "Observability")]
+    pub admin_addr: SocketAddr,
+
+    /// Seconds without ingesting anything, while events wait, before /_health fails.
+    #[arg(long, env = "HEALTHCHECK_MAX_STALE_SECONDS", value_name = "HEALTHCHECK_MAX_STALE_SECONDS",
+          default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..),
+          help_heading = "Observability")]
+    pub healthcheck_max_stale_seconds: u64,
+
+    /// StatsD host; unset disables StatsD export.
+    #[arg(long, env = "STATSD_HOST", value_name = "STATSD_HOST", help_heading = "Observability")]
+    pub statsd_host: Option<String>,
+
+    /// StatsD port.
+    #[arg(long, env = "STATSD_PORT", value_name = "STATSD_PORT", default_value_t = 8125,
+          help_heading = "Observability")]
+    pub statsd_port: u16,
+
+    /// Prefix of every StatsD metric.
+    #[arg(long, env = "STATSD_PREFIX", value_name = "STATSD_PREFIX", default_value = "plugin-server.",
+          help_heading = "Observability")]
+    pub statsd_prefix: String,
+}
+
+/// The original's PLUGIN_SERVER_MODE values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerMode {
+    /// Only ingestion: source -> plugins' processEvent -> persons -> sinks.
+    Ingestion,
+    /// Only async work: onEvent/exportEvents, scheduled tasks and jobs.
+    Async,
+}
+
+/// Log filter, named as in the original (`log` is `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Log,
+    Warn,
+    Error,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which implementation each store resolves to, from the settings given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    Sqlite(PathBuf),
+    Postgres(Url),
+}
+
+impl StoreSettings {
+    pub fn database(&self) -> DatabaseBackend {
+        match &self.database_url {
+            Some(url) => DatabaseBackend::Postgres(url.clone()),
+            None => DatabaseBackend::Sqlite(self.data_dir.join("phs.sqlite3")),
+        }
+    }
+
+    /// True when no external service is configured at all.
+    pub fn is_embedded(&self) -> bool {
+        self.database_url.is_none()
+            && self.redis_url.is_none()
+            && self.kafka.kafka_hosts.is_none()
+            && self.clickhouse.clickhouse_host.is_none()
+    }
+
+    /// One line per store saying which backend it uses, for startup logs and `migrate --status`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let db = match self.database() {
+            DatabaseBackend::Sqlite(p) => format!("sqlite {}", p.display()),
+            DatabaseBackend::Postgres(u) => format!("postgres {}", parse::redact(&u)),
+        };
+        let cache = match &self.redis_url {
+            Some(u) => format!("redis {}", parse::redact(u)),
+            None => "in-process".to_string(),
+        };
+        let log = match &self.kafka.kafka_hosts {
+            Some(h) => format!("kafka {h}"),
+            None => format!("local log in {}", self.data_dir.display()),
+        };
+        let events = match &self.clickhouse.clickhouse_host {
+            Some(h) => format!("clickhouse {} database {}", h.url(self.clickhouse.clickhouse_secure), self.clickhouse.clickhouse_database),
+            None => "sqlite (embedded)".to_string(),
+        };
+        vec![("database", db), ("cache", cache), ("ingestion log", log), ("events", events)]
+    }
+}
+
+impl KafkaSettings {
+    /// A topic name as this deployment sees it (with KAFKA_PREFIX).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{}", self.kafka_prefix, name)
+    }
+}

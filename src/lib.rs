@@ -1,0 +1,27 @@
+//! phs: the PostHog plugin server rebuilt in Rust.
+//!
+//! ```text
+//!   capture endpoint ─┐
+//!                     ├─> source (Kafka | local log) -> normalize -> team -> plugins
+//!   Kafka topic ──────┘        -> persons -> prepare -> sinks (ClickHouse | SQLite, Kafka topics)
+//!                                                          └─> commit offsets
+//! ```
+//!
+//! Modules are declared in the order data meets them. What exists today:
+//! settings ([`config`]), the stores ([`store`], [`cache`]) and their
+//! connections ([`clickhouse`], [`kafka`]), schema management ([`migrate`]),
+//! and the server shell ([`server`], [`admin`]) that the pipeline stages will
+//! plug into.
+
+pub mod config;
+pub mod telemetry;
+
+pub mod cache;
+pub mod clickhouse;
+pub mod kafka;
+pub mod store;
+
+pub mod migrate;
+
+pub mod admin;
+pub mod server;
