@@ -1,0 +1,575 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'phs'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'phs' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener')
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics')
+            [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Query a running instance''s admin listener; exit 0 when healthy, 1 otherwise')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Re-run past events from the ingestion log (Kafka or local) through plugins')
+            [CompletionResult]::new('plugins', 'plugins', [CompletionResultType]::ParameterValue, 'Manage Lua plugins and their per-team configs')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Watch running instances: consumer lag, worker load, plugins and their errors')
+            [CompletionResult]::new('teams', 'teams', [CompletionResultType]::ParameterValue, 'Manage teams (projects): each has the API token SDKs send events with')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (or the man page) on stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;serve' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--worker-concurrency', '--worker-concurrency', [CompletionResultType]::ParameterName, 'Concurrent pipeline workers; 0 uses every core')
+            [CompletionResult]::new('--tasks-per-worker', '--tasks-per-worker', [CompletionResultType]::ParameterName, 'Events each worker processes concurrently (different persons only)')
+            [CompletionResult]::new('--plugin-server-mode', '--plugin-server-mode', [CompletionResultType]::ParameterName, 'Which parts of the server this instance runs. Unset: all of them')
+            [CompletionResult]::new('--schedule-lock-ttl', '--schedule-lock-ttl', [CompletionResultType]::ParameterName, 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks')
+            [CompletionResult]::new('--plugins-reload-pubsub-channel', '--plugins-reload-pubsub-channel', [CompletionResultType]::ParameterName, 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes')
+            [CompletionResult]::new('--base-dir', '--base-dir', [CompletionResultType]::ParameterName, 'Base path for resolving local plugins')
+            [CompletionResult]::new('--disable-mmdb', '--disable-mmdb', [CompletionResultType]::ParameterName, 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)')
+            [CompletionResult]::new('--distinct-id-lru-size', '--distinct-id-lru-size', [CompletionResultType]::ParameterName, 'Distinct ids whose person is kept in the in-memory cache')
+            [CompletionResult]::new('--admin-addr', '--admin-addr', [CompletionResultType]::ParameterName, 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network')
+            [CompletionResult]::new('--healthcheck-max-stale-seconds', '--healthcheck-max-stale-seconds', [CompletionResultType]::ParameterName, 'Seconds without ingesting anything, while events wait, before /_health fails')
+            [CompletionResult]::new('--statsd-host', '--statsd-host', [CompletionResultType]::ParameterName, 'StatsD host; unset disables StatsD export')
+            [CompletionResult]::new('--statsd-port', '--statsd-port', [CompletionResultType]::ParameterName, 'StatsD port')
+            [CompletionResult]::new('--statsd-prefix', '--statsd-prefix', [CompletionResultType]::ParameterName, 'Prefix of every StatsD metric')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;migrate' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--kafka-partitions', '--kafka-partitions', [CompletionResultType]::ParameterName, 'Partitions of topics created by this run')
+            [CompletionResult]::new('--kafka-replication-factor', '--kafka-replication-factor', [CompletionResultType]::ParameterName, 'Replication factor of topics created by this run')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Report what is applied and what is pending, change nothing; exit 1 when something is pending')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be applied, change nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the steps as JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;healthcheck' {
+            [CompletionResult]::new('--admin-addr', '--admin-addr', [CompletionResultType]::ParameterName, 'Admin address of the instance to check')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for an answer')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--ready', '--ready', [CompletionResultType]::ParameterName, 'Check readiness (every dependency reachable) instead of liveness')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the instance''s JSON report on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;replay' {
+            [CompletionResult]::new('--from-offset', '--from-offset', [CompletionResultType]::ParameterName, 'First offset to replay (inclusive)')
+            [CompletionResult]::new('--to-offset', '--to-offset', [CompletionResultType]::ParameterName, 'Last offset to replay (inclusive); default: the end of the log at start')
+            [CompletionResult]::new('--partition', '--partition', [CompletionResultType]::ParameterName, 'Partition to read; default: every partition')
+            [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'Topic to read; default: KAFKA_CONSUMPTION_TOPIC')
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'Only events of this team (id or API token)')
+            [CompletionResult]::new('--plugin-config', '--plugin-config', [CompletionResultType]::ParameterName, 'Only run this plugin config (repeatable); default: all of the team''s plugins in order')
+            [CompletionResult]::new('--plugin-dir', '--plugin-dir', [CompletionResultType]::ParameterName, 'Run a plugin from a local folder instead of the installed version (to test a fix)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Stop after this many events')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--reingest', '--reingest', [CompletionResultType]::ParameterName, 'Ingest the replayed events again instead of a dry run')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON line per event and plugin on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures')
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent')
+            [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Install a plugin from a folder or a .zip/.tar.gz archive into the database')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List installed plugins and their configs')
+            [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a plugin for a team (also clears an automatic disable)')
+            [CompletionResult]::new('disable', 'disable', [CompletionResultType]::ParameterValue, 'Disable a plugin for a team')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
+            [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;plugins;new' {
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Where to create it; default: ./NAME')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;test' {
+            [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A config value for the plugin (repeatable)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;install' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;list' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;enable' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;disable' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;config' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'KEY=VALUE to set (repeatable); none shows the config')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;order' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;logs' {
+            [CompletionResult]::new('--level', '--level', [CompletionResultType]::ParameterName, 'Lowest level shown: debug, log, info, warn or error')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--follow', '--follow', [CompletionResultType]::ParameterName, 'follow')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;reload' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;remove' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;plugins;help' {
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures')
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent')
+            [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Install a plugin from a folder or a .zip/.tar.gz archive into the database')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List installed plugins and their configs')
+            [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a plugin for a team (also clears an automatic disable)')
+            [CompletionResult]::new('disable', 'disable', [CompletionResultType]::ParameterValue, 'Disable a plugin for a team')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
+            [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;plugins;help;new' {
+            break
+        }
+        'phs;plugins;help;test' {
+            break
+        }
+        'phs;plugins;help;install' {
+            break
+        }
+        'phs;plugins;help;list' {
+            break
+        }
+        'phs;plugins;help;enable' {
+            break
+        }
+        'phs;plugins;help;disable' {
+            break
+        }
+        'phs;plugins;help;config' {
+            break
+        }
+        'phs;plugins;help;order' {
+            break
+        }
+        'phs;plugins;help;logs' {
+            break
+        }
+        'phs;plugins;help;reload' {
+            break
+        }
+        'phs;plugins;help;remove' {
+            break
+        }
+        'phs;plugins;help;help' {
+            break
+        }
+        'phs;top' {
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between polls')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colours; NO_COLOR is honoured with `auto`')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'Print one snapshot and exit (with --json for scripts)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;teams' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a team and print its project API token on stdout')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List teams')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;teams;create' {
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Use this API token instead of a generated one (to mirror an existing PostHog project)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--anonymize-ips', '--anonymize-ips', [CompletionResultType]::ParameterName, 'Drop the IP address of every event of this team')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the whole team as JSON instead of the token alone')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;teams;list' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;teams;help' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a team and print its project API token on stdout')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List teams')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;teams;help;create' {
+            break
+        }
+        'phs;teams;help;list' {
+            break
+        }
+        'phs;teams;help;help' {
+            break
+        }
+        'phs;completions' {
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener')
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics')
+            [CompletionResult]::new('healthcheck', 'healthcheck', [CompletionResultType]::ParameterValue, 'Query a running instance''s admin listener; exit 0 when healthy, 1 otherwise')
+            [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Re-run past events from the ingestion log (Kafka or local) through plugins')
+            [CompletionResult]::new('plugins', 'plugins', [CompletionResultType]::ParameterValue, 'Manage Lua plugins and their per-team configs')
+            [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Watch running instances: consumer lag, worker load, plugins and their errors')
+            [CompletionResult]::new('teams', 'teams', [CompletionResultType]::ParameterValue, 'Manage teams (projects): each has the API token SDKs send events with')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (or the man page) on stdout')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;help;serve' {
+            break
+        }
+        'phs;help;migrate' {
+            break
+        }
+        'phs;help;healthcheck' {
+            break
+        }
+        'phs;help;replay' {
+            break
+        }
+        'phs;help;plugins' {
+            [CompletionResult]::new('new', 'new', [CompletionResultType]::ParameterValue, 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures')
+            [CompletionResult]::new('test', 'test', [CompletionResultType]::ParameterValue, 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent')
+            [CompletionResult]::new('install', 'install', [CompletionResultType]::ParameterValue, 'Install a plugin from a folder or a .zip/.tar.gz archive into the database')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List installed plugins and their configs')
+            [CompletionResult]::new('enable', 'enable', [CompletionResultType]::ParameterValue, 'Enable a plugin for a team (also clears an automatic disable)')
+            [CompletionResult]::new('disable', 'disable', [CompletionResultType]::ParameterValue, 'Disable a plugin for a team')
+            [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
+            [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
+            [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
+            break
+        }
+        'phs;help;plugins;new' {
+            break
+        }
+        'phs;help;plugins;test' {
+            break
+        }
+        'phs;help;plugins;install' {
+            break
+        }
+        'phs;help;plugins;list' {
+            break
+        }
+        'phs;help;plugins;enable' {
+            break
+        }
+        'phs;help;plugins;disable' {
+            break
+        }
+        'phs;help;plugins;config' {
+            break
+        }
+        'phs;help;plugins;order' {
+            break
+        }
+        'phs;help;plugins;logs' {
+            break
+        }
+        'phs;help;plugins;reload' {
+            break
+        }
+        'phs;help;plugins;remove' {
+            break
+        }
+        'phs;help;top' {
+            break
+        }
+        'phs;help;teams' {
+            [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a team and print its project API token on stdout')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List teams')
+            break
+        }
+        'phs;help;teams;create' {
+            break
+        }
+        'phs;help;teams;list' {
+            break
+        }
+        'phs;help;completions' {
+            break
+        }
+        'phs;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

@@ -1,0 +1,508 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[phs] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'phs'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'phs'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
+            cand migrate 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
+            cand healthcheck 'Query a running instance''s admin listener; exit 0 when healthy, 1 otherwise'
+            cand replay 'Re-run past events from the ingestion log (Kafka or local) through plugins'
+            cand plugins 'Manage Lua plugins and their per-team configs'
+            cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
+            cand teams 'Manage teams (projects): each has the API token SDKs send events with'
+            cand completions 'Print a shell completion script (or the man page) on stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;serve'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --worker-concurrency 'Concurrent pipeline workers; 0 uses every core'
+            cand --tasks-per-worker 'Events each worker processes concurrently (different persons only)'
+            cand --plugin-server-mode 'Which parts of the server this instance runs. Unset: all of them'
+            cand --schedule-lock-ttl 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks'
+            cand --plugins-reload-pubsub-channel 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes'
+            cand --base-dir 'Base path for resolving local plugins'
+            cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'
+            cand --distinct-id-lru-size 'Distinct ids whose person is kept in the in-memory cache'
+            cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network'
+            cand --healthcheck-max-stale-seconds 'Seconds without ingesting anything, while events wait, before /_health fails'
+            cand --statsd-host 'StatsD host; unset disables StatsD export'
+            cand --statsd-port 'StatsD port'
+            cand --statsd-prefix 'Prefix of every StatsD metric'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;migrate'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --kafka-partitions 'Partitions of topics created by this run'
+            cand --kafka-replication-factor 'Replication factor of topics created by this run'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --status 'Report what is applied and what is pending, change nothing; exit 1 when something is pending'
+            cand --dry-run 'Show what would be applied, change nothing'
+            cand --json 'Print the steps as JSON on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;healthcheck'= {
+            cand --admin-addr 'Admin address of the instance to check'
+            cand --timeout 'Seconds to wait for an answer'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --ready 'Check readiness (every dependency reachable) instead of liveness'
+            cand --json 'Print the instance''s JSON report on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;replay'= {
+            cand --from-offset 'First offset to replay (inclusive)'
+            cand --to-offset 'Last offset to replay (inclusive); default: the end of the log at start'
+            cand --partition 'Partition to read; default: every partition'
+            cand --topic 'Topic to read; default: KAFKA_CONSUMPTION_TOPIC'
+            cand --team 'Only events of this team (id or API token)'
+            cand --plugin-config 'Only run this plugin config (repeatable); default: all of the team''s plugins in order'
+            cand --plugin-dir 'Run a plugin from a local folder instead of the installed version (to test a fix)'
+            cand --limit 'Stop after this many events'
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --reingest 'Ingest the replayed events again instead of a dry run'
+            cand --json 'One JSON line per event and plugin on stdout'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand new 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+            cand test 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent'
+            cand install 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+            cand list 'List installed plugins and their configs'
+            cand enable 'Enable a plugin for a team (also clears an automatic disable)'
+            cand disable 'Disable a plugin for a team'
+            cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
+            cand order 'Show or set the order in which a team''s plugins run'
+            cand logs 'Show a plugin config''s log entries'
+            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand remove 'Remove an installed plugin and its configs'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;plugins;new'= {
+            cand --dir 'Where to create it; default: ./NAME'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;test'= {
+            cand --event 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line'
+            cand --config 'A config value for the plugin (repeatable)'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --json 'json'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;install'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;list'= {
+            cand --team 'team'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;enable'= {
+            cand --team 'team'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;disable'= {
+            cand --team 'team'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;config'= {
+            cand --team 'team'
+            cand --set 'KEY=VALUE to set (repeatable); none shows the config'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;order'= {
+            cand --team 'team'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;logs'= {
+            cand --level 'Lowest level shown: debug, log, info, warn or error'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --follow 'follow'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;reload'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;remove'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;plugins;help'= {
+            cand new 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+            cand test 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent'
+            cand install 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+            cand list 'List installed plugins and their configs'
+            cand enable 'Enable a plugin for a team (also clears an automatic disable)'
+            cand disable 'Disable a plugin for a team'
+            cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
+            cand order 'Show or set the order in which a team''s plugins run'
+            cand logs 'Show a plugin config''s log entries'
+            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand remove 'Remove an installed plugin and its configs'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;plugins;help;new'= {
+        }
+        &'phs;plugins;help;test'= {
+        }
+        &'phs;plugins;help;install'= {
+        }
+        &'phs;plugins;help;list'= {
+        }
+        &'phs;plugins;help;enable'= {
+        }
+        &'phs;plugins;help;disable'= {
+        }
+        &'phs;plugins;help;config'= {
+        }
+        &'phs;plugins;help;order'= {
+        }
+        &'phs;plugins;help;logs'= {
+        }
+        &'phs;plugins;help;reload'= {
+        }
+        &'phs;plugins;help;remove'= {
+        }
+        &'phs;plugins;help;help'= {
+        }
+        &'phs;top'= {
+            cand --server 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one'
+            cand --interval 'Seconds between polls'
+            cand --color 'When to use colours; NO_COLOR is honoured with `auto`'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --once 'Print one snapshot and exit (with --json for scripts)'
+            cand --json 'json'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;teams'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a team and print its project API token on stdout'
+            cand list 'List teams'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;teams;create'= {
+            cand --token 'Use this API token instead of a generated one (to mirror an existing PostHog project)'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --anonymize-ips 'Drop the IP address of every event of this team'
+            cand --json 'Print the whole team as JSON instead of the token alone'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;teams;list'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --json 'Print JSON on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;teams;help'= {
+            cand create 'Create a team and print its project API token on stdout'
+            cand list 'List teams'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;teams;help;create'= {
+        }
+        &'phs;teams;help;list'= {
+        }
+        &'phs;teams;help;help'= {
+        }
+        &'phs;completions'= {
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;help'= {
+            cand serve 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
+            cand migrate 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
+            cand healthcheck 'Query a running instance''s admin listener; exit 0 when healthy, 1 otherwise'
+            cand replay 'Re-run past events from the ingestion log (Kafka or local) through plugins'
+            cand plugins 'Manage Lua plugins and their per-team configs'
+            cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
+            cand teams 'Manage teams (projects): each has the API token SDKs send events with'
+            cand completions 'Print a shell completion script (or the man page) on stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;help;serve'= {
+        }
+        &'phs;help;migrate'= {
+        }
+        &'phs;help;healthcheck'= {
+        }
+        &'phs;help;replay'= {
+        }
+        &'phs;help;plugins'= {
+            cand new 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+            cand test 'Run a plugin''s fixtures, or the given events, through setupPlugin and processEvent'
+            cand install 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+            cand list 'List installed plugins and their configs'
+            cand enable 'Enable a plugin for a team (also clears an automatic disable)'
+            cand disable 'Disable a plugin for a team'
+            cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
+            cand order 'Show or set the order in which a team''s plugins run'
+            cand logs 'Show a plugin config''s log entries'
+            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand remove 'Remove an installed plugin and its configs'
+        }
+        &'phs;help;plugins;new'= {
+        }
+        &'phs;help;plugins;test'= {
+        }
+        &'phs;help;plugins;install'= {
+        }
+        &'phs;help;plugins;list'= {
+        }
+        &'phs;help;plugins;enable'= {
+        }
+        &'phs;help;plugins;disable'= {
+        }
+        &'phs;help;plugins;config'= {
+        }
+        &'phs;help;plugins;order'= {
+        }
+        &'phs;help;plugins;logs'= {
+        }
+        &'phs;help;plugins;reload'= {
+        }
+        &'phs;help;plugins;remove'= {
+        }
+        &'phs;help;top'= {
+        }
+        &'phs;help;teams'= {
+            cand create 'Create a team and print its project API token on stdout'
+            cand list 'List teams'
+        }
+        &'phs;help;teams;create'= {
+        }
+        &'phs;help;teams;list'= {
+        }
+        &'phs;help;completions'= {
+        }
+        &'phs;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

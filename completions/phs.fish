@@ -1,0 +1,522 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_phs_global_optspecs
+    string join \n log-level= log-format= h/help V/version
+end
+
+function __fish_phs_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_phs_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_phs_using_subcommand
+    set -l cmd (__fish_phs_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c phs -n "__fish_phs_needs_command" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_needs_command" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_needs_command" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_needs_command" -f -a "serve" -d 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
+complete -c phs -n "__fish_phs_needs_command" -f -a "migrate" -d 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
+complete -c phs -n "__fish_phs_needs_command" -f -a "healthcheck" -d 'Query a running instance\'s admin listener; exit 0 when healthy, 1 otherwise'
+complete -c phs -n "__fish_phs_needs_command" -f -a "replay" -d 'Re-run past events from the ingestion log (Kafka or local) through plugins'
+complete -c phs -n "__fish_phs_needs_command" -f -a "plugins" -d 'Manage Lua plugins and their per-team configs'
+complete -c phs -n "__fish_phs_needs_command" -f -a "top" -d 'Watch running instances: consumer lag, worker load, plugins and their errors'
+complete -c phs -n "__fish_phs_needs_command" -f -a "teams" -d 'Manage teams (projects): each has the API token SDKs send events with'
+complete -c phs -n "__fish_phs_needs_command" -f -a "completions" -d 'Print a shell completion script (or the man page) on stdout'
+complete -c phs -n "__fish_phs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand serve" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand serve" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand serve" -l worker-concurrency -d 'Concurrent pipeline workers; 0 uses every core' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l tasks-per-worker -d 'Events each worker processes concurrently (different persons only)' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-server-mode -d 'Which parts of the server this instance runs. Unset: all of them' -r -f -a "ingestion\t'Only ingestion: source -> plugins\' processEvent -> persons -> sinks'
+async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l schedule-lock-ttl -d 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugins-reload-pubsub-channel -d 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l base-dir -d 'Base path for resolving local plugins' -r -F
+complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose person is kept in the in-memory cache' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l healthcheck-max-stale-seconds -d 'Seconds without ingesting anything, while events wait, before /_health fails' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l statsd-host -d 'StatsD host; unset disables StatsD export' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l statsd-port -d 'StatsD port' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l statsd-prefix -d 'Prefix of every StatsD metric' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-partitions -d 'Partitions of topics created by this run' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-replication-factor -d 'Replication factor of topics created by this run' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l status -d 'Report what is applied and what is pending, change nothing; exit 1 when something is pending'
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l dry-run -d 'Show what would be applied, change nothing'
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l json -d 'Print the steps as JSON on stdout'
+complete -c phs -n "__fish_phs_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l admin-addr -d 'Admin address of the instance to check' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l ready -d 'Check readiness (every dependency reachable) instead of liveness'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l json -d 'Print the instance\'s JSON report on stdout'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l from-offset -d 'First offset to replay (inclusive)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l to-offset -d 'Last offset to replay (inclusive); default: the end of the log at start' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l partition -d 'Partition to read; default: every partition' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l topic -d 'Topic to read; default: KAFKA_CONSUMPTION_TOPIC' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l team -d 'Only events of this team (id or API token)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l plugin-config -d 'Only run this plugin config (repeatable); default: all of the team\'s plugins in order' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l plugin-dir -d 'Run a plugin from a local folder instead of the installed version (to test a fix)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand replay" -l limit -d 'Stop after this many events' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand replay" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand replay" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand replay" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand replay" -l reingest -d 'Ingest the replayed events again instead of a dry run'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l json -d 'One JSON line per event and plugin on stdout'
+complete -c phs -n "__fish_phs_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "new" -d 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "test" -d 'Run a plugin\'s fixtures, or the given events, through setupPlugin and processEvent'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "install" -d 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "list" -d 'List installed plugins and their configs'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "enable" -d 'Enable a plugin for a team (also clears an automatic disable)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "disable" -d 'Disable a plugin for a team'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "logs" -d 'Show a plugin config\'s log entries'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "remove" -d 'Remove an installed plugin and its configs'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -l dir -d 'Where to create it; default: ./NAME' -r -F
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable)' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l json
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from install" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from install" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -l team -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -l json
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from enable" -l team -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from enable" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from enable" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -l team -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l team -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l set -d 'KEY=VALUE to set (repeatable); none shows the config' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from order" -l team -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from order" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from order" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from order" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from order" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -l level -d 'Lowest level shown: debug, log, info, warn or error' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -l follow
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from remove" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from remove" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "new" -d 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "test" -d 'Run a plugin\'s fixtures, or the given events, through setupPlugin and processEvent'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "list" -d 'List installed plugins and their configs'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Enable a plugin for a team (also clears an automatic disable)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Disable a plugin for a team'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "logs" -d 'Show a plugin config\'s log entries'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an installed plugin and its configs'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l interval -d 'Seconds between polls' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l color -d 'When to use colours; NO_COLOR is honoured with `auto`' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c phs -n "__fish_phs_using_subcommand top" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand top" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand top" -l once -d 'Print one snapshot and exit (with --json for scripts)'
+complete -c phs -n "__fish_phs_using_subcommand top" -l json
+complete -c phs -n "__fish_phs_using_subcommand top" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand top" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -f -a "create" -d 'Create a team and print its project API token on stdout'
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -f -a "list" -d 'List teams'
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -l token -d 'Use this API token instead of a generated one (to mirror an existing PostHog project)' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -l anonymize-ips -d 'Drop the IP address of every event of this team'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -l json -d 'Print the whole team as JSON instead of the token alone'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from list" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from list" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from list" -l json -d 'Print JSON on stdout'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a team and print its project API token on stdout'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from help" -f -a "list" -d 'List teams'
+complete -c phs -n "__fish_phs_using_subcommand teams; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand completions" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand completions" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c phs -n "__fish_phs_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "serve" -d 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "migrate" -d 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "healthcheck" -d 'Query a running instance\'s admin listener; exit 0 when healthy, 1 otherwise'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "replay" -d 'Re-run past events from the ingestion log (Kafka or local) through plugins'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "plugins" -d 'Manage Lua plugins and their per-team configs'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "top" -d 'Watch running instances: consumer lag, worker load, plugins and their errors'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "teams" -d 'Manage teams (projects): each has the API token SDKs send events with'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "completions" -d 'Print a shell completion script (or the man page) on stdout'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "new" -d 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "test" -d 'Run a plugin\'s fixtures, or the given events, through setupPlugin and processEvent'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "install" -d 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "list" -d 'List installed plugins and their configs'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "enable" -d 'Enable a plugin for a team (also clears an automatic disable)'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "disable" -d 'Disable a plugin for a team'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "logs" -d 'Show a plugin config\'s log entries'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "remove" -d 'Remove an installed plugin and its configs'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "create" -d 'Create a team and print its project API token on stdout'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "list" -d 'List teams'

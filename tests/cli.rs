@@ -1,0 +1,143 @@
+//! The command line as a user meets it: settings, errors and exit codes.
+
+use crate::util::{phs, stderr, stdout};
+
+#[test]
+fn bad_setting_values_exit_2_naming_the_variable() {
+    let cases = [
+        ("WORKER_CONCURRENCY", "abc"),
+        ("DATABASE_URL", "not a url"),
+        ("DATABASE_URL", "mysql://root@localhost/db"),
+        ("REDIS_URL", "http://localhost"),
+        ("KAFKA_HOSTS", "localhost"),
+        ("CLICKHOUSE_HOST", "ftp://x"),
+        ("TASKS_PER_WORKER", "0"),
+        ("ADMIN_ADDR", "localhost"),
+        ("DISABLE_MMDB", "perhaps"),
+        ("KAFKA_CLIENT_CERT_B64", "!!!"),
+        ("LOG_LEVEL", "loud"),
+        ("PLUGIN_SERVER_MODE", "everything"),
+    ];
+    for (var, value) in cases {
+        let out = phs().arg("serve").env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(var), "{var}={value}: message does not name it: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn serve_help_shows_every_setting_with_env_name_and_default() {
+    let out = phs().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = stdout(&out);
+    // The seed README's configuration table, minus the Node-only settings.
+    for var in [
+        "DATABASE_URL", "REDIS_URL", "BASE_DIR", "WORKER_CONCURRENCY", "TASKS_PER_WORKER", "SCHEDULE_LOCK_TTL",
+        "PLUGINS_RELOAD_PUBSUB_CHANNEL", "CLICKHOUSE_HOST", "CLICKHOUSE_DATABASE", "CLICKHOUSE_USER",
+        "CLICKHOUSE_PASSWORD", "CLICKHOUSE_CA", "CLICKHOUSE_SECURE", "KAFKA_HOSTS", "KAFKA_CONSUMPTION_TOPIC",
+        "KAFKA_CLIENT_CERT_B64", "KAFKA_CLIENT_CERT_KEY_B64", "KAFKA_TRUSTED_CERT_B64",
+        "KAFKA_PRODUCER_MAX_QUEUE_SIZE", "KAFKA_FLUSH_FREQUENCY_MS", "KAFKA_MAX_MESSAGE_BATCH_SIZE", "LOG_LEVEL",
+        "STATSD_HOST", "STATSD_PORT", "STATSD_PREFIX", "DISABLE_MMDB", "DISTINCT_ID_LRU_SIZE",
+        "HEALTHCHECK_MAX_STALE_SECONDS", "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", "PLUGIN_SERVER_MODE",
+        "ADMIN_ADDR", "PHS_DATA_DIR",
+    ] {
+        assert!(help.contains(&format!("[env: {var}")), "`phs serve --help` lacks {var}");
+    }
+    for default in ["events_plugin_ingestion", "reload-plugins", "plugin-server.", "127.0.0.1:6738", "7200", "900000"] {
+        assert!(help.contains(&format!("[default: {default}]")), "`phs serve --help` lacks default {default}");
+    }
+}
+
+#[test]
+fn secrets_are_not_shown_in_help() {
+    let out = phs()
+        .args(["serve", "--help"])
+        .env("CLICKHOUSE_PASSWORD", "hunter2")
+        .env("DATABASE_URL", "postgres://u:pw-secret@h/db")
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    assert!(!help.contains("hunter2") && !help.contains("pw-secret"), "{help}");
+}
+
+#[test]
+fn node_only_settings_are_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // `teams list` needs no network and exits at once; the notice is the same for every command.
+    let out = phs()
+        .args(["teams", "list"])
+        .env("PHS_DATA_DIR", dir.path())
+        .env("PISCINA_ATOMICS_TIMEOUT", "100")
+        .env("SENTRY_DSN", "https://x@sentry.example/1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("PISCINA_ATOMICS_TIMEOUT is ignored").count(), 1, "{err}");
+    assert_eq!(err.matches("SENTRY_DSN is ignored").count(), 1, "{err}");
+}
+
+#[test]
+fn mapped_node_setting_takes_effect() {
+    // PISCINA_MAX_THREADS maps to WORKER_CONCURRENCY, so an invalid value fails as that variable.
+    let out = phs().arg("serve").env("PISCINA_MAX_THREADS", "many").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WORKER_CONCURRENCY"), "{}", stderr(&out));
+}
+
+#[test]
+fn unfinished_commands_exit_2_with_a_clear_message_but_full_help() {
+    for (args, help_word) in [
+        (vec!["replay", "--from-offset", "0"], "--reingest"),
+        (vec!["plugins", "reload"], "install"),
+        (vec!["top", "--once"], "--interval"),
+    ] {
+        let out = phs().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains("not yet available"), "{args:?}: {}", stderr(&out));
+        let help = phs().args([args[0], "--help"]).output().unwrap();
+        assert!(help.status.success());
+        assert!(stdout(&help).contains(help_word), "{} --help lacks {help_word}", args[0]);
+    }
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let out = phs().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = phs().args(["completions", "zsh"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), stderr(&out));
+}
+
+#[test]
+fn teams_create_prints_token_and_list_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = phs()
+        .args(["teams", "create", "Shop", "--anonymize-ips"])
+        .env("PHS_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("phc_") && !token.contains(' '), "stdout should be the token alone: {token:?}");
+
+    let out = phs().args(["teams", "list", "--json"]).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let teams: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON only");
+    assert_eq!(teams[0]["name"], "Shop");
+    assert_eq!(teams[0]["api_token"], token.as_str());
+    assert_eq!(teams[0]["anonymize_ips"], true);
+
+    let out = phs().args(["teams", "create", " "]).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}

@@ -1,0 +1,14 @@
+//! The integration tests, in one binary (one link step, shared helpers).
+//!
+//! Tests that need Postgres, Redis, ClickHouse or Kafka read their addresses
+//! from PHS_TEST_* variables, which `scripts/test` sets after starting the
+//! services; without them those tests fail and say so, they never skip.
+
+mod util;
+
+mod cache;
+mod cli;
+mod completions;
+mod migrate;
+mod serve;
+mod store;

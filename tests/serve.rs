@@ -1,0 +1,134 @@
+//! `phs serve` as a process: it comes up, answers health checks, refuses an
+//! unmigrated production database, and stops cleanly on SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{fresh_postgres_db, free_port, phs, redis_url, stderr};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(envs: &[(&str, String)]) -> Server {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = phs()
+        .arg("serve")
+        .env("ADMIN_ADDR", &addr)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Server { child, addr }
+}
+
+fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
+    phs().args(["healthcheck", "--admin-addr", addr]).args(extra).output().unwrap()
+}
+
+/// Polls until `phs healthcheck` passes, or panics with the server's stderr.
+fn wait_healthy(server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if healthcheck(&server.addr, &[]).status.success() {
+            return;
+        }
+        if let Some(status) = server.child.try_wait().unwrap() {
+            let out = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+            panic!("phs serve exited with {status}: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("phs serve did not become healthy within 30 s");
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
+    assert!(ok);
+}
+
+#[test]
+fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(&[("PHS_DATA_DIR", dir.path().display().to_string())]);
+    wait_healthy(&mut server);
+
+    let ready = healthcheck(&server.addr, &["--ready", "--json"]);
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["mode"], "embedded");
+    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, vec!["sqlite", "in-process"]);
+    assert!(dir.path().join("phs.sqlite3").exists(), "the embedded database was not created");
+
+    sigterm(&server.child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "phs serve did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+
+    let after = healthcheck(&server.addr, &[]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(stderr(&after).contains("no answer"), "{}", stderr(&after));
+}
+
+#[tokio::test]
+async fn production_serve_uses_postgres_and_redis() {
+    let db = fresh_postgres_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let migrated = phs().arg("migrate").env("DATABASE_URL", &db).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+
+    let mut server = start(&[("DATABASE_URL", db), ("REDIS_URL", redis_url()), ("PHS_DATA_DIR", dir.path().display().to_string())]);
+    wait_healthy(&mut server);
+    let ready = healthcheck(&server.addr, &["--ready", "--json"]);
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
+    assert_eq!(report["mode"], "production");
+    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, vec!["postgres", "redis"]);
+    assert!(!dir.path().join("phs.sqlite3").exists(), "production mode touched the embedded database");
+}
+
+#[tokio::test]
+async fn serve_refuses_an_unmigrated_production_database() {
+    let db = fresh_postgres_db().await;
+    let server = start(&[("DATABASE_URL", db)]);
+    let out = server_output(server);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("phs migrate"), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_reports_a_taken_admin_port() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = phs().arg("serve").env("ADMIN_ADDR", &addr).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ADMIN_ADDR") && stderr(&out).contains(&addr), "{}", stderr(&out));
+}
+
+fn server_output(mut server: Server) -> std::process::Output {
+    let child = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(Duration::from_secs(30)).expect("phs serve should have exited").unwrap()
+}

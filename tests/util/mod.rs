@@ -1,0 +1,91 @@
+//! Shared test helpers: the built binary, real service addresses, and
+//! unique names so tests can run in parallel against shared services.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Every variable that would switch phs away from the embedded default.
+/// Commands run by tests start from none of them and get only what the test gives.
+pub const SERVICE_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_HOSTS",
+    "CLICKHOUSE_HOST",
+    "CLICKHOUSE_DATABASE",
+    "KAFKA_PREFIX",
+    "ADMIN_ADDR",
+    "PHS_DATA_DIR",
+    "LOG_LEVEL",
+];
+
+/// `phs` as built by cargo for this test run, with a clean service environment.
+pub fn phs() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phs"));
+    for var in SERVICE_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// A real service's address from the environment `scripts/test` prepares.
+pub fn service(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: this test needs a real service. Run the suite with `scripts/test`, \
+             which starts Postgres, Redis, ClickHouse and the Kafka broker and sets PHS_TEST_*."
+        ),
+    }
+}
+
+pub fn postgres_admin_url() -> String {
+    service("PHS_TEST_DATABASE_URL")
+}
+pub fn redis_url() -> String {
+    service("PHS_TEST_REDIS_URL")
+}
+pub fn kafka_hosts() -> String {
+    service("PHS_TEST_KAFKA_HOSTS")
+}
+pub fn clickhouse_host() -> String {
+    service("PHS_TEST_CLICKHOUSE_HOST")
+}
+
+/// A name no other test (or earlier run) uses: `prefix_pid_counter_random`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let salt: u32 = rand::random::<u32>() % 1_000_000;
+    format!("{prefix}_{}_{n}_{salt}", std::process::id())
+}
+
+/// Creates an empty Postgres database for one test and returns its URL.
+pub async fn fresh_postgres_db() -> String {
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = unique("phs_test");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to Postgres at {admin}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("PHS_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A free TCP port on loopback (bound then released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
