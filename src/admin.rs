@@ -13,14 +13,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Cache;
-use crate::store::Store;
+use crate::health::{self, Check, Probe};
 
 /// What the admin listener can look at.
 #[derive(Clone)]
 pub struct AdminState {
-    pub store: Arc<dyn Store>,
-    pub cache: Arc<dyn Cache>,
+    pub probes: Arc<Vec<Arc<dyn Probe>>>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub mode: &'static str,
 }
@@ -41,16 +39,6 @@ pub struct Report {
     pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub backend: String,
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub latency_ms: f64,
-}
-
 pub fn router(state: AdminState) -> Router {
     Router::new().route("/_health", get(health)).route("/_ready", get(ready)).with_state(state)
 }
@@ -63,11 +51,7 @@ async fn health(State(s): State<AdminState>) -> Response {
 
 /// Readiness: every store this instance depends on answers within 2 s.
 async fn ready(State(s): State<AdminState>) -> Response {
-    let (db, cache) = tokio::join!(
-        timed("database", s.store.backend(), async { s.store.ping().await.map_err(|e| e.to_string()) }),
-        timed("cache", s.cache.backend(), async { s.cache.ping().await.map_err(|e| e.to_string()) }),
-    );
-    let checks = vec![db, cache];
+    let checks = health::check_all(&s.probes, Duration::from_secs(2)).await;
     let failed: Vec<String> = checks
         .iter()
         .filter(|c| !c.ok)
@@ -91,23 +75,4 @@ fn report(s: &AdminState, checks: Vec<Check>, reason: Option<String>) -> Report 
 fn respond(r: Report) -> Response {
     let code = if r.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(r)).into_response()
-}
-
-async fn timed(
-    name: &str,
-    backend: &str,
-    check: impl std::future::Future<Output = Result<(), String>>,
-) -> Check {
-    let start = std::time::Instant::now();
-    let result = match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(r) => r,
-        Err(_) => Err("no answer within 2 s".into()),
-    };
-    Check {
-        name: name.into(),
-        backend: backend.into(),
-        ok: result.is_ok(),
-        error: result.err(),
-        latency_ms: start.elapsed().as_secs_f64() * 1000.0,
-    }
 }

@@ -24,4 +24,5 @@ pub mod store;
 pub mod migrate;
 
 pub mod admin;
+pub mod health;
 pub mod server;

@@ -3,6 +3,7 @@
 //! plugin schedules and jobs attach here as they are built.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -59,8 +60,7 @@ pub async fn run(settings: ServeSettings, shutdown: impl Future<Output = ()> + S
         .map_err(|source| ServeError::AdminBind { addr: settings.admin_addr, source })?;
     let admin_addr = listener.local_addr().map_err(ServeError::Admin)?;
     let state = AdminState {
-        store,
-        cache,
+        probes: Arc::new(crate::health::probes(store_settings, store, cache)),
         started_at: chrono::Utc::now(),
         mode: if embedded { "embedded" } else { "production" },
     };

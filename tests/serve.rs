@@ -132,3 +132,37 @@ fn server_output(mut server: Server) -> std::process::Output {
     });
     rx.recv_timeout(Duration::from_secs(30)).expect("phs serve should have exited").unwrap()
 }
+
+#[test]
+fn readiness_fails_naming_an_unreachable_dependency() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let mut server = start(&[("PHS_DATA_DIR", dir.path().display().to_string()), ("CLICKHOUSE_HOST", dead)]);
+    wait_healthy(&mut server);
+    let ready = healthcheck(&server.addr, &["--ready"]);
+    assert_eq!(ready.status.code(), Some(1), "{}", stderr(&ready));
+    assert!(stderr(&ready).contains("events (clickhouse)"), "{}", stderr(&ready));
+}
+
+#[tokio::test]
+async fn readiness_covers_clickhouse_and_kafka_when_configured() {
+    let db = fresh_postgres_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("DATABASE_URL", db),
+        ("REDIS_URL", redis_url()),
+        ("CLICKHOUSE_HOST", crate::util::clickhouse_host()),
+        ("KAFKA_HOSTS", crate::util::kafka_hosts()),
+        ("KAFKA_PREFIX", format!("{}_", crate::util::unique("t"))),
+        ("PHS_DATA_DIR", dir.path().display().to_string()),
+    ];
+    let migrated = phs().arg("migrate").envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    let mut server = start(&env);
+    wait_healthy(&mut server);
+    let ready = healthcheck(&server.addr, &["--ready", "--json"]);
+    assert!(ready.status.success(), "{}", stderr(&ready));
+    let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
+    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    assert_eq!(backends, vec!["postgres", "redis", "clickhouse", "kafka"]);
+}

@@ -1,0 +1,130 @@
+//! Dependency probes: one cheap round trip to each store this instance uses,
+//! for `/_ready` (and later `phs healthcheck --deps`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Cache;
+use crate::config::StoreSettings;
+use crate::store::Store;
+
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// What depends on it: `database`, `cache`, `events`, `ingestion log`.
+    fn name(&self) -> &'static str;
+    fn backend(&self) -> &'static str;
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub backend: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: f64,
+}
+
+/// Runs every probe concurrently, each bounded by `timeout`.
+pub async fn check_all(probes: &[Arc<dyn Probe>], timeout: Duration) -> Vec<Check> {
+    let runs = probes.iter().map(|p| async move {
+        let start = Instant::now();
+        let result = match tokio::time::timeout(timeout, p.check()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        };
+        Check {
+            name: p.name().into(),
+            backend: p.backend().into(),
+            ok: result.is_ok(),
+            error: result.err(),
+            latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+        }
+    });
+    futures_util::future::join_all(runs).await
+}
+
+/// The probes for the stores the settings configure.
+pub fn probes(settings: &StoreSettings, store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Vec<Arc<dyn Probe>> {
+    let mut probes: Vec<Arc<dyn Probe>> = vec![Arc::new(StoreProbe(store)), Arc::new(CacheProbe(cache))];
+    if let Some(client) = crate::clickhouse::client(&settings.clickhouse) {
+        probes.push(Arc::new(ClickHouseProbe(client)));
+    }
+    if let Some(config) = crate::kafka::client_config(&settings.kafka) {
+        probes.push(Arc::new(KafkaProbe(config)));
+    }
+    probes
+}
+
+struct StoreProbe(Arc<dyn Store>);
+
+#[async_trait]
+impl Probe for StoreProbe {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct CacheProbe(Arc<dyn Cache>);
+
+#[async_trait]
+impl Probe for CacheProbe {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct ClickHouseProbe(clickhouse::Client);
+
+#[async_trait]
+impl Probe for ClickHouseProbe {
+    fn name(&self) -> &'static str {
+        "events"
+    }
+    fn backend(&self) -> &'static str {
+        "clickhouse"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.query("SELECT 1").fetch_one::<u8>().await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+struct KafkaProbe(rdkafka::ClientConfig);
+
+#[async_trait]
+impl Probe for KafkaProbe {
+    fn name(&self) -> &'static str {
+        "ingestion log"
+    }
+    fn backend(&self) -> &'static str {
+        "kafka"
+    }
+    async fn check(&self) -> Result<(), String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let config = self.0.clone();
+        // librdkafka blocks; a fresh client per probe keeps no broken connection around.
+        tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+            client.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
