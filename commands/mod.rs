@@ -54,7 +54,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Migrate(o) => migrate::run(o).await,
         Command::Healthcheck(o) => healthcheck::run(o).await,
         Command::Replay(o) => replay::run(o),
-        Command::Plugins(o) => plugins::run(o),
+        Command::Plugins(o) => plugins::run(o).await,
         Command::Top(o) => top::run(o),
         Command::Teams(o) => teams::run(o).await,
         Command::Completions(o) => completions::run(o),

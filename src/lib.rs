@@ -21,6 +21,8 @@ pub mod clickhouse;
 pub mod kafka;
 pub mod store;
 
+pub mod plugins;
+
 pub mod migrate;
 
 pub mod admin;

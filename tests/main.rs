@@ -10,5 +10,6 @@ mod cache;
 mod cli;
 mod completions;
 mod migrate;
+mod plugins;
 mod serve;
 mod store;

@@ -89,3 +89,10 @@ pub fn stderr(out: &std::process::Output) -> String {
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A number no other test in this run uses (team ids and the like on shared services).
+pub fn unique_id() -> i64 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = (std::process::id() as i64 % 100_000) * 1_000_000 + (rand::random::<u32>() % 1000) as i64 * 1000;
+    base + N.fetch_add(1, Ordering::Relaxed) as i64
+}

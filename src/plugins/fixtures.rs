@@ -1,0 +1,177 @@
+//! The fixture runner behind `phs plugins test`: runs events through a
+//! plugin's setupPlugin and processEvent with no external service (an
+//! in-process cache, logs kept in memory) and compares the results.
+//!
+//! A fixture is a JSON file in the plugin's `tests/` folder:
+//! `{"description", "config": {KEY: "raw value"}, "event": {...},
+//!   "expected": {...} | null}` where null means "dropped", or
+//! `"expected_error": "text the error contains"` instead of `expected`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::logs::{LogEntry, MemoryLog};
+use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fixture {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    pub event: Value,
+    /// Missing (not null) when `expected_error` is given.
+    #[serde(default, deserialize_with = "present")]
+    pub expected: Option<Value>,
+    #[serde(default)]
+    pub expected_error: Option<String>,
+}
+
+/// Tells `"expected": null` (dropped) from a missing key.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// What one event did in the plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Event { event: Value },
+    Dropped,
+    Error { error: String, limit: bool },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub name: String,
+    pub passed: bool,
+    pub outcome: Outcome,
+    /// Why it failed, readable: one line per differing path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error(transparent)]
+    Config(#[from] super::manifest::ConfigError),
+    #[error(transparent)]
+    Load(#[from] super::vm::LoadError),
+}
+
+/// Runs one event through a fresh VM (setupPlugin, then processEvent).
+pub async fn run_event(
+    source: &PluginSource,
+    config: &BTreeMap<String, String>,
+    event: &Value,
+    limits: Limits,
+) -> Result<(Outcome, Vec<LogEntry>), FixtureError> {
+    let logs = Arc::new(MemoryLog::default());
+    let ctx = Context {
+        team_id: 1,
+        plugin_id: 1,
+        plugin_config_id: 1,
+        config: source.manifest.validate_config(config)?,
+        cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+        logs: logs.clone(),
+    };
+    let vm = PluginVm::load(source, ctx, limits)?;
+    let outcome = match vm.setup().await {
+        Err(e) => error_outcome(format!("setupPlugin: {e}"), &e),
+        Ok(()) => match vm.process_event(event).await {
+            Ok(ProcessOutcome::Event(e)) => Outcome::Event { event: e },
+            Ok(ProcessOutcome::Dropped) => Outcome::Dropped,
+            Err(e) => error_outcome(e.to_string(), &e),
+        },
+    };
+    let _ = vm.teardown().await;
+    Ok((outcome, logs.take()))
+}
+
+fn error_outcome(error: String, e: &CallError) -> Outcome {
+    Outcome::Error { error, limit: e.is_limit() }
+}
+
+/// Reads every `*.json` fixture in `dir/tests`, sorted by name.
+pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError> {
+    let tests = dir.join("tests");
+    let invalid = |p: &Path, m: String| FixtureError::Invalid { path: p.display().to_string(), message: m };
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&tests) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect(),
+        Err(e) => return Err(invalid(&tests, format!("cannot read the fixtures folder: {e}"))),
+    };
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(&p).map_err(|e| invalid(&p, e.to_string()))?;
+        let f: Fixture = serde_json::from_str(&text).map_err(|e| invalid(&p, format!("not a fixture: {e}")))?;
+        if f.expected.is_none() == f.expected_error.is_none() {
+            return Err(invalid(&p, "give exactly one of `expected` (null for dropped) and `expected_error`".into()));
+        }
+        let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        out.push((name, f));
+    }
+    if out.is_empty() {
+        return Err(invalid(&tests, "no *.json fixtures".into()));
+    }
+    Ok(out)
+}
+
+/// Runs one fixture and compares the outcome with what it expects.
+pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
+    let (outcome, logs) = run_event(source, &f.config, &f.event, limits).await?;
+    let differences = match (&f.expected_error, &f.expected, &outcome) {
+        (Some(want), _, Outcome::Error { error, .. }) if error.contains(want.as_str()) => Vec::new(),
+        (Some(want), _, got) => vec![format!("expected an error containing {want:?}, got {}", describe(got))],
+        (None, Some(Value::Null), Outcome::Dropped) => Vec::new(),
+        (None, Some(Value::Null), got) => vec![format!("expected the event to be dropped, got {}", describe(got))],
+        (None, Some(want), Outcome::Event { event }) => diff("", want, event),
+        (None, Some(_), got) => vec![format!("expected an event, got {}", describe(got))],
+        (None, None, _) => unreachable!("load_fixtures requires expected or expected_error"),
+    };
+    Ok(Report { name: name.to_string(), passed: differences.is_empty(), outcome, differences, logs })
+}
+
+fn describe(o: &Outcome) -> String {
+    match o {
+        Outcome::Event { .. } => "an event".into(),
+        Outcome::Dropped => "a drop".into(),
+        Outcome::Error { error, .. } => format!("an error: {error}"),
+    }
+}
+
+/// Differences between two JSON values, one line per path.
+pub fn diff(path: &str, want: &Value, got: &Value) -> Vec<String> {
+    let at = |p: &str| if p.is_empty() { "(the event)".to_string() } else { p.to_string() };
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            let mut out = Vec::new();
+            for (k, wv) in w {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match g.get(k) {
+                    Some(gv) => out.extend(diff(&p, wv, gv)),
+                    None => out.push(format!("- {p}: expected {wv}, missing")),
+                }
+            }
+            for (k, gv) in g {
+                if !w.contains_key(k) {
+                    let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    out.push(format!("+ {p}: unexpected {gv}"));
+                }
+            }
+            out
+        }
+        (w, g) if w == g => Vec::new(),
+        // Lua has one number type: 1 and 1.0 are the same value.
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Vec::new(),
+        (w, g) => vec![format!("~ {}: expected {w}, got {g}", at(path))],
+    }
+}

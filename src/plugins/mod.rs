@@ -1,0 +1,25 @@
+//! Plugins: PostHog plugins written in Lua, run per plugin config (team x
+//! plugin) in a sandboxed state.
+//!
+//! - [`manifest`]: plugin.json and config validation;
+//! - [`source`]: a plugin's files;
+//! - [`sandbox`]: the locked-down Lua state and its limits;
+//! - [`api`]: the globals and `meta` a plugin sees;
+//! - [`vm`]: one config's state, its capabilities and hook calls;
+//! - [`logs`]: plugin log entries;
+//! - [`fixtures`]: the fixture runner behind `phs plugins test`.
+
+pub mod api;
+pub mod fixtures;
+pub mod logs;
+pub mod manifest;
+pub mod sandbox;
+pub mod scaffold;
+pub mod source;
+pub mod vm;
+
+pub use api::Context;
+pub use manifest::Manifest;
+pub use sandbox::Limits;
+pub use source::PluginSource;
+pub use vm::{CallError, Capabilities, PluginVm, ProcessOutcome};

@@ -1,0 +1,225 @@
+//! A locked-down Lua 5.4 state for untrusted plugin code, and the limits
+//! that keep one plugin from hurting the server or other plugins.
+//!
+//! Loaded: base (without dofile/loadfile, and `load` forced to text chunks),
+//! string (without string.dump), table, math, utf8, coroutine, and an `os`
+//! holding only time/date/clock. Not loaded: io, package, debug, the rest of
+//! os. CPU time is bounded by an instruction-count hook that checks a
+//! deadline; it is a *global* hook so coroutines created by the plugin are
+//! covered too. Memory is bounded by mlua's allocator limit, which also stops
+//! string.rep/concat bombs; deep recursion ends in Lua's own stack overflow.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Value, VmState};
+
+/// Per-state limits. The defaults are far below the original's 30 s: a
+/// processEvent call that runs for 500 ms is already a broken plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes the state may allocate in all.
+    pub memory: usize,
+    /// CPU time of one processEvent call.
+    pub process_event: Duration,
+    /// CPU and wall time of setupPlugin, teardownPlugin, scheduled tasks and jobs.
+    pub task: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory: 32 * 1024 * 1024, process_event: Duration::from_millis(500), task: Duration::from_secs(30) }
+    }
+}
+
+/// Instructions between two deadline checks: cheap enough not to show in
+/// benchmarks, frequent enough to stop a loop within microseconds.
+const CHECK_EVERY: u32 = 1000;
+
+/// The deadline of the call running in a state; 0 means none.
+#[derive(Debug)]
+pub struct Deadline {
+    base: Instant,
+    at_nanos: AtomicU64,
+    limit_nanos: AtomicU64,
+    /// Set once the running call has been told it is out of time; makes
+    /// pcall and friends re-raise so a plugin cannot swallow the error.
+    tripped: AtomicBool,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        Deadline {
+            base: Instant::now(),
+            at_nanos: AtomicU64::new(0),
+            limit_nanos: AtomicU64::new(0),
+            tripped: AtomicBool::new(false),
+        }
+    }
+
+    /// Arms the deadline `limit` from now.
+    pub fn arm(&self, limit: Duration) {
+        let at = self.base.elapsed() + limit;
+        self.limit_nanos.store(limit.as_nanos() as u64, Ordering::Relaxed);
+        self.tripped.store(false, Ordering::Relaxed);
+        self.at_nanos.store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
+    }
+
+    /// Pushes an armed deadline back by `waited`: time spent awaiting a host
+    /// call (cache, fetch) is not the plugin's CPU time.
+    pub fn extend(&self, waited: Duration) {
+        let _ = self.at_nanos.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |at| {
+            (at != 0).then(|| at.saturating_add(waited.as_nanos() as u64))
+        });
+    }
+
+    pub fn disarm(&self) {
+        self.at_nanos.store(0, Ordering::Relaxed);
+    }
+
+    fn exceeded(&self) -> Option<Duration> {
+        let at = self.at_nanos.load(Ordering::Relaxed);
+        let over = at != 0 && self.base.elapsed().as_nanos() as u64 > at;
+        if over {
+            self.tripped.store(true, Ordering::Relaxed);
+        }
+        over.then(|| self.limit())
+    }
+
+    fn limit(&self) -> Duration {
+        Duration::from_nanos(self.limit_nanos.load(Ordering::Relaxed))
+    }
+
+    /// The error to raise again when a plugin caught the time-limit error.
+    fn recheck(&self) -> mlua::Result<()> {
+        if self.tripped.load(Ordering::Relaxed) {
+            return Err(mlua::Error::external(TimeLimitExceeded(self.limit())));
+        }
+        Ok(())
+    }
+}
+
+/// Raised inside Lua when a call runs past its deadline; found again in the
+/// error chain to tell a limit from a plugin's own error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin exceeded its time limit of {} ms", .0.as_millis())]
+pub struct TimeLimitExceeded(pub Duration);
+
+/// Creates a sandboxed state with the limits applied.
+pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
+    let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
+    let lua = Lua::new_with(libs, LuaOptions::new())?;
+    restrict_globals(&lua)?;
+
+    let deadline = Arc::new(Deadline::new());
+    let hook_deadline = deadline.clone();
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(CHECK_EVERY), move |_lua, _debug| {
+        match hook_deadline.exceeded() {
+            Some(limit) => Err(mlua::Error::external(TimeLimitExceeded(limit))),
+            None => Ok(VmState::Continue),
+        }
+    })?;
+    uncatchable_limits(&lua, deadline.clone())?;
+    // Set last: the setup above allocates, and the limit is the plugin's budget.
+    lua.set_memory_limit(limits.memory)?;
+    Ok((lua, deadline))
+}
+
+fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
+    let g = lua.globals();
+    for name in ["dofile", "loadfile", "collectgarbage"] {
+        g.raw_set(name, Value::Nil)?;
+    }
+    let string: mlua::Table = g.get("string")?;
+    string.raw_set("dump", Value::Nil)?;
+
+    // Only os.time, os.date and os.clock: no files, processes, env or exit.
+    let os: mlua::Table = g.get("os")?;
+    let safe_os = lua.create_table()?;
+    for name in ["time", "date", "clock", "difftime"] {
+        safe_os.raw_set(name, os.get::<Value>(name)?)?;
+    }
+    g.raw_set("os", safe_os)?;
+
+    // `load` accepts text chunks only: binary chunks can crash the VM.
+    let raw_load: mlua::Function = g.get("load")?;
+    let safe_load = lua
+        .load(
+            r#"local raw_load = ...
+               return function(chunk, name, _mode, env)
+                 if env == nil then return raw_load(chunk, name, "t") end
+                 return raw_load(chunk, name, "t", env)
+               end"#,
+        )
+        .set_name("=phs:load")
+        .call::<mlua::Function>(raw_load)?;
+    g.raw_set("load", safe_load)?;
+
+    // collectgarbage("count") is handy for plugins and harmless; the rest is not offered.
+    let count = lua.create_function(|lua, opt: Option<String>| match opt.as_deref() {
+        None | Some("count") => Ok(lua.used_memory() as f64 / 1024.0),
+        Some(other) => Err(mlua::Error::runtime(format!("collectgarbage(\"{other}\") is not available to plugins"))),
+    })?;
+    g.raw_set("collectgarbage", count)?;
+    Ok(())
+}
+
+/// pcall, xpcall and coroutines catch errors, including the time-limit error
+/// raised by the hook; `while true do pcall(spin) end` would then never end.
+/// These wrappers raise it again as soon as the protected call returns.
+fn uncatchable_limits(lua: &Lua, deadline: Arc<Deadline>) -> mlua::Result<()> {
+    let recheck = lua.create_function(move |_, ()| deadline.recheck())?;
+    let g = lua.globals();
+    let coroutine: mlua::Table = g.get("coroutine")?;
+    lua.load(
+        r#"local g, co, recheck = ...
+           local raw_pcall, raw_xpcall, resume, create = g.pcall, g.xpcall, co.resume, co.create
+           local function pass(...) recheck() return ... end
+           g.pcall = function(...) return pass(raw_pcall(...)) end
+           g.xpcall = function(...) return pass(raw_xpcall(...)) end
+           co.resume = function(...) return pass(resume(...)) end
+           local function unwrap(ok, ...)
+             recheck()
+             if not ok then error((...), 0) end
+             return ...
+           end
+           co.wrap = function(f)
+             local c = create(f)
+             return function(...) return unwrap(resume(c, ...)) end
+           end"#,
+    )
+    .set_name("=phs:limits")
+    .call::<()>((g, coroutine, recheck))
+}
+
+/// The time limit hit inside this error, if any.
+pub fn time_limit(err: &mlua::Error) -> Option<Duration> {
+    let mut e = Some(err);
+    while let Some(cur) = e {
+        match cur {
+            mlua::Error::ExternalError(inner) => {
+                if let Some(t) = inner.downcast_ref::<TimeLimitExceeded>() {
+                    return Some(t.0);
+                }
+                return None;
+            }
+            mlua::Error::CallbackError { cause, .. } => e = Some(cause.as_ref()),
+            mlua::Error::WithContext { cause, .. } => e = Some(cause.as_ref()),
+            _ => return None,
+        }
+    }
+    None
+}
+
+pub fn is_memory_error(err: &mlua::Error) -> bool {
+    let mut e = Some(err);
+    while let Some(cur) = e {
+        match cur {
+            mlua::Error::MemoryError(_) => return true,
+            mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => e = Some(cause.as_ref()),
+            _ => return false,
+        }
+    }
+    false
+}

@@ -1,0 +1,281 @@
+//! One plugin config's Lua state: loading the code, detecting its
+//! capabilities, and calling its hooks within the limits.
+//!
+//! One state per plugin config (team x plugin), never shared: a plugin's
+//! globals, `meta.global` and cache keys belong to that config alone. Calls
+//! into a state are serialised by a mutex, because the deadline and the
+//! meta table are per state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{Function, Lua, LuaSerdeExt, RegistryKey, Table, Value};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::api::{self, Context};
+use super::sandbox::{self, Deadline, Limits};
+use super::source::PluginSource;
+
+/// What a plugin implements, stored on load like posthog_plugin.capabilities.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    pub methods: Vec<String>,
+    pub scheduled_tasks: Vec<String>,
+    pub jobs: Vec<String>,
+}
+
+const METHODS: &[&str] = &["setupPlugin", "teardownPlugin", "processEvent", "onEvent", "exportEvents"];
+const TASKS: &[&str] = &["runEveryMinute", "runEveryHour", "runEveryDay"];
+
+/// Why a call into a plugin failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin raised an error; the message carries file, line and traceback.
+    #[error("{message}")]
+    Plugin { message: String },
+    #[error("plugin exceeded its time limit of {} ms", .0.as_millis())]
+    TimeLimit(Duration),
+    #[error("plugin exceeded its memory limit of {} MiB", .0 / (1024 * 1024))]
+    MemoryLimit(usize),
+    #[error("{0}")]
+    BadReturn(String),
+}
+
+impl CallError {
+    /// A limit was hit, as opposed to the plugin's own error.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, CallError::TimeLimit(_) | CallError::MemoryLimit(_))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: {message}")]
+    Compile { file: String, message: String },
+    #[error("loading the plugin failed: {0}")]
+    Run(CallError),
+    #[error("cannot create the Lua state: {0}")]
+    State(String),
+}
+
+pub struct PluginVm {
+    inner: Mutex<Inner>,
+    capabilities: Capabilities,
+    name: String,
+}
+
+struct Inner {
+    lua: Lua,
+    deadline: Arc<Deadline>,
+    limits: Limits,
+    /// The plugin's hooks table (globals, or the table its main file returned).
+    hooks: RegistryKey,
+    meta: RegistryKey,
+    /// Runs a function under xpcall with a traceback-adding handler, so plugin
+    /// errors keep their file:line and stack. Kept from load time: a plugin
+    /// replacing the global xpcall cannot disable it.
+    protected_call: RegistryKey,
+}
+
+pub enum ProcessOutcome {
+    Event(serde_json::Value),
+    Dropped,
+}
+
+impl PluginVm {
+    /// Builds the state, runs the main file under the task limit, and
+    /// detects capabilities. setupPlugin is not run here (setup is lazy).
+    pub fn load(source: &PluginSource, ctx: Context, limits: Limits) -> Result<PluginVm, LoadError> {
+        let (lua, deadline) = sandbox::new_state(&limits).map_err(|e| LoadError::State(e.to_string()))?;
+        let state_err = |e: mlua::Error| LoadError::State(e.to_string());
+        api::install_globals(&lua, &ctx, source, deadline.clone()).map_err(state_err)?;
+        let meta = api::meta_table(&lua, &ctx, deadline.clone()).map_err(state_err)?;
+        let protected_call = make_protected_call(&lua).map_err(state_err)?;
+
+        let main = &source.manifest.main;
+        let chunk = lua
+            .load(source.files[main].as_str())
+            .set_name(format!("@{main}"))
+            .set_mode(mlua::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| LoadError::Compile { file: main.clone(), message: clean(&e.to_string()) })?;
+        deadline.arm(limits.task);
+        let returned: mlua::Result<Value> = chunk.call(());
+        deadline.disarm();
+        let returned = returned.map_err(|e| LoadError::Run(classify(&e, &limits)))?;
+        // A main file may `return { processEvent = ... }` or define globals.
+        let hooks = match returned {
+            Value::Table(t) => t,
+            _ => lua.globals(),
+        };
+        let capabilities = detect(&hooks).map_err(state_err)?;
+        let hooks = lua.create_registry_value(hooks).map_err(state_err)?;
+        let meta = lua.create_registry_value(meta).map_err(state_err)?;
+        let protected_call = lua.create_registry_value(protected_call).map_err(state_err)?;
+        Ok(PluginVm {
+            inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call }),
+            capabilities,
+            name: source.manifest.name.clone(),
+        })
+    }
+
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn has(&self, method: &str) -> bool {
+        self.capabilities.methods.iter().any(|m| m == method)
+    }
+
+    /// Runs setupPlugin(meta), if the plugin has one.
+    pub async fn setup(&self) -> Result<(), CallError> {
+        self.call_hook("setupPlugin", None).await.map(|_| ())
+    }
+
+    /// Runs teardownPlugin(meta), if the plugin has one.
+    pub async fn teardown(&self) -> Result<(), CallError> {
+        self.call_hook("teardownPlugin", None).await.map(|_| ())
+    }
+
+    /// Runs processEvent(event, meta). A missing hook passes the event on.
+    pub async fn process_event(&self, event: &serde_json::Value) -> Result<ProcessOutcome, CallError> {
+        if !self.has("processEvent") {
+            return Ok(ProcessOutcome::Event(event.clone()));
+        }
+        match self.call_hook("processEvent", Some(event)).await? {
+            None => Ok(ProcessOutcome::Dropped),
+            Some(serde_json::Value::Object(o)) => Ok(ProcessOutcome::Event(serde_json::Value::Object(o))),
+            Some(other) => Err(CallError::BadReturn(format!(
+                "processEvent must return the event (a table) or nil to drop it, not {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+
+    /// Calls a hook by name with an optional event; returns what it returned.
+    async fn call_hook(&self, name: &str, event: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, CallError> {
+        let inner = self.inner.lock().await;
+        let limit = if name == "processEvent" { inner.limits.process_event } else { inner.limits.task };
+        let lua = &inner.lua;
+        let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
+        let hooks: Table = lua.registry_value(&inner.hooks).map_err(internal)?;
+        let Some(func) = hooks.get::<Option<Function>>(name).map_err(internal)? else { return Ok(None) };
+        let meta: Table = lua.registry_value(&inner.meta).map_err(internal)?;
+        let pcall: Function = lua.registry_value(&inner.protected_call).map_err(internal)?;
+        let args = match event {
+            Some(e) => {
+                let v = lua.to_value(e).map_err(|e| classify(&e, &inner.limits))?;
+                mlua::MultiValue::from_iter([Value::Function(func), v, Value::Table(meta)])
+            }
+            None => mlua::MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
+        };
+        inner.deadline.arm(limit);
+        // Wall time also bounds waiting in async host calls (cache, fetch),
+        // which the CPU deadline pauses for.
+        let wall = limit.max(inner.limits.task);
+        let result = tokio::time::timeout(wall, pcall.call_async::<Value>(args)).await;
+        inner.deadline.disarm();
+        let value = match result {
+            Err(_) => return Err(CallError::TimeLimit(wall)),
+            Ok(r) => r.map_err(|e| classify(&e, &inner.limits))?,
+        };
+        match value {
+            Value::Nil => Ok(None),
+            v => lua.from_value::<serde_json::Value>(v).map(Some).map_err(|e| {
+                CallError::BadReturn(format!("{name} returned a value that is not JSON-like: {}", clean(&e.to_string())))
+            }),
+        }
+    }
+
+    /// Bytes the state uses now.
+    pub async fn memory_used(&self) -> usize {
+        self.inner.lock().await.lua.used_memory()
+    }
+}
+
+fn detect(hooks: &Table) -> mlua::Result<Capabilities> {
+    let mut caps = Capabilities::default();
+    for m in METHODS {
+        if matches!(hooks.get::<Value>(*m)?, Value::Function(_)) {
+            caps.methods.push((*m).to_string());
+        }
+    }
+    for t in TASKS {
+        if matches!(hooks.get::<Value>(*t)?, Value::Function(_)) {
+            caps.scheduled_tasks.push((*t).to_string());
+        }
+    }
+    if let Value::Table(jobs) = hooks.get::<Value>("jobs")? {
+        for pair in jobs.pairs::<String, Value>() {
+            let (name, v) = pair?;
+            if matches!(v, Value::Function(_)) {
+                caps.jobs.push(name);
+            }
+        }
+        caps.jobs.sort();
+    }
+    Ok(caps)
+}
+
+fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
+    let handler = lua.create_function(|lua, err: Value| {
+        Ok(match err {
+            // Errors raised by Rust (limits, host functions) keep their type.
+            Value::Error(_) | Value::UserData(_) => err,
+            other => {
+                let msg = match &other {
+                    Value::String(s) => s.to_string_lossy(),
+                    v => v.to_string().unwrap_or_else(|_| "error object".into()),
+                };
+                Value::String(lua.traceback(Some(&msg), 2)?)
+            }
+        })
+    })?;
+    lua.load(
+        r#"local xpcall, error, handler = ...
+           return function(f, ...)
+             local ok, result = xpcall(f, handler, ...)
+             if ok then return result end
+             error(result, 0)
+           end"#,
+    )
+    .set_name("=phs:call")
+    .call::<Function>((lua.globals().get::<Function>("xpcall")?, lua.globals().get::<Function>("error")?, handler))
+}
+
+/// Sorts an mlua error into a limit or the plugin's own error.
+pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
+    if let Some(t) = sandbox::time_limit(err) {
+        return CallError::TimeLimit(t);
+    }
+    if sandbox::is_memory_error(err) {
+        return CallError::MemoryLimit(limits.memory);
+    }
+    let text = clean(&err.to_string());
+    if text.contains("not enough memory") {
+        return CallError::MemoryLimit(limits.memory);
+    }
+    CallError::Plugin { message: text }
+}
+
+/// Drops mlua's Rust-side decoration, keeping the Lua message and traceback.
+fn clean(s: &str) -> String {
+    let s = s.strip_prefix("runtime error: ").unwrap_or(s);
+    s.replace("\n\t[C]: in ?", "").replace("\t[C]: in function 'xpcall'\n", "").trim().to_string()
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "a table",
+    }
+}

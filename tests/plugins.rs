@@ -1,0 +1,315 @@
+//! The Lua runtime against hostile and broken plugins, and `phs plugins`
+//! new/test as a user runs them. Each hostile plugin must be stopped with a
+//! clear error while other plugin configs go on working.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use phs::cache::Cache;
+use phs::plugins::logs::MemoryLog;
+use phs::plugins::{CallError, Context, Limits, Manifest, PluginSource, PluginVm, ProcessOutcome};
+use serde_json::json;
+
+use crate::util::{phs, stderr, stdout};
+
+fn source(code: &str) -> PluginSource {
+    let manifest = Manifest::parse(r#"{"name": "test plugin"}"#).unwrap();
+    PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap()
+}
+
+fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
+    Context { team_id, plugin_id: 7, plugin_config_id: team_id * 10, config: Default::default(), cache, logs }
+}
+
+fn memory_cache() -> Arc<dyn Cache> {
+    Arc::new(phs::cache::memory::MemoryCache::default())
+}
+
+fn vm(code: &str) -> PluginVm {
+    PluginVm::load(&source(code), ctx(1, memory_cache(), Arc::new(MemoryLog::default())), limits()).unwrap()
+}
+
+fn limits() -> Limits {
+    Limits { memory: 16 * 1024 * 1024, process_event: Duration::from_millis(200), task: Duration::from_secs(2) }
+}
+
+fn event() -> serde_json::Value {
+    json!({"event": "e", "distinct_id": "d", "properties": {"a": 1}})
+}
+
+async fn outcome(code: &str) -> Result<ProcessOutcome, CallError> {
+    vm(&format!("function processEvent(event, meta)\n{code}\nreturn event\nend")).process_event(&event()).await
+}
+
+#[tokio::test]
+async fn hostile_plugins_are_contained() {
+    let well_behaved = vm("function processEvent(e) e.properties.ok = true return e end");
+    let cases: &[(&str, &str, fn(&CallError) -> bool)] = &[
+        ("infinite loop", "while true do end", |e| matches!(e, CallError::TimeLimit(_))),
+        ("loop hidden in pcall", "while true do pcall(function() while true do end end) end", |e| {
+            matches!(e, CallError::TimeLimit(_))
+        }),
+        ("loop in a coroutine", "coroutine.wrap(function() while true do end end)()", |e| {
+            matches!(e, CallError::TimeLimit(_))
+        }),
+        ("table memory bomb", "local t = {} for i = 1, 1e9 do t[i] = {i} end", |e| {
+            matches!(e, CallError::MemoryLimit(_) | CallError::TimeLimit(_))
+        }),
+        ("string.rep bomb", "local s = string.rep('x', 1e9)", |e| {
+            matches!(e, CallError::MemoryLimit(_)) || e.to_string().contains("too large")
+        }),
+        ("concat bomb", "local s = 'x' while true do s = s .. s end", |e| matches!(e, CallError::MemoryLimit(_))),
+        ("deep recursion", "local function f(n) return f(n + 1) + 1 end f(1)", |e| {
+            matches!(e, CallError::MemoryLimit(_)) || e.to_string().contains("stack overflow")
+        }),
+        ("io", "io.open('/etc/passwd')", |e| e.to_string().contains("io")),
+        ("os.execute", "os.execute('touch /tmp/phs-pwned')", |e| e.to_string().contains("execute")),
+        ("os.getenv", "return os.getenv('HOME')", |e| e.to_string().contains("getenv")),
+        ("require a system module", "require('os')", |e| e.to_string().contains("module 'os' not found")),
+        ("debug library", "debug.getinfo(1)", |e| e.to_string().contains("debug")),
+        ("dofile", "dofile('/etc/passwd')", |e| e.to_string().contains("dofile")),
+        ("string.dump", "load(string.dump(function() end))", |e| e.to_string().contains("dump")),
+        ("binary chunk", "assert(load('\\27Lua\\84\\0'))", |e| e.to_string().contains("binary")),
+        ("full collectgarbage", "collectgarbage('stop')", |e| e.to_string().contains("not available")),
+    ];
+    for (name, code, expected) in cases {
+        let started = std::time::Instant::now();
+        let err = match outcome(code).await {
+            Err(e) => e,
+            Ok(_) => panic!("{name}: the plugin was not stopped"),
+        };
+        assert!(expected(&err), "{name}: unexpected error: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{name}: took {:?}", started.elapsed());
+        // Others keep working in between.
+        match well_behaved.process_event(&event()).await {
+            Ok(ProcessOutcome::Event(e)) => assert_eq!(e["properties"]["ok"], true),
+            _ => panic!("{name}: the well-behaved plugin stopped working"),
+        }
+    }
+    assert!(!std::path::Path::new("/tmp/phs-pwned").exists());
+}
+
+#[tokio::test]
+async fn a_state_recovers_after_hitting_a_limit() {
+    let vm = vm(r#"
+        function processEvent(event, meta)
+          if event.event == "bomb" then local t = {} for i = 1, 1e9 do t[i] = {i} end end
+          if event.event == "spin" then while true do end end
+          event.properties.survived = true
+          return event
+        end"#);
+    for kind in ["bomb", "spin"] {
+        let err = vm.process_event(&json!({"event": kind, "properties": {}})).await.err().expect("limit");
+        assert!(err.is_limit(), "{kind}: {err:?}");
+        match vm.process_event(&event()).await {
+            Ok(ProcessOutcome::Event(e)) => assert_eq!(e["properties"]["survived"], true),
+            other => panic!("after {kind}: {:?}", other.err()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn plugin_errors_carry_file_line_and_traceback() {
+    let vm = vm("local function helper(e)\n  error('boom: ' .. e.event)\nend\nfunction processEvent(e)\n  helper(e)\nend");
+    let err = vm.process_event(&event()).await.err().expect("error");
+    let msg = err.to_string();
+    assert!(msg.contains("index.lua:2: boom: e"), "{msg}");
+    assert!(msg.contains("stack traceback") && msg.contains("index.lua:5"), "{msg}");
+}
+
+#[tokio::test]
+async fn returns_drops_and_bad_returns() {
+    assert!(matches!(outcome("do return nil end").await, Ok(ProcessOutcome::Dropped)));
+    let err = vm("function processEvent(e) return 'x' end").process_event(&event()).await.err().unwrap();
+    assert!(matches!(err, CallError::BadReturn(_)) && err.to_string().contains("string"), "{err}");
+    // No processEvent: the event passes unchanged.
+    match vm("function setupPlugin(meta) end").process_event(&event()).await {
+        Ok(ProcessOutcome::Event(e)) => assert_eq!(e, event()),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[tokio::test]
+async fn capabilities_are_detected() {
+    let vm = vm(r#"
+        function processEvent(e) return e end
+        function runEveryMinute(meta) end
+        function teardownPlugin(meta) end
+        jobs = { sync = function(payload, meta) end, notify = function() end, not_a_job = 1 }"#);
+    let caps = vm.capabilities();
+    assert_eq!(caps.methods, vec!["teardownPlugin", "processEvent"]);
+    assert_eq!(caps.scheduled_tasks, vec!["runEveryMinute"]);
+    assert_eq!(caps.jobs, vec!["notify", "sync"]);
+    // The module form: the main file returns its hooks.
+    let module = PluginVm::load(
+        &source("return { processEvent = function(e) e.m = 1 return e end }"),
+        ctx(1, memory_cache(), Arc::new(MemoryLog::default())),
+        limits(),
+    )
+    .unwrap();
+    assert_eq!(module.capabilities().methods, vec!["processEvent"]);
+}
+
+async fn cache_isolation_across_teams(cache: Arc<dyn Cache>) {
+    let code = r#"
+        function processEvent(event, meta)
+          if event.event == "write" then meta.cache:set("secret", {team = event.properties.team}) end
+          event.properties.seen = meta.cache:get("secret", "nothing")
+          event.properties.n = meta.cache:incr("counter")
+          return event
+        end"#;
+    let logs = Arc::new(MemoryLog::default());
+    let team_a = PluginVm::load(&source(code), ctx(crate::util::unique_id(), cache.clone(), logs.clone()), limits()).unwrap();
+    let team_b = PluginVm::load(&source(code), ctx(crate::util::unique_id(), cache.clone(), logs), limits()).unwrap();
+    let write = json!({"event": "write", "properties": {"team": "a"}});
+    let read = json!({"event": "read", "properties": {}});
+    let ProcessOutcome::Event(a) = team_a.process_event(&write).await.unwrap() else { panic!() };
+    assert_eq!(a["properties"]["seen"]["team"], "a");
+    let ProcessOutcome::Event(b) = team_b.process_event(&read).await.unwrap() else { panic!() };
+    assert_eq!(b["properties"]["seen"], "nothing", "team B read team A's cache key");
+    assert_eq!(b["properties"]["n"], 1, "counters are per team");
+    let ProcessOutcome::Event(a2) = team_a.process_event(&read).await.unwrap() else { panic!() };
+    assert_eq!(a2["properties"]["n"], 2);
+}
+
+#[tokio::test]
+async fn cache_is_per_team_in_memory() {
+    cache_isolation_across_teams(memory_cache()).await;
+}
+
+#[tokio::test]
+async fn cache_is_per_team_in_redis() {
+    let url = url::Url::parse(&crate::util::redis_url()).unwrap();
+    cache_isolation_across_teams(phs::cache::connect(Some(&url)).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn globals_are_per_plugin_config() {
+    let code = "counter = (counter or 0)\nfunction processEvent(e, meta)\n counter = counter + 1\n meta.global.n = (meta.global.n or 0) + 1\n e.properties.c = counter\n e.properties.g = meta.global.n\n return e\nend";
+    let a = vm(code);
+    let b = vm(code);
+    for _ in 0..3 {
+        a.process_event(&event()).await.unwrap();
+    }
+    let ProcessOutcome::Event(e) = b.process_event(&event()).await.unwrap() else { panic!() };
+    assert_eq!((e["properties"]["c"].as_i64(), e["properties"]["g"].as_i64()), (Some(1), Some(1)));
+}
+
+#[tokio::test]
+async fn log_flooding_is_capped_and_reported() {
+    let logs = Arc::new(MemoryLog::default());
+    let code = "function processEvent(e) for i = 1, 10000 do console.log('spam', i, {k = i}) end return e end";
+    let vm = PluginVm::load(&source(code), ctx(1, memory_cache(), logs.clone()), limits()).unwrap();
+    vm.process_event(&event()).await.unwrap();
+    let entries = logs.take();
+    assert_eq!(entries.len(), phs::plugins::api::LOGS_PER_SECOND as usize, "{}", entries.len());
+    assert_eq!(entries[0].message, r#"spam 1 {"k":1}"#);
+    // The next window starts with a note of how many were dropped.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    vm.process_event(&event()).await.unwrap();
+    let next = logs.take();
+    assert!(next[0].message.contains("9900 console entries were dropped"), "{:?}", next[0]);
+}
+
+#[tokio::test]
+async fn require_loads_only_the_plugins_own_files() {
+    let manifest = Manifest::parse(r#"{"name": "multi"}"#).unwrap();
+    let files = BTreeMap::from([
+        ("index.lua".to_string(), "local util = require('lib.util')\nfunction processEvent(e) e.x = util.twice(21) return e end".to_string()),
+        ("lib/util.lua".to_string(), "return { twice = function(n) return n * 2 end }".to_string()),
+    ]);
+    let vm = PluginVm::load(&PluginSource::new(manifest, files).unwrap(), ctx(1, memory_cache(), Arc::new(MemoryLog::default())), limits()).unwrap();
+    let ProcessOutcome::Event(e) = vm.process_event(&event()).await.unwrap() else { panic!() };
+    assert_eq!(e["x"], 42);
+}
+
+#[test]
+fn plugins_new_scaffolds_a_plugin_whose_fixtures_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("my-plugin");
+    let out = phs().args(["plugins", "new", "my-plugin", "--dir"]).arg(&target).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(target.join("plugin.json")).unwrap()).unwrap();
+    assert_eq!(manifest["name"], "my-plugin");
+
+    let out = phs().args(["plugins", "test"]).arg(&target).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("3 of 3 fixtures passed"), "{}", stdout(&out));
+
+    // Again into the same place: refused, nothing overwritten.
+    let out = phs().args(["plugins", "new", "my-plugin", "--dir"]).arg(&target).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn plugins_test_shows_a_readable_diff_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("p");
+    assert!(phs().args(["plugins", "new", "p", "--dir"]).arg(&target).status().unwrap().success());
+    let index = target.join("index.lua");
+    let code = std::fs::read_to_string(&index).unwrap().replace("event.properties.hello = meta.global.greeting", "event.properties.hello = 'bye'");
+    std::fs::write(&index, code).unwrap();
+    let out = phs().args(["plugins", "test"]).arg(&target).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("FAIL adds_greeting"), "{text}");
+    assert!(text.contains(r#"~ properties.hello: expected "world", got "bye""#), "{text}");
+}
+
+#[test]
+fn plugins_test_with_events_prints_json_lines() {
+    let out = phs()
+        .args(["plugins", "test", "lua-plugins/hello-world", "--config", "drop_event=gone"])
+        .args(["--event", r#"{"event": "kept", "properties": {}}"#, "--event", r#"{"event": "gone"}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["result"], "event");
+    assert_eq!(lines[0]["event"]["properties"]["hello"], "world");
+    assert_eq!(lines[1]["result"], "dropped");
+}
+
+#[test]
+fn plugins_test_exit_codes_for_broken_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |files: &[(&str, &str)]| {
+        let d = tempfile::tempdir_in(dir.path()).unwrap().keep();
+        for (name, content) in files {
+            std::fs::write(d.join(name), content).unwrap();
+        }
+        d
+    };
+    // Syntax error: an invalid plugin, exit 2, naming file and line.
+    let broken = write(&[("plugin.json", r#"{"name": "b"}"#), ("index.lua", "function processEvent(e)\n  return e +\nend")]);
+    let out = phs().args(["plugins", "test"]).arg(&broken).args(["--event", "{}"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("index.lua:3"), "{}", stderr(&out));
+    // Not JSON plugin.json: exit 2.
+    let bad_manifest = write(&[("plugin.json", "{"), ("index.lua", "")]);
+    let out = phs().args(["plugins", "test"]).arg(&bad_manifest).args(["--event", "{}"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("plugin.json"), "{}", stderr(&out));
+    // A plugin that hits a limit: exit 1 with the error as JSON.
+    let spin = write(&[("plugin.json", r#"{"name": "s"}"#), ("index.lua", "function processEvent(e) while true do end end")]);
+    let out = phs().args(["plugins", "test"]).arg(&spin).args(["--event", "{}"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!((line["result"].as_str(), line["limit"].as_bool()), (Some("error"), Some(true)));
+}
+
+#[test]
+fn every_bundled_plugin_passes_its_fixtures() {
+    let mut tested = 0;
+    for entry in std::fs::read_dir("lua-plugins").unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("plugin.json").exists() {
+            continue;
+        }
+        let out = phs().args(["plugins", "test"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}: {}{}", dir.display(), stdout(&out), stderr(&out));
+        tested += 1;
+    }
+    assert!(tested >= 1, "no bundled plugins found");
+}
