@@ -231,10 +231,10 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
         }
         'phs;plugins;test' {
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line')
-            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A config value for the plugin (repeatable)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A config value for the plugin (repeatable); overrides a fixture''s config')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
-            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'json')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON line per fixture on stdout')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

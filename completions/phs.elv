@@ -221,10 +221,10 @@ set edit:completion:arg-completer[phs] = {|@words|
         }
         &'phs;plugins;test'= {
             cand --event 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line'
-            cand --config 'A config value for the plugin (repeatable)'
+            cand --config 'A config value for the plugin (repeatable); overrides a fixture''s config'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
-            cand --json 'json'
+            cand --json 'One JSON line per fixture on stdout'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

@@ -266,7 +266,7 @@ json\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable)' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable); overrides a fixture\'s config' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -276,7 +276,7 @@ error\t''
 none\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l json
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l json -d 'One JSON line per fixture on stdout'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from install" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
