@@ -19,7 +19,15 @@ fn source(code: &str) -> PluginSource {
 }
 
 fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
-    Context { team_id, plugin_id: 7, plugin_config_id: team_id * 10, config: Default::default(), cache, logs }
+    Context {
+        team_id,
+        plugin_id: 7,
+        plugin_config_id: team_id * 10,
+        config: Default::default(),
+        cache,
+        storage: Arc::new(phs::store::memory::MemoryStorage::default()),
+        logs,
+    }
 }
 
 fn memory_cache() -> Arc<dyn Cache> {

@@ -37,7 +37,7 @@ async fn postgres_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
     phs::store::connect(&s).await.unwrap()
 }
 
-fn team(name: &str) -> NewTeam {
+fn new_team(name: &str) -> NewTeam {
     NewTeam { name: name.into(), anonymize_ips: false, api_token: None }
 }
 
@@ -45,7 +45,7 @@ async fn teams_behave(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     assert!(store.list_teams().await.unwrap().is_empty());
 
-    let a = store.create_team(team("A")).await.unwrap();
+    let a = store.create_team(new_team("A")).await.unwrap();
     let b = store
         .create_team(NewTeam { name: "B".into(), anonymize_ips: true, api_token: Some("phc_fixed".into()) })
         .await
@@ -75,7 +75,7 @@ async fn teams_behave(store: Arc<dyn Store>) {
     let mut handles = Vec::new();
     for i in 0..8 {
         let s = store.clone();
-        handles.push(tokio::spawn(async move { s.create_team(team(&format!("T{i}"))).await.unwrap() }));
+        handles.push(tokio::spawn(async move { s.create_team(new_team(&format!("T{i}"))).await.unwrap() }));
     }
     for h in handles {
         let t = h.await.unwrap();
@@ -127,4 +127,177 @@ fn sqlite_and_postgres_schemas_have_the_same_tables_and_columns() {
     let lite = shape(include_str!("../migrations/sqlite/0001_posthog_core.sql"));
     assert!(pg.len() > 80, "parsed too few columns: {}", pg.len());
     assert_eq!(pg, lite);
+}
+
+async fn plugins_behave(store: Arc<dyn Store>) {
+    use phs::store::{NewPlugin, PluginConfigUpdate, PluginLog};
+    use serde_json::json;
+    let team = store.create_team(new_team("P")).await.unwrap();
+    let other = store.create_team(new_team("Q")).await.unwrap();
+    let new = |code: &str| NewPlugin {
+        name: "Hello".into(),
+        description: Some("d".into()),
+        url: None,
+        config_schema: json!([{"key": "greeting", "type": "string"}]),
+        capabilities: json!({"methods": ["processEvent"], "scheduled_tasks": [], "jobs": []}),
+        files: vec![("index.lua".into(), code.into()), ("plugin.json".into(), r#"{"name": "Hello"}"#.into())],
+    };
+    let p = store.install_plugin(&new("-- v1")).await.unwrap();
+    assert_eq!(p.capabilities["methods"][0], "processEvent");
+    // Installing the same name again replaces the code, keeping the id.
+    let p2 = store.install_plugin(&new("-- v2")).await.unwrap();
+    assert_eq!(p2.id, p.id);
+    assert_eq!(store.list_plugins().await.unwrap().len(), 1);
+    let files = store.plugin_files(p.id).await.unwrap();
+    assert_eq!(files, vec![("index.lua".to_string(), "-- v2".to_string()), ("plugin.json".to_string(), r#"{"name": "Hello"}"#.to_string())]);
+
+    let c = store.plugin_config(team.id, p.id).await.unwrap();
+    assert!(!c.enabled && c.order == 1 && c.config == json!({}));
+    assert_eq!(store.plugin_config(team.id, p.id).await.unwrap().id, c.id, "get-or-create is idempotent");
+    let updated = store
+        .update_plugin_config(c.id, &PluginConfigUpdate {
+            enabled: Some(true),
+            config: Some(json!({"greeting": "hi"})),
+            error: Some(Some(json!({"message": "boom"}))),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(updated.enabled && updated.config["greeting"] == "hi" && updated.error.as_ref().unwrap()["message"] == "boom");
+    let cleared = store.update_plugin_config(c.id, &PluginConfigUpdate { error: Some(None), order: Some(5), ..Default::default() }).await.unwrap();
+    assert!(cleared.error.is_none() && cleared.enabled && cleared.order == 5);
+    let oc = store.plugin_config(other.id, p.id).await.unwrap();
+    assert_eq!(store.list_plugin_configs(Some(team.id)).await.unwrap().len(), 1);
+    assert_eq!(store.list_plugin_configs(None).await.unwrap().len(), 2);
+
+    // Storage is per plugin config.
+    assert_eq!(store.storage_get(c.id, "k").await.unwrap(), None);
+    store.storage_set(c.id, "k", r#"{"a":1}"#).await.unwrap();
+    store.storage_set(c.id, "k", r#"{"a":2}"#).await.unwrap();
+    assert_eq!(store.storage_get(c.id, "k").await.unwrap().as_deref(), Some(r#"{"a":2}"#));
+    assert_eq!(store.storage_get(oc.id, "k").await.unwrap(), None, "another team's config sees nothing");
+    assert!(store.storage_del(c.id, "k").await.unwrap());
+    assert!(!store.storage_del(c.id, "k").await.unwrap());
+    assert!(store.storage_set_if_absent(c.id, "cursor", "10").await.unwrap());
+    assert!(!store.storage_set_if_absent(c.id, "cursor", "99").await.unwrap());
+    assert_eq!(store.storage_incr(c.id, "cursor", 5).await.unwrap(), 15);
+    assert_eq!(store.storage_incr(c.id, "fresh", 3).await.unwrap(), 3);
+    // Concurrent increments are atomic.
+    let mut hs = Vec::new();
+    for _ in 0..20 {
+        let s = store.clone();
+        hs.push(tokio::spawn(async move { s.storage_incr(c.id, "race", 1).await.unwrap() }));
+    }
+    for h in hs {
+        h.await.unwrap();
+    }
+    assert_eq!(store.storage_get(c.id, "race").await.unwrap().as_deref(), Some("20"));
+    store.storage_set(c.id, "text", r#""abc""#).await.unwrap();
+    assert!(store.storage_incr(c.id, "text", 1).await.is_err());
+
+    // Logs, oldest first, and only after a given time.
+    let t0 = chrono::Utc::now();
+    let log = |i: i64| PluginLog {
+        id: uuid::Uuid::now_v7(),
+        team_id: team.id,
+        plugin_id: p.id,
+        plugin_config_id: c.id,
+        timestamp: t0 + chrono::Duration::milliseconds(i),
+        source: "CONSOLE".into(),
+        level: "LOG".into(),
+        message: format!("m{i}"),
+        instance_id: uuid::Uuid::nil(),
+    };
+    store.append_plugin_logs(&[log(1), log(2), log(3)]).await.unwrap();
+    let all = store.plugin_logs(c.id, None, 100).await.unwrap();
+    assert_eq!(all.iter().map(|l| l.message.as_str()).collect::<Vec<_>>(), vec!["m1", "m2", "m3"]);
+    let after = store.plugin_logs(c.id, Some(all[0].timestamp), 100).await.unwrap();
+    assert_eq!(after.len(), 2);
+
+    // Removing the plugin removes its configs, storage and logs.
+    assert!(store.remove_plugin(p.id).await.unwrap());
+    assert!(store.list_plugin_configs(None).await.unwrap().is_empty());
+    assert_eq!(store.storage_get(c.id, "cursor").await.unwrap(), None);
+    assert!(store.plugin_logs(c.id, None, 10).await.unwrap().is_empty());
+    assert!(!store.remove_plugin(p.id).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    plugins_behave(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    plugins_behave(postgres_store(&dir).await).await;
+}
+
+/// meta.storage and utils.cursor from Lua, through each real backend.
+async fn lua_storage_behaves(store: Arc<dyn Store>) {
+    use phs::plugins::{Context, Limits, Manifest, PluginSource, PluginVm, ProcessOutcome};
+    use std::collections::BTreeMap;
+    let team = store.create_team(new_team("L")).await.unwrap();
+    let plugin = store
+        .install_plugin(&phs::store::NewPlugin {
+            name: "first-seen".into(),
+            description: None,
+            url: None,
+            config_schema: serde_json::json!([]),
+            capabilities: serde_json::json!({}),
+            files: vec![],
+        })
+        .await
+        .unwrap();
+    let config = store.plugin_config(team.id, plugin.id).await.unwrap();
+    let code = r#"
+        function setupPlugin(meta) meta.utils.cursor.init("seq", 100) end
+        function processEvent(event, meta)
+          local key = "seen:" .. event.event
+          local first = meta.storage:get(key, nil) == nil
+          if first then meta.storage.set(key, {at = event.properties.n}) end
+          event.properties.first_time = first
+          event.properties.seq = meta.utils.cursor.increment("seq")
+          if event.event == "forget" then meta.storage.set("seen:a", nil) end
+          return event
+        end"#;
+    let source = PluginSource::new(
+        Manifest::parse(r#"{"name": "first-seen"}"#).unwrap(),
+        BTreeMap::from([("index.lua".to_string(), code.to_string())]),
+    )
+    .unwrap();
+    // Trait upcasting: the whole store serves as the plugin's storage.
+    let storage: Arc<dyn phs::store::PluginStorage> = store.clone();
+    let ctx = Context {
+        team_id: team.id,
+        plugin_id: plugin.id,
+        plugin_config_id: config.id,
+        config: Default::default(),
+        cache: Arc::new(phs::cache::memory::MemoryCache::default()),
+        storage,
+        logs: Arc::new(phs::plugins::logs::MemoryLog::default()),
+    };
+    let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
+    vm.setup().await.unwrap();
+    let run = |name: &str, n: i64| serde_json::json!({"event": name, "properties": {"n": n}});
+    let mut seen = Vec::new();
+    for (name, n) in [("a", 1), ("a", 2), ("b", 3), ("forget", 4), ("a", 5)] {
+        let ProcessOutcome::Event(e) = vm.process_event(&run(name, n)).await.unwrap() else { panic!() };
+        seen.push((e["properties"]["first_time"].as_bool().unwrap(), e["properties"]["seq"].as_i64().unwrap()));
+    }
+    assert_eq!(seen, vec![(true, 101), (false, 102), (true, 103), (true, 104), (true, 105)]);
+    assert_eq!(store.storage_get(config.id, "seen:b").await.unwrap().as_deref(), Some(r#"{"at":3}"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_storage_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    lua_storage_behaves(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_storage_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    lua_storage_behaves(postgres_store(&dir).await).await;
 }

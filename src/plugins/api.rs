@@ -1,6 +1,6 @@
 //! What plugin code can reach: the globals (`console`, `print`, `json`,
 //! `require` of the plugin's own files) and the `meta` table passed to every
-//! hook (`config`, `global`, `attachments`, `cache`).
+//! hook (`config`, `global`, `attachments`, `cache`, `storage`, `utils.cursor`).
 //!
 //! Everything here is scoped to one plugin config. Cache keys get the
 //! original's prefix `@plugin/{plugin_id}/{team_id}/` so no two teams (or
@@ -16,6 +16,7 @@ use super::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use super::sandbox::Deadline;
 use super::source::PluginSource;
 use crate::cache::Cache;
+use crate::store::PluginStorage;
 
 /// Who the plugin runs for, and the services it may use.
 #[derive(Clone)]
@@ -26,6 +27,7 @@ pub struct Context {
     /// The validated config (see `Manifest::validate_config`).
     pub config: serde_json::Map<String, serde_json::Value>,
     pub cache: Arc<dyn Cache>,
+    pub storage: Arc<dyn PluginStorage>,
     pub logs: Arc<dyn LogSink>,
 }
 
@@ -115,70 +117,167 @@ pub fn meta_table(lua: &Lua, ctx: &Context, deadline: Arc<Deadline>) -> mlua::Re
     meta.raw_set("config", lua.to_value(&ctx.config)?)?;
     meta.raw_set("global", lua.create_table()?)?;
     meta.raw_set("attachments", lua.create_table()?)?;
-    meta.raw_set("cache", cache_table(lua, ctx, deadline)?)?;
+    meta.raw_set("cache", cache_table(lua, ctx, &deadline)?)?;
+    meta.raw_set("storage", storage_table(lua, ctx, &deadline)?)?;
+    meta.raw_set("utils", utils_table(lua, ctx, &deadline)?)?;
     Ok(meta)
 }
 
-fn cache_table(lua: &Lua, ctx: &Context, deadline: Arc<Deadline>) -> mlua::Result<Table> {
-    let prefix = format!("@plugin/{}/{}/", ctx.plugin_id, ctx.team_id);
+fn cache_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<Table> {
+    let prefix = Arc::new(format!("@plugin/{}/{}/", ctx.plugin_id, ctx.team_id));
     let t = lua.create_table()?;
-    let c = ctx.cache.clone();
-    let (p, d) = (prefix.clone(), deadline.clone());
+    let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "get",
-        lua.create_async_function(move |lua, (_self, key, default): (Value, String, Value)| {
-            let (c, k, d) = (c.clone(), format!("{p}{key}"), d.clone());
+        method(lua, deadline, move |lua, (key, default): (String, Value)| {
+            let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
-                match host_call(&d, c.get(&k)).await? {
-                    Some(raw) => match serde_json::from_str::<serde_json::Value>(&raw) {
-                        Ok(j) => lua.to_value(&j),
-                        Err(_) => Ok(Value::String(lua.create_string(&raw)?)),
-                    },
+                match c.get(&k).await.map_err(host_error)? {
+                    Some(raw) => decode(&lua, &raw),
                     None => Ok(default),
                 }
             }
         })?,
     )?;
-    let (c, p, d) = (ctx.cache.clone(), prefix.clone(), deadline.clone());
+    let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "set",
-        lua.create_async_function(move |lua, (_self, key, value, ttl): (Value, String, Value, Option<f64>)| {
-            let (c, k, d) = (c.clone(), format!("{p}{key}"), d.clone());
+        method(lua, deadline, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
+            let (c, k) = (c.clone(), format!("{p}{key}"));
+            let text = encode(&lua, value);
             async move {
-                let j: serde_json::Value = lua.from_value(value)?;
                 let ttl = ttl.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
-                host_call(&d, c.set(&k, &j.to_string(), ttl)).await
+                c.set(&k, &text?, ttl).await.map_err(host_error)
             }
         })?,
     )?;
-    let (c, p, d) = (ctx.cache.clone(), prefix.clone(), deadline.clone());
+    let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "incr",
-        lua.create_async_function(move |_lua, (_self, key, by): (Value, String, Option<i64>)| {
-            let (c, k, d) = (c.clone(), format!("{p}{key}"), d.clone());
-            async move { host_call(&d, c.incr(&k, by.unwrap_or(1))).await }
+        method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
+            let (c, k) = (c.clone(), format!("{p}{key}"));
+            async move { c.incr(&k, by.unwrap_or(1)).await.map_err(host_error) }
         })?,
     )?;
-    let (c, p, d) = (ctx.cache.clone(), prefix, deadline);
+    let (c, p) = (ctx.cache.clone(), prefix);
     t.raw_set(
         "expire",
-        lua.create_async_function(move |_lua, (_self, key, ttl): (Value, String, f64)| {
-            let (c, k, d) = (c.clone(), format!("{p}{key}"), d.clone());
-            async move { host_call(&d, c.expire(&k, Duration::from_secs_f64(ttl.max(0.001)))).await }
+        method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
+            let (c, k) = (c.clone(), format!("{p}{key}"));
+            async move { c.expire(&k, Duration::from_secs_f64(ttl.max(0.001))).await.map_err(host_error) }
         })?,
     )?;
     Ok(t)
 }
 
-/// Awaits a host call without counting the wait against the plugin's CPU deadline.
-async fn host_call<T, E: std::fmt::Display>(
-    deadline: &Deadline,
-    fut: impl Future<Output = Result<T, E>>,
-) -> mlua::Result<T> {
-    let start = Instant::now();
-    let r = fut.await;
-    deadline.extend(start.elapsed());
-    r.map_err(|e| mlua::Error::runtime(e.to_string()))
+/// `meta.storage`: persistent JSON values per plugin config; setting nil deletes.
+fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<Table> {
+    let id = ctx.plugin_config_id;
+    let t = lua.create_table()?;
+    let s = ctx.storage.clone();
+    t.raw_set(
+        "get",
+        method(lua, deadline, move |lua, (key, default): (String, Value)| {
+            let s = s.clone();
+            async move {
+                match s.storage_get(id, &key).await.map_err(host_error)? {
+                    Some(raw) => decode(&lua, &raw),
+                    None => Ok(default),
+                }
+            }
+        })?,
+    )?;
+    let s = ctx.storage.clone();
+    t.raw_set(
+        "set",
+        method(lua, deadline, move |lua, (key, value): (String, Value)| {
+            let s = s.clone();
+            let text = if value.is_nil() { None } else { Some(encode(&lua, value)) };
+            async move {
+                match text {
+                    None => s.storage_del(id, &key).await.map(|_| ()).map_err(host_error),
+                    Some(text) => s.storage_set(id, &key, &text?).await.map_err(host_error),
+                }
+            }
+        })?,
+    )?;
+    let s = ctx.storage.clone();
+    t.raw_set(
+        "del",
+        method(lua, deadline, move |_lua, key: String| {
+            let s = s.clone();
+            async move { s.storage_del(id, &key).await.map_err(host_error) }
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// `meta.utils.cursor`: `init(key, start)` sets once, `increment(key, by)` is atomic.
+fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<Table> {
+    let id = ctx.plugin_config_id;
+    let cursor = lua.create_table()?;
+    let s = ctx.storage.clone();
+    cursor.raw_set(
+        "init",
+        method(lua, deadline, move |_lua, (key, start): (String, Option<i64>)| {
+            let s = s.clone();
+            async move { s.storage_set_if_absent(id, &key, &start.unwrap_or(0).to_string()).await.map_err(host_error) }
+        })?,
+    )?;
+    let s = ctx.storage.clone();
+    cursor.raw_set(
+        "increment",
+        method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
+            let s = s.clone();
+            async move { s.storage_incr(id, &key, by.unwrap_or(1)).await.map_err(host_error) }
+        })?,
+    )?;
+    let utils = lua.create_table()?;
+    utils.raw_set("cursor", cursor)?;
+    Ok(utils)
+}
+
+/// An async host function callable as `t.f(...)` or `t:f(...)` (a leading
+/// table argument is dropped), whose waiting does not count against the
+/// plugin's CPU deadline.
+fn method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, f: F) -> mlua::Result<mlua::Function>
+where
+    A: mlua::FromLuaMulti + 'static,
+    F: Fn(Lua, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = mlua::Result<R>> + Send + 'static,
+    R: mlua::IntoLuaMulti + Send + 'static,
+{
+    let deadline = deadline.clone();
+    lua.create_async_function(move |lua, mut args: mlua::MultiValue| {
+        if matches!(args.front(), Some(Value::Table(_))) {
+            args.pop_front();
+        }
+        let fut = A::from_lua_multi(args, &lua).map(|a| f(lua, a));
+        let deadline = deadline.clone();
+        async move {
+            let start = Instant::now();
+            let r = fut?.await;
+            deadline.extend(start.elapsed());
+            r
+        }
+    })
+}
+
+fn host_error(e: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(e.to_string())
+}
+
+/// Values are stored as JSON text, as the original did.
+fn encode(lua: &Lua, v: Value) -> mlua::Result<String> {
+    let j: serde_json::Value = lua.from_value(v)?;
+    Ok(j.to_string())
+}
+
+fn decode(lua: &Lua, raw: &str) -> mlua::Result<Value> {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(j) => lua.to_value(&j),
+        Err(_) => Ok(Value::String(lua.create_string(raw)?)),
+    }
 }
 
 /// console.* arguments joined by spaces; tables as JSON, like the original.

@@ -81,6 +81,7 @@ pub async fn run_event(
         plugin_config_id: 1,
         config: source.manifest.validate_config(config)?,
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+        storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: logs.clone(),
     };
     let vm = PluginVm::load(source, ctx, limits)?;

@@ -54,3 +54,72 @@ mod tests {
         assert_ne!(a, b);
     }
 }
+
+/// An installed plugin (posthog_plugin), its code in posthog_pluginsourcefile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plugin {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    /// plugin.json's `config` array.
+    pub config_schema: serde_json::Value,
+    /// `{methods, scheduled_tasks, jobs}` as detected on install.
+    pub capabilities: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `install_plugin` writes.
+#[derive(Debug, Clone)]
+pub struct NewPlugin {
+    pub name: String,
+    pub description: Option<String>,
+    pub url: Option<String>,
+    pub config_schema: serde_json::Value,
+    pub capabilities: serde_json::Value,
+    /// (filename, text), plugin.json included.
+    pub files: Vec<(String, String)>,
+}
+
+/// A plugin enabled (or not) for one team (posthog_pluginconfig).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginConfig {
+    pub id: i64,
+    pub team_id: i64,
+    pub plugin_id: i64,
+    pub enabled: bool,
+    /// Plugins of a team run in ascending order.
+    pub order: i64,
+    /// Raw config values as entered (validated against the schema when set).
+    pub config: serde_json::Value,
+    /// The last error: `{message, time, ...}`, or why it was disabled.
+    pub error: Option<serde_json::Value>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Changes to a plugin config; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PluginConfigUpdate {
+    pub enabled: Option<bool>,
+    pub order: Option<i64>,
+    pub config: Option<serde_json::Value>,
+    /// Some(None) clears the error.
+    pub error: Option<Option<serde_json::Value>>,
+}
+
+/// One plugin log entry (posthog_pluginlogentry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginLog {
+    pub id: Uuid,
+    pub team_id: i64,
+    pub plugin_id: i64,
+    pub plugin_config_id: i64,
+    pub timestamp: DateTime<Utc>,
+    /// SYSTEM, PLUGIN or CONSOLE.
+    pub source: String,
+    /// DEBUG, LOG, INFO, WARN or ERROR.
+    #[serde(rename = "type")]
+    pub level: String,
+    pub message: String,
+    pub instance_id: Uuid,
+}

@@ -7,10 +7,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use url::Url;
 use uuid::Uuid;
 
-use super::model::{DEFAULT_ORGANIZATION, NewTeam, Team};
-use super::sqlite::TeamRow;
-use super::{Result, Store, StoreError, TeamStore};
+use crate::store::model::{DEFAULT_ORGANIZATION, NewTeam, Team};
+use crate::store::rows::TeamRow;
+use crate::store::{Result, Store, StoreError, TeamStore};
 use crate::config::redact;
+
+mod plugins;
 
 pub struct PgStore {
     pool: PgPool,

@@ -5,12 +5,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use uuid::Uuid;
 
-use super::model::{DEFAULT_ORGANIZATION, NewTeam, Team};
-use super::{Result, Store, StoreError, TeamStore};
+use crate::store::rows::TeamRow;
+
+use crate::store::model::{DEFAULT_ORGANIZATION, NewTeam, Team};
+use crate::store::{Result, Store, StoreError, TeamStore};
+
+mod plugins;
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -39,34 +42,6 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-}
-
-/// A team row as both backends return it (uuids as text, ids as bigint).
-#[derive(sqlx::FromRow)]
-pub(super) struct TeamRow {
-    id: i64,
-    uuid: String,
-    organization_id: String,
-    name: String,
-    api_token: String,
-    anonymize_ips: bool,
-    created_at: DateTime<Utc>,
-}
-
-impl TryFrom<TeamRow> for Team {
-    type Error = StoreError;
-    fn try_from(r: TeamRow) -> Result<Team> {
-        let uuid = |s: &str| Uuid::parse_str(s).map_err(|e| StoreError::Invalid(format!("team {}: bad uuid `{s}`: {e}", r.id)));
-        Ok(Team {
-            id: r.id,
-            uuid: uuid(&r.uuid)?,
-            organization_id: uuid(&r.organization_id)?,
-            name: r.name,
-            api_token: r.api_token,
-            anonymize_ips: r.anonymize_ips,
-            created_at: r.created_at,
-        })
     }
 }
 
