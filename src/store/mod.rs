@@ -11,6 +11,7 @@ pub mod model;
 pub mod postgres;
 pub mod memory;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
