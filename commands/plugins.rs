@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
 use phs::plugins::fixtures::{self, Outcome};
-use phs::plugins::{Limits, PluginSource, scaffold};
+use phs::plugins::{Limits, PluginSource, registry, scaffold};
 
 use super::UsageError;
 
@@ -108,7 +108,149 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Test { dir, events, config, json } => test(dir, events, config, json).await,
-        _ => super::not_yet_available("plugins", "the plugin store (install, configure, logs, reload)"),
+        Action::Reload => super::not_yet_available("plugins reload", "the server's plugin loading (ingestion pipeline)"),
+        action => manage(action, &opts.store).await,
+    }
+}
+
+/// The subcommands that work on installed plugins in the database.
+async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<ExitCode> {
+    phs::migrate::embedded(settings).await?;
+    let store = phs::store::connect(settings).await?;
+    let store = store.as_ref();
+    let usage = |e: registry::RegistryError| -> anyhow::Error {
+        match e {
+            registry::RegistryError::Store(_) => anyhow::Error::new(e),
+            other => UsageError(other.to_string()).into(),
+        }
+    };
+    match action {
+        Action::Install { path } => {
+            let p = registry::install(store, &path).await.map_err(usage)?;
+            let caps = &p.capabilities;
+            eprintln!("installed plugin {} \"{}\" ({})", p.id, p.name, describe_caps(caps));
+            super::print(p.id)?;
+        }
+        Action::List { team, json } => {
+            let team = match team {
+                Some(t) => Some(registry::find_team(store, &t).await.map_err(usage)?),
+                None => None,
+            };
+            let plugins = store.list_plugins().await?;
+            let configs = store.list_plugin_configs(team.as_ref().map(|t| t.id)).await?;
+            if json {
+                let out = serde_json::json!({
+                    "plugins": plugins,
+                    "configs": configs.iter().map(|c| {
+                        let p = plugins.iter().find(|p| p.id == c.plugin_id);
+                        serde_json::json!({
+                            "id": c.id, "team_id": c.team_id, "plugin_id": c.plugin_id,
+                            "plugin": p.map(|p| p.name.clone()), "enabled": c.enabled, "order": c.order,
+                            "config": p.map(|p| registry::masked(p, c)), "error": c.error,
+                        })
+                    }).collect::<Vec<_>>(),
+                });
+                super::print(serde_json::to_string_pretty(&out)?)?;
+            } else {
+                super::print(format!("{:>4}  {:<28} {}", "ID", "PLUGIN", "CAPABILITIES"))?;
+                for p in &plugins {
+                    super::print(format!("{:>4}  {:<28} {}", p.id, p.name, describe_caps(&p.capabilities)))?;
+                }
+                if !configs.is_empty() {
+                    super::print("")?;
+                    super::print(format!("{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}", "CONFIG", "TEAM", "ORDER", "PLUGIN", "STATE", "ERROR"))?;
+                    for c in &configs {
+                        let name = plugins.iter().find(|p| p.id == c.plugin_id).map(|p| p.name.as_str()).unwrap_or("?");
+                        let state = if c.enabled { "enabled" } else { "disabled" };
+                        let error = c.error.as_ref().and_then(|e| e.get("message")).and_then(|m| m.as_str()).unwrap_or("");
+                        super::print(format!("{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}", c.id, c.team_id, c.order, name, state, error))?;
+                    }
+                }
+            }
+        }
+        Action::Enable { plugin, team } => {
+            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let c = registry::enable(store, &t, &p).await.map_err(usage)?;
+            eprintln!("enabled \"{}\" for team {} (config {}, order {})", p.name, t.id, c.id, c.order);
+        }
+        Action::Disable { plugin, team } => {
+            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let c = registry::disable(store, &t, &p).await.map_err(usage)?;
+            eprintln!("disabled \"{}\" for team {} (config {})", p.name, t.id, c.id);
+        }
+        Action::Config { plugin, team, set } => {
+            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let pairs: Vec<(String, String)> = parse_pairs(&set)?.into_iter().collect();
+            let c = if pairs.is_empty() {
+                store.plugin_config(t.id, p.id).await?
+            } else {
+                registry::configure(store, &t, &p, &pairs).await.map_err(usage)?
+            };
+            super::print(serde_json::to_string_pretty(&registry::masked(&p, &c))?)?;
+        }
+        Action::Order { team, plugins } => {
+            let t = registry::find_team(store, &team).await.map_err(usage)?;
+            let configs = if plugins.is_empty() {
+                store.list_plugin_configs(Some(t.id)).await?
+            } else {
+                let mut found = Vec::new();
+                for key in &plugins {
+                    found.push(registry::find_plugin(store, key).await.map_err(usage)?);
+                }
+                registry::reorder(store, &t, &found).await.map_err(usage)?
+            };
+            let all = store.list_plugins().await?;
+            for c in configs {
+                let name = all.iter().find(|p| p.id == c.plugin_id).map(|p| p.name.as_str()).unwrap_or("?");
+                super::print(format!("{:>3}  {name}{}", c.order, if c.enabled { "" } else { " (disabled)" }))?;
+            }
+        }
+        Action::Logs { id, follow, level } => logs(store, id, follow, level).await?,
+        Action::Remove { plugin } => {
+            let p = registry::find_plugin(store, &plugin).await.map_err(usage)?;
+            store.remove_plugin(p.id).await?;
+            eprintln!("removed plugin {} \"{}\" with its configs, storage and logs", p.id, p.name);
+        }
+        Action::New { .. } | Action::Test { .. } | Action::Reload => unreachable!("handled in run"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_caps(caps: &serde_json::Value) -> String {
+    let list = |k: &str| -> Vec<String> {
+        caps.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    let mut parts = list("methods");
+    parts.extend(list("scheduled_tasks"));
+    parts.extend(list("jobs").into_iter().map(|j| format!("job {j}")));
+    if parts.is_empty() { "no hooks".into() } else { parts.join(", ") }
+}
+
+const LEVELS: &[&str] = &["DEBUG", "LOG", "INFO", "WARN", "ERROR"];
+
+async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Option<String>) -> anyhow::Result<()> {
+    let min = match level {
+        Some(l) => LEVELS
+            .iter()
+            .position(|x| x.eq_ignore_ascii_case(&l))
+            .ok_or_else(|| UsageError(format!("--level {l}: expected one of debug, log, info, warn, error")))?,
+        None => 0,
+    };
+    let mut after = None;
+    loop {
+        let entries = store.plugin_logs(id, after, 1000).await?;
+        for e in &entries {
+            if LEVELS.iter().position(|x| *x == e.level).unwrap_or(0) >= min {
+                super::print(format!("{} {:<7} {:<5} {}", e.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"), e.source, e.level, e.message))?;
+            }
+        }
+        after = entries.last().map(|e| e.timestamp).or(after);
+        if !follow {
+            return Ok(());
+        }
+        if entries.len() < 1000 {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 }
 

@@ -321,3 +321,66 @@ fn every_bundled_plugin_passes_its_fixtures() {
     }
     assert!(tested >= 1, "no bundled plugins found");
 }
+
+/// install, config, enable, order, list, remove through the CLI, on one backend.
+fn manage_plugins_via_cli(env: &[(&str, String)]) {
+    let run = |args: &[&str]| {
+        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+        (out.status.code(), stdout(&out), stderr(&out))
+    };
+    let (code, team, err) = run(&["teams", "create", "shop"]);
+    assert_eq!(code, Some(0), "{err}");
+    let team = team.trim().to_string();
+
+    let (code, id, err) = run(&["plugins", "install", "lua-plugins/hello-world"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("setupPlugin, processEvent"), "{err}");
+    let id = id.trim().to_string();
+
+    // A config key the schema does not have is a usage error; a valid one is stored.
+    let (code, _, err) = run(&["plugins", "config", &id, "--team", &team, "--set", "colour=red"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("colour"), "{err}");
+    let (code, out, err) = run(&["plugins", "config", "Hello World", "--team", &team, "--set", "greeting=hi"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["greeting"], "hi");
+
+    let (code, _, err) = run(&["plugins", "enable", "Hello World", "--team", &team]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["plugins", "list", "--team", &team, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["configs"][0]["enabled"], true);
+    assert_eq!(listed["configs"][0]["config"]["greeting"], "hi");
+    assert_eq!(listed["plugins"][0]["capabilities"]["methods"], serde_json::json!(["setupPlugin", "processEvent"]));
+
+    let (code, _, err) = run(&["plugins", "disable", &id, "--team", &team]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, _) = run(&["plugins", "order", "--team", &team]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("Hello World (disabled)"), "{out}");
+
+    let (code, _, err) = run(&["plugins", "enable", "nope", "--team", &team]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no installed plugin `nope`"), "{err}");
+    let (code, _, err) = run(&["plugins", "remove", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["plugins", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["plugins"], serde_json::json!([]));
+}
+
+#[test]
+fn manage_plugins_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    manage_plugins_via_cli(&[("PHS_DATA_DIR", dir.path().display().to_string())]);
+}
+
+#[tokio::test]
+async fn manage_plugins_postgres() {
+    let db = crate::util::fresh_postgres_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", db), ("PHS_DATA_DIR", dir.path().display().to_string())];
+    let out = phs().arg("migrate").envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    tokio::task::spawn_blocking(move || manage_plugins_via_cli(&env)).await.unwrap();
+}

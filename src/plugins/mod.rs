@@ -13,6 +13,7 @@ pub mod api;
 pub mod fixtures;
 pub mod logs;
 pub mod manifest;
+pub mod registry;
 pub mod sandbox;
 pub mod scaffold;
 pub mod source;

@@ -1,0 +1,191 @@
+//! Installing plugins and managing their per-team configs: what
+//! `phs plugins install/list/enable/disable/config/order/remove` do, above
+//! the store traits so both backends share it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::logs::MemoryLog;
+use super::manifest::Manifest;
+use super::{Context, Limits, PluginSource, PluginVm};
+use crate::store::{NewPlugin, Plugin, PluginConfig, PluginConfigUpdate, Store, StoreError, Team};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{0}")]
+    Source(#[from] super::source::SourceError),
+    #[error("{0}")]
+    Load(#[from] super::vm::LoadError),
+    #[error("{0}")]
+    Config(#[from] super::manifest::ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+/// Reads a plugin folder, checks that it loads, detects its capabilities and
+/// stores its code. Installing a plugin of the same name again updates it.
+pub async fn install(store: &dyn Store, path: &Path) -> Result<Plugin> {
+    if path.is_file() {
+        return Err(RegistryError::Invalid(format!(
+            "{}: installing from an archive is not supported yet; unpack it and install the folder",
+            path.display()
+        )));
+    }
+    let source = PluginSource::from_dir(path)?;
+    let vm = load_for_inspection(&source)?;
+    let mut files: Vec<(String, String)> = source.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    files.push(("plugin.json".into(), serde_json::to_string_pretty(&source.manifest).expect("manifest serializes")));
+    let new = NewPlugin {
+        name: source.manifest.name.clone(),
+        description: source.manifest.description.clone(),
+        url: source.manifest.url.clone(),
+        config_schema: serde_json::to_value(&source.manifest.config).expect("schema serializes"),
+        capabilities: serde_json::to_value(vm.capabilities()).expect("capabilities serialize"),
+        files,
+    };
+    Ok(store.install_plugin(&new).await?)
+}
+
+/// Loads a plugin in a throwaway state to check it compiles and runs its main
+/// file, and to detect capabilities. Its config is not known yet, so
+/// required fields are filled with empty strings.
+fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
+    let config = source
+        .manifest
+        .config
+        .iter()
+        .filter_map(|f| f.default.clone().map(|d| (f.key.clone(), d)))
+        .collect();
+    let ctx = Context {
+        team_id: 0,
+        plugin_id: 0,
+        plugin_config_id: 0,
+        config,
+        cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+        storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+        logs: Arc::new(MemoryLog::default()),
+    };
+    Ok(PluginVm::load(source, ctx, Limits::default())?)
+}
+
+/// The stored code of a plugin, as a source to build VMs from.
+pub async fn source(store: &dyn Store, plugin: &Plugin) -> Result<PluginSource> {
+    let files: BTreeMap<String, String> = store.plugin_files(plugin.id).await?.into_iter().collect();
+    let manifest_text = files
+        .get("plugin.json")
+        .ok_or_else(|| RegistryError::Invalid(format!("plugin {} has no plugin.json stored", plugin.id)))?;
+    let manifest = Manifest::parse(manifest_text).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let lua = files.into_iter().filter(|(k, _)| k.ends_with(".lua")).collect();
+    Ok(PluginSource::new(manifest, lua)?)
+}
+
+/// A plugin by id or by name.
+pub async fn find_plugin(store: &dyn Store, key: &str) -> Result<Plugin> {
+    let plugins = store.list_plugins().await?;
+    let id: Option<i64> = key.parse().ok();
+    plugins
+        .into_iter()
+        .find(|p| Some(p.id) == id || p.name == key)
+        .ok_or_else(|| RegistryError::NotFound(format!("no installed plugin `{key}`; see `phs plugins list`")))
+}
+
+/// A team by id, API token or name.
+pub async fn find_team(store: &dyn Store, key: &str) -> Result<Team> {
+    if let Ok(id) = key.parse::<i64>() {
+        if let Some(t) = store.team_by_id(id).await? {
+            return Ok(t);
+        }
+    }
+    if let Some(t) = store.team_by_token(key).await? {
+        return Ok(t);
+    }
+    let mut named: Vec<Team> = store.list_teams().await?.into_iter().filter(|t| t.name == key).collect();
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 => Err(RegistryError::NotFound(format!("no team `{key}`; see `phs teams list`"))),
+        n => Err(RegistryError::Invalid(format!("{n} teams are named `{key}`; use the id or the API token"))),
+    }
+}
+
+fn manifest_of(plugin: &Plugin) -> Result<Manifest> {
+    let config = serde_json::from_value(plugin.config_schema.clone())
+        .map_err(|e| RegistryError::Invalid(format!("plugin {} has an invalid stored schema: {e}", plugin.id)))?;
+    Ok(Manifest { name: plugin.name.clone(), description: None, url: None, main: "index.lua".into(), config })
+}
+
+fn raw_config(c: &PluginConfig) -> BTreeMap<String, String> {
+    c.config
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+/// Sets config values (validated against the schema), keeping the others.
+pub async fn configure(store: &dyn Store, team: &Team, plugin: &Plugin, set: &[(String, String)]) -> Result<PluginConfig> {
+    let config = store.plugin_config(team.id, plugin.id).await?;
+    let mut raw = raw_config(&config);
+    for (k, v) in set {
+        raw.insert(k.clone(), v.clone());
+    }
+    let manifest = manifest_of(plugin)?;
+    // Unknown keys and malformed values are refused now; missing required
+    // ones only when enabling, so they can be set one at a time.
+    for key in raw.keys() {
+        if !manifest.config.iter().any(|f| &f.key == key) {
+            return Err(super::manifest::ConfigError { key: key.clone(), problem: "is not in the plugin's config schema".into() }.into());
+        }
+    }
+    let mut lenient = manifest.clone();
+    lenient.config.iter_mut().for_each(|f| f.required = false);
+    lenient.validate_config(&raw)?;
+    let value = Value::Object(raw.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
+    Ok(store.update_plugin_config(config.id, &PluginConfigUpdate { config: Some(value), ..Default::default() }).await?)
+}
+
+/// Enables a plugin for a team once its config is complete; clears any
+/// error or automatic disable.
+pub async fn enable(store: &dyn Store, team: &Team, plugin: &Plugin) -> Result<PluginConfig> {
+    let config = store.plugin_config(team.id, plugin.id).await?;
+    manifest_of(plugin)?.validate_config(&raw_config(&config))?;
+    Ok(store
+        .update_plugin_config(config.id, &PluginConfigUpdate { enabled: Some(true), error: Some(None), ..Default::default() })
+        .await?)
+}
+
+pub async fn disable(store: &dyn Store, team: &Team, plugin: &Plugin) -> Result<PluginConfig> {
+    let config = store.plugin_config(team.id, plugin.id).await?;
+    Ok(store.update_plugin_config(config.id, &PluginConfigUpdate { enabled: Some(false), ..Default::default() }).await?)
+}
+
+/// Puts the named plugins first, in this order, keeping the rest after them.
+pub async fn reorder(store: &dyn Store, team: &Team, plugins: &[Plugin]) -> Result<Vec<PluginConfig>> {
+    let mut configs = store.list_plugin_configs(Some(team.id)).await?;
+    for p in plugins {
+        if !configs.iter().any(|c| c.plugin_id == p.id) {
+            configs.push(store.plugin_config(team.id, p.id).await?);
+        }
+    }
+    configs.sort_by_key(|c| (plugins.iter().position(|p| p.id == c.plugin_id).unwrap_or(usize::MAX), c.order, c.id));
+    let mut out = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        let update = PluginConfigUpdate { order: Some(i as i64 + 1), ..Default::default() };
+        out.push(store.update_plugin_config(c.id, &update).await?);
+    }
+    Ok(out)
+}
+
+/// A config as shown to people: secret values masked.
+pub fn masked(plugin: &Plugin, config: &PluginConfig) -> Value {
+    let Ok(manifest) = manifest_of(plugin) else { return Value::Null };
+    let map = config.config.as_object().cloned().unwrap_or_default();
+    Value::Object(manifest.masked(&map))
+}
