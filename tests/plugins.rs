@@ -384,3 +384,37 @@ async fn manage_plugins_postgres() {
     assert!(out.status.success(), "{}", stderr(&out));
     tokio::task::spawn_blocking(move || manage_plugins_via_cli(&env)).await.unwrap();
 }
+
+#[test]
+fn sequence_fixtures_share_one_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("tests")).unwrap();
+    std::fs::write(p.join("plugin.json"), r#"{"name": "counter"}"#).unwrap();
+    std::fs::write(
+        p.join("index.lua"),
+        "function processEvent(e, meta)\n  e.n = meta.utils.cursor.increment('n')\n  return e\nend",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("tests/counts.json"),
+        r#"{"events": [{"event": "a"}, {"event": "b"}], "expected": [{"event": "a", "n": 1}, {"event": "b", "n": 2}]}"#,
+    )
+    .unwrap();
+    let out = phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    std::fs::write(
+        p.join("tests/counts.json"),
+        r#"{"events": [{"event": "a"}, {"event": "b"}], "expected": [{"event": "a", "n": 1}, {"event": "b", "n": 1}]}"#,
+    )
+    .unwrap();
+    let out = phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("event 2: ~ n: expected 1, got 2"), "{}", stdout(&out));
+
+    std::fs::write(p.join("tests/counts.json"), r#"{"events": [{"event": "a"}], "expected": []}"#).unwrap();
+    let out = phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("must be an array of 1"), "{}", stderr(&out));
+}

@@ -6,6 +6,9 @@
 //! `{"description", "config": {KEY: "raw value"}, "event": {...},
 //!   "expected": {...} | null}` where null means "dropped", or
 //! `"expected_error": "text the error contains"` instead of `expected`.
+//! A sequence fixture gives `"events": [...]` and `"expected": [...]`
+//! instead: the events go through one state in order, so `meta.global`,
+//! the cache and storage carry over from one to the next.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +26,11 @@ pub struct Fixture {
     pub description: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, String>,
-    pub event: Value,
+    #[serde(default)]
+    pub event: Option<Value>,
+    /// A sequence run through one state, with `expected` an array.
+    #[serde(default)]
+    pub events: Option<Vec<Value>>,
     /// Missing (not null) when `expected_error` is given.
     #[serde(default, deserialize_with = "present")]
     pub expected: Option<Value>,
@@ -43,6 +50,8 @@ pub enum Outcome {
     Event { event: Value },
     Dropped,
     Error { error: String, limit: bool },
+    /// The outcomes of a sequence fixture, in order.
+    Sequence { results: Vec<Outcome> },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +83,18 @@ pub async fn run_event(
     event: &Value,
     limits: Limits,
 ) -> Result<(Outcome, Vec<LogEntry>), FixtureError> {
+    let (mut outcomes, logs) = run_events(source, config, std::slice::from_ref(event), limits).await?;
+    Ok((outcomes.remove(0), logs))
+}
+
+/// Runs events in order through one fresh VM: setupPlugin once, then
+/// processEvent for each. A failed setup fails every event.
+pub async fn run_events(
+    source: &PluginSource,
+    config: &BTreeMap<String, String>,
+    events: &[Value],
+    limits: Limits,
+) -> Result<(Vec<Outcome>, Vec<LogEntry>), FixtureError> {
     let logs = Arc::new(MemoryLog::default());
     let ctx = Context {
         team_id: 1,
@@ -85,16 +106,21 @@ pub async fn run_event(
         logs: logs.clone(),
     };
     let vm = PluginVm::load(source, ctx, limits)?;
-    let outcome = match vm.setup().await {
-        Err(e) => error_outcome(format!("setupPlugin: {e}"), &e),
-        Ok(()) => match vm.process_event(event).await {
-            Ok(ProcessOutcome::Event(e)) => Outcome::Event { event: e },
-            Ok(ProcessOutcome::Dropped) => Outcome::Dropped,
-            Err(e) => error_outcome(e.to_string(), &e),
-        },
-    };
+    let mut outcomes = Vec::with_capacity(events.len());
+    match vm.setup().await {
+        Err(e) => outcomes.extend(events.iter().map(|_| error_outcome(format!("setupPlugin: {e}"), &e))),
+        Ok(()) => {
+            for event in events {
+                outcomes.push(match vm.process_event(event).await {
+                    Ok(ProcessOutcome::Event(e)) => Outcome::Event { event: e },
+                    Ok(ProcessOutcome::Dropped) => Outcome::Dropped,
+                    Err(e) => error_outcome(e.to_string(), &e),
+                });
+            }
+        }
+    }
     let _ = vm.teardown().await;
-    Ok((outcome, logs.take()))
+    Ok((outcomes, logs.take()))
 }
 
 fn error_outcome(error: String, e: &CallError) -> Outcome {
@@ -117,6 +143,16 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
         if f.expected.is_none() == f.expected_error.is_none() {
             return Err(invalid(&p, "give exactly one of `expected` (null for dropped) and `expected_error`".into()));
         }
+        match (&f.event, &f.events) {
+            (Some(_), None) => {}
+            (None, Some(evs)) => {
+                let n = f.expected.as_ref().and_then(|e| e.as_array()).map(Vec::len);
+                if f.expected_error.is_none() && n != Some(evs.len()) {
+                    return Err(invalid(&p, format!("`events` has {} events, so `expected` must be an array of {} results", evs.len(), evs.len())));
+                }
+            }
+            _ => return Err(invalid(&p, "give exactly one of `event` and `events`".into())),
+        }
         let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         out.push((name, f));
     }
@@ -126,19 +162,40 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
     Ok(out)
 }
 
-/// Runs one fixture and compares the outcome with what it expects.
+/// Runs one fixture and compares the outcomes with what it expects.
 pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
-    let (outcome, logs) = run_event(source, &f.config, &f.event, limits).await?;
-    let differences = match (&f.expected_error, &f.expected, &outcome) {
-        (Some(want), _, Outcome::Error { error, .. }) if error.contains(want.as_str()) => Vec::new(),
+    let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
+        (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),
+        (None, Some(evs)) => {
+            let exp = f.expected.as_ref().and_then(|e| e.as_array());
+            (evs.clone(), (0..evs.len()).map(|i| exp.map(|a| &a[i])).collect())
+        }
+        (None, None) => unreachable!("load_fixtures requires event or events"),
+    };
+    let (outcomes, logs) = run_events(source, &f.config, &events, limits).await?;
+    let sequence = events.len() > 1 || f.events.is_some();
+    let mut differences = Vec::new();
+    for (i, (outcome, want)) in outcomes.iter().zip(expected).enumerate() {
+        let prefix = if sequence { format!("event {}: ", i + 1) } else { String::new() };
+        differences.extend(compare(f.expected_error.as_deref(), want, outcome).into_iter().map(|d| format!("{prefix}{d}")));
+    }
+    let outcome = if sequence {
+        Outcome::Sequence { results: outcomes }
+    } else {
+        outcomes.into_iter().next().expect("one event, one outcome")
+    };
+    Ok(Report { name: name.to_string(), passed: differences.is_empty(), outcome, differences, logs })
+}
+
+fn compare(expected_error: Option<&str>, expected: Option<&Value>, outcome: &Outcome) -> Vec<String> {
+    match (expected_error, expected, outcome) {
+        (Some(want), _, Outcome::Error { error, .. }) if error.contains(want) => Vec::new(),
         (Some(want), _, got) => vec![format!("expected an error containing {want:?}, got {}", describe(got))],
         (None, Some(Value::Null), Outcome::Dropped) => Vec::new(),
         (None, Some(Value::Null), got) => vec![format!("expected the event to be dropped, got {}", describe(got))],
         (None, Some(want), Outcome::Event { event }) => diff("", want, event),
-        (None, Some(_), got) => vec![format!("expected an event, got {}", describe(got))],
-        (None, None, _) => unreachable!("load_fixtures requires expected or expected_error"),
-    };
-    Ok(Report { name: name.to_string(), passed: differences.is_empty(), outcome, differences, logs })
+        (None, _, got) => vec![format!("expected an event, got {}", describe(got))],
+    }
 }
 
 fn describe(o: &Outcome) -> String {
@@ -146,6 +203,7 @@ fn describe(o: &Outcome) -> String {
         Outcome::Event { .. } => "an event".into(),
         Outcome::Dropped => "a drop".into(),
         Outcome::Error { error, .. } => format!("an error: {error}"),
+        Outcome::Sequence { .. } => "a sequence".into(),
     }
 }
 
