@@ -2,6 +2,7 @@
 //! that calls into the library; no business logic lives here.
 
 mod completions;
+mod events;
 mod healthcheck;
 mod migrate;
 mod plugins;
@@ -45,6 +46,7 @@ pub enum Command {
     Plugins(plugins::Opts),
     Top(top::Opts),
     Teams(teams::Opts),
+    Events(events::Opts),
     Completions(completions::Opts),
 }
 
@@ -57,6 +59,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plugins(o) => plugins::run(o).await,
         Command::Top(o) => top::run(o),
         Command::Teams(o) => teams::run(o).await,
+        Command::Events(o) => events::run(o).await,
         Command::Completions(o) => completions::run(o),
     }
 }

@@ -23,6 +23,8 @@ pub mod store;
 
 pub mod plugins;
 
+pub mod pipeline;
+
 pub mod migrate;
 
 pub mod admin;

@@ -8,6 +8,7 @@ mod util;
 
 mod cache;
 mod cli;
+mod ingest;
 mod completions;
 mod migrate;
 mod plugins;

@@ -6,9 +6,12 @@ use std::time::{Duration, Instant};
 
 use crate::util::{fresh_postgres_db, free_port, phs, redis_url, stderr};
 
-struct Server {
-    child: Child,
-    addr: String,
+pub struct Server {
+    pub child: Child,
+    /// Admin address.
+    pub addr: String,
+    /// Capture endpoint address.
+    pub capture: String,
 }
 
 impl Drop for Server {
@@ -18,17 +21,19 @@ impl Drop for Server {
     }
 }
 
-fn start(envs: &[(&str, String)]) -> Server {
+pub fn start(envs: &[(&str, String)]) -> Server {
     let addr = format!("127.0.0.1:{}", free_port());
+    let capture = format!("127.0.0.1:{}", free_port());
     let child = phs()
         .arg("serve")
         .env("ADMIN_ADDR", &addr)
+        .env("CAPTURE_ADDR", &capture)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Server { child, addr }
+    Server { child, addr, capture }
 }
 
 fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
@@ -36,7 +41,7 @@ fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
 }
 
 /// Polls until `phs healthcheck` passes, or panics with the server's stderr.
-fn wait_healthy(server: &mut Server) {
+pub fn wait_healthy(server: &mut Server) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if healthcheck(&server.addr, &[]).status.success() {
@@ -119,7 +124,8 @@ fn serve_reports_a_taken_admin_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let out = phs().arg("serve").env("ADMIN_ADDR", &addr).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    let capture = format!("127.0.0.1:{}", free_port());
+    let out = phs().arg("serve").env("ADMIN_ADDR", &addr).env("CAPTURE_ADDR", capture).env("PHS_DATA_DIR", dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ADMIN_ADDR") && stderr(&out).contains(&addr), "{}", stderr(&out));
 }

@@ -204,6 +204,11 @@ pub struct ServeSettings {
           help_heading = "Observability")]
     pub admin_addr: SocketAddr,
 
+    /// Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e).
+    #[arg(long, env = "CAPTURE_ADDR", value_name = "CAPTURE_ADDR", default_value = "127.0.0.1:8000",
+          help_heading = "Ingestion")]
+    pub capture_addr: SocketAddr,
+
     /// Seconds without ingesting anything, while events wait, before /_health fails.
     #[arg(long, env = "HEALTHCHECK_MAX_STALE_SECONDS", value_name = "HEALTHCHECK_MAX_STALE_SECONDS",
           default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..),

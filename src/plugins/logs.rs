@@ -25,6 +25,30 @@ pub enum LogLevel {
     Error,
 }
 
+impl LogSource {
+    /// The name stored in the log table's `source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogSource::System => "SYSTEM",
+            LogSource::Plugin => "PLUGIN",
+            LogSource::Console => "CONSOLE",
+        }
+    }
+}
+
+impl LogLevel {
+    /// The name stored in the log table's `type` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Log => "LOG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     pub source: LogSource,

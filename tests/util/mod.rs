@@ -14,6 +14,7 @@ pub const SERVICE_VARS: &[&str] = &[
     "CLICKHOUSE_DATABASE",
     "KAFKA_PREFIX",
     "ADMIN_ADDR",
+    "CAPTURE_ADDR",
     "PHS_DATA_DIR",
     "LOG_LEVEL",
 ];

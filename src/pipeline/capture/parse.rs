@@ -1,0 +1,222 @@
+//! Turns one capture request, as PostHog's SDKs send it, into messages in the
+//! capture format the pipeline consumes (`{uuid, distinct_id, ip, site_url,
+//! data, token, now, sent_at}`, `data` being the event as a JSON string).
+//!
+//! Accepted bodies: JSON (one event, an array, or `{api_key, batch: [...]}`),
+//! form-encoded `data=` holding base64 or plain JSON, and gzip (detected by
+//! its magic bytes, whatever the `compression` parameter says).
+
+use std::io::Read;
+
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Bodies larger than this (after decompression) are refused.
+pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+
+/// What the HTTP layer knows about the request.
+pub struct Request<'a> {
+    pub query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    pub ip: Option<String>,
+    pub site_url: String,
+    pub now: DateTime<Utc>,
+}
+
+/// One event in the capture format, as produced to the ingestion topic or log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapturedEvent {
+    pub uuid: String,
+    pub distinct_id: String,
+    pub ip: Option<String>,
+    pub site_url: String,
+    /// The event itself, as a JSON string.
+    pub data: String,
+    pub token: String,
+    pub now: String,
+    pub sent_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("the request body is empty")]
+    Empty,
+    #[error("the request body is larger than {} MiB", MAX_BODY_BYTES / (1024 * 1024))]
+    TooLarge,
+    #[error("the gzip body cannot be decompressed: {0}")]
+    Gzip(String),
+    #[error("compression `{0}` is not supported (use gzip or none)")]
+    Compression(String),
+    #[error("`data` is neither JSON nor base64-encoded JSON")]
+    BadData,
+    #[error("the body is not valid JSON: {0}")]
+    Json(String),
+    #[error("the request has no events")]
+    NoEvents,
+    #[error("event {0} is not a JSON object")]
+    NotAnObject(usize),
+    #[error("event {0} has no distinct_id")]
+    NoDistinctId(usize),
+    #[error("event {0} has no API token (api_key, token or properties.token)")]
+    NoToken(usize),
+}
+
+pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
+    let body = decompress(req.body)?;
+    let query: Vec<(String, String)> = form_urlencoded::parse(req.query.as_bytes()).into_owned().collect();
+    let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+
+    let is_form = req.content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let json_text: Vec<u8> = if is_form {
+        let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        if let Some(c) = field("compression").filter(|c| c != "gzip" && c != "gzip-js") {
+            return Err(CaptureError::Compression(c));
+        }
+        let data = field("data").ok_or(CaptureError::NoEvents)?;
+        decode_data(data.as_bytes())?
+    } else {
+        decode_data(&body)?
+    };
+    let root: Value = serde_json::from_slice(&json_text).map_err(|e| CaptureError::Json(e.to_string()))?;
+
+    let (events, top) = match root {
+        Value::Array(a) => (a, Map::new()),
+        Value::Object(mut o) if o.contains_key("batch") => match o.remove("batch") {
+            Some(Value::Array(a)) => (a, o),
+            _ => return Err(CaptureError::NoEvents),
+        },
+        Value::Object(o) => (vec![Value::Object(o)], Map::new()),
+        _ => return Err(CaptureError::NoEvents),
+    };
+    if events.is_empty() {
+        return Err(CaptureError::NoEvents);
+    }
+    let str_of = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    // posthog-js sends the send time as `_` (ms since the epoch) in the query.
+    let sent_at = str_of(&top, "sent_at").or_else(|| {
+        param("_").and_then(|ms| ms.parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single()).map(iso)
+    });
+
+    let mut out = Vec::with_capacity(events.len());
+    for (i, event) in events.into_iter().enumerate() {
+        let Value::Object(event) = event else { return Err(CaptureError::NotAnObject(i)) };
+        let props = event.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let token = str_of(&top, "api_key")
+            .or_else(|| str_of(&top, "token"))
+            .or_else(|| str_of(&event, "api_key"))
+            .or_else(|| str_of(&event, "token"))
+            .or_else(|| str_of(&props, "token"))
+            .or_else(|| str_of(&props, "$token"))
+            .ok_or(CaptureError::NoToken(i))?;
+        let distinct_id = [event.get("distinct_id"), props.get("distinct_id"), props.get("$distinct_id")]
+            .into_iter()
+            .flatten()
+            .find_map(stringify_id)
+            .ok_or(CaptureError::NoDistinctId(i))?;
+        let uuid = str_of(&event, "uuid").unwrap_or_else(|| Uuid::now_v7().to_string());
+        out.push(CapturedEvent {
+            uuid,
+            distinct_id,
+            ip: req.ip.clone(),
+            site_url: req.site_url.clone(),
+            data: Value::Object(event).to_string(),
+            token,
+            now: iso(req.now),
+            sent_at: sent_at.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// distinct_id as a string; numbers are stringified, empty values skipped.
+fn stringify_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn decompress(body: &[u8]) -> Result<Vec<u8>, CaptureError> {
+    if body.is_empty() {
+        return Err(CaptureError::Empty);
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(CaptureError::TooLarge);
+    }
+    if body.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .take(MAX_BODY_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| CaptureError::Gzip(e.to_string()))?;
+        if out.len() > MAX_BODY_BYTES {
+            return Err(CaptureError::TooLarge);
+        }
+        return Ok(out);
+    }
+    Ok(body.to_vec())
+}
+
+/// JSON as is, or base64 (standard or URL-safe, padded or not) of JSON.
+fn decode_data(data: &[u8]) -> Result<Vec<u8>, CaptureError> {
+    let trimmed = data.trim_ascii();
+    if trimmed.starts_with(b"{") || trimmed.starts_with(b"[") {
+        return Ok(trimmed.to_vec());
+    }
+    let engines = [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::STANDARD_NO_PAD,
+        &base64::engine::general_purpose::URL_SAFE,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    engines.iter().find_map(|e| e.decode(trimmed).ok()).ok_or(CaptureError::BadData)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(query: &'a str, ct: Option<&'a str>, body: &'a [u8]) -> Request<'a> {
+        Request { query, content_type: ct, body, ip: Some("1.2.3.4".into()), site_url: "http://h".into(), now: Utc::now() }
+    }
+
+    #[test]
+    fn json_single_array_and_batch() {
+        let one = parse(&req("", Some("application/json"), br#"{"event": "e", "distinct_id": 42, "api_key": "t"}"#)).unwrap();
+        assert_eq!((one[0].distinct_id.as_str(), one[0].token.as_str()), ("42", "t"));
+        let batch = parse(&req("", None, br#"{"api_key": "t", "sent_at": "2024-01-01T00:00:00Z", "batch": [{"event": "a", "distinct_id": "x"}, {"event": "b", "properties": {"distinct_id": "y"}}]}"#)).unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[1].distinct_id, "y");
+        assert_eq!(batch[0].sent_at.as_deref(), Some("2024-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn form_base64_and_query_sent_at() {
+        let json = r#"{"event": "e", "properties": {"distinct_id": "d", "token": "t"}}"#;
+        let body = format!("data={}", base64::engine::general_purpose::STANDARD.encode(json));
+        let out = parse(&req("ip=1&_=1694769302325", Some("application/x-www-form-urlencoded"), body.as_bytes())).unwrap();
+        assert_eq!(out[0].token, "t");
+        assert_eq!(out[0].sent_at.as_deref(), Some("2023-09-15T09:15:02.325000+00:00"));
+    }
+
+    #[test]
+    fn bad_requests_say_why() {
+        assert_eq!(parse(&req("", None, b"")), Err(CaptureError::Empty));
+        assert!(matches!(parse(&req("", None, b"{nope")), Err(CaptureError::BadData | CaptureError::Json(_))));
+        assert_eq!(parse(&req("", None, br#"{"event": "e", "api_key": "t"}"#)), Err(CaptureError::NoDistinctId(0)));
+        assert_eq!(parse(&req("", None, br#"{"event": "e", "distinct_id": "d"}"#)), Err(CaptureError::NoToken(0)));
+        assert_eq!(parse(&req("", None, br#"[1]"#)), Err(CaptureError::NotAnObject(0)));
+        assert_eq!(parse(&req("", None, br#"[]"#)), Err(CaptureError::NoEvents));
+        assert!(matches!(parse(&req("", None, &[0x1f, 0x8b, 0, 1])), Err(CaptureError::Gzip(_))));
+    }
+}

@@ -1,0 +1,159 @@
+//! The ingestion pipeline: source -> normalize -> team -> plugins -> prepare
+//! -> sink, then commit.
+//!
+//! A batch is read from the source, each message goes through the stages,
+//! the surviving rows are written to the sink, messages that cannot be
+//! ingested go to the dead-letter queue, and only then is the batch's last
+//! offset committed: at-least-once, never at-most-once. A failed write is
+//! retried with backoff before anything is committed, so a sink outage
+//! pauses consumption instead of losing events.
+//!
+//! Today the embedded path runs end to end (local log -> SQLite events).
+//! Persons, groups, Kafka as a source, ClickHouse as a sink, ordering per
+//! distinct_id across workers and overflow handling are the next steps.
+
+pub mod capture;
+pub mod normalize;
+pub mod plugins;
+pub mod prepare;
+pub mod sink;
+pub mod source;
+pub mod team;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use self::plugins::{Outcome, PluginRunner};
+use self::sink::{DeadLetter, DeadLetterQueue, EventSink};
+use self::source::Source;
+use self::team::TeamCache;
+use crate::store::Store;
+
+/// Messages read per batch.
+pub const BATCH: usize = 500;
+
+pub struct Pipeline {
+    pub teams: TeamCache,
+    pub plugins: Arc<PluginRunner>,
+    pub sink: Arc<dyn EventSink>,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+}
+
+impl Pipeline {
+    pub fn new(store: Arc<dyn Store>, plugins: Arc<PluginRunner>, sink: Arc<dyn EventSink>, dlq: Arc<dyn DeadLetterQueue>) -> Self {
+        Pipeline { teams: TeamCache::new(store), plugins, sink, dlq }
+    }
+
+    /// Consumes until `stop` is cancelled, finishing the batch in hand.
+    pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let batch = tokio::select! {
+                b = source.poll(BATCH, Duration::from_millis(200)) => b,
+                _ = stop.cancelled() => break,
+            };
+            let messages = match batch {
+                Ok(m) if m.is_empty() => continue,
+                Ok(m) => m,
+                Err(err) => {
+                    tracing::warn!(%err, "reading the source failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            // A dependency failing mid-batch (the database, for team lookups)
+            // retries the whole batch: nothing is written or committed until it passes.
+            let mut delay = Duration::from_millis(100);
+            let (rows, letters) = loop {
+                match self.process(&messages).await {
+                    Ok(done) => break done,
+                    Err(err) => {
+                        tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "processing a batch failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stop.cancelled() => return,
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                }
+            };
+            // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
+            let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
+            if !self.retry(&stop, "write events", || self.sink.write(&rows)).await
+                || !self.retry(&stop, "write dead letters", || async { self.dlq.send(&letters).await.map_err(|e| e.to_string()) }).await
+            {
+                break;
+            }
+            let source = &mut source;
+            let mut delay = Duration::from_millis(100);
+            while let Err(err) = source.commit(partition, offset).await {
+                tracing::warn!(%err, "commit failed; retrying");
+                if stop.is_cancelled() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+
+    /// Runs the stages on a batch: the rows to write and the dead letters.
+    async fn process<'m>(
+        &self,
+        messages: &'m [source::Message],
+    ) -> Result<(Vec<prepare::EventRow>, Vec<DeadLetter<'m>>), crate::store::StoreError> {
+        let mut rows = Vec::with_capacity(messages.len());
+        let mut letters = Vec::new();
+        for m in messages {
+            let decoded = match normalize::decode(&m.payload) {
+                Ok(d) => d,
+                Err(e) => {
+                    letters.push(DeadLetter { message: m, reason: e.reason(), detail: e.to_string(), stage: "normalize", team_id: None });
+                    continue;
+                }
+            };
+            let Some(team) = self.teams.by_token(&decoded.token).await? else {
+                letters.push(DeadLetter {
+                    message: m,
+                    reason: "unknown_token",
+                    detail: format!("no team has the API token `{}`", decoded.token),
+                    stage: "team",
+                    team_id: None,
+                });
+                continue;
+            };
+            let mut event = decoded.event;
+            if team.anonymize_ips {
+                event.insert("ip".into(), serde_json::Value::Null);
+            }
+            match self.plugins.process(team.id, event).await {
+                Outcome::Event(e) => rows.push(prepare::prepare(e, team.id, team.anonymize_ips, chrono::Utc::now())),
+                Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
+            }
+        }
+        Ok((rows, letters))
+    }
+
+    /// Retries `op` with backoff (100 ms doubling to 10 s) until it succeeds
+    /// or `stop` is cancelled; false when stopped first.
+    async fn retry<F, Fut, E>(&self, stop: &CancellationToken, what: &str, mut op: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match op().await {
+                Ok(()) => return true,
+                Err(err) => tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "{what} failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return false,
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Stage 3: a team's enabled plugins run processEvent in order.
+//!
+//! As in the original: a plugin that throws leaves the last good event and
+//! is listed in `$plugins_failed`; one that returns nil drops the event and
+//! later plugins do not run; a changed `team_id` is reverted and counts as a
+//! failure; plugins with onEvent or exportEvents are listed in
+//! `$plugins_deferred`. Entries are "name (config id)".
+//!
+//! States are loaded lazily per plugin config, set up on first use, kept
+//! while the config and plugin are unchanged, and rebuilt when either
+//! changes. A config whose setup fails [`MAX_SETUP_FAILURES`] times is
+//! disabled with the reason stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, mpsc};
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
+use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
+use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
+
+/// Setup attempts before a config is disabled (the later original's 5).
+pub const MAX_SETUP_FAILURES: u32 = 5;
+/// How long a team's list of plugin configs is trusted before it is re-read.
+const REFRESH: Duration = Duration::from_secs(2);
+
+pub enum Outcome {
+    Event(Map<String, Value>),
+    Dropped { by: String },
+}
+
+struct Loaded {
+    config: PluginConfig,
+    plugin_updated: chrono::DateTime<chrono::Utc>,
+    label: String,
+    vm: PluginVm,
+    setup: Mutex<SetupState>,
+}
+
+#[derive(Default)]
+struct SetupState {
+    done: bool,
+    failures: u32,
+}
+
+struct TeamPlugins {
+    read_at: Instant,
+    loaded: Vec<Arc<Loaded>>,
+}
+
+pub struct PluginRunner {
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    limits: Limits,
+    instance_id: Uuid,
+    logs: mpsc::UnboundedSender<PluginLog>,
+    teams: Mutex<HashMap<i64, TeamPlugins>>,
+}
+
+impl PluginRunner {
+    /// Also starts the task that writes plugin log entries in batches.
+    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>, limits: Limits, instance_id: Uuid) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_logs(store.clone(), rx));
+        Arc::new(PluginRunner { store, cache, limits, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
+    }
+
+    /// Runs the team's plugins on one event.
+    pub async fn process(&self, team_id: i64, mut event: Map<String, Value>) -> Outcome {
+        let plugins = self.team_plugins(team_id).await;
+        if plugins.is_empty() || event.get("event").and_then(Value::as_str) == Some("$snapshot") {
+            return Outcome::Event(event);
+        }
+        let (mut succeeded, mut failed, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
+        for p in plugins.iter() {
+            if p.vm.has("onEvent") || p.vm.has("exportEvents") {
+                deferred.push(p.label.clone());
+            }
+            if !p.vm.has("processEvent") {
+                continue;
+            }
+            if !self.ensure_setup(p).await {
+                failed.push(p.label.clone());
+                continue;
+            }
+            event.insert("team_id".into(), json!(team_id));
+            let input = Value::Object(event.clone());
+            match p.vm.process_event(&input).await {
+                Ok(ProcessOutcome::Dropped) => return Outcome::Dropped { by: p.label.clone() },
+                Ok(ProcessOutcome::Event(Value::Object(out))) => {
+                    if out.get("team_id") != Some(&json!(team_id)) {
+                        self.log(p, LogSource::System, LogLevel::Error, "processEvent changed team_id; the change was reverted".into());
+                        failed.push(p.label.clone());
+                    } else {
+                        event = out;
+                        succeeded.push(p.label.clone());
+                    }
+                }
+                Ok(ProcessOutcome::Event(_)) => failed.push(p.label.clone()),
+                Err(e) => {
+                    let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
+                    self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
+                    self.record_error(p, &e.to_string(), Some(&input)).await;
+                    failed.push(p.label.clone());
+                }
+            }
+        }
+        event.remove("team_id");
+        let props = event.entry("properties").or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(props) = props {
+            for (key, list) in [("$plugins_succeeded", succeeded), ("$plugins_failed", failed), ("$plugins_deferred", deferred)] {
+                props.insert(key.into(), json!(list));
+            }
+        }
+        Outcome::Event(event)
+    }
+
+    /// Runs setupPlugin once; after repeated failures the config is disabled.
+    async fn ensure_setup(&self, p: &Loaded) -> bool {
+        let mut state = p.setup.lock().await;
+        if state.done {
+            return true;
+        }
+        if state.failures >= MAX_SETUP_FAILURES {
+            return false;
+        }
+        match p.vm.setup().await {
+            Ok(()) => {
+                state.done = true;
+                true
+            }
+            Err(e) => {
+                state.failures += 1;
+                let message = format!("setupPlugin failed (attempt {} of {MAX_SETUP_FAILURES}): {e}", state.failures);
+                self.log(p, LogSource::System, LogLevel::Error, message.clone());
+                self.record_error(p, &message, None).await;
+                if state.failures >= MAX_SETUP_FAILURES {
+                    let reason = format!("disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}");
+                    self.log(p, LogSource::System, LogLevel::Error, reason.clone());
+                    let update = PluginConfigUpdate {
+                        enabled: Some(false),
+                        error: Some(Some(error_json(&reason, None))),
+                        ..Default::default()
+                    };
+                    if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
+                        tracing::warn!(config = p.config.id, %err, "could not disable a failing plugin config");
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
+        let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
+        if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
+            tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
+        }
+    }
+
+    fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
+        let entry = LogEntry::new(source, level, message);
+        let _ = self.logs.send(to_row(&p.config, self.instance_id, entry));
+    }
+
+    /// The team's enabled configs in order, loading and rebuilding states as needed.
+    async fn team_plugins(&self, team_id: i64) -> Vec<Arc<Loaded>> {
+        let mut teams = self.teams.lock().await;
+        if let Some(t) = teams.get(&team_id).filter(|t| t.read_at.elapsed() < REFRESH) {
+            return t.loaded.clone();
+        }
+        let previous = teams.remove(&team_id).map(|t| t.loaded).unwrap_or_default();
+        let loaded = match self.load_team(team_id, previous).await {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::warn!(team_id, %err, "could not load the team's plugins; events pass unchanged");
+                Vec::new()
+            }
+        };
+        teams.insert(team_id, TeamPlugins { read_at: Instant::now(), loaded: loaded.clone() });
+        loaded
+    }
+
+    async fn load_team(&self, team_id: i64, previous: Vec<Arc<Loaded>>) -> Result<Vec<Arc<Loaded>>, registry::RegistryError> {
+        let plugins = self.store.list_plugins().await?;
+        let configs = self.store.list_plugin_configs(Some(team_id)).await?;
+        let mut out = Vec::new();
+        for config in configs.into_iter().filter(|c| c.enabled) {
+            let Some(plugin) = plugins.iter().find(|p| p.id == config.plugin_id) else { continue };
+            let unchanged = previous
+                .iter()
+                .find(|l| l.config.id == config.id && l.config.updated_at == config.updated_at && l.plugin_updated == plugin.updated_at);
+            if let Some(l) = unchanged {
+                out.push(l.clone());
+                continue;
+            }
+            match self.build(&config, plugin).await {
+                Ok(l) => out.push(Arc::new(l)),
+                Err(e) => {
+                    tracing::warn!(config = config.id, plugin = %plugin.name, %e, "plugin could not be loaded");
+                    let update = PluginConfigUpdate { error: Some(Some(error_json(&e.to_string(), None))), ..Default::default() };
+                    let _ = self.store.update_plugin_config(config.id, &update).await;
+                }
+            }
+        }
+        // States no longer used are torn down off the event path.
+        for old in previous {
+            if !out.iter().any(|l| Arc::ptr_eq(l, &old)) {
+                tokio::spawn(async move {
+                    if old.setup.lock().await.done {
+                        let _ = old.vm.teardown().await;
+                    }
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn build(&self, config: &PluginConfig, plugin: &crate::store::Plugin) -> Result<Loaded, registry::RegistryError> {
+        let source = registry::source(self.store.as_ref(), plugin).await?;
+        let raw = config
+            .config
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+            .unwrap_or_default();
+        let ctx = Context {
+            team_id: config.team_id,
+            plugin_id: plugin.id,
+            plugin_config_id: config.id,
+            config: source.manifest.validate_config(&raw)?,
+            cache: self.cache.clone(),
+            storage: self.store.clone(),
+            logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
+        };
+        let vm = PluginVm::load(&source, ctx, self.limits)?;
+        Ok(Loaded {
+            label: format!("{} ({})", plugin.name, config.id),
+            config: config.clone(),
+            plugin_updated: plugin.updated_at,
+            vm,
+            setup: Mutex::new(SetupState::default()),
+        })
+    }
+}
+
+/// The error stored on a plugin config, shaped like the original's.
+fn error_json(message: &str, event: Option<&Value>) -> Value {
+    json!({"message": message, "time": chrono::Utc::now().to_rfc3339(), "name": "Error", "event": event})
+}
+
+fn to_row(config: &PluginConfig, instance_id: Uuid, e: LogEntry) -> PluginLog {
+    PluginLog {
+        id: Uuid::now_v7(),
+        team_id: config.team_id,
+        plugin_id: config.plugin_id,
+        plugin_config_id: config.id,
+        timestamp: e.timestamp,
+        source: e.source.as_str().into(),
+        level: e.level.as_str().into(),
+        message: e.message,
+        instance_id,
+    }
+}
+
+/// A plugin config's console, feeding the batched log writer.
+struct ConfigLog {
+    config: PluginConfig,
+    instance_id: Uuid,
+    tx: mpsc::UnboundedSender<PluginLog>,
+}
+
+impl LogSink for ConfigLog {
+    fn log(&self, entry: LogEntry) {
+        let _ = self.tx.send(to_row(&self.config, self.instance_id, entry));
+    }
+}
+
+/// Writes log entries in batches (at most every 200 ms), like the original's
+/// 1 s Postgres log buffer, so a chatty plugin costs one insert per batch.
+async fn write_logs(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<PluginLog>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        if let Err(err) = store.append_plugin_logs(&batch).await {
+            tracing::warn!(%err, lost = batch.len(), "could not store plugin log entries");
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,111 @@
+//! Stage 4: the event after plugins becomes the row stored: its timestamp
+//! resolved with clock-skew correction, `$ip` set unless the team
+//! anonymises IPs.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A row of the events table, as every events sink stores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    pub uuid: String,
+    pub team_id: i64,
+    pub event: String,
+    pub distinct_id: String,
+    /// The properties as a JSON object.
+    pub properties: Value,
+    pub timestamp: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub elements_chain: String,
+}
+
+fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    v.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))
+}
+
+/// The event's time, as the original computes it (timestamps.ts):
+/// `timestamp` corrected by the client's clock skew (`now - sent_at`) when
+/// both are given, else `now - offset`, else `timestamp`, else `now`; more
+/// than 23 h in the future becomes `now`.
+pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let props = event.get("properties").and_then(Value::as_object);
+    let ignore_sent_at = props.and_then(|p| p.get("$ignore_sent_at")).and_then(Value::as_bool).unwrap_or(false);
+    let timestamp = time(event.get("timestamp"));
+    let sent_at = if ignore_sent_at { None } else { time(event.get("sent_at")) };
+    let offset = event.get("offset").and_then(Value::as_i64);
+    let t = match (timestamp, sent_at, offset) {
+        (Some(ts), Some(sent), _) => now + (ts - sent),
+        (_, _, Some(ms)) => now - Duration::milliseconds(ms),
+        (Some(ts), None, None) => ts,
+        (None, _, None) => now,
+    };
+    if t > now + Duration::hours(23) { now } else { t }
+}
+
+pub fn prepare(mut event: Map<String, Value>, team_id: i64, anonymize_ips: bool, created_at: DateTime<Utc>) -> EventRow {
+    let now = time(event.get("now")).unwrap_or(created_at);
+    let timestamp = resolve_timestamp(&event, now);
+    let mut properties = match event.remove("properties") {
+        Some(Value::Object(p)) => p,
+        _ => Map::new(),
+    };
+    if anonymize_ips {
+        properties.remove("$ip");
+    } else if let Some(Value::String(ip)) = event.get("ip") {
+        properties.entry("$ip").or_insert_with(|| Value::String(ip.clone()));
+    }
+    let elements_chain = properties.get("$elements_chain").and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    EventRow {
+        uuid: text("uuid"),
+        team_id,
+        event: text("event"),
+        distinct_id: text("distinct_id"),
+        properties: Value::Object(properties),
+        timestamp,
+        created_at,
+        elements_chain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn timestamps_follow_the_original() {
+        let now = at("2024-01-01T12:00:00Z");
+        // Client clock 1 h fast: the event happened 1 minute before it was sent.
+        let skewed = obj(json!({"timestamp": "2024-01-01T12:59:00Z", "sent_at": "2024-01-01T13:00:00Z"}));
+        assert_eq!(resolve_timestamp(&skewed, now), at("2024-01-01T11:59:00Z"));
+        let mut ignored = skewed.clone();
+        ignored.insert("properties".into(), json!({"$ignore_sent_at": true}));
+        assert_eq!(resolve_timestamp(&ignored, now), at("2024-01-01T12:59:00Z"));
+        assert_eq!(resolve_timestamp(&obj(json!({"offset": 1500})), now), at("2024-01-01T11:59:58.500Z"));
+        assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "2024-01-01T10:00:00.123456Z"})), now), at("2024-01-01T10:00:00.123456Z"));
+        assert_eq!(resolve_timestamp(&obj(json!({})), now), now);
+        assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "2024-01-03T00:00:00Z"})), now), now, "far future clamps");
+        assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "garbage"})), now), now);
+    }
+
+    #[test]
+    fn ip_is_kept_or_dropped_per_team() {
+        let e = obj(json!({"uuid": "u", "event": "e", "distinct_id": "d", "ip": "1.2.3.4", "properties": {"$ip": "5.6.7.8"}}));
+        let now = Utc::now();
+        assert_eq!(prepare(e.clone(), 1, false, now).properties["$ip"], "5.6.7.8");
+        let mut no_ip = e.clone();
+        no_ip.insert("properties".into(), json!({}));
+        assert_eq!(prepare(no_ip, 1, false, now).properties["$ip"], "1.2.3.4");
+        assert!(prepare(e, 1, true, now).properties.get("$ip").is_none());
+    }
+}

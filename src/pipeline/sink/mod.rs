@@ -1,0 +1,51 @@
+//! Where processed events go: ClickHouse in production, SQLite when
+//! embedded; and the dead-letter queue for messages that cannot be ingested.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use super::prepare::EventRow;
+use super::source::{Message, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct SinkError {
+    pub context: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Writes rows durably; re-writing a row with the same uuid replaces it,
+    /// so a redelivered batch does not duplicate events.
+    async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError>;
+    /// The latest events, newest first, for `phs events list`.
+    async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, SinkError>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub team_id: Option<i64>,
+    pub distinct_id: Option<String>,
+    pub event: Option<String>,
+    pub limit: i64,
+}
+
+/// A message that cannot be ingested, kept with why and where it failed.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    pub message: &'a Message,
+    /// A stable label, e.g. `malformed_data`, `unknown_token`.
+    pub reason: &'a str,
+    pub detail: String,
+    /// The stage that refused it, e.g. `normalize`, `team`.
+    pub stage: &'a str,
+    pub team_id: Option<i64>,
+}
+
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), SourceError>;
+}

@@ -1,0 +1,178 @@
+//! The embedded ingestion log: an append-only SQLite table with offsets
+//! (`PHS_DATA_DIR/ingestion-log.sqlite3`), standing in for the Kafka topic.
+//! Capture appends to it; the pipeline reads it through [`Source`] and
+//! commits a consumer offset per consumer name, so a restart resumes where
+//! the last committed batch ended and nothing is lost or skipped.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Message, Producer, Source, SourceError};
+use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
+
+fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> SourceError {
+    move |e| SourceError { context, source: Box::new(e) }
+}
+
+/// The log file, shared by the capture side and the consumer.
+#[derive(Clone)]
+pub struct LocalLog {
+    pool: SqlitePool,
+}
+
+impl LocalLog {
+    pub async fn open(dir: &Path) -> Result<Self, SourceError> {
+        std::fs::create_dir_all(dir).map_err(|e| SourceError { context: "create the data directory", source: Box::new(e) })?;
+        let path = dir.join("ingestion-log.sqlite3");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(err("open the ingestion log"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(err("open the ingestion log"))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS log (\
+               offset INTEGER PRIMARY KEY AUTOINCREMENT, \
+               key TEXT NOT NULL, \
+               payload BLOB NOT NULL, \
+               appended_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        )
+        .execute(&pool)
+        .await
+        .map_err(err("create the ingestion log"))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS dead_letters (\
+               id INTEGER PRIMARY KEY AUTOINCREMENT, source_offset INTEGER NOT NULL, reason TEXT NOT NULL, \
+               detail TEXT NOT NULL, stage TEXT NOT NULL, team_id INTEGER, payload BLOB NOT NULL, \
+               failed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+        )
+        .execute(&pool)
+        .await
+        .map_err(err("create the dead-letter table"))?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS consumer_offsets (consumer TEXT PRIMARY KEY, committed INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .map_err(err("create the consumer offsets"))?;
+        Ok(LocalLog { pool })
+    }
+
+    /// The offset of the last message appended (0 when empty).
+    pub async fn end_offset(&self) -> Result<i64, SourceError> {
+        sqlx::query_scalar("SELECT coalesce(max(offset), 0) FROM log").fetch_one(&self.pool).await.map_err(err("read the log end"))
+    }
+
+    /// The last committed offset of a consumer (0 when it never committed).
+    pub async fn committed(&self, consumer: &str) -> Result<i64, SourceError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT committed FROM consumer_offsets WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err("read the committed offset"))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// A reader for `consumer`, starting after its committed offset.
+    pub async fn consumer(&self, consumer: &str) -> Result<LocalLogSource, SourceError> {
+        let position = self.committed(consumer).await?;
+        Ok(LocalLogSource { log: self.clone(), consumer: consumer.to_string(), position })
+    }
+}
+
+#[async_trait]
+impl Producer for LocalLog {
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin an append"))?;
+        for (key, payload) in messages {
+            sqlx::query("INSERT INTO log (key, payload) VALUES ($1, $2)")
+                .bind(key)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(err("append to the ingestion log"))?;
+        }
+        tx.commit().await.map_err(err("commit an append"))
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for LocalLog {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), SourceError> {
+        let mut tx = self.pool.begin().await.map_err(err("begin a dead-letter write"))?;
+        for l in letters {
+            sqlx::query(
+                "INSERT INTO dead_letters (source_offset, reason, detail, stage, team_id, payload) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(l.message.offset)
+            .bind(l.reason)
+            .bind(&l.detail)
+            .bind(l.stage)
+            .bind(l.team_id)
+            .bind(&l.message.payload)
+            .execute(&mut *tx)
+            .await
+            .map_err(err("write a dead letter"))?;
+        }
+        tx.commit().await.map_err(err("commit dead letters"))
+    }
+}
+
+impl LocalLog {
+    /// Dead letters by reason, for tests and `phs top`.
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, SourceError> {
+        sqlx::query_as("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err("count dead letters"))
+    }
+}
+
+pub struct LocalLogSource {
+    log: LocalLog,
+    consumer: String,
+    /// The offset of the last message handed out.
+    position: i64,
+}
+
+#[async_trait]
+impl Source for LocalLogSource {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT offset, payload FROM log WHERE offset > $1 ORDER BY offset LIMIT $2")
+                .bind(self.position)
+                .bind(max as i64)
+                .fetch_all(&self.log.pool)
+                .await
+                .map_err(err("read the ingestion log"))?;
+            if let Some((last, _)) = rows.last() {
+                self.position = *last;
+                return Ok(rows.into_iter().map(|(offset, payload)| Message { partition: 0, offset, payload }).collect());
+            }
+            if Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+            // Polling keeps the log a plain table any process can append to
+            // (capture may run in another process); 20 ms bounds the added latency.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn commit(&mut self, _partition: i32, offset: i64) -> Result<(), SourceError> {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (consumer, committed) VALUES ($1, $2) \
+             ON CONFLICT (consumer) DO UPDATE SET committed = max(committed, excluded.committed)",
+        )
+        .bind(&self.consumer)
+        .bind(offset)
+        .execute(&self.log.pool)
+        .await
+        .map_err(err("commit the consumer offset"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! Where raw events come from: the Kafka consumption topic in production or
+//! the durable local log when embedded, behind one trait so the pipeline
+//! (and later `phs replay`) reads both the same way.
+
+pub mod local_log;
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// One raw message: the capture-format JSON and its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct SourceError {
+    pub context: &'static str,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+#[async_trait]
+pub trait Source: Send {
+    /// Up to `max` messages after the last ones returned, waiting up to
+    /// `wait` for the first; an empty batch means nothing arrived.
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError>;
+    /// Marks everything up to and including `offset` of `partition` as done.
+    /// Called only after those messages are written to every sink.
+    async fn commit(&mut self, partition: i32, offset: i64) -> Result<(), SourceError>;
+}
+
+/// Where capture puts accepted events (the local log, or the Kafka topic).
+#[async_trait]
+pub trait Producer: Send + Sync {
+    /// Appends messages durably: when this returns Ok they survive a crash.
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError>;
+}
