@@ -11,6 +11,8 @@ use tokio::sync::Mutex;
 use crate::store::{Store, StoreError, Team};
 
 const TTL: Duration = Duration::from_secs(30);
+/// Short, so a team created just after its first refused event starts working quickly.
+const UNKNOWN_TTL: Duration = Duration::from_secs(2);
 
 pub struct TeamCache {
     store: Arc<dyn Store>,
@@ -24,7 +26,7 @@ impl TeamCache {
 
     pub async fn by_token(&self, token: &str) -> Result<Option<Team>, StoreError> {
         if let Some((at, team)) = self.cached.lock().await.get(token) {
-            if at.elapsed() < TTL {
+            if at.elapsed() < if team.is_some() { TTL } else { UNKNOWN_TTL } {
                 return Ok(team.clone());
             }
         }
