@@ -23,6 +23,7 @@ pub fn topics(settings: &KafkaSettings) -> Vec<String> {
 }
 
 /// Base client configuration, or None when there is no Kafka (embedded log).
+/// librdkafka is built with OpenSSL (the `ssl` feature) for TLS and SASL/SCRAM.
 pub fn client_config(settings: &KafkaSettings) -> Option<ClientConfig> {
     let hosts = settings.kafka_hosts.as_ref()?;
     let mut config = ClientConfig::new();
@@ -61,4 +62,51 @@ pub fn client_config(settings: &KafkaSettings) -> Option<ClientConfig> {
         config.set("sasl.password", p);
     }
     Some(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use rdkafka::consumer::BaseConsumer;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        k: KafkaSettings,
+    }
+
+    #[test]
+    fn tls_and_sasl_settings_give_a_working_client_config() {
+        let s = P::try_parse_from([
+            "x",
+            "--kafka-hosts",
+            "127.0.0.1:9093",
+            "--kafka-security-protocol",
+            "sasl-ssl",
+            "--kafka-sasl-mechanism",
+            "SCRAM-SHA-512",
+            "--kafka-sasl-user",
+            "u",
+            "--kafka-sasl-password",
+            "p",
+        ])
+        .unwrap()
+        .k;
+        let config = client_config(&s).expect("hosts given");
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        // Creating the client validates every property against librdkafka's build:
+        // this fails if phs were built without TLS or SCRAM support.
+        let created: Result<BaseConsumer, _> = config.create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn no_hosts_means_no_kafka() {
+        let s = P::try_parse_from(["x"]).unwrap().k;
+        assert!(client_config(&s).is_none());
+        assert_eq!(topics(&s)[0], "events_plugin_ingestion");
+        assert_eq!(topics(&s).len(), 8);
+    }
 }

@@ -141,3 +141,15 @@ fn teams_create_prints_token_and_list_shows_it() {
     let out = phs().args(["teams", "create", " "]).env("PHS_DATA_DIR", dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[test]
+fn clickhouse_ca_must_be_a_readable_pem_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for value in [dir.path().join("missing.pem"), not_pem] {
+        let out = phs().arg("serve").env("CLICKHOUSE_CA", &value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("CLICKHOUSE_CA"), "{}", stderr(&out));
+    }
+}

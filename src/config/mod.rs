@@ -151,7 +151,7 @@ pub struct ClickHouseSettings {
     pub clickhouse_secure: bool,
 
     /// CA certificate file (PEM) to trust for ClickHouse over https.
-    #[arg(long, env = "CLICKHOUSE_CA", value_name = "CLICKHOUSE_CA")]
+    #[arg(long, env = "CLICKHOUSE_CA", value_name = "CLICKHOUSE_CA", value_parser = parse::pem_file)]
     pub clickhouse_ca: Option<PathBuf>,
 }
 

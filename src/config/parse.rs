@@ -115,6 +115,15 @@ pub fn base64_pem(s: &str) -> Result<String, String> {
     Ok(pem)
 }
 
+/// A readable file holding a PEM certificate.
+pub fn pem_file(s: &str) -> Result<std::path::PathBuf, String> {
+    let text = std::fs::read_to_string(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{s} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    Ok(s.into())
+}
+
 pub fn topic_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 249
