@@ -10,6 +10,7 @@
 //! - [`fixtures`]: the fixture runner behind `phs plugins test`.
 
 pub mod api;
+pub mod convert;
 pub mod fixtures;
 pub mod logs;
 pub mod manifest;

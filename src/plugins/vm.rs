@@ -9,11 +9,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, LuaSerdeExt, RegistryKey, Table, Value};
+use mlua::{Function, Lua, RegistryKey, Table, Value};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::api::{self, Context};
+use super::convert;
 use super::sandbox::{self, Deadline, Limits};
 use super::source::PluginSource;
 
@@ -169,7 +170,7 @@ impl PluginVm {
         let pcall: Function = lua.registry_value(&inner.protected_call).map_err(internal)?;
         let args = match event {
             Some(e) => {
-                let v = lua.to_value(e).map_err(|e| classify(&e, &inner.limits))?;
+                let v = convert::to_lua(lua, e).map_err(|e| classify(&e, &inner.limits))?;
                 mlua::MultiValue::from_iter([Value::Function(func), v, Value::Table(meta)])
             }
             None => mlua::MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
@@ -186,7 +187,7 @@ impl PluginVm {
         };
         match value {
             Value::Nil => Ok(None),
-            v => lua.from_value::<serde_json::Value>(v).map(Some).map_err(|e| {
+            v => convert::from_lua(lua, v).map(Some).map_err(|e| {
                 CallError::BadReturn(format!("{name} returned a value that is not JSON-like: {}", clean(&e.to_string())))
             }),
         }
