@@ -36,7 +36,8 @@ pub enum Action {
     /// call failed or hit a limit, 2 on a usage error or an invalid plugin.
     Test {
         dir: PathBuf,
-        /// An event as JSON, or @FILE (repeatable); prints each result as one JSON line.
+        /// An event as JSON, or @FILE (repeatable); the events go through one plugin
+        /// state in order, and each result is printed as one JSON line.
         #[arg(long = "event", value_name = "JSON|@FILE")]
         events: Vec<String>,
         /// A config value for the plugin (repeatable); overrides a fixture's config.
@@ -261,11 +262,11 @@ async fn test(dir: PathBuf, events: Vec<String>, config: Vec<String>, json: bool
     let limits = Limits::default();
 
     if !events.is_empty() {
+        let events = events.iter().map(|raw| read_event(raw)).collect::<anyhow::Result<Vec<_>>>()?;
+        let (outcomes, logs) = fixtures::run_events(&source, &overrides, &events, limits).await.map_err(|e| invalid(&e))?;
+        print_logs(&logs);
         let mut failed = false;
-        for raw in &events {
-            let event = read_event(raw)?;
-            let (outcome, logs) = fixtures::run_event(&source, &overrides, &event, limits).await.map_err(|e| invalid(&e))?;
-            print_logs(&logs);
+        for outcome in outcomes {
             failed |= matches!(outcome, Outcome::Error { .. });
             super::print(serde_json::to_string(&outcome)?)?;
         }

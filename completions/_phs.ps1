@@ -232,7 +232,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             break
         }
         'phs;plugins;test' {
-            [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line')
+            [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A config value for the plugin (repeatable); overrides a fixture''s config')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')

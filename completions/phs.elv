@@ -222,7 +222,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --version 'Print version'
         }
         &'phs;plugins;test'= {
-            cand --event 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line'
+            cand --event 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line'
             cand --config 'A config value for the plugin (repeatable); overrides a fixture''s config'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'

@@ -267,7 +267,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 json\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); prints each result as one JSON line' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable); overrides a fixture\'s config' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''

@@ -418,3 +418,19 @@ fn sequence_fixtures_share_one_state() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("must be an array of 1"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn json_helpers_tell_arrays_and_null() {
+    let vm = vm(r#"
+        function processEvent(e)
+          e.kinds = { json.is_array(e.list), json.is_array(e.properties), json.is_array("x") }
+          e.was_null = e.nothing == json.null
+          e.made_null = json.null
+          return e
+        end"#);
+    let input = json!({"event": "e", "list": [], "properties": {}, "nothing": null});
+    let ProcessOutcome::Event(out) = vm.process_event(&input).await.unwrap() else { panic!() };
+    assert_eq!(out["kinds"], json!([true, false, false]));
+    assert_eq!(out["was_null"], true);
+    assert!(out["made_null"].is_null() && out.as_object().unwrap().contains_key("made_null"));
+}

@@ -86,6 +86,18 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, _deadlin
             lua.to_value(&j)
         })?,
     )?;
+    // JSON null inside events, and a way to tell arrays from objects (their
+    // metatable is protected, so getmetatable cannot).
+    json.raw_set("null", Value::NULL)?;
+    json.raw_set(
+        "is_array",
+        lua.create_function(|lua, v: Value| {
+            Ok(match v {
+                Value::Table(t) => t.metatable().is_some_and(|m| m == lua.array_metatable()),
+                _ => false,
+            })
+        })?,
+    )?;
     g.raw_set("json", json)?;
 
     install_require(lua, source)

@@ -28,7 +28,11 @@ fn default_main() -> String {
 /// One entry of the config schema, as in PostHog's plugin.json.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigField {
+    /// Empty only for `markdown` entries, which are text for the settings page.
+    #[serde(default)]
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub markdown: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default, rename = "type")]
@@ -74,7 +78,9 @@ pub struct ConfigError {
 
 impl Manifest {
     pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let m: Manifest = serde_json::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        let mut m: Manifest = serde_json::from_str(text).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        // PostHog's markdown entries carry no setting; they are kept out of the schema.
+        m.config.retain(|f| !(f.key.is_empty() && f.markdown.is_some()));
         if m.name.trim().is_empty() {
             return Err(ManifestError::Invalid("`name` is empty".into()));
         }
@@ -185,5 +191,7 @@ mod tests {
         assert!(Manifest::parse(r#"{"name": "x", "main": "../evil.lua"}"#).is_err());
         assert!(Manifest::parse(r#"{"name": "x", "config": [{"key": "a"}, {"key": "a"}]}"#).is_err());
         assert_eq!(Manifest::parse(r#"{"name": "x"}"#).unwrap().main, "index.lua");
+        let with_markdown = Manifest::parse(r#"{"name": "x", "config": [{"markdown": "Read me"}, {"key": "a"}]}"#).unwrap();
+        assert_eq!(with_markdown.config.len(), 1);
     }
 }
