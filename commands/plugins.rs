@@ -94,8 +94,16 @@ pub enum Action {
         #[arg(long)]
         level: Option<String>,
     },
-    /// Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL).
-    Reload,
+    /// Ask every running instance to reload plugins.
+    ///
+    /// phs instances re-read a team's plugin configs every 2 s on their own;
+    /// with REDIS_URL set this also publishes on PLUGINS_RELOAD_PUBSUB_CHANNEL,
+    /// as PostHog does, for other consumers of that channel.
+    Reload {
+        #[arg(long, env = "PLUGINS_RELOAD_PUBSUB_CHANNEL", value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+              default_value = "reload-plugins")]
+        channel: String,
+    },
     /// Remove an installed plugin and its configs.
     Remove { plugin: String },
 }
@@ -109,7 +117,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Test { dir, events, config, json } => test(dir, events, config, json).await,
-        Action::Reload => super::not_yet_available("plugins reload", "the server's plugin loading (ingestion pipeline)"),
+        Action::Reload { channel } => reload(&opts.store, &channel).await,
         action => manage(action, &opts.store).await,
     }
 }
@@ -212,7 +220,21 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
             store.remove_plugin(p.id).await?;
             eprintln!("removed plugin {} \"{}\" with its configs, storage and logs", p.id, p.name);
         }
-        Action::New { .. } | Action::Test { .. } | Action::Reload => unreachable!("handled in run"),
+        Action::New { .. } | Action::Test { .. } | Action::Reload { .. } => unreachable!("handled in run"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reload(settings: &StoreSettings, channel: &str) -> anyhow::Result<ExitCode> {
+    match &settings.redis_url {
+        Some(url) => {
+            let cache = phs::cache::redis::RedisCache::connect(url).await?;
+            let receivers = cache.publish(channel, "reload").await?;
+            eprintln!(
+                "published on `{channel}` ({receivers} subscribers); running phs instances pick up plugin changes within 2 s"
+            );
+        }
+        None => eprintln!("running phs instances pick up plugin changes within 2 s; nothing else to do"),
     }
     Ok(ExitCode::SUCCESS)
 }

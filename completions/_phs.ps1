@@ -216,7 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
             [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
-            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -316,10 +316,11 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             break
         }
         'phs;plugins;reload' {
+            [CompletionResult]::new('--channel', '--channel', [CompletionResultType]::ParameterName, 'channel')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -343,7 +344,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
             [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
-            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -573,7 +574,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or set a plugin''s config for a team (validated; secrets masked)')
             [CompletionResult]::new('order', 'order', [CompletionResultType]::ParameterValue, 'Show or set the order in which a team''s plugins run')
             [CompletionResult]::new('logs', 'logs', [CompletionResultType]::ParameterValue, 'Show a plugin config''s log entries')
-            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)')
+            [CompletionResult]::new('reload', 'reload', [CompletionResultType]::ParameterValue, 'Ask every running instance to reload plugins')
             [CompletionResult]::new('remove', 'remove', [CompletionResultType]::ParameterValue, 'Remove an installed plugin and its configs')
             break
         }

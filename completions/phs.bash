@@ -1471,12 +1471,16 @@ _phs() {
             return 0
             ;;
         phs__subcmd__plugins__subcmd__reload)
-            opts="-h -V --log-level --log-format --help --version"
+            opts="-h -V --channel --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --channel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "trace debug info log warn error none" -- "${cur}"))
                     return 0

@@ -208,7 +208,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
             cand order 'Show or set the order in which a team''s plugins run'
             cand logs 'Show a plugin config''s log entries'
-            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand reload 'Ask every running instance to reload plugins'
             cand remove 'Remove an installed plugin and its configs'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -298,10 +298,11 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --version 'Print version'
         }
         &'phs;plugins;reload'= {
+            cand --channel 'channel'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -323,7 +324,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
             cand order 'Show or set the order in which a team''s plugins run'
             cand logs 'Show a plugin config''s log entries'
-            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand reload 'Ask every running instance to reload plugins'
             cand remove 'Remove an installed plugin and its configs'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -521,7 +522,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand config 'Show or set a plugin''s config for a team (validated; secrets masked)'
             cand order 'Show or set the order in which a team''s plugins run'
             cand logs 'Show a plugin config''s log entries'
-            cand reload 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+            cand reload 'Ask every running instance to reload plugins'
             cand remove 'Remove an installed plugin and its configs'
         }
         &'phs;help;plugins;new'= {

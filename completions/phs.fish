@@ -252,7 +252,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_sub
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "logs" -d 'Show a plugin config\'s log entries'
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "reload" -d 'Ask every running instance to reload plugins'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "remove" -d 'Remove an installed plugin and its configs'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -l dir -d 'Where to create it; default: ./NAME' -r -F
@@ -367,6 +367,7 @@ json\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -l follow
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from logs" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -l channel -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -376,7 +377,7 @@ error\t''
 none\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from reload" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from remove" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
@@ -398,7 +399,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "logs" -d 'Show a plugin config\'s log entries'
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Ask every running instance to reload plugins'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an installed plugin and its configs'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one' -r
@@ -577,7 +578,7 @@ complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "config" -d 'Show or set a plugin\'s config for a team (validated; secrets masked)'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "order" -d 'Show or set the order in which a team\'s plugins run'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "logs" -d 'Show a plugin config\'s log entries'
-complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "reload" -d 'Ask every running instance to reload plugins (PLUGINS_RELOAD_PUBSUB_CHANNEL)'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "reload" -d 'Ask every running instance to reload plugins'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "remove" -d 'Remove an installed plugin and its configs'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "create" -d 'Create a team and print its project API token on stdout'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "list" -d 'List teams'

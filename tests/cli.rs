@@ -89,7 +89,6 @@ fn mapped_node_setting_takes_effect() {
 fn unfinished_commands_exit_2_with_a_clear_message_but_full_help() {
     for (args, help_word) in [
         (vec!["replay", "--from-offset", "0"], "--reingest"),
-        (vec!["plugins", "reload"], "install"),
         (vec!["top", "--once"], "--interval"),
     ] {
         let out = phs().args(&args).output().unwrap();

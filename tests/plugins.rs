@@ -434,3 +434,32 @@ async fn json_helpers_tell_arrays_and_null() {
     assert_eq!(out["was_null"], true);
     assert!(out["made_null"].is_null() && out.as_object().unwrap().contains_key("made_null"));
 }
+
+#[test]
+fn plugins_reload_embedded_needs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = phs().args(["plugins", "reload"]).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("within 2 s"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn plugins_reload_publishes_on_the_redis_channel() {
+    use futures_util::StreamExt;
+    let url = crate::util::redis_url();
+    let channel = crate::util::unique("reload");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = phs()
+        .args(["plugins", "reload", "--channel", &channel])
+        .env("REDIS_URL", &url)
+        .env("PHS_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 subscribers"), "{}", stderr(&out));
+    let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next()).await.unwrap().unwrap();
+    assert_eq!(msg.get_payload::<String>().unwrap(), "reload");
+}

@@ -31,6 +31,14 @@ impl RedisCache {
     }
 }
 
+impl RedisCache {
+    /// Publishes on a pub/sub channel; returns how many subscribers received it.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<i64> {
+        let mut c = self.conn.clone();
+        c.publish(channel, message).await.map_err(|e| self.err(e))
+    }
+}
+
 /// Redis TTLs are whole seconds or milliseconds; round up so a TTL never becomes 0 (no expiry).
 fn millis(ttl: Duration) -> u64 {
     ttl.as_millis().clamp(1, u64::MAX as u128) as u64
