@@ -38,6 +38,7 @@ fn main() {
             cache: cache.clone(),
             storage: storage.clone(),
             logs: logs.clone(),
+            capture: None,
         };
         let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
         rt.block_on(vm.setup()).unwrap();

@@ -40,6 +40,7 @@ fn process_event(c: &mut Criterion) {
         cache: Arc::new(phs::cache::memory::MemoryCache::default()),
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
         logs: Arc::new(MemoryLog::default()),
+        capture: None,
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     rt.block_on(vm.setup()).unwrap();

@@ -120,7 +120,7 @@ async fn start_pipeline(
     }
     let log = LocalLog::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
     let events = SqliteEvents::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
-    let runner = PluginRunner::new(store.clone(), cache, Limits::default(), uuid::Uuid::now_v7());
+    let runner = PluginRunner::new(store.clone(), cache, Some(Arc::new(log.clone())), Limits::default(), uuid::Uuid::now_v7());
     let pipeline = Pipeline::new(store.clone(), runner, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 

@@ -275,3 +275,40 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     assert!(missing.is_empty(), "{} acknowledged events lost, e.g. {:?}", missing.len(), missing.first());
     assert!(rows.iter().all(|r| r["properties"]["hello"] == "world"), "every event went through the plugin");
 }
+
+/// posthog.capture from a plugin sends a new event through ingestion for the same team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_capture_new_events_for_their_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let plugin = d.join("welcome");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(plugin.join("plugin.json"), r#"{"name": "welcome"}"#).unwrap();
+    std::fs::write(
+        plugin.join("index.lua"),
+        r#"function processEvent(e, meta)
+             if e.event == "signed_up" then
+               posthog.capture("welcome_sent", {distinct_id = e.distinct_id, plan = e.properties.plan})
+               posthog.capture("plugin_heartbeat")
+             end
+             return e
+           end"#,
+    )
+    .unwrap();
+    cli(&d, &["plugins", "install", plugin.to_str().unwrap()]);
+    cli(&d, &["plugins", "enable", "welcome", "--team", &token]);
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/e", server.capture);
+    let body = json!({"token": token, "event": "signed_up", "distinct_id": "u9", "properties": {"plan": "pro"}});
+    let (code, _) = post(&url, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(code, 200);
+    let rows = wait_for_events(&d, 3);
+    let find = |name: &str| rows.iter().find(|r| r["event"] == name).unwrap_or_else(|| panic!("no {name} in {rows:?}"));
+    let welcome = find("welcome_sent");
+    assert_eq!((welcome["distinct_id"].as_str(), welcome["team_id"].as_i64()), (Some("u9"), Some(1)));
+    assert_eq!(welcome["properties"]["plan"], "pro");
+    assert_eq!(welcome["properties"]["$lib"], "posthog-plugin-server");
+    assert_eq!(find("plugin_heartbeat")["distinct_id"], "welcome", "the default distinct_id is the plugin's name");
+}

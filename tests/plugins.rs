@@ -27,6 +27,7 @@ fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
         cache,
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
         logs,
+        capture: None,
     }
 }
 

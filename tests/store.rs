@@ -277,6 +277,7 @@ async fn lua_storage_behaves(store: Arc<dyn Store>) {
         cache: Arc::new(phs::cache::memory::MemoryCache::default()),
         storage,
         logs: Arc::new(phs::plugins::logs::MemoryLog::default()),
+        capture: None,
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     vm.setup().await.unwrap();

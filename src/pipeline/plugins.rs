@@ -21,6 +21,8 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
+use super::source::Producer;
+use crate::plugins::api::Capture;
 use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
 
@@ -56,6 +58,7 @@ struct TeamPlugins {
 pub struct PluginRunner {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
+    producer: Option<Arc<dyn Producer>>,
     limits: Limits,
     instance_id: Uuid,
     logs: mpsc::UnboundedSender<PluginLog>,
@@ -64,10 +67,17 @@ pub struct PluginRunner {
 
 impl PluginRunner {
     /// Also starts the task that writes plugin log entries in batches.
-    pub fn new(store: Arc<dyn Store>, cache: Arc<dyn Cache>, limits: Limits, instance_id: Uuid) -> Arc<Self> {
+    /// `producer` is where `posthog.capture` sends events (None: not available).
+    pub fn new(
+        store: Arc<dyn Store>,
+        cache: Arc<dyn Cache>,
+        producer: Option<Arc<dyn Producer>>,
+        limits: Limits,
+        instance_id: Uuid,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_logs(store.clone(), rx));
-        Arc::new(PluginRunner { store, cache, limits, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
+        Arc::new(PluginRunner { store, cache, producer, limits, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
     }
 
     /// Runs the team's plugins on one event.
@@ -236,6 +246,14 @@ impl PluginRunner {
             cache: self.cache.clone(),
             storage: self.store.clone(),
             logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
+            capture: match (&self.producer, self.store.team_by_id(config.team_id).await?) {
+                (Some(producer), Some(team)) => Some(Capture {
+                    producer: producer.clone(),
+                    token: team.api_token,
+                    plugin_name: plugin.name.clone(),
+                }),
+                _ => None,
+            },
         };
         let vm = PluginVm::load(&source, ctx, self.limits)?;
         Ok(Loaded {

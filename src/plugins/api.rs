@@ -29,13 +29,24 @@ pub struct Context {
     pub cache: Arc<dyn Cache>,
     pub storage: Arc<dyn PluginStorage>,
     pub logs: Arc<dyn LogSink>,
+    /// Where `posthog.capture` sends new events (the team's ingestion), if anywhere.
+    pub capture: Option<Capture>,
+}
+
+/// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
+#[derive(Clone)]
+pub struct Capture {
+    pub producer: Arc<dyn crate::pipeline::source::Producer>,
+    pub token: String,
+    /// The default distinct_id of captured events, as in the original: the plugin's name.
+    pub plugin_name: String,
 }
 
 /// Console entries a plugin config may write per second; the rest are
 /// dropped and counted, so a noisy plugin cannot flood log storage.
 pub const LOGS_PER_SECOND: u32 = 100;
 
-pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, _deadline: Arc<Deadline>) -> mlua::Result<()> {
+pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline: Arc<Deadline>) -> mlua::Result<()> {
     let g = lua.globals();
     let console = lua.create_table()?;
     let limiter = Arc::new(Mutex::new(RateLimit::default()));
@@ -100,7 +111,52 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, _deadlin
     )?;
     g.raw_set("json", json)?;
 
+    let posthog = lua.create_table()?;
+    posthog.raw_set("capture", capture_fn(lua, ctx, &deadline)?)?;
+    g.raw_set("posthog", posthog)?;
+
     install_require(lua, source)
+}
+
+/// `posthog.capture(event, properties)`: a new event for the same team, sent
+/// through ingestion like any other. `properties.distinct_id` picks the
+/// person (default: the plugin's name); `$lib` says it came from a plugin.
+fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<mlua::Function> {
+    let capture = ctx.capture.clone();
+    method(lua, deadline, move |lua, (event, properties): (String, Option<Value>)| {
+        let capture = capture.clone();
+        let props = properties.map(|p| super::convert::from_lua(&lua, p)).transpose();
+        async move {
+            let Some(c) = capture else {
+                return Err(mlua::Error::runtime("posthog.capture is not available here"));
+            };
+            let mut props = match props? {
+                Some(serde_json::Value::Object(m)) => m,
+                None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+                Some(_) => return Err(mlua::Error::runtime("posthog.capture: properties must be a table")),
+            };
+            let distinct_id = match props.remove("distinct_id") {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s,
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => c.plugin_name.clone(),
+            };
+            props.insert("$lib".into(), "posthog-plugin-server".into());
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let data = serde_json::json!({"event": event, "distinct_id": distinct_id, "properties": props, "timestamp": now});
+            let message = crate::pipeline::capture::CapturedEvent {
+                uuid: uuid::Uuid::now_v7().to_string(),
+                distinct_id: distinct_id.clone(),
+                ip: None,
+                site_url: String::new(),
+                data: data.to_string(),
+                token: c.token.clone(),
+                now: now.clone(),
+                sent_at: Some(now),
+            };
+            let payload = serde_json::to_vec(&message).map_err(mlua::Error::external)?;
+            c.producer.append(&[(format!("{}:{distinct_id}", c.token), payload)]).await.map_err(host_error)
+        }
+    })
 }
 
 /// `require("lib.util")` loads the plugin's own `lib/util.lua`, once.

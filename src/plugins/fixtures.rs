@@ -104,6 +104,7 @@ pub async fn run_events(
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: logs.clone(),
+        capture: None,
     };
     let vm = PluginVm::load(source, ctx, limits)?;
     let mut outcomes = Vec::with_capacity(events.len());

@@ -73,6 +73,7 @@ fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: Arc::new(MemoryLog::default()),
+        capture: None,
     };
     Ok(PluginVm::load(source, ctx, Limits::default())?)
 }
