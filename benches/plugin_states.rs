@@ -39,6 +39,7 @@ fn main() {
             storage: storage.clone(),
             logs: logs.clone(),
             capture: None,
+            fetch: Default::default(),
         };
         let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
         rt.block_on(vm.setup()).unwrap();

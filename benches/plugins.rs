@@ -41,6 +41,7 @@ fn process_event(c: &mut Criterion) {
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
         logs: Arc::new(MemoryLog::default()),
         capture: None,
+        fetch: Default::default(),
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     rt.block_on(vm.setup()).unwrap();

@@ -1695,7 +1695,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__serve)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --plugins-reload-pubsub-channel --base-dir --disable-mmdb --distinct-id-lru-size --admin-addr --capture-addr --healthcheck-max-stale-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --plugins-reload-pubsub-channel --base-dir --disable-mmdb --plugin-fetch-allow-private --distinct-id-lru-size --admin-addr --capture-addr --healthcheck-max-stale-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1818,6 +1818,10 @@ _phs() {
                     return 0
                     ;;
                 --disable-mmdb)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --plugin-fetch-allow-private)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;

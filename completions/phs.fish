@@ -81,6 +81,8 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l plugins-reload-pubsub-
 complete -c phs -n "__fish_phs_using_subcommand serve" -l base-dir -d 'Base path for resolving local plugins' -r -F
 complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
 false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-fetch-allow-private -d 'Let plugins\' fetch() reach private, loopback and link-local addresses (off: only public ones)' -r -f -a "true\t''
+false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose person is kept in the in-memory cache' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l capture-addr -d 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)' -r

@@ -18,6 +18,7 @@ use crate::pipeline::source::local_log::LocalLog;
 use crate::pipeline::team::TeamCache;
 use crate::pipeline::Pipeline;
 use crate::plugins::Limits;
+use crate::plugins::fetch::FetchPolicy;
 use crate::{cache, store};
 use tokio_util::sync::CancellationToken;
 
@@ -120,7 +121,14 @@ async fn start_pipeline(
     }
     let log = LocalLog::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
     let events = SqliteEvents::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
-    let runner = PluginRunner::new(store.clone(), cache, Some(Arc::new(log.clone())), Limits::default(), uuid::Uuid::now_v7());
+    let runner = PluginRunner::new(
+        store.clone(),
+        cache,
+        Some(Arc::new(log.clone())),
+        Limits::default(),
+        FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+        uuid::Uuid::now_v7(),
+    );
     let pipeline = Pipeline::new(store.clone(), runner, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 

@@ -28,6 +28,7 @@ fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
         logs,
         capture: None,
+        fetch: Default::default(),
     }
 }
 
@@ -463,4 +464,64 @@ async fn plugins_reload_publishes_on_the_redis_channel() {
     assert!(stderr(&out).contains("1 subscribers"), "{}", stderr(&out));
     let msg = tokio::time::timeout(Duration::from_secs(5), pubsub.on_message().next()).await.unwrap().unwrap();
     assert_eq!(msg.get_payload::<String>().unwrap(), "reload");
+}
+
+/// A local HTTP server for fetch tests: `/json` answers JSON, `/big` 2 MiB, `/echo` the request.
+async fn http_server() -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route("/json", get(|| async { axum::Json(json!({"rate": 1.08, "currency": "EUR"})) }))
+        .route("/big", get(|| async { "x".repeat(2 * 1024 * 1024) }))
+        .route(
+            "/echo",
+            post(|headers: axum::http::HeaderMap, body: String| async move {
+                format!("{}|{}", headers.get("x-test").and_then(|v| v.to_str().ok()).unwrap_or(""), body)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn fetch_vm(code: &str, allow_private: bool) -> PluginVm {
+    let mut c = ctx(1, memory_cache(), Arc::new(MemoryLog::default()));
+    c.fetch = phs::plugins::fetch::FetchPolicy { allow_private, max_response_bytes: 1024 * 1024, ..Default::default() };
+    PluginVm::load(&source(code), c, limits()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_reaches_http_within_limits() {
+    let base = http_server().await;
+    let code = r#"
+        function processEvent(e)
+          local r = fetch(e.properties.url .. "/json")
+          e.properties.status = r.status
+          e.properties.rate = r:json().rate
+          local echo = fetch(e.properties.url .. "/echo", {method = "POST", headers = {["x-test"] = "hi"}, body = "payload"})
+          e.properties.echo = echo.body
+          return e
+        end"#;
+    let vm = fetch_vm(code, true);
+    let ProcessOutcome::Event(out) = vm.process_event(&json!({"event": "e", "properties": {"url": base}})).await.unwrap() else { panic!() };
+    assert_eq!(out["properties"]["status"], 200);
+    assert_eq!(out["properties"]["rate"], 1.08);
+    assert_eq!(out["properties"]["echo"], "hi|payload");
+
+    // Over the size cap: an error, not a huge string in the plugin's memory.
+    let big = fetch_vm("function processEvent(e) fetch(e.properties.url .. '/big') return e end", true);
+    let err = big.process_event(&json!({"event": "e", "properties": {"url": base}})).await.unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_refuses_internal_addresses_and_other_schemes() {
+    let base = http_server().await;
+    let vm = fetch_vm("function processEvent(e) fetch(e.properties.url) return e end", false);
+    for url in [format!("{base}/json"), "http://localhost:1/".to_string(), "http://169.254.169.254/latest/meta-data".to_string()] {
+        let err = vm.process_event(&json!({"event": "e", "properties": {"url": url}})).await.unwrap_err();
+        assert!(err.to_string().contains("private or loopback"), "{url}: {err}");
+    }
+    let err = vm.process_event(&json!({"event": "e", "properties": {"url": "file:///etc/passwd"}})).await.unwrap_err();
+    assert!(err.to_string().contains("only http and https"), "{err}");
 }

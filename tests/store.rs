@@ -278,6 +278,7 @@ async fn lua_storage_behaves(store: Arc<dyn Store>) {
         storage,
         logs: Arc::new(phs::plugins::logs::MemoryLog::default()),
         capture: None,
+        fetch: Default::default(),
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     vm.setup().await.unwrap();

@@ -194,6 +194,12 @@ pub struct ServeSettings {
           default_value_t = false, num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
     pub disable_mmdb: bool,
 
+    /// Let plugins' fetch() reach private, loopback and link-local addresses (off: only public ones).
+    #[arg(long, env = "PHS_PLUGIN_FETCH_ALLOW_PRIVATE", value_name = "PHS_PLUGIN_FETCH_ALLOW_PRIVATE",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
+    pub plugin_fetch_allow_private: bool,
+
     /// Distinct ids whose person is kept in the in-memory cache.
     #[arg(long, env = "DISTINCT_ID_LRU_SIZE", value_name = "DISTINCT_ID_LRU_SIZE", default_value_t = 10_000,
           help_heading = "Persons")]

@@ -23,6 +23,7 @@ use crate::cache::Cache;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use super::source::Producer;
 use crate::plugins::api::Capture;
+use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
 
@@ -60,6 +61,7 @@ pub struct PluginRunner {
     cache: Arc<dyn Cache>,
     producer: Option<Arc<dyn Producer>>,
     limits: Limits,
+    fetch: FetchPolicy,
     instance_id: Uuid,
     logs: mpsc::UnboundedSender<PluginLog>,
     teams: Mutex<HashMap<i64, TeamPlugins>>,
@@ -73,11 +75,12 @@ impl PluginRunner {
         cache: Arc<dyn Cache>,
         producer: Option<Arc<dyn Producer>>,
         limits: Limits,
+        fetch: FetchPolicy,
         instance_id: Uuid,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_logs(store.clone(), rx));
-        Arc::new(PluginRunner { store, cache, producer, limits, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
+        Arc::new(PluginRunner { store, cache, producer, limits, fetch, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
     }
 
     /// Runs the team's plugins on one event.
@@ -254,6 +257,7 @@ impl PluginRunner {
                 }),
                 _ => None,
             },
+            fetch: self.fetch,
         };
         let vm = PluginVm::load(&source, ctx, self.limits)?;
         Ok(Loaded {

@@ -31,6 +31,8 @@ pub struct Context {
     pub logs: Arc<dyn LogSink>,
     /// Where `posthog.capture` sends new events (the team's ingestion), if anywhere.
     pub capture: Option<Capture>,
+    /// What `fetch` may reach.
+    pub fetch: super::fetch::FetchPolicy,
 }
 
 /// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
@@ -111,11 +113,42 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
     )?;
     g.raw_set("json", json)?;
 
+    g.raw_set("fetch", fetch_fn(lua, ctx, &deadline)?)?;
+
     let posthog = lua.create_table()?;
     posthog.raw_set("capture", capture_fn(lua, ctx, &deadline)?)?;
     g.raw_set("posthog", posthog)?;
 
     install_require(lua, source)
+}
+
+/// `fetch(url, {method, headers, body})` returns `{status, ok, headers, body}`
+/// and a `json()` method; failures (refused address, timeout, size) raise.
+fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<mlua::Function> {
+    let policy = ctx.fetch;
+    let json_method = lua.create_function(|lua, this: Table| {
+        let body: String = this.get("body")?;
+        let j: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| mlua::Error::runtime(format!("response body is not JSON: {e}")))?;
+        super::convert::to_lua(&lua, &j)
+    })?;
+    method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
+        let opts = opts.map(|o| super::convert::from_lua(&lua, o)).transpose();
+        let json_method = json_method.clone();
+        async move {
+            let opts: super::fetch::FetchOptions = match opts? {
+                Some(o) => serde_json::from_value(o).map_err(|e| mlua::Error::runtime(format!("fetch options: {e}")))?,
+                None => Default::default(),
+            };
+            let res = super::fetch::fetch(policy, &url, opts).await.map_err(mlua::Error::runtime)?;
+            let t = match super::convert::to_lua(&lua, &res)? {
+                Value::Table(t) => t,
+                _ => unreachable!("fetch returns an object"),
+            };
+            t.raw_set("json", json_method)?;
+            Ok(t)
+        }
+    })
 }
 
 /// `posthog.capture(event, properties)`: a new event for the same team, sent

@@ -105,6 +105,7 @@ pub async fn run_events(
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: logs.clone(),
         capture: None,
+        fetch: Default::default(),
     };
     let vm = PluginVm::load(source, ctx, limits)?;
     let mut outcomes = Vec::with_capacity(events.len());

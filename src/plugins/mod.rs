@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod convert;
+pub mod fetch;
 pub mod fixtures;
 pub mod logs;
 pub mod manifest;

@@ -74,6 +74,7 @@ fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: Arc::new(MemoryLog::default()),
         capture: None,
+        fetch: Default::default(),
     };
     Ok(PluginVm::load(source, ctx, Limits::default())?)
 }

@@ -79,6 +79,7 @@ struct Inner {
     protected_call: Function,
 }
 
+#[derive(Debug)]
 pub enum ProcessOutcome {
     Event(serde_json::Value),
     Dropped,

@@ -1,0 +1,126 @@
+//! `fetch(url, opts)` for plugins: HTTP(S) with a timeout and a response-size
+//! cap, refusing private, loopback and link-local addresses unless allowed.
+//!
+//! The host is resolved here and every address checked; the request is then
+//! pinned to a checked address, so a DNS answer that changes between the
+//! check and the connection (rebinding) cannot reach an internal service.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+/// What plugins may reach, set per server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// Allow private, loopback and link-local addresses (tests, trusted setups).
+    pub allow_private: bool,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy { allow_private: false, timeout: Duration::from_secs(10), max_response_bytes: 5 * 1024 * 1024 }
+    }
+}
+
+/// The options table a plugin passes, as JSON.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FetchOptions {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: Map<String, Value>,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]) // carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00 // unique local
+                || (v6.segments()[0] & 0xffc0) == 0xfe80 // link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Performs the request; the result is `{status, ok, headers, body}`.
+pub async fn fetch(policy: FetchPolicy, url: &str, opts: FetchOptions) -> Result<Value, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("fetch: `{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("fetch: only http and https URLs are allowed, not `{}`", parsed.scheme()));
+    }
+    let host = parsed.host_str().ok_or_else(|| format!("fetch: `{url}` has no host"))?.to_string();
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(policy.timeout, tokio::net::lookup_host((lookup_host.as_str(), port)))
+        .await
+        .map_err(|_| format!("fetch: resolving {host} timed out"))?
+        .map_err(|e| format!("fetch: cannot resolve {host}: {e}"))?
+        .collect();
+    let Some(first) = addrs.first().copied() else { return Err(format!("fetch: {host} has no address")) };
+    if !policy.allow_private {
+        if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
+            return Err(format!("fetch: {host} resolves to {}, a private or loopback address; plugins may not reach it", bad.ip()));
+        }
+    }
+    let client = reqwest::Client::builder()
+        .timeout(policy.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&lookup_host, first)
+        .build()
+        .map_err(|e| format!("fetch: {e}"))?;
+    let method = reqwest::Method::from_bytes(opts.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
+        .map_err(|_| "fetch: invalid method".to_string())?;
+    let mut req = client.request(method, parsed);
+    for (k, v) in &opts.headers {
+        req = req.header(k.as_str(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
+    }
+    if let Some(body) = opts.body {
+        req = req.body(body);
+    }
+    let mut res = req.send().await.map_err(|e| format!("fetch {url}: {e}"))?;
+    let status = res.status().as_u16();
+    let headers: Map<String, Value> =
+        res.headers().iter().map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or_default().to_string()))).collect();
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| format!("fetch {url}: {e}"))? {
+        if body.len() + chunk.len() > policy.max_response_bytes {
+            return Err(format!("fetch {url}: the response is larger than {} bytes", policy.max_response_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(json!({
+        "status": status,
+        "ok": (200..300).contains(&status),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses() {
+        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}
