@@ -194,6 +194,11 @@ async fn malformed_log_messages_go_to_the_dead_letter_queue() {
         serde_json::to_vec(&unknown).unwrap(),
         json!({"uuid": "u", "distinct_id": "d", "ip": null, "site_url": "s", "data": "{\"properties\": {}}", "token": token,
                "now": "2024-01-01T00:00:00Z", "sent_at": null}).to_string().into_bytes(),
+        {
+            let mut huge: Value = serde_json::from_slice(&good("huge")).unwrap();
+            huge["data"] = json!(json!({"event": "huge", "properties": {"blob": "x".repeat(1_100_000)}}).to_string());
+            serde_json::to_vec(&huge).unwrap()
+        },
         good("after"),
     ]
     .into_iter()
@@ -209,9 +214,9 @@ async fn malformed_log_messages_go_to_the_dead_letter_queue() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let counts = log.dead_letter_counts().await.unwrap();
-        if counts.iter().map(|(_, n)| n).sum::<i64>() == 4 {
+        if counts.iter().map(|(_, n)| n).sum::<i64>() == 5 {
             let reasons: Vec<&str> = counts.iter().map(|(r, _)| r.as_str()).collect();
-            assert_eq!(reasons, vec!["invalid_utf8", "malformed_message", "missing_event_name", "unknown_token"]);
+            assert_eq!(reasons, vec!["invalid_utf8", "malformed_message", "missing_event_name", "oversized_event", "unknown_token"]);
             break;
         }
         assert!(Instant::now() < deadline, "dead letters: {counts:?}");
@@ -311,4 +316,19 @@ async fn plugins_capture_new_events_for_their_team() {
     assert_eq!(welcome["properties"]["plan"], "pro");
     assert_eq!(welcome["properties"]["$lib"], "posthog-plugin-server");
     assert_eq!(find("plugin_heartbeat")["distinct_id"], "welcome", "the default distinct_id is the plugin's name");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_that_anonymize_ips_store_no_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "private", "--anonymize-ips"]).trim().to_string();
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/e", server.capture);
+    let body = json!({"token": token, "event": "e", "distinct_id": "u", "properties": {"$ip": "9.9.9.9"}});
+    let (code, _) = post(&url, "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(code, 200);
+    let rows = wait_for_events(&d, 1);
+    assert!(rows[0]["properties"].get("$ip").is_none(), "{}", rows[0]);
 }

@@ -20,6 +20,8 @@ pub enum Invalid {
     NoEventName,
     #[error("no distinct_id")]
     NoDistinctId,
+    #[error("the message is {0} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
 }
 
 impl Invalid {
@@ -31,11 +33,14 @@ impl Invalid {
             Invalid::BadData(_) => "malformed_data",
             Invalid::NoEventName => "missing_event_name",
             Invalid::NoDistinctId => "missing_distinct_id",
+            Invalid::TooLarge(_) => "oversized_event",
         }
     }
 }
 
 pub const MAX_EVENT_NAME_CHARS: usize = 200;
+/// Larger events are refused, like Kafka's default 1 MB message limit would.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// A decoded event and the token it came with.
 #[derive(Debug, Clone)]
@@ -47,6 +52,9 @@ pub struct Decoded {
 }
 
 pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
+    if payload.len() > MAX_MESSAGE_BYTES {
+        return Err(Invalid::TooLarge(payload.len()));
+    }
     let text = std::str::from_utf8(payload).map_err(|_| Invalid::NotUtf8)?;
     let msg: CapturedEvent = serde_json::from_str(text).map_err(|e| Invalid::BadMessage(e.to_string()))?;
     let mut event = match serde_json::from_str::<Value>(&msg.data) {
