@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
 use crate::config::ServeSettings;
-use crate::migrate::{self, MigrateError, Mode, TopicLayout};
+use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::plugins::PluginRunner;
 use crate::pipeline::sink::sqlite::SqliteEvents;
@@ -55,11 +55,7 @@ pub async fn run(settings: ServeSettings, shutdown: impl Future<Output = ()> + S
     // a production database belongs to `phs migrate`, run on deploy.
     migrate::embedded(store_settings).await?;
     if store_settings.database_url.is_some() {
-        let layout = TopicLayout { partitions: 1, replication: 1 };
-        let mut db_only = store_settings.clone();
-        db_only.clickhouse.clickhouse_host = None;
-        db_only.kafka.kafka_hosts = None;
-        let steps = migrate::run(&db_only, Mode::Check, layout).await?;
+        let steps = migrate::database(store_settings, Mode::Check).await?;
         let pending: Vec<String> = migrate::pending(&steps).map(|s| s.name.clone()).collect();
         if !pending.is_empty() {
             return Err(ServeError::SchemaBehind(pending.join(", ")));
@@ -129,10 +125,11 @@ async fn start_pipeline(
         FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
         uuid::Uuid::now_v7(),
     );
-    let pipeline = Pipeline::new(store.clone(), runner, Arc::new(events), Arc::new(log.clone()));
+    let teams = Arc::new(TeamCache::new(store));
+    let pipeline = Pipeline::new(teams.clone(), runner, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 
-    let capture = capture::router(CaptureState { producer: Arc::new(log), teams: Arc::new(TeamCache::new(store)) });
+    let capture = capture::router(CaptureState { producer: Arc::new(log), teams });
     let listener = TcpListener::bind(settings.capture_addr)
         .await
         .map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;

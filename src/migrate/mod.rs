@@ -63,10 +63,7 @@ pub struct TopicLayout {
 
 /// Migrates (or checks) every store the settings configure.
 pub async fn run(settings: &StoreSettings, mode: Mode, topics: TopicLayout) -> Result<Vec<Step>, MigrateError> {
-    let mut steps = match settings.database() {
-        DatabaseBackend::Postgres(url) => sql::postgres(&url, mode).await?,
-        DatabaseBackend::Sqlite(path) => sql::sqlite(&path, mode).await?,
-    };
+    let mut steps = database(settings, mode).await?;
     if settings.clickhouse.clickhouse_host.is_some() {
         steps.extend(clickhouse::run(&settings.clickhouse, mode).await?);
     }
@@ -74,6 +71,14 @@ pub async fn run(settings: &StoreSettings, mode: Mode, topics: TopicLayout) -> R
         steps.extend(kafka::run(&settings.kafka, mode, topics).await?);
     }
     Ok(steps)
+}
+
+/// Migrates (or checks) the relational database alone.
+pub async fn database(settings: &StoreSettings, mode: Mode) -> Result<Vec<Step>, MigrateError> {
+    match settings.database() {
+        DatabaseBackend::Postgres(url) => sql::postgres(&url, mode).await,
+        DatabaseBackend::Sqlite(path) => sql::sqlite(&path, mode).await,
+    }
 }
 
 /// Brings the embedded database up to date; `phs serve` calls it so the

@@ -29,21 +29,21 @@ use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink};
 use self::source::Source;
 use self::team::TeamCache;
-use crate::store::Store;
 
 /// Messages read per batch.
 pub const BATCH: usize = 500;
 
 pub struct Pipeline {
-    pub teams: TeamCache,
+    /// Shared with the capture endpoint, which checks tokens against the same cache.
+    pub teams: Arc<TeamCache>,
     pub plugins: Arc<PluginRunner>,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
 }
 
 impl Pipeline {
-    pub fn new(store: Arc<dyn Store>, plugins: Arc<PluginRunner>, sink: Arc<dyn EventSink>, dlq: Arc<dyn DeadLetterQueue>) -> Self {
-        Pipeline { teams: TeamCache::new(store), plugins, sink, dlq }
+    pub fn new(teams: Arc<TeamCache>, plugins: Arc<PluginRunner>, sink: Arc<dyn EventSink>, dlq: Arc<dyn DeadLetterQueue>) -> Self {
+        Pipeline { teams, plugins, sink, dlq }
     }
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
@@ -64,36 +64,16 @@ impl Pipeline {
             };
             // A dependency failing mid-batch (the database, for team lookups)
             // retries the whole batch: nothing is written or committed until it passes.
-            let mut delay = Duration::from_millis(100);
-            let (rows, letters) = loop {
-                match self.process(&messages).await {
-                    Ok(done) => break done,
-                    Err(err) => {
-                        tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "processing a batch failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = stop.cancelled() => return,
-                        }
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
+            let Some((rows, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await else {
+                return;
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
             let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
-            if !self.retry(&stop, "write events", || self.sink.write(&rows)).await
-                || !self.retry(&stop, "write dead letters", || async { self.dlq.send(&letters).await.map_err(|e| e.to_string()) }).await
-            {
+            let done = self.retry(&stop, "write events", || self.sink.write(&rows)).await.is_some()
+                && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
+                && self.retry(&stop, "commit", || source.commit(partition, offset)).await.is_some();
+            if !done {
                 break;
-            }
-            let source = &mut source;
-            let mut delay = Duration::from_millis(100);
-            while let Err(err) = source.commit(partition, offset).await {
-                tracing::warn!(%err, "commit failed; retrying");
-                if stop.is_cancelled() {
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
             }
         }
     }
@@ -136,22 +116,22 @@ impl Pipeline {
     }
 
     /// Retries `op` with backoff (100 ms doubling to 10 s) until it succeeds
-    /// or `stop` is cancelled; false when stopped first.
-    async fn retry<F, Fut, E>(&self, stop: &CancellationToken, what: &str, mut op: F) -> bool
+    /// or `stop` is cancelled; None when stopped first.
+    async fn retry<T, F, Fut, E>(&self, stop: &CancellationToken, what: &str, mut op: F) -> Option<T>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), E>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
         E: std::fmt::Display,
     {
         let mut delay = Duration::from_millis(100);
         loop {
             match op().await {
-                Ok(()) => return true,
+                Ok(v) => return Some(v),
                 Err(err) => tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "{what} failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => return false,
+                _ = stop.cancelled() => return None,
             }
             delay = (delay * 2).min(Duration::from_secs(10));
         }

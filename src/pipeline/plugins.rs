@@ -236,11 +236,7 @@ impl PluginRunner {
 
     async fn build(&self, config: &PluginConfig, plugin: &crate::store::Plugin) -> Result<Loaded, registry::RegistryError> {
         let source = registry::source(self.store.as_ref(), plugin).await?;
-        let raw = config
-            .config
-            .as_object()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
-            .unwrap_or_default();
+        let raw = registry::raw_config(config);
         let ctx = Context {
             team_id: config.team_id,
             plugin_id: plugin.id,

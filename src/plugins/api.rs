@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use mlua::{Lua, LuaSerdeExt, Table, Value, Variadic};
 
+use super::convert::{from_lua, to_lua};
+
 use super::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use super::sandbox::Deadline;
 use super::source::PluginSource;
@@ -62,20 +64,13 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
         let logs = ctx.logs.clone();
         let limiter = limiter.clone();
         let f = lua.create_function(move |lua, args: Variadic<Value>| {
-            let mut rl = limiter.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(dropped) = rl.admit() {
-                let message = if dropped > 0 {
-                    format!("{dropped} console entries were dropped: more than {LOGS_PER_SECOND} per second")
-                } else {
-                    format_args(lua, &args)
-                };
-                let source = if dropped > 0 { LogSource::System } else { LogSource::Console };
-                let lvl = if dropped > 0 { LogLevel::Warn } else { level };
-                logs.log(LogEntry::new(source, lvl, message));
-                if dropped > 0 {
-                    logs.log(LogEntry::new(LogSource::Console, level, format_args(lua, &args)));
-                }
+            let admitted = limiter.lock().unwrap_or_else(|p| p.into_inner()).admit();
+            let Some(dropped) = admitted else { return Ok(()) };
+            if dropped > 0 {
+                let note = format!("{dropped} console entries were dropped: more than {LOGS_PER_SECOND} per second");
+                logs.log(LogEntry::new(LogSource::System, LogLevel::Warn, note));
             }
+            logs.log(LogEntry::new(LogSource::Console, level, format_args(lua, &args)));
             Ok(())
         })?;
         console.raw_set(name, f)?;
@@ -86,17 +81,14 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
     let json = lua.create_table()?;
     json.raw_set(
         "encode",
-        lua.create_function(|lua, v: Value| {
-            let j: serde_json::Value = lua.from_value(v)?;
-            serde_json::to_string(&j).map_err(mlua::Error::external)
-        })?,
+        lua.create_function(|lua, v: Value| encode(lua, v))?,
     )?;
     json.raw_set(
         "decode",
         lua.create_function(|lua, s: String| {
             let j: serde_json::Value =
                 serde_json::from_str(&s).map_err(|e| mlua::Error::runtime(format!("json.decode: {e}")))?;
-            lua.to_value(&j)
+            to_lua(lua, &j)
         })?,
     )?;
     // JSON null inside events, and a way to tell arrays from objects (their
@@ -130,10 +122,10 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
         let body: String = this.get("body")?;
         let j: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| mlua::Error::runtime(format!("response body is not JSON: {e}")))?;
-        super::convert::to_lua(&lua, &j)
+        to_lua(&lua, &j)
     })?;
     method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
-        let opts = opts.map(|o| super::convert::from_lua(&lua, o)).transpose();
+        let opts = opts.map(|o| from_lua(&lua, o)).transpose();
         let json_method = json_method.clone();
         async move {
             let opts: super::fetch::FetchOptions = match opts? {
@@ -141,7 +133,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
                 None => Default::default(),
             };
             let res = super::fetch::fetch(policy, &url, opts).await.map_err(mlua::Error::runtime)?;
-            let t = match super::convert::to_lua(&lua, &res)? {
+            let t = match to_lua(&lua, &res)? {
                 Value::Table(t) => t,
                 _ => unreachable!("fetch returns an object"),
             };
@@ -158,7 +150,7 @@ fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resul
     let capture = ctx.capture.clone();
     method(lua, deadline, move |lua, (event, properties): (String, Option<Value>)| {
         let capture = capture.clone();
-        let props = properties.map(|p| super::convert::from_lua(&lua, p)).transpose();
+        let props = properties.map(|p| from_lua(&lua, p)).transpose();
         async move {
             let Some(c) = capture else {
                 return Err(mlua::Error::runtime("posthog.capture is not available here"));
@@ -215,7 +207,7 @@ fn install_require(lua: &Lua, source: &PluginSource) -> mlua::Result<()> {
 /// The `meta` table handed to every hook.
 pub fn meta_table(lua: &Lua, ctx: &Context, deadline: Arc<Deadline>) -> mlua::Result<Table> {
     let meta = lua.create_table()?;
-    meta.raw_set("config", lua.to_value(&ctx.config)?)?;
+    meta.raw_set("config", to_lua(lua, &serde_json::Value::Object(ctx.config.clone()))?)?;
     meta.raw_set("global", lua.create_table()?)?;
     meta.raw_set("attachments", lua.create_table()?)?;
     meta.raw_set("cache", cache_table(lua, ctx, &deadline)?)?;
@@ -370,13 +362,12 @@ fn host_error(e: impl std::fmt::Display) -> mlua::Error {
 
 /// Values are stored as JSON text, as the original did.
 fn encode(lua: &Lua, v: Value) -> mlua::Result<String> {
-    let j: serde_json::Value = lua.from_value(v)?;
-    Ok(j.to_string())
+    Ok(from_lua(lua, v)?.to_string())
 }
 
 fn decode(lua: &Lua, raw: &str) -> mlua::Result<Value> {
     match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(j) => lua.to_value(&j),
+        Ok(j) => to_lua(lua, &j),
         Err(_) => Ok(Value::String(lua.create_string(raw)?)),
     }
 }
@@ -386,10 +377,7 @@ fn format_args(lua: &Lua, args: &[Value]) -> String {
     args.iter()
         .map(|v| match v {
             Value::String(s) => s.to_string_lossy(),
-            Value::Table(_) => lua
-                .from_value::<serde_json::Value>(v.clone())
-                .map(|j| j.to_string())
-                .unwrap_or_else(|_| "[table]".into()),
+            Value::Table(_) => from_lua(lua, v.clone()).map(|j| j.to_string()).unwrap_or_else(|_| "[table]".into()),
             Value::Nil => "nil".into(),
             other => other.to_string().unwrap_or_else(|_| format!("[{}]", other.type_name())),
         })

@@ -1,5 +1,7 @@
-//! Events between Rust and Lua. Hand-written rather than through mlua's
-//! serde support: building the table directly is about 3x faster, and the
+//! JSON values between Rust and Lua: events, and everything else a plugin
+//! exchanges with phs (config, cache and storage values, json.encode/decode,
+//! console arguments). Hand-written rather than through mlua's serde
+//! support: building the table directly is about 3x faster, and the
 //! conversion is most of the cost of a processEvent call.
 //!
 //! JSON arrays become tables with mlua's array metatable (so an empty array
@@ -58,7 +60,7 @@ fn convert(lua: &Lua, v: Value, depth: usize) -> mlua::Result<Json> {
         Value::Number(n) => Number::from_f64(n).map(Json::Number).unwrap_or(Json::Null),
         Value::String(s) => Json::String(s.to_str()?.to_string()),
         Value::Table(t) => table(lua, t, depth)?,
-        other => return Err(mlua::Error::runtime(format!("a {} cannot be part of an event", other.type_name()))),
+        other => return Err(mlua::Error::runtime(format!("a {} cannot be converted to JSON", other.type_name()))),
     })
 }
 

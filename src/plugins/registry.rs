@@ -124,7 +124,8 @@ fn manifest_of(plugin: &Plugin) -> Result<Manifest> {
     Ok(Manifest { name: plugin.name.clone(), description: None, url: None, main: "index.lua".into(), config })
 }
 
-fn raw_config(c: &PluginConfig) -> BTreeMap<String, String> {
+/// A config's values as entered (strings), the input of `Manifest::validate_config`.
+pub fn raw_config(c: &PluginConfig) -> BTreeMap<String, String> {
     c.config
         .as_object()
         .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
@@ -138,15 +139,9 @@ pub async fn configure(store: &dyn Store, team: &Team, plugin: &Plugin, set: &[(
     for (k, v) in set {
         raw.insert(k.clone(), v.clone());
     }
-    let manifest = manifest_of(plugin)?;
     // Unknown keys and malformed values are refused now; missing required
     // ones only when enabling, so they can be set one at a time.
-    for key in raw.keys() {
-        if !manifest.config.iter().any(|f| &f.key == key) {
-            return Err(super::manifest::ConfigError { key: key.clone(), problem: "is not in the plugin's config schema".into() }.into());
-        }
-    }
-    let mut lenient = manifest.clone();
+    let mut lenient = manifest_of(plugin)?;
     lenient.config.iter_mut().for_each(|f| f.required = false);
     lenient.validate_config(&raw)?;
     let value = Value::Object(raw.into_iter().map(|(k, v)| (k, Value::String(v))).collect());

@@ -193,33 +193,22 @@ fn uncatchable_limits(lua: &Lua, deadline: Arc<Deadline>) -> mlua::Result<()> {
     .call::<()>((g, coroutine, recheck))
 }
 
+/// The error and the errors it wraps, outermost first.
+fn chain(err: &mlua::Error) -> impl Iterator<Item = &mlua::Error> {
+    std::iter::successors(Some(err), |e| match e {
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => Some(cause.as_ref()),
+        _ => None,
+    })
+}
+
 /// The time limit hit inside this error, if any.
 pub fn time_limit(err: &mlua::Error) -> Option<Duration> {
-    let mut e = Some(err);
-    while let Some(cur) = e {
-        match cur {
-            mlua::Error::ExternalError(inner) => {
-                if let Some(t) = inner.downcast_ref::<TimeLimitExceeded>() {
-                    return Some(t.0);
-                }
-                return None;
-            }
-            mlua::Error::CallbackError { cause, .. } => e = Some(cause.as_ref()),
-            mlua::Error::WithContext { cause, .. } => e = Some(cause.as_ref()),
-            _ => return None,
-        }
-    }
-    None
+    chain(err).find_map(|e| match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<TimeLimitExceeded>().map(|t| t.0),
+        _ => None,
+    })
 }
 
 pub fn is_memory_error(err: &mlua::Error) -> bool {
-    let mut e = Some(err);
-    while let Some(cur) = e {
-        match cur {
-            mlua::Error::MemoryError(_) => return true,
-            mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => e = Some(cause.as_ref()),
-            _ => return false,
-        }
-    }
-    false
+    chain(err).any(|e| matches!(e, mlua::Error::MemoryError(_)))
 }

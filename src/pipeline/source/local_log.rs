@@ -163,7 +163,7 @@ impl Source for LocalLogSource {
         }
     }
 
-    async fn commit(&mut self, _partition: i32, offset: i64) -> Result<(), SourceError> {
+    async fn commit(&self, _partition: i32, offset: i64) -> Result<(), SourceError> {
         sqlx::query(
             "INSERT INTO consumer_offsets (consumer, committed) VALUES ($1, $2) \
              ON CONFLICT (consumer) DO UPDATE SET committed = max(committed, excluded.committed)",

@@ -24,13 +24,13 @@ pub struct SourceError {
 }
 
 #[async_trait]
-pub trait Source: Send {
+pub trait Source: Send + Sync {
     /// Up to `max` messages after the last ones returned, waiting up to
     /// `wait` for the first; an empty batch means nothing arrived.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError>;
     /// Marks everything up to and including `offset` of `partition` as done.
     /// Called only after those messages are written to every sink.
-    async fn commit(&mut self, partition: i32, offset: i64) -> Result<(), SourceError>;
+    async fn commit(&self, partition: i32, offset: i64) -> Result<(), SourceError>;
 }
 
 /// Where capture puts accepted events (the local log, or the Kafka topic).
