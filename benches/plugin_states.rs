@@ -55,7 +55,15 @@ fn main() {
         sum
     });
     println!("plugin states loaded: {n}");
-    println!("load + setupPlugin time: {:.2} s ({:.0} µs per state)", elapsed.as_secs_f64(), elapsed.as_micros() as f64 / n as f64);
+    println!(
+        "load + setupPlugin time: {:.2} s ({:.0} µs per state)",
+        elapsed.as_secs_f64(),
+        elapsed.as_micros() as f64 / n as f64
+    );
     println!("Lua heap per state: {:.1} KiB", lua_bytes as f64 / n as f64 / 1024.0);
-    println!("process RSS growth per state: {:.1} KiB (total {:.0} MiB)", (rss_after - rss_before) as f64 / n as f64, (rss_after - rss_before) as f64 / 1024.0);
+    println!(
+        "process RSS growth per state: {:.1} KiB (total {:.0} MiB)",
+        (rss_after - rss_before) as f64 / n as f64,
+        (rss_after - rss_before) as f64 / 1024.0
+    );
 }

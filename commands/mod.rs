@@ -28,8 +28,14 @@ pub struct Cli {
     pub command: Command,
 
     /// Minimum log level (`log` is an alias of `info`, as in the original).
-    #[arg(long, global = true, env = "LOG_LEVEL", value_name = "LOG_LEVEL", default_value = "info",
-          ignore_case = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "LOG_LEVEL",
+        value_name = "LOG_LEVEL",
+        default_value = "info",
+        ignore_case = true
+    )]
     pub log_level: LogLevel,
 
     /// Log format on stderr.

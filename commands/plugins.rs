@@ -100,8 +100,12 @@ pub enum Action {
     /// with REDIS_URL set this also publishes on PLUGINS_RELOAD_PUBSUB_CHANNEL,
     /// as PostHog does, for other consumers of that channel.
     Reload {
-        #[arg(long, env = "PLUGINS_RELOAD_PUBSUB_CHANNEL", value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
-              default_value = "reload-plugins")]
+        #[arg(
+            long,
+            env = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+            value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+            default_value = "reload-plugins"
+        )]
         channel: String,
     },
     /// Remove an installed plugin and its configs.
@@ -167,28 +171,44 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
                 }
                 if !configs.is_empty() {
                     super::print("")?;
-                    super::print(format!("{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}", "CONFIG", "TEAM", "ORDER", "PLUGIN", "STATE", "ERROR"))?;
+                    super::print(format!(
+                        "{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}",
+                        "CONFIG", "TEAM", "ORDER", "PLUGIN", "STATE", "ERROR"
+                    ))?;
                     for c in &configs {
                         let name = plugins.iter().find(|p| p.id == c.plugin_id).map(|p| p.name.as_str()).unwrap_or("?");
                         let state = if c.enabled { "enabled" } else { "disabled" };
-                        let error = c.error.as_ref().and_then(|e| e.get("message")).and_then(|m| m.as_str()).unwrap_or("");
-                        super::print(format!("{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}", c.id, c.team_id, c.order, name, state, error))?;
+                        let error =
+                            c.error.as_ref().and_then(|e| e.get("message")).and_then(|m| m.as_str()).unwrap_or("");
+                        super::print(format!(
+                            "{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}",
+                            c.id, c.team_id, c.order, name, state, error
+                        ))?;
                     }
                 }
             }
         }
         Action::Enable { plugin, team } => {
-            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let (t, p) = (
+                registry::find_team(store, &team).await.map_err(usage)?,
+                registry::find_plugin(store, &plugin).await.map_err(usage)?,
+            );
             let c = registry::enable(store, &t, &p).await.map_err(usage)?;
             eprintln!("enabled \"{}\" for team {} (config {}, order {})", p.name, t.id, c.id, c.order);
         }
         Action::Disable { plugin, team } => {
-            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let (t, p) = (
+                registry::find_team(store, &team).await.map_err(usage)?,
+                registry::find_plugin(store, &plugin).await.map_err(usage)?,
+            );
             let c = registry::disable(store, &t, &p).await.map_err(usage)?;
             eprintln!("disabled \"{}\" for team {} (config {})", p.name, t.id, c.id);
         }
         Action::Config { plugin, team, set } => {
-            let (t, p) = (registry::find_team(store, &team).await.map_err(usage)?, registry::find_plugin(store, &plugin).await.map_err(usage)?);
+            let (t, p) = (
+                registry::find_team(store, &team).await.map_err(usage)?,
+                registry::find_plugin(store, &plugin).await.map_err(usage)?,
+            );
             let pairs: Vec<(String, String)> = parse_pairs(&set)?.into_iter().collect();
             let c = if pairs.is_empty() {
                 store.plugin_config(t.id, p.id).await?
@@ -241,7 +261,10 @@ async fn reload(settings: &StoreSettings, channel: &str) -> anyhow::Result<ExitC
 
 fn describe_caps(caps: &serde_json::Value) -> String {
     let list = |k: &str| -> Vec<String> {
-        caps.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+        caps.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .unwrap_or_default()
     };
     let mut parts = list("methods");
     parts.extend(list("scheduled_tasks"));
@@ -264,7 +287,13 @@ async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Optio
         let entries = store.plugin_logs(id, after, 1000).await?;
         for e in &entries {
             if LEVELS.iter().position(|x| *x == e.level).unwrap_or(0) >= min {
-                super::print(format!("{} {:<7} {:<5} {}", e.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"), e.source, e.level, e.message))?;
+                super::print(format!(
+                    "{} {:<7} {:<5} {}",
+                    e.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    e.source,
+                    e.level,
+                    e.message
+                ))?;
             }
         }
         after = entries.last().map(|e| e.timestamp).or(after);
@@ -285,7 +314,8 @@ async fn test(dir: PathBuf, events: Vec<String>, config: Vec<String>, json: bool
 
     if !events.is_empty() {
         let events = events.iter().map(|raw| read_event(raw)).collect::<anyhow::Result<Vec<_>>>()?;
-        let (outcomes, logs) = fixtures::run_events(&source, &overrides, &events, limits).await.map_err(|e| invalid(&e))?;
+        let (outcomes, logs) =
+            fixtures::run_events(&source, &overrides, &events, limits).await.map_err(|e| invalid(&e))?;
         print_logs(&logs);
         let mut failed = false;
         for outcome in outcomes {

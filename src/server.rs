@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 use crate::admin::{self, AdminState};
 use crate::config::ServeSettings;
 use crate::migrate::{self, MigrateError, Mode};
+use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::plugins::PluginRunner;
 use crate::pipeline::sink::sqlite::SqliteEvents;
 use crate::pipeline::source::local_log::LocalLog;
 use crate::pipeline::team::TeamCache;
-use crate::pipeline::Pipeline;
 use crate::plugins::Limits;
 use crate::plugins::fetch::FetchPolicy;
 use crate::{cache, store};
@@ -33,9 +33,17 @@ pub enum ServeError {
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
     #[error("cannot listen on ADMIN_ADDR {addr}: {source}")]
-    AdminBind { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+    AdminBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on CAPTURE_ADDR {addr}: {source}")]
-    CaptureBind { addr: std::net::SocketAddr, #[source] source: std::io::Error },
+    CaptureBind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("ingestion: {0}")]
     Pipeline(String),
     #[error("admin listener failed: {0}")]
@@ -44,7 +52,10 @@ pub enum ServeError {
 
 /// Runs until `shutdown` resolves: stops accepting, lets the pipeline finish
 /// and commit the batch in hand, then returns.
-pub async fn run(settings: ServeSettings, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn run(
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let store_settings = &settings.store;
     let embedded = store_settings.is_embedded();
     for (what, backend) in store_settings.describe() {

@@ -32,14 +32,38 @@ fn serve_help_shows_every_setting_with_env_name_and_default() {
     let help = stdout(&out);
     // The seed README's configuration table, minus the Node-only settings.
     for var in [
-        "DATABASE_URL", "REDIS_URL", "BASE_DIR", "WORKER_CONCURRENCY", "TASKS_PER_WORKER", "SCHEDULE_LOCK_TTL",
-        "PLUGINS_RELOAD_PUBSUB_CHANNEL", "CLICKHOUSE_HOST", "CLICKHOUSE_DATABASE", "CLICKHOUSE_USER",
-        "CLICKHOUSE_PASSWORD", "CLICKHOUSE_CA", "CLICKHOUSE_SECURE", "KAFKA_HOSTS", "KAFKA_CONSUMPTION_TOPIC",
-        "KAFKA_CLIENT_CERT_B64", "KAFKA_CLIENT_CERT_KEY_B64", "KAFKA_TRUSTED_CERT_B64",
-        "KAFKA_PRODUCER_MAX_QUEUE_SIZE", "KAFKA_FLUSH_FREQUENCY_MS", "KAFKA_MAX_MESSAGE_BATCH_SIZE", "LOG_LEVEL",
-        "STATSD_HOST", "STATSD_PORT", "STATSD_PREFIX", "DISABLE_MMDB", "DISTINCT_ID_LRU_SIZE",
-        "HEALTHCHECK_MAX_STALE_SECONDS", "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", "PLUGIN_SERVER_MODE",
-        "ADMIN_ADDR", "PHS_DATA_DIR",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "BASE_DIR",
+        "WORKER_CONCURRENCY",
+        "TASKS_PER_WORKER",
+        "SCHEDULE_LOCK_TTL",
+        "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+        "CLICKHOUSE_HOST",
+        "CLICKHOUSE_DATABASE",
+        "CLICKHOUSE_USER",
+        "CLICKHOUSE_PASSWORD",
+        "CLICKHOUSE_CA",
+        "CLICKHOUSE_SECURE",
+        "KAFKA_HOSTS",
+        "KAFKA_CONSUMPTION_TOPIC",
+        "KAFKA_CLIENT_CERT_B64",
+        "KAFKA_CLIENT_CERT_KEY_B64",
+        "KAFKA_TRUSTED_CERT_B64",
+        "KAFKA_PRODUCER_MAX_QUEUE_SIZE",
+        "KAFKA_FLUSH_FREQUENCY_MS",
+        "KAFKA_MAX_MESSAGE_BATCH_SIZE",
+        "LOG_LEVEL",
+        "STATSD_HOST",
+        "STATSD_PORT",
+        "STATSD_PREFIX",
+        "DISABLE_MMDB",
+        "DISTINCT_ID_LRU_SIZE",
+        "HEALTHCHECK_MAX_STALE_SECONDS",
+        "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY",
+        "PLUGIN_SERVER_MODE",
+        "ADMIN_ADDR",
+        "PHS_DATA_DIR",
     ] {
         assert!(help.contains(&format!("[env: {var}")), "`phs serve --help` lacks {var}");
     }
@@ -87,10 +111,9 @@ fn mapped_node_setting_takes_effect() {
 
 #[test]
 fn unfinished_commands_exit_2_with_a_clear_message_but_full_help() {
-    for (args, help_word) in [
-        (vec!["replay", "--from-offset", "0"], "--reingest"),
-        (vec!["top", "--once"], "--interval"),
-    ] {
+    for (args, help_word) in
+        [(vec!["replay", "--from-offset", "0"], "--reingest"), (vec!["top", "--once"], "--interval")]
+    {
         let out = phs().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stderr(&out).contains("not yet available"), "{args:?}: {}", stderr(&out));
@@ -121,11 +144,8 @@ fn closed_stdout_is_not_an_error() {
 #[test]
 fn teams_create_prints_token_and_list_shows_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = phs()
-        .args(["teams", "create", "Shop", "--anonymize-ips"])
-        .env("PHS_DATA_DIR", dir.path())
-        .output()
-        .unwrap();
+    let out =
+        phs().args(["teams", "create", "Shop", "--anonymize-ips"]).env("PHS_DATA_DIR", dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let token = stdout(&out).trim().to_string();
     assert!(token.starts_with("phc_") && !token.contains(' '), "stdout should be the token alone: {token:?}");

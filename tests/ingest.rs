@@ -40,7 +40,10 @@ async fn an_event_goes_through_a_plugin_into_the_events_store() {
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
     cli(&d, &["plugins", "install", "lua-plugins/hello-world"]);
-    cli(&d, &["plugins", "config", "Hello World", "--team", &token, "--set", "greeting=phs", "--set", "drop_event=noise"]);
+    cli(
+        &d,
+        &["plugins", "config", "Hello World", "--team", &token, "--set", "greeting=phs", "--set", "drop_event=noise"],
+    );
     cli(&d, &["plugins", "enable", "Hello World", "--team", &token]);
 
     let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
@@ -64,12 +67,18 @@ async fn an_event_goes_through_a_plugin_into_the_events_store() {
     assert_eq!(e["timestamp"], "2024-05-01T10:00:00.123456Z", "sub-second precision is kept");
 
     // Bad requests are refused with a reason, and nothing is stored for them.
-    let (code, reply) = post(&url, "application/json", br#"{"api_key": "phc_nope", "batch": [{"event": "x", "distinct_id": "d"}]}"#.to_vec()).await;
+    let (code, reply) = post(
+        &url,
+        "application/json",
+        br#"{"api_key": "phc_nope", "batch": [{"event": "x", "distinct_id": "d"}]}"#.to_vec(),
+    )
+    .await;
     assert_eq!(code, 401, "{reply}");
     assert!(reply["error"].as_str().unwrap().contains("phc_nope"));
     let (code, reply) = post(&url, "application/json", b"{not json".to_vec()).await;
     assert_eq!(code, 400, "{reply}");
-    let (code, _) = post(&url, "application/json", json!({"api_key": token, "event": "x"}).to_string().into_bytes()).await;
+    let (code, _) =
+        post(&url, "application/json", json!({"api_key": token, "event": "x"}).to_string().into_bytes()).await;
     assert_eq!(code, 400, "an event without distinct_id is refused");
 }
 
@@ -92,7 +101,12 @@ async fn failing_plugins_keep_the_event_and_are_recorded() {
     let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
     wait_healthy(&mut server);
     let url = format!("http://{}/e", server.capture);
-    let (code, _) = post(&url, "application/json", json!({"token": token, "event": "e1", "distinct_id": "u"}).to_string().into_bytes()).await;
+    let (code, _) = post(
+        &url,
+        "application/json",
+        json!({"token": token, "event": "e1", "distinct_id": "u"}).to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 200);
     let rows = wait_for_events(&d, 1);
     let props = &rows[0]["properties"];
@@ -121,12 +135,19 @@ async fn real_sdk_requests_are_accepted() {
     use base64::Engine;
     let dump = std::fs::read_to_string("../shared/capture-requests/requests_dump.jsonl")
         .expect("../shared/capture-requests/requests_dump.jsonl is missing: it sits beside the project");
-    let requests: Vec<Value> = dump.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests: Vec<Value> = dump
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(requests.len(), 16);
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let mut tokens: Vec<String> = requests.iter().flat_map(|r| r["output"].as_array().unwrap().iter().map(|o| o["token"].as_str().unwrap().to_string())).collect();
+    let mut tokens: Vec<String> = requests
+        .iter()
+        .flat_map(|r| r["output"].as_array().unwrap().iter().map(|o| o["token"].as_str().unwrap().to_string()))
+        .collect();
     tokens.sort();
     tokens.dedup();
     for (i, t) in tokens.iter().enumerate() {
@@ -143,7 +164,11 @@ async fn real_sdk_requests_are_accepted() {
         assert_eq!(code, 200, "{}: {reply}", r["path"]);
         for o in r["output"].as_array().unwrap() {
             let data: Value = serde_json::from_str(o["data"].as_str().unwrap()).unwrap();
-            expected.push((o["uuid"].as_str().unwrap().to_string(), o["distinct_id"].as_str().unwrap().to_string(), data));
+            expected.push((
+                o["uuid"].as_str().unwrap().to_string(),
+                o["distinct_id"].as_str().unwrap().to_string(),
+                data,
+            ));
         }
     }
     // Two requests are sent twice on purpose (gzip detection); their events keep their uuids.
@@ -153,7 +178,8 @@ async fn real_sdk_requests_are_accepted() {
     let rows = wait_for_events(&d, unique.len());
     assert_eq!(rows.len(), unique.len());
     for (uuid, distinct_id, data) in &expected {
-        let row = rows.iter().find(|r| r["uuid"] == uuid.as_str()).unwrap_or_else(|| panic!("event {uuid} was not stored"));
+        let row =
+            rows.iter().find(|r| r["uuid"] == uuid.as_str()).unwrap_or_else(|| panic!("event {uuid} was not stored"));
         assert_eq!(row["distinct_id"].as_str(), Some(distinct_id.as_str()), "{uuid}");
         assert_eq!(row["event"], data["event"], "{uuid}");
         let props = row["properties"].as_object().unwrap();
@@ -210,13 +236,19 @@ async fn malformed_log_messages_go_to_the_dead_letter_queue() {
     wait_healthy(&mut server);
     let rows = wait_for_events(&d, 2);
     let names: Vec<&str> = rows.iter().map(|r| r["event"].as_str().unwrap()).collect();
-    assert!(names.contains(&"before") && names.contains(&"after"), "poison must not block the events after it: {names:?}");
+    assert!(
+        names.contains(&"before") && names.contains(&"after"),
+        "poison must not block the events after it: {names:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let counts = log.dead_letter_counts().await.unwrap();
         if counts.iter().map(|(_, n)| n).sum::<i64>() == 5 {
             let reasons: Vec<&str> = counts.iter().map(|(r, _)| r.as_str()).collect();
-            assert_eq!(reasons, vec!["invalid_utf8", "malformed_message", "missing_event_name", "oversized_event", "unknown_token"]);
+            assert_eq!(
+                reasons,
+                vec!["invalid_utf8", "malformed_message", "missing_event_name", "oversized_event", "unknown_token"]
+            );
             break;
         }
         assert!(Instant::now() < deadline, "dead letters: {counts:?}");
@@ -275,7 +307,8 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     let mut server = start(&env);
     wait_healthy(&mut server);
     let rows = wait_for_events(&d, acked.len());
-    let stored: std::collections::HashSet<String> = rows.iter().map(|r| r["uuid"].as_str().unwrap().to_string()).collect();
+    let stored: std::collections::HashSet<String> =
+        rows.iter().map(|r| r["uuid"].as_str().unwrap().to_string()).collect();
     assert_eq!(rows.len(), stored.len(), "an event was stored twice");
     let missing: Vec<_> = acked.difference(&stored).collect();
     assert!(missing.is_empty(), "{} acknowledged events lost, e.g. {:?}", missing.len(), missing.first());

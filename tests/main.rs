@@ -8,8 +8,8 @@ mod util;
 
 mod cache;
 mod cli;
-mod ingest;
 mod completions;
+mod ingest;
 mod migrate;
 mod plugins;
 mod serve;

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, stdout, unique};
 
 fn migrate(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, Vec<Value>, String) {
-    let out = phs().arg("migrate").args(args).arg("--json").envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    let out =
+        phs().arg("migrate").args(args).arg("--json").envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
     let steps: Vec<Value> = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not the JSON steps ({e}): {}\nstderr: {}", stdout(&out), stderr(&out)));
     (out.status.code(), steps, stderr(&out))
@@ -65,9 +66,18 @@ async fn migrates_every_production_store_twice_in_a_row() {
             .await
             .unwrap();
     for t in [
-        "posthog_team", "posthog_person", "posthog_persondistinctid", "posthog_plugin", "posthog_pluginconfig",
-        "posthog_pluginstorage", "posthog_pluginattachment", "posthog_pluginsourcefile", "posthog_group",
-        "posthog_grouptypemapping", "posthog_pluginlogentry", "posthog_organization",
+        "posthog_team",
+        "posthog_person",
+        "posthog_persondistinctid",
+        "posthog_plugin",
+        "posthog_pluginconfig",
+        "posthog_pluginstorage",
+        "posthog_pluginattachment",
+        "posthog_pluginsourcefile",
+        "posthog_group",
+        "posthog_grouptypemapping",
+        "posthog_pluginlogentry",
+        "posthog_organization",
     ] {
         assert!(tables.iter().any(|x| x == t), "{t} missing: {tables:?}");
     }

@@ -121,7 +121,8 @@ async fn a_state_recovers_after_hitting_a_limit() {
 
 #[tokio::test]
 async fn plugin_errors_carry_file_line_and_traceback() {
-    let vm = vm("local function helper(e)\n  error('boom: ' .. e.event)\nend\nfunction processEvent(e)\n  helper(e)\nend");
+    let vm =
+        vm("local function helper(e)\n  error('boom: ' .. e.event)\nend\nfunction processEvent(e)\n  helper(e)\nend");
     let err = vm.process_event(&event()).await.err().expect("error");
     let msg = err.to_string();
     assert!(msg.contains("index.lua:2: boom: e"), "{msg}");
@@ -170,7 +171,8 @@ async fn cache_isolation_across_teams(cache: Arc<dyn Cache>) {
           return event
         end"#;
     let logs = Arc::new(MemoryLog::default());
-    let team_a = PluginVm::load(&source(code), ctx(crate::util::unique_id(), cache.clone(), logs.clone()), limits()).unwrap();
+    let team_a =
+        PluginVm::load(&source(code), ctx(crate::util::unique_id(), cache.clone(), logs.clone()), limits()).unwrap();
     let team_b = PluginVm::load(&source(code), ctx(crate::util::unique_id(), cache.clone(), logs), limits()).unwrap();
     let write = json!({"event": "write", "properties": {"team": "a"}});
     let read = json!({"event": "read", "properties": {}});
@@ -226,10 +228,18 @@ async fn log_flooding_is_capped_and_reported() {
 async fn require_loads_only_the_plugins_own_files() {
     let manifest = Manifest::parse(r#"{"name": "multi"}"#).unwrap();
     let files = BTreeMap::from([
-        ("index.lua".to_string(), "local util = require('lib.util')\nfunction processEvent(e) e.x = util.twice(21) return e end".to_string()),
+        (
+            "index.lua".to_string(),
+            "local util = require('lib.util')\nfunction processEvent(e) e.x = util.twice(21) return e end".to_string(),
+        ),
         ("lib/util.lua".to_string(), "return { twice = function(n) return n * 2 end }".to_string()),
     ]);
-    let vm = PluginVm::load(&PluginSource::new(manifest, files).unwrap(), ctx(1, memory_cache(), Arc::new(MemoryLog::default())), limits()).unwrap();
+    let vm = PluginVm::load(
+        &PluginSource::new(manifest, files).unwrap(),
+        ctx(1, memory_cache(), Arc::new(MemoryLog::default())),
+        limits(),
+    )
+    .unwrap();
     let ProcessOutcome::Event(e) = vm.process_event(&event()).await.unwrap() else { panic!() };
     assert_eq!(e["x"], 42);
 }
@@ -240,7 +250,8 @@ fn plugins_new_scaffolds_a_plugin_whose_fixtures_pass() {
     let target = dir.path().join("my-plugin");
     let out = phs().args(["plugins", "new", "my-plugin", "--dir"]).arg(&target).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(target.join("plugin.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(target.join("plugin.json")).unwrap()).unwrap();
     assert_eq!(manifest["name"], "my-plugin");
 
     let out = phs().args(["plugins", "test"]).arg(&target).output().unwrap();
@@ -258,7 +269,9 @@ fn plugins_test_shows_a_readable_diff_and_exits_1() {
     let target = dir.path().join("p");
     assert!(phs().args(["plugins", "new", "p", "--dir"]).arg(&target).status().unwrap().success());
     let index = target.join("index.lua");
-    let code = std::fs::read_to_string(&index).unwrap().replace("event.properties.hello = meta.global.greeting", "event.properties.hello = 'bye'");
+    let code = std::fs::read_to_string(&index)
+        .unwrap()
+        .replace("event.properties.hello = meta.global.greeting", "event.properties.hello = 'bye'");
     std::fs::write(&index, code).unwrap();
     let out = phs().args(["plugins", "test"]).arg(&target).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -292,7 +305,8 @@ fn plugins_test_exit_codes_for_broken_plugins() {
         d
     };
     // Syntax error: an invalid plugin, exit 2, naming file and line.
-    let broken = write(&[("plugin.json", r#"{"name": "b"}"#), ("index.lua", "function processEvent(e)\n  return e +\nend")]);
+    let broken =
+        write(&[("plugin.json", r#"{"name": "b"}"#), ("index.lua", "function processEvent(e)\n  return e +\nend")]);
     let out = phs().args(["plugins", "test"]).arg(&broken).args(["--event", "{}"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("index.lua:3"), "{}", stderr(&out));
@@ -302,7 +316,8 @@ fn plugins_test_exit_codes_for_broken_plugins() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("plugin.json"), "{}", stderr(&out));
     // A plugin that hits a limit: exit 1 with the error as JSON.
-    let spin = write(&[("plugin.json", r#"{"name": "s"}"#), ("index.lua", "function processEvent(e) while true do end end")]);
+    let spin =
+        write(&[("plugin.json", r#"{"name": "s"}"#), ("index.lua", "function processEvent(e) while true do end end")]);
     let out = phs().args(["plugins", "test"]).arg(&spin).args(["--event", "{}"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let line: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
@@ -503,7 +518,11 @@ async fn fetch_reaches_http_within_limits() {
           return e
         end"#;
     let vm = fetch_vm(code, true);
-    let ProcessOutcome::Event(out) = vm.process_event(&json!({"event": "e", "properties": {"url": base}})).await.unwrap() else { panic!() };
+    let ProcessOutcome::Event(out) =
+        vm.process_event(&json!({"event": "e", "properties": {"url": base}})).await.unwrap()
+    else {
+        panic!()
+    };
     assert_eq!(out["properties"]["status"], 200);
     assert_eq!(out["properties"]["rate"], 1.08);
     assert_eq!(out["properties"]["echo"], "hi|payload");
@@ -518,7 +537,11 @@ async fn fetch_reaches_http_within_limits() {
 async fn fetch_refuses_internal_addresses_and_other_schemes() {
     let base = http_server().await;
     let vm = fetch_vm("function processEvent(e) fetch(e.properties.url) return e end", false);
-    for url in [format!("{base}/json"), "http://localhost:1/".to_string(), "http://169.254.169.254/latest/meta-data".to_string()] {
+    for url in [
+        format!("{base}/json"),
+        "http://localhost:1/".to_string(),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+    ] {
         let err = vm.process_event(&json!({"event": "e", "properties": {"url": url}})).await.unwrap_err();
         assert!(err.to_string().contains("private or loopback"), "{url}: {err}");
     }

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{fresh_postgres_db, free_port, phs, redis_url, stderr};
+use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr};
 
 pub struct Server {
     pub child: Child,
@@ -48,7 +48,8 @@ pub fn wait_healthy(server: &mut Server) {
             return;
         }
         if let Some(status) = server.child.try_wait().unwrap() {
-            let out = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+            let out =
+                std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
             panic!("phs serve exited with {status}: {}", stderr(&out));
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -72,7 +73,8 @@ fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
     let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
     assert_eq!(report["status"], "ok");
     assert_eq!(report["mode"], "embedded");
-    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    let backends: Vec<&str> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["sqlite", "in-process"]);
     assert!(dir.path().join("phs.sqlite3").exists(), "the embedded database was not created");
 
@@ -99,13 +101,15 @@ async fn production_serve_uses_postgres_and_redis() {
     let migrated = phs().arg("migrate").env("DATABASE_URL", &db).env("PHS_DATA_DIR", dir.path()).output().unwrap();
     assert!(migrated.status.success(), "{}", stderr(&migrated));
 
-    let mut server = start(&[("DATABASE_URL", db), ("REDIS_URL", redis_url()), ("PHS_DATA_DIR", dir.path().display().to_string())]);
+    let mut server =
+        start(&[("DATABASE_URL", db), ("REDIS_URL", redis_url()), ("PHS_DATA_DIR", dir.path().display().to_string())]);
     wait_healthy(&mut server);
     let ready = healthcheck(&server.addr, &["--ready", "--json"]);
     assert!(ready.status.success(), "{}", stderr(&ready));
     let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
     assert_eq!(report["mode"], "production");
-    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    let backends: Vec<&str> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["postgres", "redis"]);
     assert!(!dir.path().join("phs.sqlite3").exists(), "production mode touched the embedded database");
 }
@@ -125,7 +129,13 @@ fn serve_reports_a_taken_admin_port() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let capture = format!("127.0.0.1:{}", free_port());
-    let out = phs().arg("serve").env("ADMIN_ADDR", &addr).env("CAPTURE_ADDR", capture).env("PHS_DATA_DIR", dir.path()).output().unwrap();
+    let out = phs()
+        .arg("serve")
+        .env("ADMIN_ADDR", &addr)
+        .env("CAPTURE_ADDR", capture)
+        .env("PHS_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("ADMIN_ADDR") && stderr(&out).contains(&addr), "{}", stderr(&out));
 }
@@ -169,6 +179,7 @@ async fn readiness_covers_clickhouse_and_kafka_when_configured() {
     let ready = healthcheck(&server.addr, &["--ready", "--json"]);
     assert!(ready.status.success(), "{}", stderr(&ready));
     let report: serde_json::Value = serde_json::from_slice(&ready.stdout).unwrap();
-    let backends: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
+    let backends: Vec<&str> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["postgres", "redis", "clickhouse", "kafka"]);
 }

@@ -116,7 +116,11 @@ fn sqlite_and_postgres_schemas_have_the_same_tables_and_columns() {
             if let Some(rest) = line.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
                 table = rest.split_whitespace().next().unwrap().to_string();
             } else if !table.is_empty() && !line.starts_with("--") && !line.starts_with("CONSTRAINT") {
-                if let Some(col) = line.split_whitespace().next().filter(|c| c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '"')) {
+                if let Some(col) = line
+                    .split_whitespace()
+                    .next()
+                    .filter(|c| c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '"'))
+                {
                     out.push(format!("{table}.{col}"));
                 }
             }
@@ -149,22 +153,36 @@ async fn plugins_behave(store: Arc<dyn Store>) {
     assert_eq!(p2.id, p.id);
     assert_eq!(store.list_plugins().await.unwrap().len(), 1);
     let files = store.plugin_files(p.id).await.unwrap();
-    assert_eq!(files, vec![("index.lua".to_string(), "-- v2".to_string()), ("plugin.json".to_string(), r#"{"name": "Hello"}"#.to_string())]);
+    assert_eq!(
+        files,
+        vec![
+            ("index.lua".to_string(), "-- v2".to_string()),
+            ("plugin.json".to_string(), r#"{"name": "Hello"}"#.to_string())
+        ]
+    );
 
     let c = store.plugin_config(team.id, p.id).await.unwrap();
     assert!(!c.enabled && c.order == 1 && c.config == json!({}));
     assert_eq!(store.plugin_config(team.id, p.id).await.unwrap().id, c.id, "get-or-create is idempotent");
     let updated = store
-        .update_plugin_config(c.id, &PluginConfigUpdate {
-            enabled: Some(true),
-            config: Some(json!({"greeting": "hi"})),
-            error: Some(Some(json!({"message": "boom"}))),
-            ..Default::default()
-        })
+        .update_plugin_config(
+            c.id,
+            &PluginConfigUpdate {
+                enabled: Some(true),
+                config: Some(json!({"greeting": "hi"})),
+                error: Some(Some(json!({"message": "boom"}))),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert!(updated.enabled && updated.config["greeting"] == "hi" && updated.error.as_ref().unwrap()["message"] == "boom");
-    let cleared = store.update_plugin_config(c.id, &PluginConfigUpdate { error: Some(None), order: Some(5), ..Default::default() }).await.unwrap();
+    assert!(
+        updated.enabled && updated.config["greeting"] == "hi" && updated.error.as_ref().unwrap()["message"] == "boom"
+    );
+    let cleared = store
+        .update_plugin_config(c.id, &PluginConfigUpdate { error: Some(None), order: Some(5), ..Default::default() })
+        .await
+        .unwrap();
     assert!(cleared.error.is_none() && cleared.enabled && cleared.order == 5);
     let oc = store.plugin_config(other.id, p.id).await.unwrap();
     assert_eq!(store.list_plugin_configs(Some(team.id)).await.unwrap().len(), 1);

@@ -17,7 +17,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum CacheError {
     #[error("redis at {location}: {source}")]
-    Redis { location: String, #[source] source: ::redis::RedisError },
+    Redis {
+        location: String,
+        #[source]
+        source: ::redis::RedisError,
+    },
     #[error("key `{key}` does not hold an integer")]
     NotAnInteger { key: String },
 }

@@ -11,14 +11,26 @@ enum Treatment {
 }
 
 const NODE_ONLY: &[(&str, Treatment)] = &[
-    ("PISCINA_USE_ATOMICS", Treatment::Ignored("phs has no piscina worker pool; WORKER_CONCURRENCY and TASKS_PER_WORKER size its workers")),
-    ("PISCINA_ATOMICS_TIMEOUT", Treatment::Ignored("phs has no piscina worker pool; its workers wake on channel messages, not by polling")),
+    (
+        "PISCINA_USE_ATOMICS",
+        Treatment::Ignored("phs has no piscina worker pool; WORKER_CONCURRENCY and TASKS_PER_WORKER size its workers"),
+    ),
+    (
+        "PISCINA_ATOMICS_TIMEOUT",
+        Treatment::Ignored("phs has no piscina worker pool; its workers wake on channel messages, not by polling"),
+    ),
     ("PISCINA_MAX_THREADS", Treatment::MapTo("WORKER_CONCURRENCY")),
     ("REDIS_POOL_MIN_SIZE", Treatment::Ignored("phs multiplexes one Redis connection per instance")),
     ("REDIS_POOL_MAX_SIZE", Treatment::Ignored("phs multiplexes one Redis connection per instance")),
-    ("INTERNAL_MMDB_SERVER_PORT", Treatment::Ignored("phs reads the GeoIP database in-process; there is no internal MMDB server")),
+    (
+        "INTERNAL_MMDB_SERVER_PORT",
+        Treatment::Ignored("phs reads the GeoIP database in-process; there is no internal MMDB server"),
+    ),
     ("MAX_PENDING_PROMISES_PER_WORKER", Treatment::Ignored("phs bounds in-flight work with bounded queues instead")),
-    ("CAPTURE_INTERNAL_METRICS", Treatment::Ignored("phs exposes its metrics on the admin listener (/metrics) and StatsD")),
+    (
+        "CAPTURE_INTERNAL_METRICS",
+        Treatment::Ignored("phs exposes its metrics on the admin listener (/metrics) and StatsD"),
+    ),
     ("SENTRY_DSN", Treatment::Ignored("phs does not report to Sentry; errors go to logs and plugin log entries")),
     ("KAFKA_PRODUCER_LINGER_MS", Treatment::MapTo("KAFKA_FLUSH_FREQUENCY_MS")),
     ("KAFKA_PRODUCER_BATCH_SIZE", Treatment::MapTo("KAFKA_MAX_MESSAGE_BATCH_SIZE")),

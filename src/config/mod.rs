@@ -31,8 +31,13 @@ pub struct StoreSettings {
     pub database_url: Option<Url>,
 
     /// Directory of the embedded stores (SQLite database, local ingestion log).
-    #[arg(long, env = "PHS_DATA_DIR", value_name = "PHS_DATA_DIR", default_value = "./phs-data",
-          help_heading = "Storage")]
+    #[arg(
+        long,
+        env = "PHS_DATA_DIR",
+        value_name = "PHS_DATA_DIR",
+        default_value = "./phs-data",
+        help_heading = "Storage"
+    )]
     pub data_dir: PathBuf,
 
     /// Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process.
@@ -162,8 +167,13 @@ pub struct ServeSettings {
     pub store: StoreSettings,
 
     /// Concurrent pipeline workers; 0 uses every core.
-    #[arg(long, env = "WORKER_CONCURRENCY", value_name = "WORKER_CONCURRENCY", default_value_t = 0,
-          help_heading = "Workers")]
+    #[arg(
+        long,
+        env = "WORKER_CONCURRENCY",
+        value_name = "WORKER_CONCURRENCY",
+        default_value_t = 0,
+        help_heading = "Workers"
+    )]
     pub worker_concurrency: u32,
 
     /// Events each worker processes concurrently (different persons only).
@@ -181,8 +191,13 @@ pub struct ServeSettings {
     pub schedule_lock_ttl: u64,
 
     /// Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes.
-    #[arg(long, env = "PLUGINS_RELOAD_PUBSUB_CHANNEL", value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
-          default_value = "reload-plugins", help_heading = "Plugins")]
+    #[arg(
+        long,
+        env = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+        value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
+        default_value = "reload-plugins",
+        help_heading = "Plugins"
+    )]
     pub plugins_reload_pubsub_channel: String,
 
     /// Base path for resolving local plugins.
@@ -201,18 +216,33 @@ pub struct ServeSettings {
     pub plugin_fetch_allow_private: bool,
 
     /// Distinct ids whose person is kept in the in-memory cache.
-    #[arg(long, env = "DISTINCT_ID_LRU_SIZE", value_name = "DISTINCT_ID_LRU_SIZE", default_value_t = 10_000,
-          help_heading = "Persons")]
+    #[arg(
+        long,
+        env = "DISTINCT_ID_LRU_SIZE",
+        value_name = "DISTINCT_ID_LRU_SIZE",
+        default_value_t = 10_000,
+        help_heading = "Persons"
+    )]
     pub distinct_id_lru_size: usize,
 
     /// Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network.
-    #[arg(long, env = "ADMIN_ADDR", value_name = "ADMIN_ADDR", default_value = "127.0.0.1:6738",
-          help_heading = "Observability")]
+    #[arg(
+        long,
+        env = "ADMIN_ADDR",
+        value_name = "ADMIN_ADDR",
+        default_value = "127.0.0.1:6738",
+        help_heading = "Observability"
+    )]
     pub admin_addr: SocketAddr,
 
     /// Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e).
-    #[arg(long, env = "CAPTURE_ADDR", value_name = "CAPTURE_ADDR", default_value = "127.0.0.1:8000",
-          help_heading = "Ingestion")]
+    #[arg(
+        long,
+        env = "CAPTURE_ADDR",
+        value_name = "CAPTURE_ADDR",
+        default_value = "127.0.0.1:8000",
+        help_heading = "Ingestion"
+    )]
     pub capture_addr: SocketAddr,
 
     /// Seconds without ingesting anything, while events wait, before /_health fails.
@@ -226,13 +256,23 @@ pub struct ServeSettings {
     pub statsd_host: Option<String>,
 
     /// StatsD port.
-    #[arg(long, env = "STATSD_PORT", value_name = "STATSD_PORT", default_value_t = 8125,
-          help_heading = "Observability")]
+    #[arg(
+        long,
+        env = "STATSD_PORT",
+        value_name = "STATSD_PORT",
+        default_value_t = 8125,
+        help_heading = "Observability"
+    )]
     pub statsd_port: u16,
 
     /// Prefix of every StatsD metric.
-    #[arg(long, env = "STATSD_PREFIX", value_name = "STATSD_PREFIX", default_value = "plugin-server.",
-          help_heading = "Observability")]
+    #[arg(
+        long,
+        env = "STATSD_PREFIX",
+        value_name = "STATSD_PREFIX",
+        default_value = "plugin-server.",
+        help_heading = "Observability"
+    )]
     pub statsd_prefix: String,
 }
 
@@ -301,7 +341,11 @@ impl StoreSettings {
             None => format!("local log in {}", self.data_dir.display()),
         };
         let events = match &self.clickhouse.clickhouse_host {
-            Some(h) => format!("clickhouse {} database {}", h.url(self.clickhouse.clickhouse_secure), self.clickhouse.clickhouse_database),
+            Some(h) => format!(
+                "clickhouse {} database {}",
+                h.url(self.clickhouse.clickhouse_secure),
+                self.clickhouse.clickhouse_database
+            ),
             None => "sqlite (embedded)".to_string(),
         };
         vec![("database", db), ("cache", cache), ("ingestion log", log), ("events", events)]

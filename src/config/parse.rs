@@ -8,7 +8,8 @@ use base64::Engine;
 use url::Url;
 
 pub fn postgres_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("not a URL ({e}); expected postgres://user[:password]@host[:port]/database"))?;
+    let url = Url::parse(s)
+        .map_err(|e| format!("not a URL ({e}); expected postgres://user[:password]@host[:port]/database"))?;
     match url.scheme() {
         "postgres" | "postgresql" => {}
         other => return Err(format!("scheme `{other}` is not postgres:// or postgresql://")),
@@ -20,7 +21,8 @@ pub fn postgres_url(s: &str) -> Result<Url, String> {
 }
 
 pub fn redis_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("not a URL ({e}); expected redis://[user:password@]host[:port][/db]"))?;
+    let url =
+        Url::parse(s).map_err(|e| format!("not a URL ({e}); expected redis://[user:password@]host[:port][/db]"))?;
     match url.scheme() {
         "redis" | "rediss" => {}
         other => return Err(format!("scheme `{other}` is not redis:// or rediss://")),
@@ -46,9 +48,8 @@ pub fn kafka_hosts(s: &str) -> Result<KafkaHosts, String> {
     for raw in s.split(',').map(str::trim).filter(|h| !h.is_empty()) {
         // The original accepted `kafka://host:port` too.
         let h = raw.strip_prefix("kafka://").unwrap_or(raw);
-        let (host, port) = h
-            .rsplit_once(':')
-            .ok_or_else(|| format!("`{raw}` has no port; expected host:port[,host:port...]"))?;
+        let (host, port) =
+            h.rsplit_once(':').ok_or_else(|| format!("`{raw}` has no port; expected host:port[,host:port...]"))?;
         if host.is_empty() {
             return Err(format!("`{raw}` has no host; expected host:port"));
         }
@@ -105,9 +106,8 @@ pub fn clickhouse_host(s: &str) -> Result<ClickHouseUrl, String> {
 
 /// Base64 of a PEM document, decoded and checked to look like PEM.
 pub fn base64_pem(s: &str) -> Result<String, String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s.trim())
-        .map_err(|e| format!("not valid base64 ({e})"))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("not valid base64 ({e})"))?;
     let pem = String::from_utf8(bytes).map_err(|_| "decodes to bytes that are not PEM text".to_string())?;
     if !pem.contains("-----BEGIN ") {
         return Err("decodes to text without a -----BEGIN ...----- PEM header".into());
@@ -125,9 +125,8 @@ pub fn pem_file(s: &str) -> Result<std::path::PathBuf, String> {
 }
 
 pub fn topic_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 249
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let ok =
+        !s.is_empty() && s.len() <= 249 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok { Ok(s.to_string()) } else { Err("a Kafka topic name is 1-249 characters of [a-zA-Z0-9._-]".into()) }
 }
 
@@ -136,7 +135,11 @@ pub fn identifier(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !s.starts_with(|c: char| c.is_ascii_digit());
-    if ok { Ok(s.to_string()) } else { Err("expected letters, digits and underscores, not starting with a digit".into()) }
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("expected letters, digits and underscores, not starting with a digit".into())
+    }
 }
 
 /// A URL with its password replaced, fit for logs.

@@ -33,7 +33,11 @@ pub async fn run(settings: &ClickHouseSettings, mode: Mode) -> Result<Vec<Step>,
     };
 
     if mode == Mode::Apply {
-        server.query(&format!("CREATE DATABASE IF NOT EXISTS {db}")).execute().await.map_err(|e| fail("create database", e))?;
+        server
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            .execute()
+            .await
+            .map_err(|e| fail("create database", e))?;
         server
             .query(&format!(
                 "CREATE TABLE IF NOT EXISTS {db}.phs_migrations (version UInt32, name String, applied_at DateTime) \
@@ -84,9 +88,7 @@ async fn table_exists(server: &clickhouse::Client, db: &str, table: &str) -> Res
 /// ClickHouse's HTTP interface takes one statement per request.
 fn statements(sql: &str, db: &str) -> Vec<String> {
     sql.split("\n;")
-        .map(|chunk| {
-            chunk.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n")
-        })
+        .map(|chunk| chunk.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n"))
         .map(|s| s.trim().trim_end_matches(';').trim().replace("{database}", db))
         .filter(|s| !s.is_empty())
         .collect()
@@ -96,7 +98,10 @@ fn statements(sql: &str, db: &str) -> Vec<String> {
 mod tests {
     #[test]
     fn splits_statements_and_drops_comments() {
-        let parts = super::statements("-- c\nCREATE TABLE {database}.a (x UInt8)\n;\nCREATE TABLE {database}.b (y UInt8)\n", "d");
+        let parts = super::statements(
+            "-- c\nCREATE TABLE {database}.a (x UInt8)\n;\nCREATE TABLE {database}.b (y UInt8)\n",
+            "d",
+        );
         assert_eq!(parts, vec!["CREATE TABLE d.a (x UInt8)", "CREATE TABLE d.b (y UInt8)"]);
         let all = super::statements(super::MIGRATIONS[0].2, "db");
         assert_eq!(all.len(), 5, "{all:#?}");

@@ -23,7 +23,12 @@ pub async fn sqlite(path: &Path, mode: Mode) -> Result<Vec<Step>, MigrateError> 
 }
 
 /// One implementation for both backends: sqlx's `Migrate` trait hides the dialect.
-async fn migrate<'a, A>(target: &'static str, migrator: &Migrator, pool: A, mode: Mode) -> Result<Vec<Step>, MigrateError>
+async fn migrate<'a, A>(
+    target: &'static str,
+    migrator: &Migrator,
+    pool: A,
+    mode: Mode,
+) -> Result<Vec<Step>, MigrateError>
 where
     A: Acquire<'a> + Copy,
     <A::Connection as Deref>::Target: Migrate,

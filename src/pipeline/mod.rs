@@ -42,7 +42,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(teams: Arc<TeamCache>, plugins: Arc<PluginRunner>, sink: Arc<dyn EventSink>, dlq: Arc<dyn DeadLetterQueue>) -> Self {
+    pub fn new(
+        teams: Arc<TeamCache>,
+        plugins: Arc<PluginRunner>,
+        sink: Arc<dyn EventSink>,
+        dlq: Arc<dyn DeadLetterQueue>,
+    ) -> Self {
         Pipeline { teams, plugins, sink, dlq }
     }
 
@@ -64,7 +69,8 @@ impl Pipeline {
             };
             // A dependency failing mid-batch (the database, for team lookups)
             // retries the whole batch: nothing is written or committed until it passes.
-            let Some((rows, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await else {
+            let Some((rows, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await
+            else {
                 return;
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
@@ -89,7 +95,13 @@ impl Pipeline {
             let decoded = match normalize::decode(&m.payload) {
                 Ok(d) => d,
                 Err(e) => {
-                    letters.push(DeadLetter { message: m, reason: e.reason(), detail: e.to_string(), stage: "normalize", team_id: None });
+                    letters.push(DeadLetter {
+                        message: m,
+                        reason: e.reason(),
+                        detail: e.to_string(),
+                        stage: "normalize",
+                        team_id: None,
+                    });
                     continue;
                 }
             };

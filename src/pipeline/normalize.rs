@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn merges_set_and_outer_fields_win() {
-        let d = decode(&msg(r#"{"event": "e", "distinct_id": "inner", "$set": {"a": 1}, "properties": {"$set": {"a": 0, "b": 2}}}"#)).unwrap();
+        let d = decode(&msg(
+            r#"{"event": "e", "distinct_id": "inner", "$set": {"a": 1}, "properties": {"$set": {"a": 0, "b": 2}}}"#,
+        ))
+        .unwrap();
         assert_eq!(d.event["distinct_id"], "d");
         assert_eq!(d.event["properties"]["$set"], serde_json::json!({"a": 1, "b": 2}));
         assert!(d.event.get("$set").is_none());

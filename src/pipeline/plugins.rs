@@ -19,11 +19,11 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
-use crate::cache::Cache;
-use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use super::source::Producer;
+use crate::cache::Cache;
 use crate::plugins::api::Capture;
 use crate::plugins::fetch::FetchPolicy;
+use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
 
@@ -80,7 +80,16 @@ impl PluginRunner {
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_logs(store.clone(), rx));
-        Arc::new(PluginRunner { store, cache, producer, limits, fetch, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
+        Arc::new(PluginRunner {
+            store,
+            cache,
+            producer,
+            limits,
+            fetch,
+            instance_id,
+            logs: tx,
+            teams: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Runs the team's plugins on one event.
@@ -107,7 +116,12 @@ impl PluginRunner {
                 Ok(ProcessOutcome::Dropped) => return Outcome::Dropped { by: p.label.clone() },
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
                     if out.get("team_id") != Some(&json!(team_id)) {
-                        self.log(p, LogSource::System, LogLevel::Error, "processEvent changed team_id; the change was reverted".into());
+                        self.log(
+                            p,
+                            LogSource::System,
+                            LogLevel::Error,
+                            "processEvent changed team_id; the change was reverted".into(),
+                        );
                         failed.push(p.label.clone());
                     } else {
                         event = out;
@@ -126,7 +140,9 @@ impl PluginRunner {
         event.remove("team_id");
         let props = event.entry("properties").or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(props) = props {
-            for (key, list) in [("$plugins_succeeded", succeeded), ("$plugins_failed", failed), ("$plugins_deferred", deferred)] {
+            for (key, list) in
+                [("$plugins_succeeded", succeeded), ("$plugins_failed", failed), ("$plugins_deferred", deferred)]
+            {
                 props.insert(key.into(), json!(list));
             }
         }
@@ -153,7 +169,9 @@ impl PluginRunner {
                 self.log(p, LogSource::System, LogLevel::Error, message.clone());
                 self.record_error(p, &message, None).await;
                 if state.failures >= MAX_SETUP_FAILURES {
-                    let reason = format!("disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}");
+                    let reason = format!(
+                        "disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}"
+                    );
                     self.log(p, LogSource::System, LogLevel::Error, reason.clone());
                     let update = PluginConfigUpdate {
                         enabled: Some(false),
@@ -199,15 +217,21 @@ impl PluginRunner {
         loaded
     }
 
-    async fn load_team(&self, team_id: i64, previous: Vec<Arc<Loaded>>) -> Result<Vec<Arc<Loaded>>, registry::RegistryError> {
+    async fn load_team(
+        &self,
+        team_id: i64,
+        previous: Vec<Arc<Loaded>>,
+    ) -> Result<Vec<Arc<Loaded>>, registry::RegistryError> {
         let plugins = self.store.list_plugins().await?;
         let configs = self.store.list_plugin_configs(Some(team_id)).await?;
         let mut out = Vec::new();
         for config in configs.into_iter().filter(|c| c.enabled) {
             let Some(plugin) = plugins.iter().find(|p| p.id == config.plugin_id) else { continue };
-            let unchanged = previous
-                .iter()
-                .find(|l| l.config.id == config.id && l.config.updated_at == config.updated_at && l.plugin_updated == plugin.updated_at);
+            let unchanged = previous.iter().find(|l| {
+                l.config.id == config.id
+                    && l.config.updated_at == config.updated_at
+                    && l.plugin_updated == plugin.updated_at
+            });
             if let Some(l) = unchanged {
                 out.push(l.clone());
                 continue;
@@ -216,7 +240,10 @@ impl PluginRunner {
                 Ok(l) => out.push(Arc::new(l)),
                 Err(e) => {
                     tracing::warn!(config = config.id, plugin = %plugin.name, %e, "plugin could not be loaded");
-                    let update = PluginConfigUpdate { error: Some(Some(error_json(&e.to_string(), None))), ..Default::default() };
+                    let update = PluginConfigUpdate {
+                        error: Some(Some(error_json(&e.to_string(), None))),
+                        ..Default::default()
+                    };
                     let _ = self.store.update_plugin_config(config.id, &update).await;
                 }
             }
@@ -234,7 +261,11 @@ impl PluginRunner {
         Ok(out)
     }
 
-    async fn build(&self, config: &PluginConfig, plugin: &crate::store::Plugin) -> Result<Loaded, registry::RegistryError> {
+    async fn build(
+        &self,
+        config: &PluginConfig,
+        plugin: &crate::store::Plugin,
+    ) -> Result<Loaded, registry::RegistryError> {
         let source = registry::source(self.store.as_ref(), plugin).await?;
         let raw = registry::raw_config(config);
         let ctx = Context {

@@ -43,7 +43,12 @@ pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> Date
     if t > now + Duration::hours(23) { now } else { t }
 }
 
-pub fn prepare(mut event: Map<String, Value>, team_id: i64, anonymize_ips: bool, created_at: DateTime<Utc>) -> EventRow {
+pub fn prepare(
+    mut event: Map<String, Value>,
+    team_id: i64,
+    anonymize_ips: bool,
+    created_at: DateTime<Utc>,
+) -> EventRow {
     let now = time(event.get("now")).unwrap_or(created_at);
     let timestamp = resolve_timestamp(&event, now);
     let mut properties = match event.remove("properties") {
@@ -92,15 +97,24 @@ mod tests {
         ignored.insert("properties".into(), json!({"$ignore_sent_at": true}));
         assert_eq!(resolve_timestamp(&ignored, now), at("2024-01-01T12:59:00Z"));
         assert_eq!(resolve_timestamp(&obj(json!({"offset": 1500})), now), at("2024-01-01T11:59:58.500Z"));
-        assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "2024-01-01T10:00:00.123456Z"})), now), at("2024-01-01T10:00:00.123456Z"));
+        assert_eq!(
+            resolve_timestamp(&obj(json!({"timestamp": "2024-01-01T10:00:00.123456Z"})), now),
+            at("2024-01-01T10:00:00.123456Z")
+        );
         assert_eq!(resolve_timestamp(&obj(json!({})), now), now);
-        assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "2024-01-03T00:00:00Z"})), now), now, "far future clamps");
+        assert_eq!(
+            resolve_timestamp(&obj(json!({"timestamp": "2024-01-03T00:00:00Z"})), now),
+            now,
+            "far future clamps"
+        );
         assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "garbage"})), now), now);
     }
 
     #[test]
     fn ip_is_kept_or_dropped_per_team() {
-        let e = obj(json!({"uuid": "u", "event": "e", "distinct_id": "d", "ip": "1.2.3.4", "properties": {"$ip": "5.6.7.8"}}));
+        let e = obj(
+            json!({"uuid": "u", "event": "e", "distinct_id": "d", "ip": "1.2.3.4", "properties": {"$ip": "5.6.7.8"}}),
+        );
         let now = Utc::now();
         assert_eq!(prepare(e.clone(), 1, false, now).properties["$ip"], "5.6.7.8");
         let mut no_ip = e.clone();

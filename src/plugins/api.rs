@@ -79,10 +79,7 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
     g.raw_set("console", console)?;
 
     let json = lua.create_table()?;
-    json.raw_set(
-        "encode",
-        lua.create_function(|lua, v: Value| encode(lua, v))?,
-    )?;
+    json.raw_set("encode", lua.create_function(|lua, v: Value| encode(lua, v))?)?;
     json.raw_set(
         "decode",
         lua.create_function(|lua, s: String| {
@@ -129,7 +126,9 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
         let json_method = json_method.clone();
         async move {
             let opts: super::fetch::FetchOptions = match opts? {
-                Some(o) => serde_json::from_value(o).map_err(|e| mlua::Error::runtime(format!("fetch options: {e}")))?,
+                Some(o) => {
+                    serde_json::from_value(o).map_err(|e| mlua::Error::runtime(format!("fetch options: {e}")))?
+                }
                 None => Default::default(),
             };
             let res = super::fetch::fetch(policy, &url, opts).await.map_err(mlua::Error::runtime)?;
@@ -167,7 +166,8 @@ fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resul
             };
             props.insert("$lib".into(), "posthog-plugin-server".into());
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-            let data = serde_json::json!({"event": event, "distinct_id": distinct_id, "properties": props, "timestamp": now});
+            let data =
+                serde_json::json!({"event": event, "distinct_id": distinct_id, "properties": props, "timestamp": now});
             let message = crate::pipeline::capture::CapturedEvent {
                 uuid: uuid::Uuid::now_v7().to_string(),
                 distinct_id: distinct_id.clone(),
@@ -193,9 +193,11 @@ fn install_require(lua: &Lua, source: &PluginSource) -> mlua::Result<()> {
             return Ok(v);
         }
         let path = format!("{}.lua", name.replace('.', "/"));
-        let code = files
-            .get(&path)
-            .ok_or_else(|| mlua::Error::runtime(format!("module '{name}' not found: plugins can only require their own files ({path})")))?;
+        let code = files.get(&path).ok_or_else(|| {
+            mlua::Error::runtime(format!(
+                "module '{name}' not found: plugins can only require their own files ({path})"
+            ))
+        })?;
         let v: Value = lua.load(code.as_str()).set_name(format!("@{path}")).set_mode(mlua::ChunkMode::Text).call(())?;
         let v = if v.is_nil() { Value::Boolean(true) } else { v };
         loaded.raw_set(name.as_str(), v.clone())?;

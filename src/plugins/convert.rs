@@ -118,7 +118,8 @@ mod tests {
     #[test]
     fn lua_made_values() {
         let lua = Lua::new();
-        let v: Value = lua.load("return {list = {1, 2, 3}, map = {x = 1}, empty = {}, mixed = {1, y = 2}}").eval().unwrap();
+        let v: Value =
+            lua.load("return {list = {1, 2, 3}, map = {x = 1}, empty = {}, mixed = {1, y = 2}}").eval().unwrap();
         let j = from_lua(&lua, v).unwrap();
         assert_eq!(j["list"], json!([1, 2, 3]));
         assert_eq!(j["map"], json!({"x": 1}));

@@ -65,15 +65,19 @@ pub async fn fetch(policy: FetchPolicy, url: &str, opts: FetchOptions) -> Result
     let host = parsed.host_str().ok_or_else(|| format!("fetch: `{url}` has no host"))?.to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(policy.timeout, tokio::net::lookup_host((lookup_host.as_str(), port)))
-        .await
-        .map_err(|_| format!("fetch: resolving {host} timed out"))?
-        .map_err(|e| format!("fetch: cannot resolve {host}: {e}"))?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(policy.timeout, tokio::net::lookup_host((lookup_host.as_str(), port)))
+            .await
+            .map_err(|_| format!("fetch: resolving {host} timed out"))?
+            .map_err(|e| format!("fetch: cannot resolve {host}: {e}"))?
+            .collect();
     let Some(first) = addrs.first().copied() else { return Err(format!("fetch: {host} has no address")) };
     if !policy.allow_private {
         if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-            return Err(format!("fetch: {host} resolves to {}, a private or loopback address; plugins may not reach it", bad.ip()));
+            return Err(format!(
+                "fetch: {host} resolves to {}, a private or loopback address; plugins may not reach it",
+                bad.ip()
+            ));
         }
     }
     let client = reqwest::Client::builder()
@@ -93,8 +97,11 @@ pub async fn fetch(policy: FetchPolicy, url: &str, opts: FetchOptions) -> Result
     }
     let mut res = req.send().await.map_err(|e| format!("fetch {url}: {e}"))?;
     let status = res.status().as_u16();
-    let headers: Map<String, Value> =
-        res.headers().iter().map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or_default().to_string()))).collect();
+    let headers: Map<String, Value> = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_str().unwrap_or_default().to_string())))
+        .collect();
     let mut body = Vec::new();
     while let Some(chunk) = res.chunk().await.map_err(|e| format!("fetch {url}: {e}"))? {
         if body.len() + chunk.len() > policy.max_response_bytes {
@@ -116,7 +123,19 @@ mod tests {
 
     #[test]
     fn internal_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

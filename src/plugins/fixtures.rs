@@ -47,11 +47,18 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Outcome {
-    Event { event: Value },
+    Event {
+        event: Value,
+    },
     Dropped,
-    Error { error: String, limit: bool },
+    Error {
+        error: String,
+        limit: bool,
+    },
     /// The outcomes of a sequence fixture, in order.
-    Sequence { results: Vec<Outcome> },
+    Sequence {
+        results: Vec<Outcome>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -134,7 +141,9 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
     let tests = dir.join("tests");
     let invalid = |p: &Path, m: String| FixtureError::Invalid { path: p.display().to_string(), message: m };
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&tests) {
-        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
+        }
         Err(e) => return Err(invalid(&tests, format!("cannot read the fixtures folder: {e}"))),
     };
     paths.sort();
@@ -150,7 +159,14 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
             (None, Some(evs)) => {
                 let n = f.expected.as_ref().and_then(|e| e.as_array()).map(Vec::len);
                 if f.expected_error.is_none() && n != Some(evs.len()) {
-                    return Err(invalid(&p, format!("`events` has {} events, so `expected` must be an array of {} results", evs.len(), evs.len())));
+                    return Err(invalid(
+                        &p,
+                        format!(
+                            "`events` has {} events, so `expected` must be an array of {} results",
+                            evs.len(),
+                            evs.len()
+                        ),
+                    ));
                 }
             }
             _ => return Err(invalid(&p, "give exactly one of `event` and `events`".into())),
@@ -179,7 +195,8 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
     let mut differences = Vec::new();
     for (i, (outcome, want)) in outcomes.iter().zip(expected).enumerate() {
         let prefix = if sequence { format!("event {}: ", i + 1) } else { String::new() };
-        differences.extend(compare(f.expected_error.as_deref(), want, outcome).into_iter().map(|d| format!("{prefix}{d}")));
+        differences
+            .extend(compare(f.expected_error.as_deref(), want, outcome).into_iter().map(|d| format!("{prefix}{d}")));
     }
     let outcome = if sequence {
         Outcome::Sequence { results: outcomes }

@@ -85,7 +85,10 @@ impl Manifest {
             return Err(ManifestError::Invalid("`name` is empty".into()));
         }
         if m.main.contains("..") || m.main.starts_with('/') || !m.main.ends_with(".lua") {
-            return Err(ManifestError::Invalid(format!("`main` must be a .lua file inside the plugin, not `{}`", m.main)));
+            return Err(ManifestError::Invalid(format!(
+                "`main` must be a .lua file inside the plugin, not `{}`",
+                m.main
+            )));
         }
         let mut seen = std::collections::HashSet::new();
         for f in &m.config {
@@ -104,7 +107,10 @@ impl Manifest {
 
     /// Checks a team's raw config (strings, as entered) against the schema and
     /// returns the config plugins see: defaults filled in, json fields parsed.
-    pub fn validate_config(&self, raw: &BTreeMap<String, String>) -> Result<serde_json::Map<String, Value>, ConfigError> {
+    pub fn validate_config(
+        &self,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<serde_json::Map<String, Value>, ConfigError> {
         let err = |key: &str, problem: String| ConfigError { key: key.to_string(), problem };
         for key in raw.keys() {
             if !self.config.iter().any(|f| &f.key == key) {
@@ -179,7 +185,9 @@ mod tests {
     #[test]
     fn rejects_bad_configs_naming_the_key() {
         assert_eq!(m().validate_config(&raw(&[])).unwrap_err().key, "api_key");
-        assert!(m().validate_config(&raw(&[("api_key", "k"), ("mode", "z")])).unwrap_err().problem.contains("not one of"));
+        assert!(
+            m().validate_config(&raw(&[("api_key", "k"), ("mode", "z")])).unwrap_err().problem.contains("not one of")
+        );
         assert!(m().validate_config(&raw(&[("api_key", "k"), ("rules", "{")])).unwrap_err().problem.contains("JSON"));
         assert_eq!(m().validate_config(&raw(&[("api_key", "k"), ("nope", "1")])).unwrap_err().key, "nope");
     }
@@ -191,7 +199,8 @@ mod tests {
         assert!(Manifest::parse(r#"{"name": "x", "main": "../evil.lua"}"#).is_err());
         assert!(Manifest::parse(r#"{"name": "x", "config": [{"key": "a"}, {"key": "a"}]}"#).is_err());
         assert_eq!(Manifest::parse(r#"{"name": "x"}"#).unwrap().main, "index.lua");
-        let with_markdown = Manifest::parse(r#"{"name": "x", "config": [{"markdown": "Read me"}, {"key": "a"}]}"#).unwrap();
+        let with_markdown =
+            Manifest::parse(r#"{"name": "x", "config": [{"markdown": "Read me"}, {"key": "a"}]}"#).unwrap();
         assert_eq!(with_markdown.config.len(), 1);
     }
 }

@@ -59,12 +59,7 @@ pub async fn install(store: &dyn Store, path: &Path) -> Result<Plugin> {
 /// file, and to detect capabilities. Its config is not known yet, so
 /// required fields are filled with empty strings.
 fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
-    let config = source
-        .manifest
-        .config
-        .iter()
-        .filter_map(|f| f.default.clone().map(|d| (f.key.clone(), d)))
-        .collect();
+    let config = source.manifest.config.iter().filter_map(|f| f.default.clone().map(|d| (f.key.clone(), d))).collect();
     let ctx = Context {
         team_id: 0,
         plugin_id: 0,
@@ -128,12 +123,21 @@ fn manifest_of(plugin: &Plugin) -> Result<Manifest> {
 pub fn raw_config(c: &PluginConfig) -> BTreeMap<String, String> {
     c.config
         .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// Sets config values (validated against the schema), keeping the others.
-pub async fn configure(store: &dyn Store, team: &Team, plugin: &Plugin, set: &[(String, String)]) -> Result<PluginConfig> {
+pub async fn configure(
+    store: &dyn Store,
+    team: &Team,
+    plugin: &Plugin,
+    set: &[(String, String)],
+) -> Result<PluginConfig> {
     let config = store.plugin_config(team.id, plugin.id).await?;
     let mut raw = raw_config(&config);
     for (k, v) in set {
@@ -154,13 +158,18 @@ pub async fn enable(store: &dyn Store, team: &Team, plugin: &Plugin) -> Result<P
     let config = store.plugin_config(team.id, plugin.id).await?;
     manifest_of(plugin)?.validate_config(&raw_config(&config))?;
     Ok(store
-        .update_plugin_config(config.id, &PluginConfigUpdate { enabled: Some(true), error: Some(None), ..Default::default() })
+        .update_plugin_config(
+            config.id,
+            &PluginConfigUpdate { enabled: Some(true), error: Some(None), ..Default::default() },
+        )
         .await?)
 }
 
 pub async fn disable(store: &dyn Store, team: &Team, plugin: &Plugin) -> Result<PluginConfig> {
     let config = store.plugin_config(team.id, plugin.id).await?;
-    Ok(store.update_plugin_config(config.id, &PluginConfigUpdate { enabled: Some(false), ..Default::default() }).await?)
+    Ok(store
+        .update_plugin_config(config.id, &PluginConfigUpdate { enabled: Some(false), ..Default::default() })
+        .await?)
 }
 
 /// Puts the named plugins first, in this order, keeping the rest after them.

@@ -114,12 +114,13 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
 
     let deadline = Arc::new(Deadline::new());
     let hook_deadline = deadline.clone();
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(CHECK_EVERY), move |_lua, _debug| {
-        match hook_deadline.exceeded() {
+    lua.set_global_hook(
+        HookTriggers::new().every_nth_instruction(CHECK_EVERY),
+        move |_lua, _debug| match hook_deadline.exceeded() {
             Some(limit) => Err(mlua::Error::external(TimeLimitExceeded(limit))),
             None => Ok(VmState::Continue),
-        }
-    })?;
+        },
+    )?;
     uncatchable_limits(&lua, deadline.clone())?;
     // Set last: the setup above allocates, and the limit is the plugin's budget.
     lua.set_memory_limit(limits.memory)?;

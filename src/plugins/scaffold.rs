@@ -10,7 +10,10 @@ const FILES: &[(&str, &str)] = &[
     ("README.md", include_str!("../../lua-plugins/hello-world/README.md")),
     ("tests/adds_greeting.json", include_str!("../../lua-plugins/hello-world/tests/adds_greeting.json")),
     ("tests/custom_greeting.json", include_str!("../../lua-plugins/hello-world/tests/custom_greeting.json")),
-    ("tests/drops_configured_event.json", include_str!("../../lua-plugins/hello-world/tests/drops_configured_event.json")),
+    (
+        "tests/drops_configured_event.json",
+        include_str!("../../lua-plugins/hello-world/tests/drops_configured_event.json"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +21,11 @@ pub enum ScaffoldError {
     #[error("{0} already exists; choose another name or --dir")]
     Exists(String),
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Writes the scaffold into `dir` (which must not exist) under plugin name `name`.

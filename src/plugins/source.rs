@@ -17,7 +17,11 @@ pub struct PluginSource {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("{path}: {source}")]
-    Io { path: String, #[source] source: std::io::Error },
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Manifest(#[from] ManifestError),
     #[error("plugin.json names `{0}` as main, but there is no such file")]

@@ -157,7 +157,11 @@ impl PluginVm {
     }
 
     /// Calls a hook by name with an optional event; returns what it returned.
-    async fn call_hook(&self, name: &str, event: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, CallError> {
+    async fn call_hook(
+        &self,
+        name: &str,
+        event: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
         let limit = if name == "processEvent" { inner.limits.process_event } else { inner.limits.task };
         let lua = &inner.lua;
@@ -167,7 +171,8 @@ impl PluginVm {
         let pcall = &inner.protected_call;
         let args = match event {
             Some(e) => {
-                let v = unlimited(lua, inner.limits.memory, || convert::to_lua(lua, e)).map_err(|e| classify(&e, &inner.limits))?;
+                let v = unlimited(lua, inner.limits.memory, || convert::to_lua(lua, e))
+                    .map_err(|e| classify(&e, &inner.limits))?;
                 mlua::MultiValue::from_iter([Value::Function(func), v, Value::Table(meta)])
             }
             None => mlua::MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
@@ -185,7 +190,10 @@ impl PluginVm {
         match value {
             Value::Nil => Ok(None),
             v => unlimited(lua, inner.limits.memory, || convert::from_lua(lua, v)).map(Some).map_err(|e| {
-                CallError::BadReturn(format!("{name} returned a value that is not JSON-like: {}", clean(&e.to_string())))
+                CallError::BadReturn(format!(
+                    "{name} returned a value that is not JSON-like: {}",
+                    clean(&e.to_string())
+                ))
             }),
         }
     }

@@ -14,9 +14,18 @@ pub enum ErrorKind {
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("cannot reach the {backend} database at {location}: {source}")]
-    Connect { backend: &'static str, location: String, #[source] source: sqlx::Error },
+    Connect {
+        backend: &'static str,
+        location: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{context}: {source}")]
-    Query { context: &'static str, #[source] source: sqlx::Error },
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }

@@ -7,9 +7,9 @@
 //! dry runs) can wrap any `Store` the same way.
 
 mod error;
+pub mod memory;
 pub mod model;
 pub mod postgres;
-pub mod memory;
 mod rows;
 mod sql;
 pub mod sqlite;
@@ -73,7 +73,12 @@ pub trait PluginStore: Send + Sync {
 
     async fn append_plugin_logs(&self, entries: &[PluginLog]) -> Result<()>;
     /// Entries of a config after `after` (all when None), oldest first, at most `limit`.
-    async fn plugin_logs(&self, plugin_config_id: i64, after: Option<chrono::DateTime<chrono::Utc>>, limit: i64) -> Result<Vec<PluginLog>>;
+    async fn plugin_logs(
+        &self,
+        plugin_config_id: i64,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        limit: i64,
+    ) -> Result<Vec<PluginLog>>;
 }
 
 /// A plugin config's persistent key-value storage (`meta.storage`,
@@ -89,5 +94,4 @@ pub trait PluginStorage: Send + Sync {
     async fn storage_set_if_absent(&self, plugin_config_id: i64, key: &str, value: &str) -> Result<bool>;
     /// Atomically adds `by` to an integer value (absent counts as 0) and returns the result.
     async fn storage_incr(&self, plugin_config_id: i64, key: &str, by: i64) -> Result<i64>;
-
 }

@@ -22,7 +22,9 @@ pub(crate) struct TeamRow {
 impl TryFrom<TeamRow> for Team {
     type Error = StoreError;
     fn try_from(r: TeamRow) -> Result<Team> {
-        let uuid = |s: &str| Uuid::parse_str(s).map_err(|e| StoreError::Invalid(format!("team {}: bad uuid `{s}`: {e}", r.id)));
+        let uuid = |s: &str| {
+            Uuid::parse_str(s).map_err(|e| StoreError::Invalid(format!("team {}: bad uuid `{s}`: {e}", r.id)))
+        };
         Ok(Team {
             id: r.id,
             uuid: uuid(&r.uuid)?,
@@ -34,7 +36,6 @@ impl TryFrom<TeamRow> for Team {
         })
     }
 }
-
 
 fn json(what: &str, text: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("{what} holds invalid JSON: {e}")))

@@ -46,8 +46,13 @@ async fn capture(
     body: axum::body::Bytes,
 ) -> Response {
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let ip = header("x-forwarded-for").and_then(|v| v.split(',').next()).map(|v| v.trim().to_string()).unwrap_or_else(|| peer.ip().to_string());
-    let site_url = header("origin").map(String::from).unwrap_or_else(|| format!("http://{}", header("host").unwrap_or("localhost")));
+    let ip = header("x-forwarded-for")
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| peer.ip().to_string());
+    let site_url = header("origin")
+        .map(String::from)
+        .unwrap_or_else(|| format!("http://{}", header("host").unwrap_or("localhost")));
     let req = parse::Request {
         query: uri.query().unwrap_or(""),
         content_type: header("content-type"),

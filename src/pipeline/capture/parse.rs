@@ -96,7 +96,8 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
     if events.is_empty() {
         return Err(CaptureError::NoEvents);
     }
-    let str_of = |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    let str_of =
+        |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
     // posthog-js sends the send time as `_` (ms since the epoch) in the query.
     let sent_at = str_of(&top, "sent_at").or_else(|| {
         param("_").and_then(|ms| ms.parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single()).map(iso)
@@ -187,12 +188,20 @@ mod tests {
     use super::*;
 
     fn req<'a>(query: &'a str, ct: Option<&'a str>, body: &'a [u8]) -> Request<'a> {
-        Request { query, content_type: ct, body, ip: Some("1.2.3.4".into()), site_url: "http://h".into(), now: Utc::now() }
+        Request {
+            query,
+            content_type: ct,
+            body,
+            ip: Some("1.2.3.4".into()),
+            site_url: "http://h".into(),
+            now: Utc::now(),
+        }
     }
 
     #[test]
     fn json_single_array_and_batch() {
-        let one = parse(&req("", Some("application/json"), br#"{"event": "e", "distinct_id": 42, "api_key": "t"}"#)).unwrap();
+        let one =
+            parse(&req("", Some("application/json"), br#"{"event": "e", "distinct_id": 42, "api_key": "t"}"#)).unwrap();
         assert_eq!((one[0].distinct_id.as_str(), one[0].token.as_str()), ("42", "t"));
         let batch = parse(&req("", None, br#"{"api_key": "t", "sent_at": "2024-01-01T00:00:00Z", "batch": [{"event": "a", "distinct_id": "x"}, {"event": "b", "properties": {"distinct_id": "y"}}]}"#)).unwrap();
         assert_eq!(batch.len(), 2);
@@ -204,7 +213,8 @@ mod tests {
     fn form_base64_and_query_sent_at() {
         let json = r#"{"event": "e", "properties": {"distinct_id": "d", "token": "t"}}"#;
         let body = format!("data={}", base64::engine::general_purpose::STANDARD.encode(json));
-        let out = parse(&req("ip=1&_=1694769302325", Some("application/x-www-form-urlencoded"), body.as_bytes())).unwrap();
+        let out =
+            parse(&req("ip=1&_=1694769302325", Some("application/x-www-form-urlencoded"), body.as_bytes())).unwrap();
         assert_eq!(out[0].token, "t");
         assert_eq!(out[0].sent_at.as_deref(), Some("2023-09-15T09:15:02.325000+00:00"));
     }

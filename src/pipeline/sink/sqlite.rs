@@ -23,14 +23,19 @@ pub struct SqliteEvents {
 
 impl SqliteEvents {
     pub async fn open(dir: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir).map_err(|e| SinkError { context: "create the data directory", source: Box::new(e) })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SinkError { context: "create the data directory", source: Box::new(e) })?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("events.sqlite3").display()))
             .map_err(err("open the events store"))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(err("open the events store"))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(err("open the events store"))?;
         for ddl in [
             "CREATE TABLE IF NOT EXISTS events (\
                uuid TEXT PRIMARY KEY, team_id INTEGER NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, \

@@ -26,7 +26,8 @@ pub struct LocalLog {
 
 impl LocalLog {
     pub async fn open(dir: &Path) -> Result<Self, SourceError> {
-        std::fs::create_dir_all(dir).map_err(|e| SourceError { context: "create the data directory", source: Box::new(e) })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SourceError { context: "create the data directory", source: Box::new(e) })?;
         let path = dir.join("ingestion-log.sqlite3");
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(err("open the ingestion log"))?
@@ -35,7 +36,11 @@ impl LocalLog {
             // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(err("open the ingestion log"))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(err("open the ingestion log"))?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS log (\
                offset INTEGER PRIMARY KEY AUTOINCREMENT, \
@@ -55,16 +60,21 @@ impl LocalLog {
         .execute(&pool)
         .await
         .map_err(err("create the dead-letter table"))?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS consumer_offsets (consumer TEXT PRIMARY KEY, committed INTEGER NOT NULL)")
-            .execute(&pool)
-            .await
-            .map_err(err("create the consumer offsets"))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS consumer_offsets (consumer TEXT PRIMARY KEY, committed INTEGER NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .map_err(err("create the consumer offsets"))?;
         Ok(LocalLog { pool })
     }
 
     /// The offset of the last message appended (0 when empty).
     pub async fn end_offset(&self) -> Result<i64, SourceError> {
-        sqlx::query_scalar("SELECT coalesce(max(offset), 0) FROM log").fetch_one(&self.pool).await.map_err(err("read the log end"))
+        sqlx::query_scalar("SELECT coalesce(max(offset), 0) FROM log")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err("read the log end"))
     }
 
     /// The last committed offset of a consumer (0 when it never committed).
@@ -144,15 +154,19 @@ impl Source for LocalLogSource {
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
         let deadline = Instant::now() + wait;
         loop {
-            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT offset, payload FROM log WHERE offset > $1 ORDER BY offset LIMIT $2")
-                .bind(self.position)
-                .bind(max as i64)
-                .fetch_all(&self.log.pool)
-                .await
-                .map_err(err("read the ingestion log"))?;
+            let rows: Vec<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT offset, payload FROM log WHERE offset > $1 ORDER BY offset LIMIT $2")
+                    .bind(self.position)
+                    .bind(max as i64)
+                    .fetch_all(&self.log.pool)
+                    .await
+                    .map_err(err("read the ingestion log"))?;
             if let Some((last, _)) = rows.last() {
                 self.position = *last;
-                return Ok(rows.into_iter().map(|(offset, payload)| Message { partition: 0, offset, payload }).collect());
+                return Ok(rows
+                    .into_iter()
+                    .map(|(offset, payload)| Message { partition: 0, offset, payload })
+                    .collect());
             }
             if Instant::now() >= deadline {
                 return Ok(Vec::new());
