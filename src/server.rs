@@ -13,6 +13,7 @@ use crate::config::ServeSettings;
 use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
+use crate::pipeline::persons::Persons;
 use crate::pipeline::plugins::PluginRunner;
 use crate::pipeline::sink::sqlite::SqliteEvents;
 use crate::pipeline::source::local_log::LocalLog;
@@ -136,8 +137,9 @@ async fn start_pipeline(
         FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
         uuid::Uuid::now_v7(),
     );
-    let teams = Arc::new(TeamCache::new(store));
-    let pipeline = Pipeline::new(teams.clone(), runner, Arc::new(events), Arc::new(log.clone()));
+    let teams = Arc::new(TeamCache::new(store.clone()));
+    let persons = Arc::new(Persons::new(store));
+    let pipeline = Pipeline::new(teams.clone(), runner, persons, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 
     let capture = capture::router(CaptureState { producer: Arc::new(log), teams });

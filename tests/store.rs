@@ -3,39 +3,9 @@
 
 use std::sync::Arc;
 
-use phs::config::StoreSettings;
-use phs::migrate::{self, Mode, TopicLayout};
 use phs::store::{NewTeam, Store};
 
-use crate::util::fresh_postgres_db;
-
-fn settings(database_url: Option<String>, data_dir: &std::path::Path) -> StoreSettings {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct P {
-        #[command(flatten)]
-        s: StoreSettings,
-    }
-    let mut args = vec!["x".to_string(), "--data-dir".into(), data_dir.display().to_string()];
-    if let Some(url) = database_url {
-        args.extend(["--database-url".into(), url]);
-    }
-    P::try_parse_from(args).expect("settings parse").s
-}
-
-const LAYOUT: TopicLayout = TopicLayout { partitions: 1, replication: 1 };
-
-async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    let s = settings(None, dir.path());
-    migrate::run(&s, Mode::Apply, LAYOUT).await.unwrap();
-    phs::store::connect(&s).await.unwrap()
-}
-
-async fn postgres_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    let s = settings(Some(fresh_postgres_db().await), dir.path());
-    migrate::run(&s, Mode::Apply, LAYOUT).await.unwrap();
-    phs::store::connect(&s).await.unwrap()
-}
+use crate::util::{postgres_store, sqlite_store};
 
 fn new_team(name: &str) -> NewTeam {
     NewTeam { name: name.into(), anonymize_ips: false, api_token: None }
@@ -100,7 +70,7 @@ async fn teams_postgres() {
 async fn unreachable_postgres_is_a_transient_error_naming_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let port = crate::util::free_port();
-    let s = settings(Some(format!("postgres://postgres:secret@127.0.0.1:{port}/x")), dir.path());
+    let s = crate::util::store_settings(Some(format!("postgres://postgres:secret@127.0.0.1:{port}/x")), dir.path());
     let err = phs::store::connect(&s).await.err().expect("nothing listens there");
     assert_eq!(err.kind(), phs::store::ErrorKind::Transient);
     let msg = err.to_string();

@@ -14,6 +14,7 @@
 
 pub mod capture;
 pub mod normalize;
+pub mod persons;
 pub mod plugins;
 pub mod prepare;
 pub mod sink;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use self::plugins::{Outcome, PluginRunner};
-use self::sink::{DeadLetter, DeadLetterQueue, EventSink};
+use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
 use self::source::Source;
 use self::team::TeamCache;
 
@@ -37,6 +38,7 @@ pub struct Pipeline {
     /// Shared with the capture endpoint, which checks tokens against the same cache.
     pub teams: Arc<TeamCache>,
     pub plugins: Arc<PluginRunner>,
+    pub persons: Arc<persons::Persons>,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
 }
@@ -45,10 +47,11 @@ impl Pipeline {
     pub fn new(
         teams: Arc<TeamCache>,
         plugins: Arc<PluginRunner>,
+        persons: Arc<persons::Persons>,
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, sink, dlq }
+        Pipeline { teams, plugins, persons, sink, dlq }
     }
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
@@ -69,13 +72,13 @@ impl Pipeline {
             };
             // A dependency failing mid-batch (the database, for team lookups)
             // retries the whole batch: nothing is written or committed until it passes.
-            let Some((rows, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await
+            let Some((batch, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await
             else {
                 return;
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
             let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
-            let done = self.retry(&stop, "write events", || self.sink.write(&rows)).await.is_some()
+            let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
                 && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
                 && self.retry(&stop, "commit", || source.commit(partition, offset)).await.is_some();
             if !done {
@@ -88,8 +91,8 @@ impl Pipeline {
     async fn process<'m>(
         &self,
         messages: &'m [source::Message],
-    ) -> Result<(Vec<prepare::EventRow>, Vec<DeadLetter<'m>>), crate::store::StoreError> {
-        let mut rows = Vec::with_capacity(messages.len());
+    ) -> Result<(SinkBatch, Vec<DeadLetter<'m>>), crate::store::StoreError> {
+        let mut batch = SinkBatch::default();
         let mut letters = Vec::new();
         for m in messages {
             let decoded = match normalize::decode(&m.payload) {
@@ -120,11 +123,15 @@ impl Pipeline {
                 event.insert("ip".into(), serde_json::Value::Null);
             }
             match self.plugins.process(team.id, event).await {
-                Outcome::Event(e) => rows.push(prepare::prepare(e, team.id, team.anonymize_ips, chrono::Utc::now())),
+                Outcome::Event(e) => {
+                    let mut row = prepare::prepare(e, team.id, team.anonymize_ips, chrono::Utc::now());
+                    self.persons.process(&mut row).await?.into_batch(&mut batch);
+                    batch.events.push(row);
+                }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
             }
         }
-        Ok((rows, letters))
+        Ok((batch, letters))
     }
 
     /// Retries `op` with backoff (100 ms doubling to 10 s) until it succeeds

@@ -18,6 +18,19 @@ pub struct EventRow {
     pub timestamp: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub elements_chain: String,
+    /// The person the event was attributed to, as it was after this event
+    /// (None when persons are not processed for it).
+    pub person: Option<EventPerson>,
+    /// Properties of the event's groups by group type index, as they were after this event.
+    pub groups: [Option<Value>; 5],
+}
+
+/// The person columns of an event row (PostHog's persons-on-events).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventPerson {
+    pub uuid: uuid::Uuid,
+    pub properties: Value,
+    pub created_at: DateTime<Utc>,
 }
 
 fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
@@ -71,6 +84,8 @@ pub fn prepare(
         timestamp,
         created_at,
         elements_chain,
+        person: None,
+        groups: Default::default(),
     }
 }
 

@@ -28,6 +28,10 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// Another writer changed the row first (a version check or a unique key
+    /// failed): re-read and redo.
+    #[error("concurrent change: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -39,6 +43,8 @@ impl StoreError {
         match self {
             StoreError::Connect { .. } => ErrorKind::Transient,
             StoreError::Invalid(_) => ErrorKind::Data,
+            // Still failing after the caller's own retries: back off and retry the batch.
+            StoreError::Conflict(_) => ErrorKind::Transient,
             StoreError::Query { source, .. } => match source {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                     ErrorKind::Transient

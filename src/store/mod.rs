@@ -12,6 +12,7 @@ pub mod model;
 pub mod postgres;
 mod rows;
 mod sql;
+mod sql_persons;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use async_trait::async_trait;
 use crate::config::{DatabaseBackend, StoreSettings};
 
 pub use error::{ErrorKind, StoreError};
-pub use model::{NewPlugin, NewTeam, Plugin, PluginConfig, PluginConfigUpdate, PluginLog, Team};
+pub use model::{Group, NewPlugin, NewTeam, Person, Plugin, PluginConfig, PluginConfigUpdate, PluginLog, Team};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -37,7 +38,7 @@ pub trait TeamStore: Send + Sync {
 
 /// Everything the pipeline keeps in the relational database.
 #[async_trait]
-pub trait Store: TeamStore + PluginStore + PluginStorage {
+pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore {
     /// `postgres` or `sqlite`, for logs and health reports.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.
@@ -95,3 +96,52 @@ pub trait PluginStorage: Send + Sync {
     /// Atomically adds `by` to an integer value (absent counts as 0) and returns the result.
     async fn storage_incr(&self, plugin_config_id: i64, key: &str, by: i64) -> Result<i64>;
 }
+
+/// Persons, their distinct ids, and groups: posthog_person,
+/// posthog_persondistinctid, posthog_group and posthog_grouptypemapping.
+///
+/// Concurrency is optimistic: a write that changes an existing person or
+/// group names the version it read, and fails with [`StoreError::Conflict`]
+/// when another writer got there first, as does taking a distinct id that
+/// someone else just took. The caller re-reads and redoes its decision; the
+/// identity rules themselves live in `pipeline::persons`, above this trait.
+#[async_trait]
+pub trait PersonStore: Send + Sync {
+    async fn person_by_distinct_id(&self, team_id: i64, distinct_id: &str) -> Result<Option<Person>>;
+    /// The person's distinct ids with their versions, oldest first.
+    async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>>;
+    /// Creates a person (version 0) owning `distinct_ids` (version 0 each).
+    /// Conflict when the uuid or one of the ids is taken.
+    async fn create_person(&self, person: &NewPerson, distinct_ids: &[&str]) -> Result<Person>;
+    /// Writes properties and is_identified if the stored version is still
+    /// `person.version`; returns the person at version + 1.
+    async fn update_person(
+        &self,
+        person: &Person,
+        properties: &serde_json::Value,
+        is_identified: bool,
+    ) -> Result<Person>;
+    /// Points a new distinct id at the person (version 0); Conflict when the
+    /// id is taken or the person is gone.
+    async fn add_distinct_id(&self, person: &Person, distinct_id: &str) -> Result<()>;
+    /// In one transaction: writes `target`'s merged fields, moves every
+    /// distinct id of `source` to `target` (each version + 1) and deletes
+    /// `source`. Both versions are checked. Returns the updated target and
+    /// the moved ids with their new versions.
+    async fn merge_persons(
+        &self,
+        target: &Person,
+        source: &Person,
+        merged: &MergedPerson,
+    ) -> Result<(Person, Vec<(String, i64)>)>;
+
+    /// The index (0-4) of a group type, assigned on first use; None when the
+    /// team already has 5 types.
+    async fn group_type_index(&self, team_id: i64, group_type: &str) -> Result<Option<i32>>;
+    async fn group(&self, team_id: i64, group_type_index: i32, group_key: &str) -> Result<Option<Group>>;
+    /// Inserts a new group (`expected_version` None) or updates one still at
+    /// `expected_version`; returns what was stored. Conflict otherwise.
+    async fn write_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Group>;
+}
+
+pub use model::{MergedPerson, NewPerson};

@@ -123,3 +123,44 @@ pub struct PluginLog {
     pub message: String,
     pub instance_id: Uuid,
 }
+
+/// A person: the identity behind one or more distinct ids of a team.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Person {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub team_id: i64,
+    pub properties: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub is_identified: bool,
+    /// Bumped on every write; writes check it, so a concurrent change is noticed.
+    pub version: i64,
+}
+
+/// A group (`$groupidentify`): a company, project, ... of a team.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub team_id: i64,
+    pub group_type_index: i32,
+    pub group_key: String,
+    pub properties: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub uuid: Uuid,
+    pub team_id: i64,
+    pub properties: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub is_identified: bool,
+}
+
+/// The fields of a merge's surviving person.
+#[derive(Debug, Clone)]
+pub struct MergedPerson {
+    pub properties: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub is_identified: bool,
+}

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::model::{Plugin, PluginConfig, PluginLog, Team};
+use super::model::{Group, Person, Plugin, PluginConfig, PluginLog, Team};
 use super::{Result, StoreError};
 
 /// A team row as both backends return it (uuids as text, ids as bigint).
@@ -131,6 +131,63 @@ impl TryFrom<PluginLogRow> for PluginLog {
             source: r.source,
             level: r.level,
             message: r.message,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PersonRow {
+    id: i64,
+    uuid: String,
+    team_id: i64,
+    properties: String,
+    created_at: DateTime<Utc>,
+    is_identified: bool,
+    version: i64,
+}
+
+impl PersonRow {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl TryFrom<PersonRow> for Person {
+    type Error = StoreError;
+    fn try_from(r: PersonRow) -> Result<Person> {
+        let what = format!("person {}", r.id);
+        Ok(Person {
+            id: r.id,
+            uuid: uuid(&what, &r.uuid)?,
+            team_id: r.team_id,
+            properties: json(&what, &r.properties)?,
+            created_at: r.created_at,
+            is_identified: r.is_identified,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    team_id: i64,
+    group_type_index: i64,
+    group_key: String,
+    properties: String,
+    created_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<GroupRow> for Group {
+    type Error = StoreError;
+    fn try_from(r: GroupRow) -> Result<Group> {
+        Ok(Group {
+            properties: json(&format!("group {}", r.group_key), &r.properties)?,
+            team_id: r.team_id,
+            group_type_index: r.group_type_index as i32,
+            group_key: r.group_key,
+            created_at: r.created_at,
+            version: r.version,
         })
     }
 }

@@ -67,6 +67,8 @@ macro_rules! impl_sql_store {
                 )
             }
 
+            $crate::store::sql_persons::impl_sql_persons!($store, $d);
+
             #[async_trait]
             impl Store for $store {
                 fn backend(&self) -> &'static str {

@@ -97,3 +97,39 @@ pub fn unique_id() -> i64 {
     let base = (std::process::id() as i64 % 100_000) * 1_000_000 + (rand::random::<u32>() % 1000) as i64 * 1000;
     base + N.fetch_add(1, Ordering::Relaxed) as i64
 }
+
+// Stores for behavioural suites that run against both backends.
+
+use std::sync::Arc;
+
+use phs::config::StoreSettings;
+use phs::migrate::{self, Mode, TopicLayout};
+use phs::store::Store;
+
+pub fn store_settings(database_url: Option<String>, data_dir: &std::path::Path) -> StoreSettings {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        s: StoreSettings,
+    }
+    let mut args = vec!["x".to_string(), "--data-dir".into(), data_dir.display().to_string()];
+    if let Some(url) = database_url {
+        args.extend(["--database-url".into(), url]);
+    }
+    P::try_parse_from(args).expect("settings parse").s
+}
+
+pub const LAYOUT: TopicLayout = TopicLayout { partitions: 1, replication: 1 };
+
+pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let s = store_settings(None, dir.path());
+    migrate::run(&s, Mode::Apply, LAYOUT).await.unwrap();
+    phs::store::connect(&s).await.unwrap()
+}
+
+pub async fn postgres_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    let s = store_settings(Some(fresh_postgres_db().await), dir.path());
+    migrate::run(&s, Mode::Apply, LAYOUT).await.unwrap();
+    phs::store::connect(&s).await.unwrap()
+}

@@ -1,10 +1,12 @@
 //! Where processed events go: ClickHouse in production, SQLite when
 //! embedded; and the dead-letter queue for messages that cannot be ingested.
 
+pub mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
+pub use self::rows::{DistinctIdRow, GroupRow, PersonRow, SinkBatch};
 use super::prepare::EventRow;
 use super::source::{Message, SourceError};
 
@@ -18,9 +20,11 @@ pub struct SinkError {
 
 #[async_trait]
 pub trait EventSink: Send + Sync {
-    /// Writes rows durably; re-writing a row with the same uuid replaces it,
-    /// so a redelivered batch does not duplicate events.
-    async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError>;
+    /// Writes a batch durably; re-writing an event with the same uuid (or a
+    /// person row with the same version) replaces it, so a redelivered batch
+    /// does not duplicate anything. A sink may ignore what it does not mirror
+    /// (the embedded one keeps persons in the relational store only).
+    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError>;
     /// The latest events, newest first, for `phs events list`.
     async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, SinkError>;
 }

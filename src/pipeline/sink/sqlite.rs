@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{EventFilter, EventRow, EventSink, SinkError};
+use super::{EventFilter, EventRow, EventSink, SinkBatch, SinkError};
 
 fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
     move |e| SinkError { context, source: Box::new(e) }
@@ -55,9 +55,9 @@ fn ts(t: &DateTime<Utc>) -> String {
 
 #[async_trait]
 impl EventSink for SqliteEvents {
-    async fn write(&self, rows: &[EventRow]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError> {
         let mut tx = self.pool.begin().await.map_err(err("begin an events write"))?;
-        for r in rows {
+        for r in &batch.events {
             sqlx::query(
                 "INSERT OR REPLACE INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, elements_chain) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -102,6 +102,8 @@ impl EventSink for SqliteEvents {
                 timestamp: parse(&timestamp),
                 created_at: parse(&created_at),
                 elements_chain,
+                person: None,
+                groups: Default::default(),
             })
             .collect())
     }

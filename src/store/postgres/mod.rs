@@ -37,6 +37,8 @@ mod dialect {
 
     use crate::store::{Result, StoreError};
 
+    pub type DB = Postgres;
+
     pub const BIGINT: &str = "::bigint";
     pub const TEXT: &str = "::text";
     pub const JSONB: &str = "::jsonb";

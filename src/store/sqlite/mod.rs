@@ -46,6 +46,8 @@ mod dialect {
 
     use crate::store::{Result, StoreError};
 
+    pub type DB = Sqlite;
+
     pub const BIGINT: &str = "";
     pub const TEXT: &str = "";
     pub const JSONB: &str = "";

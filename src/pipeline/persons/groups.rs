@@ -1,0 +1,124 @@
+//! Groups: `$groups` ({type: key}) on any event becomes `$group_<index>`
+//! properties and fills the row's group columns; `$groupidentify` creates
+//! or updates the group with `$group_set`. A team has at most five group
+//! types, indexed 0-4 in order of first use.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::{ATTEMPTS, Changes};
+use crate::pipeline::prepare::EventRow;
+use crate::pipeline::sink::GroupRow;
+use crate::store::{Group, Store, StoreError};
+
+pub struct Groups {
+    store: Arc<dyn Store>,
+}
+
+fn key_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl Groups {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Groups { store }
+    }
+
+    pub async fn process(&self, row: &mut EventRow, changes: &mut Changes) -> Result<(), StoreError> {
+        let props = row.properties.as_object().expect("prepare always gives an object");
+        if row.event == "$groupidentify"
+            && let (Some(kind), Some(key)) = (
+                props.get("$group_type").and_then(Value::as_str).map(str::to_string),
+                props.get("$group_key").and_then(key_text),
+            )
+        {
+            let set = props.get("$group_set").and_then(Value::as_object).cloned().unwrap_or_default();
+            if let Some(index) = self.store.group_type_index(row.team_id, &kind).await? {
+                let group = self.identify(row, index, &key, &set).await?;
+                changes.groups.push(GroupRow {
+                    team_id: group.team_id,
+                    group_type_index: group.group_type_index,
+                    group_key: group.group_key.clone(),
+                    properties: group.properties.clone(),
+                    created_at: group.created_at,
+                    version: group.version,
+                });
+            } else {
+                tracing::info!(team_id = row.team_id, group_type = %kind, "a team has at most 5 group types; ignored");
+            }
+        }
+        let wanted: Vec<(String, String)> = match props.get("$groups") {
+            Some(Value::Object(g)) => g.iter().filter_map(|(t, k)| Some((t.clone(), key_text(k)?))).collect(),
+            _ => Vec::new(),
+        };
+        for (kind, key) in wanted {
+            let Some(index) = self.store.group_type_index(row.team_id, &kind).await? else {
+                continue;
+            };
+            let props = row.properties.as_object_mut().expect("an object");
+            props.insert(format!("$group_{index}"), Value::String(key.clone()));
+            if let Some(group) = self.store.group(row.team_id, index, &key).await? {
+                row.groups[index as usize] = Some(group.properties);
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the group or merges `set` into it (version + 1 on change, the
+    /// earlier created_at kept), re-deciding on a concurrent change.
+    async fn identify(
+        &self,
+        row: &EventRow,
+        index: i32,
+        key: &str,
+        set: &Map<String, Value>,
+    ) -> Result<Group, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match self.store.group(row.team_id, index, key).await? {
+                None => {
+                    let new = Group {
+                        team_id: row.team_id,
+                        group_type_index: index,
+                        group_key: key.to_string(),
+                        properties: Value::Object(set.clone()),
+                        created_at: row.timestamp,
+                        version: 1,
+                    };
+                    self.store.write_group(&new, None).await
+                }
+                Some(old) => {
+                    let mut properties = old.properties.as_object().cloned().unwrap_or_default();
+                    let mut changed = false;
+                    for (k, v) in set {
+                        if properties.get(k) != Some(v) {
+                            properties.insert(k.clone(), v.clone());
+                            changed = true;
+                        }
+                    }
+                    let created_at = old.created_at.min(row.timestamp);
+                    if !changed && created_at == old.created_at {
+                        return Ok(old);
+                    }
+                    let new = Group {
+                        properties: Value::Object(properties),
+                        created_at,
+                        version: old.version + 1,
+                        ..old.clone()
+                    };
+                    self.store.write_group(&new, Some(old.version)).await
+                }
+            };
+            match result {
+                Err(StoreError::Conflict(_)) if attempt < ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The SQL of [`PersonStore`](crate::store::PersonStore), shared by Postgres
+//! and SQLite like the rest of [`crate::store::sql`], which invokes this
+//! macro with the same dialect module.
+//!
+//! Every write that changes an existing row carries the version it read in
+//! its WHERE clause; no row affected means someone else wrote first, which
+//! becomes [`StoreError::Conflict`]. A unique-key violation (a distinct id or
+//! person uuid taken meanwhile) is a conflict too.
+
+macro_rules! impl_sql_persons {
+    ($store:ty, $d:ident) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use sqlx::AssertSqlSafe as Sql;
+
+            use $crate::store::model::{Group, MergedPerson, NewPerson, Person};
+            use $crate::store::rows::{GroupRow, PersonRow};
+            use $crate::store::{PersonStore, Result, StoreError};
+
+            /// `p` is the table's alias in joins, empty in RETURNING (which SQLite keeps unqualified).
+            fn person_columns(p: &str) -> String {
+                format!(
+                    "{p}id{b} AS id, {p}uuid{t} AS uuid, {p}team_id{b} AS team_id, {p}properties{t} AS properties, \
+                     {p}created_at, {p}is_identified, coalesce({p}version, 0){b} AS version",
+                    b = $d::BIGINT,
+                    t = $d::TEXT
+                )
+            }
+
+            fn group_columns() -> String {
+                format!(
+                    "team_id{b} AS team_id, group_type_index{b} AS group_type_index, group_key, \
+                     group_properties{t} AS properties, created_at, version{b} AS version",
+                    b = $d::BIGINT,
+                    t = $d::TEXT
+                )
+            }
+
+            /// A unique-key violation means another writer took the key first.
+            fn conflict_or(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+                move |e| match &e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        StoreError::Conflict(format!("{context}: {db}"))
+                    }
+                    _ => StoreError::Query { context, source: e },
+                }
+            }
+
+            async fn update_checked<'c, E>(
+                exec: E,
+                person: &Person,
+                properties: &serde_json::Value,
+                is_identified: bool,
+                created_at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Person>
+            where
+                E: sqlx::Executor<'c, Database = $d::DB>,
+            {
+                let row: Option<PersonRow> = sqlx::query_as(Sql(format!(
+                    "UPDATE posthog_person SET properties = $1{j}, is_identified = $2, created_at = $3, \
+                       version = coalesce(version, 0) + 1 \
+                     WHERE id = $4 AND coalesce(version, 0) = $5 RETURNING {cols}",
+                    j = $d::JSONB,
+                    cols = person_columns("")
+                )))
+                .bind(properties.to_string())
+                .bind(is_identified)
+                .bind(created_at)
+                .bind(person.id)
+                .bind(person.version)
+                .fetch_optional(exec)
+                .await
+                .map_err(StoreError::query("update a person"))?;
+                row.ok_or_else(|| StoreError::Conflict(format!("person {} changed or was merged away", person.uuid)))?
+                    .try_into()
+            }
+
+            #[async_trait]
+            impl PersonStore for $store {
+                async fn person_by_distinct_id(&self, team_id: i64, distinct_id: &str) -> Result<Option<Person>> {
+                    let row: Option<PersonRow> = sqlx::query_as(Sql(format!(
+                        "SELECT {cols} FROM posthog_persondistinctid AS d \
+                         JOIN posthog_person AS p ON p.id = d.person_id \
+                         WHERE d.team_id = $1 AND d.distinct_id = $2",
+                        cols = person_columns("p.")
+                    )))
+                    .bind(team_id)
+                    .bind(distinct_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::query("find a person by distinct id"))?;
+                    row.map(Person::try_from).transpose()
+                }
+
+                async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>> {
+                    sqlx::query_as(Sql(format!(
+                        "SELECT distinct_id, coalesce(version, 0){b} FROM posthog_persondistinctid \
+                         WHERE person_id = $1 ORDER BY id",
+                        b = $d::BIGINT
+                    )))
+                    .bind(person_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("list a person's distinct ids"))
+                }
+
+                async fn create_person(&self, new: &NewPerson, distinct_ids: &[&str]) -> Result<Person> {
+                    let mut tx = self.pool.begin().await.map_err(StoreError::query("begin creating a person"))?;
+                    let row: PersonRow = sqlx::query_as(Sql(format!(
+                        "INSERT INTO posthog_person (uuid, team_id, properties, created_at, is_identified, version) \
+                         VALUES ($1{u}, $2, $3{j}, $4, $5, 0) RETURNING {cols}",
+                        u = $d::UUID,
+                        j = $d::JSONB,
+                        cols = person_columns("")
+                    )))
+                    .bind(new.uuid.to_string())
+                    .bind(new.team_id)
+                    .bind(new.properties.to_string())
+                    .bind(new.created_at)
+                    .bind(new.is_identified)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(conflict_or("create a person"))?;
+                    for id in distinct_ids {
+                        sqlx::query(
+                            "INSERT INTO posthog_persondistinctid (distinct_id, person_id, team_id, version) \
+                             VALUES ($1, $2, $3, 0)",
+                        )
+                        .bind(*id)
+                        .bind(row.id())
+                        .bind(new.team_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict_or("give a new person its distinct id"))?;
+                    }
+                    tx.commit().await.map_err(conflict_or("commit a new person"))?;
+                    row.try_into()
+                }
+
+                async fn update_person(
+                    &self,
+                    person: &Person,
+                    properties: &serde_json::Value,
+                    is_identified: bool,
+                ) -> Result<Person> {
+                    update_checked(&self.pool, person, properties, is_identified, person.created_at).await
+                }
+
+                async fn add_distinct_id(&self, person: &Person, distinct_id: &str) -> Result<()> {
+                    // Inserted only while the person still exists: a concurrent merge may have deleted it.
+                    let done = sqlx::query(
+                        "INSERT INTO posthog_persondistinctid (distinct_id, person_id, team_id, version) \
+                         SELECT $1, id, team_id, 0 FROM posthog_person WHERE id = $2",
+                    )
+                    .bind(distinct_id)
+                    .bind(person.id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(conflict_or("add a distinct id"))?;
+                    if done.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!("person {} was merged away", person.uuid)));
+                    }
+                    Ok(())
+                }
+
+                async fn merge_persons(
+                    &self,
+                    target: &Person,
+                    source: &Person,
+                    merged: &MergedPerson,
+                ) -> Result<(Person, Vec<(String, i64)>)> {
+                    let mut tx = self.pool.begin().await.map_err(StoreError::query("begin a person merge"))?;
+                    let person =
+                        update_checked(&mut *tx, target, &merged.properties, merged.is_identified, merged.created_at)
+                            .await?;
+                    let moved: Vec<(String, i64)> = sqlx::query_as(Sql(format!(
+                        "UPDATE posthog_persondistinctid SET person_id = $1, version = coalesce(version, 0) + 1 \
+                         WHERE person_id = $2 RETURNING distinct_id, version{b}",
+                        b = $d::BIGINT
+                    )))
+                    .bind(target.id)
+                    .bind(source.id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("move distinct ids to the merged person"))?;
+                    let deleted = sqlx::query("DELETE FROM posthog_person WHERE id = $1 AND coalesce(version, 0) = $2")
+                        .bind(source.id)
+                        .bind(source.version)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query("delete the merged-away person"))?;
+                    if deleted.rows_affected() == 0 {
+                        return Err(StoreError::Conflict(format!("person {} changed during a merge", source.uuid)));
+                    }
+                    tx.commit().await.map_err(conflict_or("commit a person merge"))?;
+                    Ok((person, moved))
+                }
+
+                async fn group_type_index(&self, team_id: i64, group_type: &str) -> Result<Option<i32>> {
+                    let find = || {
+                        sqlx::query_scalar::<_, i64>(Sql(format!(
+                            "SELECT group_type_index{b} FROM posthog_grouptypemapping \
+                             WHERE team_id = $1 AND group_type = $2",
+                            b = $d::BIGINT
+                        )))
+                        .bind(team_id)
+                        .bind(group_type)
+                    };
+                    if let Some(i) =
+                        find().fetch_optional(&self.pool).await.map_err(StoreError::query("find a group type"))?
+                    {
+                        return Ok(Some(i as i32));
+                    }
+                    // The lowest free index; the lock keeps two writers from picking the same one.
+                    let mut tx = $d::begin_exclusive(&self.pool, "phs:grouptypemapping").await?;
+                    sqlx::query(
+                        "INSERT INTO posthog_grouptypemapping (team_id, group_type, group_type_index) \
+                         SELECT $1, $2, i FROM (SELECT 0 AS i UNION ALL SELECT 1 UNION ALL SELECT 2 \
+                           UNION ALL SELECT 3 UNION ALL SELECT 4) AS free \
+                         WHERE i NOT IN (SELECT group_type_index FROM posthog_grouptypemapping WHERE team_id = $1) \
+                         ORDER BY i LIMIT 1 \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(team_id)
+                    .bind(group_type)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("add a group type"))?;
+                    let index =
+                        find().fetch_optional(&mut *tx).await.map_err(StoreError::query("find a group type"))?;
+                    tx.commit().await.map_err(StoreError::query("commit a group type"))?;
+                    Ok(index.map(|i| i as i32))
+                }
+
+                async fn group(&self, team_id: i64, index: i32, key: &str) -> Result<Option<Group>> {
+                    let row: Option<GroupRow> = sqlx::query_as(Sql(format!(
+                        "SELECT {cols} FROM posthog_group \
+                         WHERE team_id = $1 AND group_type_index = $2 AND group_key = $3",
+                        cols = group_columns()
+                    )))
+                    .bind(team_id)
+                    .bind(index)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::query("find a group"))?;
+                    row.map(Group::try_from).transpose()
+                }
+
+                async fn write_group(&self, g: &Group, expected_version: Option<i64>) -> Result<Group> {
+                    let query = match expected_version {
+                        None => format!(
+                            "INSERT INTO posthog_group (team_id, group_type_index, group_key, group_properties, \
+                               created_at, version) SELECT $1, $2, $3, $4{j}, $5, $6 WHERE $7{b} IS NULL \
+                             RETURNING {cols}",
+                            j = $d::JSONB,
+                            b = $d::BIGINT,
+                            cols = group_columns()
+                        ),
+                        Some(_) => format!(
+                            "UPDATE posthog_group SET group_properties = $4{j}, created_at = $5, version = $6 \
+                             WHERE team_id = $1 AND group_type_index = $2 AND group_key = $3 AND version = $7 \
+                             RETURNING {cols}",
+                            j = $d::JSONB,
+                            cols = group_columns()
+                        ),
+                    };
+                    let row: Option<GroupRow> = sqlx::query_as(Sql(query))
+                        .bind(g.team_id)
+                        .bind(g.group_type_index)
+                        .bind(&g.group_key)
+                        .bind(g.properties.to_string())
+                        .bind(g.created_at)
+                        .bind(g.version)
+                        .bind(expected_version)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(conflict_or("write a group"))?;
+                    row.ok_or_else(|| StoreError::Conflict(format!("group {} changed", g.group_key)))?.try_into()
+                }
+            }
+        };
+    };
+}
+
+pub(crate) use impl_sql_persons;
