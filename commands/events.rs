@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
+use phs::pipeline::sink::clickhouse::ClickHouseEvents;
 use phs::pipeline::sink::sqlite::SqliteEvents;
 use phs::pipeline::sink::{EventFilter, EventSink};
 
@@ -40,10 +41,10 @@ pub enum Action {
 
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let Action::List { team, distinct_id, event, limit, json } = opts.action;
-    if opts.store.clickhouse.clickhouse_host.is_some() {
-        return super::not_yet_available("events list with CLICKHOUSE_HOST", "the ClickHouse events sink");
-    }
-    let sink = SqliteEvents::open(&opts.store.data_dir).await?;
+    let sink: Box<dyn EventSink> = match phs::clickhouse::client(&opts.store.clickhouse) {
+        Some(client) => Box::new(ClickHouseEvents::new(client)),
+        None => Box::new(SqliteEvents::open(&opts.store.data_dir).await?),
+    };
     let rows = sink.latest(&EventFilter { team_id: team, distinct_id, event, limit }).await?;
     for r in rows {
         if json {

@@ -1,6 +1,7 @@
 //! `phs serve`: opens the stores, brings the embedded schema up to date,
-//! and runs the admin listener until shutdown. The ingestion pipeline,
-//! plugin schedules and jobs attach here as they are built.
+//! starts ingestion (capture endpoint and pipeline, on Kafka/ClickHouse or
+//! embedded as configured) and runs the admin listener until shutdown.
+//! Plugin schedules and jobs attach here as they are built.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +16,16 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::persons::Persons;
 use crate::pipeline::plugins::PluginRunner;
+use crate::pipeline::sink::clickhouse::ClickHouseEvents;
+use crate::pipeline::sink::dlq_topic::DlqTopic;
+use crate::pipeline::sink::fanout::Fanout;
 use crate::pipeline::sink::sqlite::SqliteEvents;
+use crate::pipeline::sink::topics::ClickHouseTopics;
+use crate::pipeline::sink::{DeadLetterQueue, EventSink};
+use crate::pipeline::source::kafka::KafkaSource;
 use crate::pipeline::source::local_log::LocalLog;
+use crate::pipeline::source::producer::KafkaProducer;
+use crate::pipeline::source::{Producer, Source};
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::fetch::FetchPolicy;
@@ -110,9 +119,11 @@ pub async fn run(
     Ok(())
 }
 
-/// Starts ingestion: the capture endpoint and the pipeline task. Today the
-/// embedded path (local log -> SQLite events); with KAFKA_HOSTS or
-/// CLICKHOUSE_HOST set, ingestion is not started yet and says so.
+/// Starts ingestion: the capture endpoint and the pipeline task. Each part
+/// follows its setting: the Kafka topic (source, capture's producer, DLQ
+/// topic) with KAFKA_HOSTS, else the local log; ClickHouse with
+/// CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse Kafka topics
+/// when PHS_KAFKA_CLICKHOUSE_TOPICS is on. Any mix works.
 async fn start_pipeline(
     settings: &ServeSettings,
     store: Arc<dyn store::Store>,
@@ -120,29 +131,47 @@ async fn start_pipeline(
     stop: CancellationToken,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
     let s = &settings.store;
-    if s.kafka.kafka_hosts.is_some() || s.clickhouse.clickhouse_host.is_some() {
-        tracing::warn!(
-            "ingestion from Kafka and into ClickHouse is not available yet; with KAFKA_HOSTS or CLICKHOUSE_HOST set, \
-             this instance serves the admin listener only"
-        );
-        return Ok(None);
-    }
-    let log = LocalLog::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
-    let events = SqliteEvents::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
+    let fail = |e: &dyn std::fmt::Display| ServeError::Pipeline(e.to_string());
+    let kafka = match s.kafka.kafka_hosts {
+        Some(_) => Some(KafkaProducer::new(&s.kafka).map_err(|e| fail(&e))?),
+        None => None,
+    };
+    let events: Arc<dyn EventSink> = match crate::clickhouse::client(&s.clickhouse) {
+        Some(client) => Arc::new(ClickHouseEvents::new(client)),
+        None => Arc::new(SqliteEvents::open(&s.data_dir).await.map_err(|e| fail(&e))?),
+    };
+    let events = match (&kafka, settings.kafka_clickhouse_topics) {
+        (_, false) => events,
+        (Some(producer), true) => {
+            Arc::new(Fanout::new(vec![events, Arc::new(ClickHouseTopics::new(producer.clone()))]))
+        }
+        (None, true) => return Err(fail(&"PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS")),
+    };
+    let (producer, dlq, source): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>, Box<dyn Source>) = match kafka {
+        Some(producer) => (
+            Arc::new(producer.clone()),
+            Arc::new(DlqTopic::new(producer, &s.kafka.kafka_consumption_topic)),
+            Box::new(KafkaSource::new(&s.kafka).map_err(|e| fail(&e))?),
+        ),
+        None => {
+            let log = LocalLog::open(&s.data_dir).await.map_err(|e| fail(&e))?;
+            let source = log.consumer("phs-ingestion").await.map_err(|e| fail(&e))?;
+            (Arc::new(log.clone()), Arc::new(log), Box::new(source))
+        }
+    };
     let runner = PluginRunner::new(
         store.clone(),
         cache,
-        Some(Arc::new(log.clone())),
+        Some(producer.clone()),
         Limits::default(),
         FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
         uuid::Uuid::now_v7(),
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
     let persons = Arc::new(Persons::new(store));
-    let pipeline = Pipeline::new(teams.clone(), runner, persons, Arc::new(events), Arc::new(log.clone()));
-    let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
+    let pipeline = Pipeline::new(teams.clone(), runner, persons, events, dlq);
 
-    let capture = capture::router(CaptureState { producer: Arc::new(log), teams });
+    let capture = capture::router(CaptureState { producer, teams });
     let listener = TcpListener::bind(settings.capture_addr)
         .await
         .map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;
@@ -154,5 +183,5 @@ async fn start_pipeline(
             tracing::error!(%err, "capture endpoint failed");
         }
     });
-    Ok(Some(tokio::spawn(async move { pipeline.run(Box::new(source), stop).await })))
+    Ok(Some(tokio::spawn(async move { pipeline.run(source, stop).await })))
 }

@@ -65,6 +65,15 @@ pub struct KafkaSettings {
           default_value = "events_plugin_ingestion", value_parser = parse::topic_name)]
     pub kafka_consumption_topic: String,
 
+    /// Consumer group of the ingestion consumers; instances in one group share the partitions.
+    #[arg(
+        long,
+        env = "KAFKA_CONSUMER_GROUP",
+        value_name = "KAFKA_CONSUMER_GROUP",
+        default_value = "clickhouse-ingestion"
+    )]
+    pub kafka_consumer_group: String,
+
     /// Prefix put before every topic name (lets several deployments or tests share a broker).
     #[arg(long, env = "KAFKA_PREFIX", value_name = "KAFKA_PREFIX", default_value = "")]
     pub kafka_prefix: String,
@@ -214,6 +223,13 @@ pub struct ServeSettings {
           value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, default_value_t = false,
           num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
     pub plugin_fetch_allow_private: bool,
+
+    /// Also produce events, persons, distinct ids and groups to the Kafka topics PostHog's ClickHouse
+    /// consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server.
+    #[arg(long, env = "PHS_KAFKA_CLICKHOUSE_TOPICS", value_name = "PHS_KAFKA_CLICKHOUSE_TOPICS",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, default_value_t = false,
+          num_args = 0..=1, default_missing_value = "true", help_heading = "Ingestion")]
+    pub kafka_clickhouse_topics: bool,
 
     /// Distinct ids whose person is kept in the in-memory cache.
     #[arg(

@@ -77,10 +77,11 @@ impl Pipeline {
                 return;
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
-            let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
+            // A Kafka batch spans partitions: each one's highest offset is committed.
+            let positions = source::positions(&messages);
             let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
                 && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
-                && self.retry(&stop, "commit", || source.commit(partition, offset)).await.is_some();
+                && self.retry(&stop, "commit", || source.commit(&positions)).await.is_some();
             if !done {
                 break;
             }

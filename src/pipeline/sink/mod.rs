@@ -1,8 +1,14 @@
 //! Where processed events go: ClickHouse in production, SQLite when
-//! embedded; and the dead-letter queue for messages that cannot be ingested.
+//! embedded, optionally also the Kafka topics PostHog's ClickHouse consumes
+//! (several sinks at once through `fanout`); and the dead-letter queue for
+//! messages that cannot be ingested (a table of the local log, or a topic).
 
+pub mod clickhouse;
+pub mod dlq_topic;
+pub mod fanout;
 pub mod rows;
 pub mod sqlite;
+pub mod topics;
 
 use async_trait::async_trait;
 

@@ -177,7 +177,9 @@ impl Source for LocalLogSource {
         }
     }
 
-    async fn commit(&self, _partition: i32, offset: i64) -> Result<(), SourceError> {
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError> {
+        // The log has one partition (0).
+        let Some(offset) = positions.iter().map(|(_, o)| *o).max() else { return Ok(()) };
         sqlx::query(
             "INSERT INTO consumer_offsets (consumer, committed) VALUES ($1, $2) \
              ON CONFLICT (consumer) DO UPDATE SET committed = max(committed, excluded.committed)",

@@ -2,7 +2,9 @@
 //! the durable local log when embedded, behind one trait so the pipeline
 //! (and later `phs replay`) reads both the same way.
 
+pub mod kafka;
 pub mod local_log;
+pub mod producer;
 
 use async_trait::async_trait;
 use std::time::Duration;
@@ -28,9 +30,28 @@ pub trait Source: Send + Sync {
     /// Up to `max` messages after the last ones returned, waiting up to
     /// `wait` for the first; an empty batch means nothing arrived.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError>;
-    /// Marks everything up to and including `offset` of `partition` as done.
-    /// Called only after those messages are written to every sink.
-    async fn commit(&self, partition: i32, offset: i64) -> Result<(), SourceError>;
+    /// Marks everything up to and including each `(partition, offset)` as
+    /// done. Called only after those messages are written to every sink. A
+    /// partition this reader no longer owns (after a rebalance) is skipped:
+    /// its new owner re-reads from the last commit, which is at-least-once.
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError>;
+}
+
+/// The highest offset of every partition present in `messages`, sorted by
+/// partition: what to commit once they are all written.
+pub fn positions(messages: &[Message]) -> Vec<(i32, i64)> {
+    let mut highest = std::collections::BTreeMap::new();
+    for m in messages {
+        let o = highest.entry(m.partition).or_insert(m.offset);
+        *o = (*o).max(m.offset);
+    }
+    highest.into_iter().collect()
+}
+
+impl SourceError {
+    pub fn new(context: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        SourceError { context, source: source.into() }
+    }
 }
 
 /// Where capture puts accepted events (the local log, or the Kafka topic).
@@ -38,4 +59,17 @@ pub trait Source: Send + Sync {
 pub trait Producer: Send + Sync {
     /// Appends messages durably: when this returns Ok they survive a crash.
     async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_the_highest_offset_of_each_partition() {
+        let m = |partition, offset| Message { partition, offset, payload: Vec::new() };
+        let batch = [m(2, 7), m(0, 3), m(2, 9), m(0, 4), m(1, 1), m(2, 8)];
+        assert_eq!(positions(&batch), vec![(0, 4), (1, 1), (2, 9)]);
+        assert!(positions(&[]).is_empty());
+    }
 }

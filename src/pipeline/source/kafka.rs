@@ -1,0 +1,97 @@
+//! The production source: KAFKA_CONSUMPTION_TOPIC (with KAFKA_PREFIX) read
+//! in the consumer group KAFKA_CONSUMER_GROUP. Auto-commit is off; offsets
+//! move only through [`Source::commit`], after the sinks hold everything
+//! before them. Instances in one group share the partitions; when a
+//! rebalance takes a partition away, its offsets are not committed by the
+//! old owner and the new owner re-reads from the last commit (at-least-once;
+//! the uuid keeps ClickHouse from counting a re-read event twice).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
+use tokio::time::Instant;
+
+use super::{Message, Source, SourceError};
+use crate::config::KafkaSettings;
+
+/// After the first message of a batch, how long to wait for more before
+/// handing a partial batch on: bounds the added latency.
+const FILL_WINDOW: Duration = Duration::from_millis(50);
+
+pub struct KafkaSource {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+}
+
+impl KafkaSource {
+    /// Joins the consumer group and subscribes; an error when KAFKA_HOSTS is unset.
+    pub fn new(settings: &KafkaSettings) -> Result<Self, SourceError> {
+        let mut config = crate::kafka::client_config(settings)
+            .ok_or_else(|| SourceError::new("create the Kafka consumer", "KAFKA_HOSTS is not set"))?;
+        config
+            .set("group.id", &settings.kafka_consumer_group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // A crashed instance's partitions go to the others after this long.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "2000");
+        let consumer: StreamConsumer = config.create().map_err(|e| SourceError::new("create the Kafka consumer", e))?;
+        let topic = settings.topic(&settings.kafka_consumption_topic);
+        consumer.subscribe(&[&topic]).map_err(|e| SourceError::new("subscribe to the consumption topic", e))?;
+        Ok(KafkaSource { consumer: Arc::new(consumer), topic })
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
+        let mut batch = Vec::new();
+        let mut deadline = Instant::now() + wait;
+        while batch.len() < max {
+            let m = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) if batch.is_empty() => return Err(SourceError::new("read the consumption topic", e)),
+                // Hand on what was read; the error shows again on the next poll if it lasts.
+                Ok(Err(_)) => break,
+            };
+            if batch.is_empty() {
+                deadline = deadline.min(Instant::now() + FILL_WINDOW);
+            }
+            // A message without payload becomes an empty one, which the pipeline dead-letters.
+            batch.push(Message {
+                partition: m.partition(),
+                offset: m.offset(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+        Ok(batch)
+    }
+
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError> {
+        let owned = self.consumer.assignment().map_err(|e| SourceError::new("read the partition assignment", e))?;
+        let mut offsets = TopicPartitionList::new();
+        for &(partition, offset) in positions {
+            if owned.find_partition(&self.topic, partition).is_some() {
+                offsets
+                    .add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
+                    .map_err(|e| SourceError::new("build the offsets to commit", e))?;
+            } else {
+                tracing::info!(partition, offset, "partition no longer assigned; not committing it");
+            }
+        }
+        if offsets.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        // A synchronous commit blocks on the broker's answer: keep it off the async workers.
+        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+            .await
+            .map_err(|e| SourceError::new("commit offsets", e))?
+            .map_err(|e| SourceError::new("commit offsets", e))
+    }
+}
