@@ -12,5 +12,7 @@ mod completions;
 mod ingest;
 mod migrate;
 mod plugins;
+mod production;
 mod serve;
+mod sinks;
 mod store;

@@ -22,6 +22,15 @@ impl Drop for Server {
 }
 
 pub fn start(envs: &[(&str, String)]) -> Server {
+    spawn(envs, Stdio::piped())
+}
+
+/// Like [`start`], with the server's log in `log` so a test can read it while it runs.
+pub fn start_logged(envs: &[(&str, String)], log: &std::path::Path) -> Server {
+    spawn(envs, std::fs::File::create(log).unwrap().into())
+}
+
+fn spawn(envs: &[(&str, String)], stderr: Stdio) -> Server {
     let addr = format!("127.0.0.1:{}", free_port());
     let capture = format!("127.0.0.1:{}", free_port());
     let child = phs()
@@ -30,7 +39,7 @@ pub fn start(envs: &[(&str, String)]) -> Server {
         .env("CAPTURE_ADDR", &capture)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     Server { child, addr, capture }
@@ -57,7 +66,7 @@ pub fn wait_healthy(server: &mut Server) {
     panic!("phs serve did not become healthy within 30 s");
 }
 
-fn sigterm(child: &Child) {
+pub fn sigterm(child: &Child) {
     let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
     assert!(ok);
 }

@@ -17,6 +17,8 @@ pub const SERVICE_VARS: &[&str] = &[
     "CAPTURE_ADDR",
     "PHS_DATA_DIR",
     "LOG_LEVEL",
+    "KAFKA_CONSUMER_GROUP",
+    "PHS_KAFKA_CLICKHOUSE_TOPICS",
 ];
 
 /// `phs` as built by cargo for this test run, with a clean service environment.

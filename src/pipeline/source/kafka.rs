@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{Message as _, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
 use super::{Message, Source, SourceError};
@@ -21,8 +21,24 @@ use crate::config::KafkaSettings;
 /// handing a partial batch on: bounds the added latency.
 const FILL_WINDOW: Duration = Duration::from_millis(50);
 
+/// Logs every rebalance, so an operator (or a test) sees which instance owns what.
+pub struct RebalanceLog;
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |list: &TopicPartitionList| list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>();
+        match rebalance {
+            Rebalance::Assign(list) => tracing::info!(partitions = ?partitions(list), "kafka partitions assigned"),
+            Rebalance::Revoke(list) => tracing::info!(partitions = ?partitions(list), "kafka partitions revoked"),
+            Rebalance::Error(err) => tracing::warn!(%err, "kafka rebalance failed"),
+        }
+    }
+}
+
 pub struct KafkaSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<RebalanceLog>>,
     topic: String,
 }
 
@@ -39,7 +55,8 @@ impl KafkaSource {
             // A crashed instance's partitions go to the others after this long.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000");
-        let consumer: StreamConsumer = config.create().map_err(|e| SourceError::new("create the Kafka consumer", e))?;
+        let consumer: StreamConsumer<RebalanceLog> =
+            config.create_with_context(RebalanceLog).map_err(|e| SourceError::new("create the Kafka consumer", e))?;
         let topic = settings.topic(&settings.kafka_consumption_topic);
         consumer.subscribe(&[&topic]).map_err(|e| SourceError::new("subscribe to the consumption topic", e))?;
         Ok(KafkaSource { consumer: Arc::new(consumer), topic })

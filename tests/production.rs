@@ -1,0 +1,306 @@
+//! `phs serve` in production: KAFKA_HOSTS + CLICKHOUSE_HOST + DATABASE_URL,
+//! each test with a fresh Postgres database, ClickHouse database, topic
+//! prefix and consumer group. SDK requests and messages produced straight
+//! to the topic end up as ClickHouse rows, poison goes to the DLQ topic,
+//! kill -9 loses nothing acknowledged, and two instances share the work.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use phs::config::StoreSettings;
+use phs::pipeline::source::Producer;
+use phs::pipeline::source::producer::KafkaProducer;
+use serde_json::{Value, json};
+
+use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};
+use crate::sinks::consume;
+use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, stdout, unique};
+
+struct Deployment {
+    env: Vec<(&'static str, String)>,
+    settings: StoreSettings,
+    dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// A migrated deployment of its own (8 partitions, `phs migrate`'s default).
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("DATABASE_URL", fresh_postgres_db().await),
+            ("CLICKHOUSE_HOST", clickhouse_host()),
+            ("CLICKHOUSE_DATABASE", unique("phs_t")),
+            ("KAFKA_HOSTS", kafka_hosts()),
+            ("KAFKA_PREFIX", format!("{}_", unique("t"))),
+            ("KAFKA_CONSUMER_GROUP", unique("g")),
+            ("PHS_DATA_DIR", dir.path().display().to_string()),
+        ];
+        let settings = {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct P {
+                #[command(flatten)]
+                s: StoreSettings,
+            }
+            let args = env.iter().flat_map(|(k, v)| [format!("--{}", k.to_lowercase().replace('_', "-")), v.clone()]);
+            let args: Vec<String> =
+                std::iter::once("x".to_string()).chain(args).map(|a| a.replace("--phs-", "--")).collect();
+            P::try_parse_from(args).expect("settings parse").s
+        };
+        let d = Deployment { env, settings, dir };
+        d.cli(&["migrate"]);
+        d
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = phs().args(args).envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    fn producer(&self) -> KafkaProducer {
+        KafkaProducer::new(&self.settings.kafka).unwrap()
+    }
+
+    /// `phs events list --json` (read from ClickHouse) once it shows `n` events.
+    fn wait_for_events(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.cli(&["events", "list", "--json", "--limit", "100000"]);
+            let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            if rows.len() >= n {
+                return rows;
+            }
+            assert!(Instant::now() < deadline, "only {} of {n} events in ClickHouse after 60 s", rows.len());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The uuids in ClickHouse (after FINAL) once they include all of `expected`,
+    /// and how many rows FINAL returns (one per uuid when redelivery collapsed).
+    async fn wait_for_uuids(&self, expected: &HashSet<String>) -> (HashSet<String>, usize) {
+        let client = phs::clickhouse::client(&self.settings.clickhouse).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let rows: Vec<String> = client.query("SELECT uuid FROM events FINAL").fetch_all().await.unwrap();
+            let stored: HashSet<String> = rows.iter().cloned().collect();
+            if expected.is_subset(&stored) {
+                return (stored, rows.len());
+            }
+            let missing = expected.difference(&stored).count();
+            assert!(
+                Instant::now() < deadline,
+                "{missing} of {} events missing from ClickHouse after 90 s",
+                expected.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// A message in the capture format, as produced straight to the topic.
+fn capture_message(token: &str, event: &str, distinct_id: &str) -> (String, Vec<u8>, String) {
+    let uuid = uuid::Uuid::now_v7().to_string();
+    let m = json!({"uuid": uuid, "distinct_id": distinct_id, "ip": "10.0.0.1", "site_url": "http://x",
+                   "data": json!({"event": event, "properties": {"direct": true}}).to_string(), "token": token,
+                   "now": "2024-05-01T12:00:00Z", "sent_at": null});
+    (format!("{token}:{distinct_id}"), m.to_string().into_bytes(), uuid)
+}
+
+async fn post(url: &str, body: &Value) -> u16 {
+    let r = reqwest::Client::new().post(url).header("content-type", "application/json").body(body.to_string());
+    r.send().await.unwrap().status().as_u16()
+}
+
+fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "phs serve did not stop within {within:?} of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_requests_and_topic_messages_land_in_clickhouse_and_poison_in_the_dlq_topic() {
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+
+    let batch = json!({"api_key": token, "batch": [
+        {"event": "$identify", "distinct_id": "user@x", "timestamp": "2024-05-01T10:00:00.123456Z",
+         "properties": {"$anon_distinct_id": "anon1", "$set": {"email": "user@x"}}},
+        {"event": "signed_up", "distinct_id": "user@x", "properties": {"plan": "pro"}},
+    ]});
+    assert_eq!(post(&format!("http://{}/batch/", server.capture), &batch).await, 200);
+
+    let (key, direct, direct_uuid) = capture_message(&token, "direct", "anon1");
+    let (_, unknown, _) = capture_message("phc_unknown", "x", "d");
+    let poison: Vec<Vec<u8>> = vec![b"{not json".to_vec(), vec![0xff, 0xfe, 0x00], unknown];
+    let mut messages = vec![(key, direct)];
+    messages.extend(poison.iter().map(|p| ("k".to_string(), p.clone())));
+    d.producer().append(&messages).await.unwrap();
+
+    let rows = d.wait_for_events(3);
+    let names: BTreeSet<&str> = rows.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["$identify", "signed_up", "direct"]), "{rows:?}");
+    let find = |name: &str| rows.iter().find(|r| r["event"] == name).unwrap();
+    assert_eq!(find("$identify")["timestamp"], "2024-05-01T10:00:00.123456Z");
+    assert_eq!(find("signed_up")["properties"]["plan"], "pro");
+    assert_eq!(find("signed_up")["properties"]["$ip"], "127.0.0.1");
+    assert_eq!(find("direct")["uuid"], direct_uuid.as_str());
+    let person = find("signed_up")["person"]["uuid"].as_str().expect("the person columns are filled").to_string();
+    assert_eq!(find("$identify")["person"]["properties"]["email"], "user@x");
+
+    // The persons stage's rows reach ClickHouse too: both ids end on one person.
+    let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let owners: Vec<(String, String)> = client
+            .query("SELECT distinct_id, person_id FROM person_distinct_id2 FINAL WHERE is_deleted = 0 ORDER BY distinct_id")
+            .fetch_all()
+            .await
+            .unwrap();
+        if owners == [("anon1".to_string(), person.clone()), ("user@x".to_string(), person.clone())] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "distinct ids in ClickHouse: {owners:?}, want both on {person}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let props: String = client
+        .query("SELECT properties FROM person FINAL WHERE id = ? AND is_deleted = 0")
+        .bind(person.as_str())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&props).unwrap()["email"], "user@x");
+
+    // Poison went to the DLQ topic, bytes unchanged, with reason and stage in headers.
+    let letters = consume(&d.settings, &d.settings.kafka.topic("events_plugin_ingestion_dlq"), 3).await;
+    let mut got: Vec<(String, String, Vec<u8>)> =
+        letters.iter().map(|(_, p, h)| (h["reason"].clone(), h["stage"].clone(), p.clone())).collect();
+    got.sort();
+    let mut want = vec![
+        ("invalid_utf8".to_string(), "normalize".to_string(), poison[1].clone()),
+        ("malformed_message".to_string(), "normalize".to_string(), poison[0].clone()),
+        ("unknown_token".to_string(), "team".to_string(), poison[2].clone()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(letters.iter().all(|(_, _, h)| h.contains_key("offset") && h.contains_key("detail")));
+
+    // SIGTERM: the server stops within a bounded time, cleanly.
+    sigterm(&server.child);
+    assert!(wait_exit(&mut server, Duration::from_secs(15)).success());
+}
+
+/// kill -9 while SDK batches stream in; after a restart, ClickHouse holds
+/// every acknowledged event, once per uuid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch", server.capture);
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let mut senders = Vec::new();
+    for _ in 0..2 {
+        let (url, token, acked, sent) = (url.clone(), token.clone(), acked.clone(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..10_000 {
+                let events: Vec<Value> = (0..25)
+                    .map(|i| json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
+                    .collect();
+                let uuids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect();
+                sent.lock().unwrap().extend(uuids.iter().cloned());
+                let body = json!({"api_key": token, "batch": events}).to_string();
+                match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                    Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(uuids),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    for s in senders {
+        s.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
+
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+    let (stored, final_rows) = d.wait_for_uuids(&acked).await;
+    assert_eq!(final_rows, stored.len(), "an event is stored twice after FINAL");
+    let sent = sent.lock().unwrap();
+    assert!(stored.is_subset(&sent), "ClickHouse holds events nobody sent");
+}
+
+/// The partitions a server's log says it owns now (its last assignment).
+fn assigned(log: &Path) -> Option<BTreeSet<i32>> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text.lines().rev().find(|l| l.contains("kafka partitions assigned"))?;
+    let list = line.split("partitions=[").nth(1)?.split(']').next()?;
+    Some(list.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_in_one_group_share_the_partitions_and_store_everything_once() {
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let (log_a, log_b) = (d.dir.path().join("a.log"), d.dir.path().join("b.log"));
+    let mut a = start_logged(&d.env, &log_a);
+    let mut b = start_logged(&d.env, &log_b);
+    wait_healthy(&mut a);
+    wait_healthy(&mut b);
+
+    // Wait until the group settled with both members owning a share.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let (Some(pa), Some(pb)) = (assigned(&log_a), assigned(&log_b))
+            && !pa.is_empty()
+            && !pb.is_empty()
+            && pa.is_disjoint(&pb)
+            && pa.union(&pb).count() == 8
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not split the 8 partitions between both instances: {:?} / {:?}",
+            assigned(&log_a),
+            assigned(&log_b)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let producer = d.producer();
+    let mut expected = HashSet::new();
+    for chunk in 0..8 {
+        let messages: Vec<(String, Vec<u8>)> = (0..50)
+            .map(|i| {
+                let (key, bytes, uuid) = capture_message(&token, "shared", &format!("u{chunk}_{i}"));
+                expected.insert(uuid);
+                (key, bytes)
+            })
+            .collect();
+        producer.append(&messages).await.unwrap();
+    }
+    let (stored, final_rows) = d.wait_for_uuids(&expected).await;
+    assert_eq!(stored, expected);
+    assert_eq!(final_rows, 400, "every event once");
+
+    for server in [&mut a, &mut b] {
+        sigterm(&server.child);
+        assert!(wait_exit(server, Duration::from_secs(20)).success());
+    }
+}
