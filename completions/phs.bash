@@ -271,7 +271,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__events)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version list help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -294,6 +294,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -845,7 +849,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__migrate)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --status --dry-run --json --kafka-partitions --kafka-replication-factor --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --status --dry-run --json --kafka-partitions --kafka-replication-factor --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -868,6 +872,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -967,7 +975,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__plugins)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version new test install list enable disable config order logs reload remove help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version new test install list enable disable config order logs reload remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -990,6 +998,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1549,7 +1561,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__replay)
-            opts="-h -V --from-offset --to-offset --partition --topic --team --plugin-config --plugin-dir --limit --reingest --json --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
+            opts="-h -V --from-offset --to-offset --partition --topic --team --plugin-config --plugin-dir --limit --reingest --json --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1604,6 +1616,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1695,7 +1711,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__serve)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --plugins-reload-pubsub-channel --base-dir --disable-mmdb --plugin-fetch-allow-private --distinct-id-lru-size --admin-addr --capture-addr --healthcheck-max-stale-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --plugins-reload-pubsub-channel --base-dir --disable-mmdb --plugin-fetch-allow-private --kafka-clickhouse-topics --distinct-id-lru-size --admin-addr --capture-addr --healthcheck-max-stale-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1718,6 +1734,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1825,6 +1845,10 @@ _phs() {
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
+                --kafka-clickhouse-topics)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
                 --distinct-id-lru-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1869,7 +1893,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__teams)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version create list help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1892,6 +1916,10 @@ _phs() {
                     return 0
                     ;;
                 --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumer-group)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,6 +50,7 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l data-dir -d 'Directory
 complete -c phs -n "__fish_phs_using_subcommand serve" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
@@ -83,6 +84,8 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disab
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-fetch-allow-private -d 'Let plugins\' fetch() reach private, loopback and link-local addresses (off: only public ones)' -r -f -a "true\t''
 false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-clickhouse-topics -d 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog\'s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server' -r -f -a "true\t''
+false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose person is kept in the in-memory cache' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l capture-addr -d 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)' -r
@@ -106,6 +109,7 @@ complete -c phs -n "__fish_phs_using_subcommand migrate" -l data-dir -d 'Directo
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
@@ -172,6 +176,7 @@ complete -c phs -n "__fish_phs_using_subcommand replay" -l data-dir -d 'Director
 complete -c phs -n "__fish_phs_using_subcommand replay" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
@@ -212,6 +217,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_sub
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
@@ -427,6 +433,7 @@ complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subco
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
@@ -497,6 +504,7 @@ complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subc
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r

@@ -272,34 +272,11 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     let mut server = start(&env);
     wait_healthy(&mut server);
     let url = format!("http://{}/batch", server.capture);
-    // Two senders stream batches until the server dies under them.
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
-    let mut senders = Vec::new();
-    for _ in 0..2 {
-        let (url, token, acked) = (url.clone(), token.clone(), acked.clone());
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for _ in 0..10_000 {
-                let events: Vec<Value> = (0..25)
-                    .map(|i| json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
-                    .collect();
-                let body = json!({"api_key": token, "batch": events});
-                match client.post(&url).header("content-type", "application/json").body(body.to_string()).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        acked.lock().unwrap().extend(events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()))
-                    }
-                    _ => return,
-                }
-            }
-        }));
-    }
+    let stream = crate::serve::stream_batches(&url, &token);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let (acked, _) = stream.finish().await;
     // Only a floor: the point is that none of what was acknowledged is lost.
     assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
 

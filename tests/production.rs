@@ -207,41 +207,17 @@ async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
     let mut server = start(&d.env);
     wait_healthy(&mut server);
     let url = format!("http://{}/batch", server.capture);
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
-    let sent = std::sync::Arc::new(std::sync::Mutex::new(HashSet::new()));
-    let mut senders = Vec::new();
-    for _ in 0..2 {
-        let (url, token, acked, sent) = (url.clone(), token.clone(), acked.clone(), sent.clone());
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for _ in 0..10_000 {
-                let events: Vec<Value> = (0..25)
-                    .map(|i| json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
-                    .collect();
-                let uuids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect();
-                sent.lock().unwrap().extend(uuids.iter().cloned());
-                let body = json!({"api_key": token, "batch": events}).to_string();
-                match client.post(&url).header("content-type", "application/json").body(body).send().await {
-                    Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(uuids),
-                    _ => return,
-                }
-            }
-        }));
-    }
+    let stream = crate::serve::stream_batches(&url, &token);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let (acked, sent) = stream.finish().await;
     assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
 
     let mut server = start(&d.env);
     wait_healthy(&mut server);
     let (stored, final_rows) = d.wait_for_uuids(&acked).await;
     assert_eq!(final_rows, stored.len(), "an event is stored twice after FINAL");
-    let sent = sent.lock().unwrap();
     assert!(stored.is_subset(&sent), "ClickHouse holds events nobody sent");
 }
 

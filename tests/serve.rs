@@ -1,7 +1,9 @@
 //! `phs serve` as a process: it comes up, answers health checks, refuses an
 //! unmigrated production database, and stops cleanly on SIGTERM.
 
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr};
@@ -191,4 +193,48 @@ async fn readiness_covers_clickhouse_and_kafka_when_configured() {
     let backends: Vec<&str> =
         report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["postgres", "redis", "clickhouse", "kafka"]);
+}
+
+/// SDK-style batches streamed to a capture endpoint by two senders until it stops answering.
+pub struct Stream {
+    acked: Arc<Mutex<HashSet<String>>>,
+    sent: Arc<Mutex<HashSet<String>>>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub fn stream_batches(url: &str, token: &str) -> Stream {
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let sent = Arc::new(Mutex::new(HashSet::new()));
+    let mut senders = Vec::new();
+    for _ in 0..2 {
+        let (url, token, acked, sent) = (url.to_string(), token.to_string(), acked.clone(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for _ in 0..10_000 {
+                let events: Vec<serde_json::Value> = (0..25)
+                    .map(|i| serde_json::json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
+                    .collect();
+                let uuids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect();
+                sent.lock().unwrap().extend(uuids.iter().cloned());
+                let body = serde_json::json!({"api_key": token, "batch": events}).to_string();
+                match client.post(&url).header("content-type", "application/json").body(body).send().await {
+                    Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(uuids),
+                    _ => return,
+                }
+            }
+        }));
+    }
+    Stream { acked, sent, senders }
+}
+
+impl Stream {
+    /// Waits for the senders to give up: (uuids acknowledged with 200, uuids sent).
+    pub async fn finish(self) -> (HashSet<String>, HashSet<String>) {
+        for s in self.senders {
+            s.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        let sent = self.sent.lock().unwrap().clone();
+        (acked, sent)
+    }
 }
