@@ -3,14 +3,14 @@
 //!
 //! A batch is read from the source, each message goes through the stages,
 //! the surviving rows are written to the sink, messages that cannot be
-//! ingested go to the dead-letter queue, and only then is the batch's last
-//! offset committed: at-least-once, never at-most-once. A failed write is
-//! retried with backoff before anything is committed, so a sink outage
-//! pauses consumption instead of losing events.
+//! ingested go to the dead-letter queue, and only then is the highest
+//! offset of every partition in the batch committed: at-least-once, never
+//! at-most-once. A failed write is retried with backoff before anything is
+//! committed, so a sink outage pauses consumption instead of losing events.
 //!
-//! Today the embedded path runs end to end (local log -> SQLite events).
-//! Persons, groups, Kafka as a source, ClickHouse as a sink, ordering per
-//! distinct_id across workers and overflow handling are the next steps.
+//! The same loop runs embedded (local log -> SQLite) and in production
+//! (Kafka -> ClickHouse and the ClickHouse topics). Ordering per distinct_id
+//! across workers and overflow handling are the next steps.
 
 pub mod capture;
 pub mod normalize;
