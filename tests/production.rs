@@ -182,7 +182,7 @@ async fn sdk_requests_and_topic_messages_land_in_clickhouse_and_poison_in_the_dl
     // Poison went to the DLQ topic, bytes unchanged, with reason and stage in headers.
     let letters = consume(&d.settings, &d.settings.kafka.topic("events_plugin_ingestion_dlq"), 3).await;
     let mut got: Vec<(String, String, Vec<u8>)> =
-        letters.iter().map(|(_, p, h)| (h["reason"].clone(), h["stage"].clone(), p.clone())).collect();
+        letters.iter().map(|m| (m.headers["reason"].clone(), m.headers["stage"].clone(), m.payload.clone())).collect();
     got.sort();
     let mut want = vec![
         ("invalid_utf8".to_string(), "normalize".to_string(), poison[1].clone()),
@@ -191,7 +191,7 @@ async fn sdk_requests_and_topic_messages_land_in_clickhouse_and_poison_in_the_dl
     ];
     want.sort();
     assert_eq!(got, want);
-    assert!(letters.iter().all(|(_, _, h)| h.contains_key("offset") && h.contains_key("detail")));
+    assert!(letters.iter().all(|m| m.headers.contains_key("offset") && m.headers.contains_key("detail")));
 
     // SIGTERM: the server stops within a bounded time, cleanly.
     sigterm(&server.child);

@@ -177,12 +177,15 @@ async fn clickhouse_sink_writes_every_row_kind_and_collapses_redelivery() {
     assert_eq!(serde_json::from_str::<Value>(&group).unwrap(), json!({"name": "acme"}));
 }
 
-/// Reads `n` messages from `topic` from the start: (key, payload, headers).
-pub async fn consume(
-    s: &StoreSettings,
-    topic: &str,
-    n: usize,
-) -> Vec<(Option<String>, Vec<u8>, HashMap<String, String>)> {
+/// A message read back from a topic.
+pub struct Consumed {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Reads `n` messages from `topic` from the start.
+pub async fn consume(s: &StoreSettings, topic: &str, n: usize) -> Vec<Consumed> {
     let mut config = phs::kafka::client_config(&s.kafka).unwrap();
     config.set("group.id", unique("reader")).set("auto.offset.reset", "earliest");
     let consumer: StreamConsumer = config.create().unwrap();
@@ -201,17 +204,17 @@ pub async fn consume(
                     .collect()
             })
             .unwrap_or_default();
-        out.push((
-            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            m.payload().unwrap_or_default().to_vec(),
+        out.push(Consumed {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: m.payload().unwrap_or_default().to_vec(),
             headers,
-        ));
+        });
     }
     out
 }
 
-fn json_of(messages: &[(Option<String>, Vec<u8>, HashMap<String, String>)]) -> Vec<Value> {
-    messages.iter().map(|(_, p, _)| serde_json::from_slice(p).unwrap()).collect()
+fn json_of(messages: &[Consumed]) -> Vec<Value> {
+    messages.iter().map(|m| serde_json::from_slice(&m.payload).unwrap()).collect()
 }
 
 #[tokio::test]
@@ -224,8 +227,8 @@ async fn clickhouse_topics_carry_the_original_json_shape() {
     sink.write(&batch).await.unwrap();
 
     let events = consume(&s, &s.kafka.topic("clickhouse_events_json"), 3).await;
-    let first = events.iter().find(|(k, _, _)| k.as_deref() == Some(&batch.events[0].uuid)).expect("keyed by uuid");
-    let e: Value = serde_json::from_slice(&first.1).unwrap();
+    let first = events.iter().find(|m| m.key.as_deref() == Some(&batch.events[0].uuid)).expect("keyed by uuid");
+    let e: Value = serde_json::from_slice(&first.payload).unwrap();
     assert_eq!(e["timestamp"], "2024-05-01 10:00:00.123456");
     assert_eq!(e["created_at"], "2024-05-02 00:00:00.000000");
     assert_eq!(e["person_created_at"], "2024-04-01 00:00:00.500000");
