@@ -26,8 +26,10 @@ use crate::store::{MergedPerson, NewPerson, Person, Store, StoreError};
 use self::ids::{MergeRequest, is_illegal, merge_request};
 use self::properties::Update;
 
-/// Attempts at one event's person decision before the batch is retried.
-const ATTEMPTS: usize = 5;
+/// Attempts at one event's person decision before the batch is retried: each
+/// conflict means another writer succeeded, so this bounds the writers that
+/// can overtake one event, not the odds.
+const ATTEMPTS: usize = 10;
 
 /// A person is created for a distinct id with this uuid, so a redelivered
 /// event (after a crash between the write and the commit) finds, rather than
