@@ -324,3 +324,48 @@ async fn derived_properties_reach_the_person(s: Setup) {
     assert_eq!(p.properties["$initial_browser"], "Firefox");
     assert_eq!(p.properties["$initial_utm_source"], "news");
 }
+
+/// What a user sees: an anonymous visitor signs up through the capture
+/// endpoint of an embedded `phs serve`, and `phs persons show` tells the story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persons_show_an_identify_through_serve() {
+    use crate::ingest::{cli, post};
+    use crate::serve::{start, wait_healthy};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let body = json!({"api_key": token, "batch": [
+        {"event": "$pageview", "distinct_id": "anon-1", "properties": {"$browser": "Firefox"}},
+        {"event": "$identify", "distinct_id": "alice",
+         "properties": {"$anon_distinct_id": "anon-1", "$set": {"email": "alice@example.com"}}},
+    ]});
+    let (code, _) =
+        post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(code, 200);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let person = loop {
+        let out = crate::util::phs()
+            .args(["persons", "show", "alice", "--team", "shop", "--json"])
+            .env("PHS_DATA_DIR", &d)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).unwrap();
+        }
+        assert_eq!(out.status.code(), Some(1), "{}", crate::util::stderr(&out));
+        assert!(crate::util::stderr(&out).contains("no person has the distinct id `alice`"));
+        assert!(std::time::Instant::now() < deadline, "alice was never identified");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(person["distinct_ids"], json!(["anon-1", "alice"]));
+    assert_eq!(person["is_identified"], true);
+    assert_eq!(person["properties"]["email"], "alice@example.com");
+    assert_eq!(person["properties"]["$initial_browser"], "Firefox");
+
+    let text = cli(&d, &["persons", "show", "anon-1", "--team", "shop"]);
+    assert!(text.contains("identified    yes") && text.contains("anon-1, alice"), "{text}");
+}
