@@ -15,7 +15,7 @@ pub(crate) fn cli(dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// Polls `phs events list --json` until `n` events are stored.
-fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
+pub(crate) fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = cli(dir, &["events", "list", "--json", "--limit", "100000"]);
