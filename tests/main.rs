@@ -11,6 +11,7 @@ mod cli;
 mod completions;
 mod ingest;
 mod migrate;
+mod outage;
 mod persons;
 mod plugins;
 mod serve;
