@@ -14,5 +14,6 @@ mod migrate;
 mod outage;
 mod persons;
 mod plugins;
+mod sdk;
 mod serve;
 mod store;
