@@ -53,7 +53,15 @@ impl Zipf {
         let weights: Vec<f64> = (1..=n).map(|k| 1.0 / (k as f64).powf(1.1)).collect();
         let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        Zipf { cdf: weights.iter().map(|w| {acc += w / total; acc}).collect() }
+        Zipf {
+            cdf: weights
+                .iter()
+                .map(|w| {
+                    acc += w / total;
+                    acc
+                })
+                .collect(),
+        }
     }
 
     fn sample(&self, rng: &mut impl Rng) -> usize {
@@ -209,7 +217,8 @@ fn main() {
     let rss = peak_rss_mib(pid);
     drop(server);
 
-    let mut lat: Vec<i64> = stored.iter().map(|(produced_us, created)| created.timestamp_micros() - produced_us).collect();
+    let mut lat: Vec<i64> =
+        stored.iter().map(|(produced_us, created)| created.timestamp_micros() - produced_us).collect();
     lat.sort_unstable();
     let q = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1000.0;
     let first = stored.iter().map(|(_, c)| *c).min().unwrap();
@@ -244,12 +253,11 @@ async fn wait_stored(dir: &Path, n: usize) -> Vec<(i64, chrono::DateTime<chrono:
         if let Ok(pool) = sqlx::SqlitePool::connect(&url).await {
             let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap_or(0);
             if count >= n as i64 {
-                let rows: Vec<(i64, String)> = sqlx::query_as(
-                    "SELECT json_extract(properties, '$.bench_produced_us'), created_at FROM events",
-                )
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+                let rows: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT json_extract(properties, '$.bench_produced_us'), created_at FROM events")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
                 return rows
                     .into_iter()
                     .map(|(p, c)| (p, chrono::DateTime::parse_from_rfc3339(&c).unwrap().with_timezone(&chrono::Utc)))

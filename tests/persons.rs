@@ -50,6 +50,7 @@ on_both_backends!(
     groups_are_identified_and_attached,
     personless_events_touch_no_person,
     derived_properties_reach_the_person,
+    prefetched_persons_are_not_trusted_after_a_merge,
 );
 
 struct Setup {
@@ -77,7 +78,7 @@ impl Setup {
         let n = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         e.entry("timestamp").or_insert(json!(at(n).to_rfc3339()));
         let mut row = prepare::prepare(e, team, false, Utc::now());
-        let changes = self.persons.process(&mut row).await.expect("persons step");
+        let changes = self.persons.process(&mut row, None).await.expect("persons step");
         (row, changes.warnings)
     }
 
@@ -372,4 +373,20 @@ async fn persons_show_an_identify_through_serve() {
 
     let text = cli(&d, &["persons", "show", "anon-1", "--team", "shop"]);
     assert!(text.contains("identified    yes") && text.contains("alice") && text.contains("anon-1"), "{text}");
+}
+
+async fn prefetched_persons_are_not_trusted_after_a_merge(s: Setup) {
+    s.send(pageview("anon", json!({}))).await;
+    s.send(pageview("user", json!({}))).await;
+    let mut known = s.persons.prefetch(s.team, &["anon", "user", "nobody"]).await.unwrap();
+    assert_eq!(known.len(), 3);
+    // Read ahead, then merged away by another key's event of the same batch.
+    s.send(identify("user", "anon", json!({}))).await;
+    let user = s.person("user").await;
+
+    let mut e = pageview("anon", json!({})).as_object().unwrap().clone();
+    e.insert("uuid".into(), json!(uuid::Uuid::now_v7().to_string()));
+    let mut row = prepare::prepare(e, s.team, false, Utc::now());
+    s.persons.process(&mut row, known.get_mut("anon")).await.unwrap();
+    assert_eq!(row.person.unwrap().uuid, user.uuid, "a person read before the merge was used");
 }

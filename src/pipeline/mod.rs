@@ -147,8 +147,21 @@ impl Pipeline {
                 event,
             });
         }
-        let mut done: Vec<(usize, prepare::EventRow, persons::Changes)> = stream::iter(keys.into_values())
-            .map(|events| self.process_key(events))
+        let mut known = HashMap::new();
+        let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
+        for (team, id) in keys.keys() {
+            teams.entry(*team).or_default().push(id);
+        }
+        for (team, ids) in teams {
+            for (id, k) in self.persons.prefetch(team, &ids).await? {
+                known.insert((team, id), k);
+            }
+        }
+        let mut done: Vec<(usize, prepare::EventRow, persons::Changes)> = stream::iter(keys)
+            .map(|(key, events)| {
+                let k = known.remove(&key);
+                self.process_key(events, k)
+            })
             .buffer_unordered(KEYS_IN_PARALLEL)
             .try_concat()
             .await?;
@@ -165,13 +178,14 @@ impl Pipeline {
     async fn process_key(
         &self,
         events: Vec<Keyed>,
+        mut known: Option<persons::Known>,
     ) -> Result<Vec<(usize, prepare::EventRow, persons::Changes)>, crate::store::StoreError> {
         let mut out = Vec::with_capacity(events.len());
         for Keyed { index, team_id, anonymize_ips, event } in events {
             match self.plugins.process(team_id, event).await {
                 Outcome::Event(e) => {
                     let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
-                    let changes = self.persons.process(&mut row).await?;
+                    let changes = self.persons.process(&mut row, known.as_mut()).await?;
                     out.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
