@@ -72,7 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('--base-dir', '--base-dir', [CompletionResultType]::ParameterName, 'Base path for resolving local plugins')
             [CompletionResult]::new('--disable-mmdb', '--disable-mmdb', [CompletionResultType]::ParameterName, 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)')
             [CompletionResult]::new('--plugin-fetch-allow-private', '--plugin-fetch-allow-private', [CompletionResultType]::ParameterName, 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)')
-            [CompletionResult]::new('--distinct-id-lru-size', '--distinct-id-lru-size', [CompletionResultType]::ParameterName, 'Distinct ids whose person is kept in the in-memory cache')
+            [CompletionResult]::new('--distinct-id-lru-size', '--distinct-id-lru-size', [CompletionResultType]::ParameterName, 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)')
             [CompletionResult]::new('--admin-addr', '--admin-addr', [CompletionResultType]::ParameterName, 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network')
             [CompletionResult]::new('--capture-addr', '--capture-addr', [CompletionResultType]::ParameterName, 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)')
             [CompletionResult]::new('--healthcheck-max-stale-seconds', '--healthcheck-max-stale-seconds', [CompletionResultType]::ParameterName, 'Seconds without ingesting anything, while events wait, before /_health fails')

@@ -68,7 +68,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --base-dir 'Base path for resolving local plugins'
             cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'
             cand --plugin-fetch-allow-private 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)'
-            cand --distinct-id-lru-size 'Distinct ids whose person is kept in the in-memory cache'
+            cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'
             cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network'
             cand --capture-addr 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)'
             cand --healthcheck-max-stale-seconds 'Seconds without ingesting anything, while events wait, before /_health fails'

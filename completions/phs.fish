@@ -84,7 +84,7 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disab
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-fetch-allow-private -d 'Let plugins\' fetch() reach private, loopback and link-local addresses (off: only public ones)' -r -f -a "true\t''
 false\t''"
-complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose person is kept in the in-memory cache' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l capture-addr -d 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l healthcheck-max-stale-seconds -d 'Seconds without ingesting anything, while events wait, before /_health fails' -r

@@ -138,7 +138,7 @@ async fn start_pipeline(
         uuid::Uuid::now_v7(),
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store));
+    let persons = Arc::new(Persons::new(store, settings.distinct_id_lru_size));
     let pipeline = Pipeline::new(teams.clone(), runner, persons, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 

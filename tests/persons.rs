@@ -67,7 +67,7 @@ impl Setup {
             .await
             .unwrap()
             .id;
-        Setup { persons: Persons::new(store.clone()), store, team, clock: 0.into() }
+        Setup { persons: Persons::new(store.clone(), 10_000), store, team, clock: 0.into() }
     }
 
     /// Runs one event (`{"event", "distinct_id", "properties"}`) through prepare and persons.

@@ -45,6 +45,8 @@ pub struct Persons {
     groups: groups::Groups,
     /// Bumped by every merge or join done here: persons read before it may be stale.
     epoch: AtomicU64,
+    /// At most this many distinct ids are read ahead per batch (DISTINCT_ID_LRU_SIZE).
+    read_ahead: usize,
 }
 
 /// What a batch already knows about one distinct id's person (read ahead
@@ -119,13 +121,14 @@ fn person_row(p: &Person, is_deleted: bool, version: i64) -> PersonRow {
 }
 
 impl Persons {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Persons { groups: groups::Groups::new(store.clone()), store, epoch: AtomicU64::new(0) }
+    pub fn new(store: Arc<dyn Store>, read_ahead: usize) -> Self {
+        Persons { groups: groups::Groups::new(store.clone()), store, epoch: AtomicU64::new(0), read_ahead }
     }
 
     /// Reads the persons of a batch's distinct ids of one team in one query.
     pub async fn prefetch(&self, team_id: i64, distinct_ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
         let epoch = self.epoch.load(Ordering::SeqCst);
+        let distinct_ids = &distinct_ids[..distinct_ids.len().min(self.read_ahead)];
         let mut found = self.store.persons_by_distinct_ids(team_id, distinct_ids).await?;
         Ok(distinct_ids.iter().map(|id| (id.to_string(), Known { person: found.remove(*id), epoch })).collect())
     }
