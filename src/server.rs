@@ -168,7 +168,7 @@ async fn start_pipeline(
         uuid::Uuid::now_v7(),
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store));
+    let persons = Arc::new(Persons::new(store, settings.distinct_id_lru_size));
     let pipeline = Pipeline::new(teams.clone(), runner, persons, events, dlq);
 
     let capture = capture::router(CaptureState { producer, teams });
