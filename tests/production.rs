@@ -280,3 +280,65 @@ async fn two_instances_in_one_group_share_the_partitions_and_store_everything_on
         assert!(wait_exit(server, Duration::from_secs(20)).success());
     }
 }
+
+/// Each part follows its own setting: the local log with ClickHouse events,
+/// and Kafka with SQLite events plus the ClickHouse topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_deployments_ingest_end_to_end() {
+    let d = Deployment::new().await;
+    let keep = |names: &[&str]| -> Vec<(&'static str, String)> {
+        d.env.iter().filter(|(k, _)| names.contains(k)).cloned().collect()
+    };
+    let cli = |env: &[(&'static str, String)], args: &[&str]| {
+        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let send_and_list = |env: Vec<(&'static str, String)>, event: &'static str| async move {
+        let token = cli(&env, &["teams", "create", event]).trim().to_string();
+        let mut server = start(&env);
+        wait_healthy(&mut server);
+        let body = json!({"token": token, "event": event, "distinct_id": "u"});
+        assert_eq!(post(&format!("http://{}/e", server.capture), &body).await, 200);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = cli(&env, &["events", "list", "--json", "--event", event]);
+            if listed.lines().count() == 1 {
+                return serde_json::from_str::<Value>(listed.trim()).unwrap();
+            }
+            assert!(Instant::now() < deadline, "{event} not listed: {listed}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+
+    // The local log and SQLite teams, with events in ClickHouse.
+    let log_dir = tempfile::tempdir().unwrap();
+    let mut env = keep(&["CLICKHOUSE_HOST", "CLICKHOUSE_DATABASE"]);
+    env.push(("PHS_DATA_DIR", log_dir.path().display().to_string()));
+    send_and_list(env, "via_log").await;
+    assert!(!log_dir.path().join("events.sqlite3").exists(), "events went to SQLite, not ClickHouse");
+    let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
+    let n: u64 = client.query("SELECT count() FROM events FINAL WHERE event = 'via_log'").fetch_one().await.unwrap();
+    assert_eq!(n, 1);
+
+    // Kafka with events in SQLite, and the ClickHouse topics on.
+    let mut env = keep(&["DATABASE_URL", "KAFKA_HOSTS", "KAFKA_PREFIX", "KAFKA_CONSUMER_GROUP", "PHS_DATA_DIR"]);
+    env.push(("PHS_KAFKA_CLICKHOUSE_TOPICS", "true".into()));
+    let row = send_and_list(env, "via_kafka").await;
+    assert!(d.dir.path().join("events.sqlite3").exists());
+    let topic = consume(&d.settings, &d.settings.kafka.topic("clickhouse_events_json"), 1).await;
+    let produced: Value = serde_json::from_slice(&topic[0].payload).unwrap();
+    assert_eq!((&produced["uuid"], &produced["event"]), (&row["uuid"], &json!("via_kafka")));
+
+    // The topics need Kafka: without it serve refuses to start, naming the setting.
+    let out = phs()
+        .arg("serve")
+        .env("PHS_DATA_DIR", log_dir.path())
+        .env("PHS_KAFKA_CLICKHOUSE_TOPICS", "true")
+        .env("ADMIN_ADDR", format!("127.0.0.1:{}", crate::util::free_port()))
+        .env("CAPTURE_ADDR", format!("127.0.0.1:{}", crate::util::free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS"), "{}", stderr(&out));
+}
