@@ -261,24 +261,37 @@ async fn two_instances_in_one_group_share_the_partitions_and_store_everything_on
 
     let producer = d.producer();
     let mut expected = HashSet::new();
-    for chunk in 0..8 {
+    let produce = |round: usize, expected: &mut HashSet<String>| {
         let messages: Vec<(String, Vec<u8>)> = (0..50)
             .map(|i| {
-                let (key, bytes, uuid) = capture_message(&token, "shared", &format!("u{chunk}_{i}"));
+                let (key, bytes, uuid) = capture_message(&token, "shared", &format!("u{round}_{i}"));
                 expected.insert(uuid);
                 (key, bytes)
             })
             .collect();
-        producer.append(&messages).await.unwrap();
+        let producer = producer.clone();
+        async move { producer.append(&messages).await.unwrap() }
+    };
+    for round in 0..8 {
+        produce(round, &mut expected).await;
     }
     let (stored, final_rows) = d.wait_for_uuids(&expected).await;
     assert_eq!(stored, expected);
     assert_eq!(final_rows, 400, "every event once");
 
-    for server in [&mut a, &mut b] {
-        sigterm(&server.child);
-        assert!(wait_exit(server, Duration::from_secs(20)).success());
+    // One instance leaves (SIGTERM) while events keep coming: the other takes over its partitions.
+    sigterm(&a.child);
+    for round in 8..12 {
+        produce(round, &mut expected).await;
     }
+    assert!(wait_exit(&mut a, Duration::from_secs(20)).success());
+    let (stored, final_rows) = d.wait_for_uuids(&expected).await;
+    assert_eq!(stored, expected);
+    assert_eq!(final_rows, 600, "every event once across the rebalance");
+    assert_eq!(assigned(&log_b).map(|p| p.len()), Some(8), "the remaining instance owns every partition");
+
+    sigterm(&b.child);
+    assert!(wait_exit(&mut b, Duration::from_secs(20)).success());
 }
 
 /// Each part follows its own setting: the local log with ClickHouse events,
