@@ -10,16 +10,21 @@
 //! Run with `scripts/bench ingest` (or `cargo bench --bench ingest`). Knobs:
 //! `BENCH_EVENTS` (default 200000), `BENCH_PERSONS=off` (events marked
 //! `$process_person_profile: false`), `BENCH_PLUGIN=off`. With DATABASE_URL
-//! set, persons live in that Postgres (a fresh database is made per run);
-//! events and the log stay embedded.
+//! set, persons live in that Postgres (a fresh database is made per run).
+//! With KAFKA_HOSTS and CLICKHOUSE_HOST set as well (`scripts/bench ingest
+//! production`), events are produced to the Kafka topic and stored in
+//! ClickHouse (a fresh topic prefix and database per run); otherwise the
+//! log and the events stay embedded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use phs::config::StoreSettings;
 use phs::pipeline::capture::parse::CapturedEvent;
 use phs::pipeline::source::Producer;
 use phs::pipeline::source::local_log::LocalLog;
+use phs::pipeline::source::producer::KafkaProducer;
 use rand::{Rng, RngExt, SeedableRng};
 use serde_json::json;
 
@@ -31,6 +36,8 @@ struct Knobs {
     persons: bool,
     plugin: bool,
     database_url: Option<String>,
+    /// Kafka and ClickHouse, with this run's topic prefix, group and database.
+    production: Option<[(&'static str, String); 5]>,
 }
 
 fn knobs() -> Knobs {
@@ -40,6 +47,19 @@ fn knobs() -> Knobs {
         persons: on("BENCH_PERSONS"),
         plugin: on("BENCH_PLUGIN"),
         database_url: std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()),
+        production: match (std::env::var("KAFKA_HOSTS"), std::env::var("CLICKHOUSE_HOST")) {
+            (Ok(kafka), Ok(clickhouse)) if !kafka.is_empty() && !clickhouse.is_empty() => {
+                let run = format!("bench_{}", std::process::id());
+                Some([
+                    ("KAFKA_HOSTS", kafka),
+                    ("KAFKA_PREFIX", format!("{run}_")),
+                    ("KAFKA_CONSUMER_GROUP", run.clone()),
+                    ("CLICKHOUSE_HOST", clickhouse),
+                    ("CLICKHOUSE_DATABASE", run),
+                ])
+            }
+            _ => None,
+        },
     }
 }
 
@@ -127,7 +147,22 @@ fn phs(dir: &Path, knobs: &Knobs) -> Command {
     if let Some(url) = &knobs.database_url {
         cmd.env("DATABASE_URL", url);
     }
+    for (k, v) in knobs.production.iter().flatten() {
+        cmd.env(k, v);
+    }
     cmd
+}
+
+/// The settings `phs serve` gets in production mode, for the bench's own producer and queries.
+fn production_settings(env: &[(&'static str, String)]) -> StoreSettings {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        s: StoreSettings,
+    }
+    let args = env.iter().flat_map(|(k, v)| [format!("--{}", k.to_lowercase().replace('_', "-")), v.clone()]);
+    P::try_parse_from(std::iter::once("x".to_string()).chain(args)).expect("settings parse").s
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -178,8 +213,11 @@ fn main() {
     let d: PathBuf = dir.path().to_path_buf();
     if let Some(url) = knobs.database_url.clone() {
         knobs.database_url = Some(rt.block_on(fresh_database(&url)));
+    }
+    if knobs.database_url.is_some() || knobs.production.is_some() {
         run(phs(&d, &knobs).arg("migrate"));
     }
+    let production = knobs.production.as_ref().map(|env| production_settings(env));
     let token = run(phs(&d, &knobs).args(["teams", "create", "bench"])).trim().to_string();
     if knobs.plugin {
         let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/lua-plugins/hello-world");
@@ -199,7 +237,10 @@ fn main() {
     let pid = server.0.id();
 
     let produced = rt.block_on(async {
-        let log = LocalLog::open(&d).await.expect("open the local log");
+        let log: Box<dyn Producer> = match &production {
+            Some(s) => Box::new(KafkaProducer::new(&s.kafka).expect("a Kafka producer")),
+            None => Box::new(LocalLog::open(&d).await.expect("open the local log")),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let zipf = Zipf::new(USERS);
         let start = Instant::now();
@@ -213,7 +254,10 @@ fn main() {
         }
         start.elapsed()
     });
-    let stored = rt.block_on(wait_stored(&d, knobs.events));
+    let stored = match &production {
+        Some(s) => rt.block_on(wait_stored_clickhouse(s, knobs.events)),
+        None => rt.block_on(wait_stored(&d, knobs.events)),
+    };
     let rss = peak_rss_mib(pid);
     drop(server);
 
@@ -225,11 +269,12 @@ fn main() {
     let last = stored.iter().map(|(_, c)| *c).max().unwrap();
     let processing = (last - first).num_microseconds().unwrap() as f64 / 1e6;
     println!(
-        "ingest: {} events, persons {}, plugin {}, persons database {}",
+        "ingest: {} events, persons {}, plugin {}, persons database {}, {}",
         knobs.events,
         if knobs.persons { "on" } else { "off" },
         if knobs.plugin { "on" } else { "off" },
-        if knobs.database_url.is_some() { "postgres" } else { "sqlite" }
+        if knobs.database_url.is_some() { "postgres" } else { "sqlite" },
+        if production.is_some() { "Kafka -> ClickHouse" } else { "local log -> SQLite" }
     );
     println!(
         "  produced in               {:.2} s ({:.0} events/s into the log)",
@@ -267,5 +312,25 @@ async fn wait_stored(dir: &Path, n: usize) -> Vec<(i64, chrono::DateTime<chrono:
             pool.close().await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Like [`wait_stored`], from ClickHouse (18.16 has `visitParamExtractInt`, not the JSON functions).
+async fn wait_stored_clickhouse(s: &StoreSettings, n: usize) -> Vec<(i64, chrono::DateTime<chrono::Utc>)> {
+    let client = phs::clickhouse::client(&s.clickhouse).expect("CLICKHOUSE_HOST is set");
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        // No FINAL while waiting: a benchmark run redelivers nothing, and FINAL would slow ingestion down.
+        let count: u64 = client.query("SELECT count() FROM events").fetch_one().await.unwrap_or(0);
+        if count >= n as u64 {
+            let rows: Vec<(i64, i64)> = client
+                .query("SELECT visitParamExtractInt(properties, 'bench_produced_us'), created_at_us FROM events FINAL")
+                .fetch_all()
+                .await
+                .expect("read the stored events");
+            return rows.into_iter().map(|(p, c)| (p, chrono::DateTime::from_timestamp_micros(c).unwrap())).collect();
+        }
+        assert!(Instant::now() < deadline, "only {count} of {n} events stored after 30 minutes");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
