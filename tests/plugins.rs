@@ -26,6 +26,7 @@ fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
         config: Default::default(),
         cache,
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
         logs,
         capture: None,
         fetch: Default::default(),
@@ -41,7 +42,12 @@ fn vm(code: &str) -> PluginVm {
 }
 
 fn limits() -> Limits {
-    Limits { memory: 16 * 1024 * 1024, process_event: Duration::from_millis(200), task: Duration::from_secs(2) }
+    Limits {
+        memory: 16 * 1024 * 1024,
+        process_event: Duration::from_millis(200),
+        on_event: Duration::from_millis(500),
+        task: Duration::from_secs(2),
+    }
 }
 
 fn event() -> serde_json::Value {

@@ -275,6 +275,7 @@ impl PluginRunner {
             config: source.manifest.validate_config(&raw)?,
             cache: self.cache.clone(),
             storage: self.store.clone(),
+            jobs: self.store.clone(),
             logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
             capture: match (&self.producer, self.store.team_by_id(config.team_id).await?) {
                 (Some(producer), Some(team)) => Some(Capture {

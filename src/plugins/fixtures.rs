@@ -110,6 +110,7 @@ pub async fn run_events(
         config: source.manifest.validate_config(config)?,
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
         logs: logs.clone(),
         capture: None,
         fetch: Default::default(),

@@ -6,6 +6,8 @@
 //! - [`sandbox`]: the locked-down Lua state and its limits;
 //! - [`api`]: the globals and `meta` a plugin sees;
 //! - [`vm`]: one config's state, its capabilities and hook calls;
+//! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
+//! - [`retry`]: the `RetryError` global;
 //! - [`logs`]: plugin log entries;
 //! - [`fixtures`]: the fixture runner behind `phs plugins test`.
 
@@ -13,9 +15,11 @@ pub mod api;
 pub mod convert;
 pub mod fetch;
 pub mod fixtures;
+pub mod jobs;
 pub mod logs;
 pub mod manifest;
 pub mod registry;
+pub mod retry;
 pub mod sandbox;
 pub mod scaffold;
 pub mod source;

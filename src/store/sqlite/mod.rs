@@ -54,6 +54,8 @@ mod dialect {
     pub const UUID: &str = "";
     pub const TIMESTAMPTZ: &str = "";
     pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+    /// Not needed: SQLite's single writer makes a claiming UPDATE atomic.
+    pub const SKIP_LOCKED: &str = "";
 
     /// BEGIN IMMEDIATE takes the database's write lock up front, which is
     /// what serialises find-or-create steps here (the key is not needed).
