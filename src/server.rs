@@ -4,12 +4,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
-use crate::config::ServeSettings;
+use crate::config::{ServeSettings, ServerMode};
 use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
@@ -20,6 +21,7 @@ use crate::pipeline::source::local_log::LocalLog;
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::fetch::FetchPolicy;
+use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
 use tokio_util::sync::CancellationToken;
 
@@ -87,7 +89,7 @@ pub async fn run(
             stop.cancel();
         }
     });
-    let pipeline = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone()).await?;
+    let tasks = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone()).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
@@ -103,43 +105,58 @@ pub async fn run(
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await
         .map_err(ServeError::Admin)?;
-    if let Some(handle) = pipeline {
+    for handle in tasks {
         let _ = handle.await;
     }
     tracing::info!("phs stopped");
     Ok(())
 }
 
-/// Starts ingestion: the capture endpoint and the pipeline task. Today the
-/// embedded path (local log -> SQLite events); with KAFKA_HOSTS or
-/// CLICKHOUSE_HOST set, ingestion is not started yet and says so.
+/// Starts ingestion (the capture endpoint and the pipeline task) and, unless
+/// PLUGIN_SERVER_MODE is `ingestion`, the async side (job worker, scheduler).
+/// Today the embedded path (local log -> SQLite events); with KAFKA_HOSTS or
+/// CLICKHOUSE_HOST set, ingestion is not started yet and says so. Returns the
+/// tasks to wait for on shutdown.
 async fn start_pipeline(
     settings: &ServeSettings,
     store: Arc<dyn store::Store>,
     cache: Arc<dyn cache::Cache>,
     stop: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let s = &settings.store;
     if s.kafka.kafka_hosts.is_some() || s.clickhouse.clickhouse_host.is_some() {
         tracing::warn!(
             "ingestion from Kafka and into ClickHouse is not available yet; with KAFKA_HOSTS or CLICKHOUSE_HOST set, \
              this instance serves the admin listener only"
         );
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let log = LocalLog::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
     let events = SqliteEvents::open(&s.data_dir).await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
+    let instance_id = uuid::Uuid::now_v7();
     let runner = PluginRunner::new(
         store.clone(),
-        cache,
+        cache.clone(),
         Some(Arc::new(log.clone())),
         Limits::default(),
         FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
-        uuid::Uuid::now_v7(),
+        instance_id,
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store));
-    let pipeline = Pipeline::new(teams.clone(), runner, persons, Arc::new(events), Arc::new(log.clone()));
+    let persons = Arc::new(Persons::new(store.clone()));
+    let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
+    let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, Arc::new(events), Arc::new(log.clone()))
+        .with_handoff(handoff);
+    let mut tasks = Vec::new();
+    if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
+        let worker = WorkerSettings {
+            schedule_lock_ttl: Duration::from_secs(settings.schedule_lock_ttl),
+            schedule_tick: settings.schedule_tick_ms.map(Duration::from_millis),
+            job_poll: Duration::from_millis(500),
+            instance_id: instance_id.to_string(),
+        };
+        tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
+    }
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 
     let capture = capture::router(CaptureState { producer: Arc::new(log), teams });
@@ -154,5 +171,6 @@ async fn start_pipeline(
             tracing::error!(%err, "capture endpoint failed");
         }
     });
-    Ok(Some(tokio::spawn(async move { pipeline.run(Box::new(source), stop).await })))
+    tasks.push(tokio::spawn(async move { pipeline.run(Box::new(source), stop).await }));
+    Ok(tasks)
 }

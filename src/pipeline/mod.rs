@@ -41,6 +41,8 @@ pub struct Pipeline {
     pub persons: Arc<persons::Persons>,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
+    /// Hands written events to onEvent/exportEvents (the async side), if any.
+    pub handoff: Option<Arc<crate::worker::EventHandoff>>,
 }
 
 impl Pipeline {
@@ -51,7 +53,14 @@ impl Pipeline {
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, persons, sink, dlq }
+        Pipeline { teams, plugins, persons, sink, dlq, handoff: None }
+    }
+
+    /// After each batch is written and before it is committed, its events are
+    /// queued durably for onEvent/exportEvents: at-least-once delivery to them.
+    pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
@@ -79,11 +88,19 @@ impl Pipeline {
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
             let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
             let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
+                && self.retry(&stop, "queue events for onEvent/exportEvents", || self.hand_off(&batch)).await.is_some()
                 && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
                 && self.retry(&stop, "commit", || source.commit(partition, offset)).await.is_some();
             if !done {
                 break;
             }
+        }
+    }
+
+    async fn hand_off(&self, batch: &SinkBatch) -> Result<(), crate::store::StoreError> {
+        match &self.handoff {
+            Some(h) => h.enqueue(&batch.events).await,
+            None => Ok(()),
         }
     }
 
