@@ -10,6 +10,7 @@ mod cache;
 mod cli;
 mod completions;
 mod ingest;
+mod jobs;
 mod migrate;
 mod plugins;
 mod serve;

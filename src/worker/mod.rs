@@ -46,6 +46,9 @@ pub struct WorkerSettings {
     pub job_poll: Duration,
     /// Identifies this instance as the lock owner.
     pub instance_id: String,
+    /// The cache key of the schedule lock: [`schedule::LOCK_KEY`] in
+    /// production; tests sharing a Redis use their own.
+    pub schedule_lock_key: String,
 }
 
 /// Starts the job worker and the scheduler; the returned handle finishes

@@ -30,6 +30,7 @@ pub struct Scheduler {
     runner: Arc<PluginRunner>,
     cache: Arc<dyn Cache>,
     owner: String,
+    key: String,
     ttl: Duration,
     tick: Option<Duration>,
     /// (task, plugin config) pairs running now.
@@ -42,6 +43,7 @@ impl Scheduler {
             runner,
             cache,
             owner: settings.instance_id.clone(),
+            key: settings.schedule_lock_key.clone(),
             ttl: settings.schedule_lock_ttl,
             tick: settings.schedule_tick,
             running: Arc::default(),
@@ -50,7 +52,7 @@ impl Scheduler {
 
     /// Takes or extends the schedule lock; true while this instance holds it.
     pub async fn hold_lock(&self) -> bool {
-        match self.cache.lock(LOCK_KEY, &self.owner, self.ttl).await {
+        match self.cache.lock(&self.key, &self.owner, self.ttl).await {
             Ok(held) => held,
             Err(err) => {
                 tracing::warn!(%err, "could not take the schedule lock");
@@ -101,7 +103,7 @@ impl Scheduler {
             }
         }
         if held {
-            let _ = self.cache.unlock(LOCK_KEY, &self.owner).await;
+            let _ = self.cache.unlock(&self.key, &self.owner).await;
         }
     }
 
