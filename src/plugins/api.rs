@@ -111,6 +111,7 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
     g.raw_set("posthog", posthog)?;
 
     super::retry::install(lua)?;
+    super::clock::install(lua)?;
     install_require(lua, source)
 }
 

@@ -7,11 +7,13 @@
 //! - [`api`]: the globals and `meta` a plugin sees;
 //! - [`vm`]: one config's state, its capabilities and hook calls;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
-//! - [`retry`]: the `RetryError` global;
+//! - [`retry`]: the `RetryError` global; [`clock`]: `os.now()`;
 //! - [`logs`]: plugin log entries;
-//! - [`fixtures`]: the fixture runner behind `phs plugins test`.
+//! - [`fixtures`]: the fixture runner behind `phs plugins test`, and
+//!   [`scenario`] for fixtures of the async hooks.
 
 pub mod api;
+pub mod clock;
 pub mod convert;
 pub mod fetch;
 pub mod fixtures;
@@ -21,6 +23,7 @@ pub mod manifest;
 pub mod registry;
 pub mod retry;
 pub mod sandbox;
+pub mod scenario;
 pub mod scaffold;
 pub mod source;
 pub mod vm;
