@@ -11,8 +11,9 @@
 //!   `jobs` runs every queued job, ignoring their delays, until none is left;
 //!   a RetryError in onEvent or exportEvents is retried at once, with the
 //!   server's attempt counts (3 attempts of onEvent, 3 retries of exportEvents);
-//! - `"expected_requests": [{"method", "path", "body"}]`: the requests the
-//!   responder received, in order (`body` parsed as JSON when it is);
+//! - `"expected_requests": [{"method", "path", "headers", "body"}]`: the
+//!   requests the responder received, in order (header names in lower case,
+//!   `body` parsed as JSON when it is);
 //! - `"expected_captures": [{"event", "distinct_id", "properties"}]`: the
 //!   events sent with `posthog.capture`, in order.
 //!
@@ -52,13 +53,18 @@ type Seen = Arc<Mutex<Vec<Value>>>;
 async fn responder(replies: Vec<HttpReply>) -> Result<(String, Seen), std::io::Error> {
     let seen: Seen = Arc::default();
     let (log, replies) = (seen.clone(), Arc::new(replies));
-    let app = axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+    let app = axum::Router::new().fallback(
+        move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
         let (log, replies) = (log.clone(), replies.clone());
         async move {
             let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
             let n = {
                 let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                log.push(json!({"method": method.as_str(), "path": uri.path(), "body": body}));
+                let headers: serde_json::Map<String, Value> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), Value::String(v.to_str().unwrap_or_default().to_string())))
+                    .collect();
+                log.push(json!({"method": method.as_str(), "path": uri.path(), "headers": headers, "body": body}));
                 log.len()
             };
             let reply = replies.get(n - 1).or(replies.last()).cloned().unwrap_or(HttpReply { status: 200, body: None });
@@ -69,7 +75,8 @@ async fn responder(replies: Vec<HttpReply>) -> Result<(String, Seen), std::io::E
             };
             (axum::http::StatusCode::from_u16(reply.status).unwrap_or(axum::http::StatusCode::OK), text)
         }
-    });
+    },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
