@@ -154,7 +154,7 @@ async fn start_pipeline(
             schedule_tick: settings.schedule_tick_ms.map(Duration::from_millis),
             job_poll: Duration::from_millis(500),
             instance_id: instance_id.to_string(),
-            schedule_lock_key: worker::schedule::LOCK_KEY.into(),
+            schedule_lock_key: settings.schedule_lock_key.clone(),
         };
         tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
     }

@@ -69,7 +69,8 @@ async fn locks_behave(cache: Arc<dyn Cache>) {
     let mut handles = Vec::new();
     for i in 0..16 {
         let (c, k) = (cache.clone(), key.clone());
-        handles.push(tokio::spawn(async move { c.lock(&k, &format!("owner{i}"), Duration::from_secs(5)).await.unwrap() }));
+        handles
+            .push(tokio::spawn(async move { c.lock(&k, &format!("owner{i}"), Duration::from_secs(5)).await.unwrap() }));
     }
     let mut winners = 0;
     for h in handles {

@@ -15,3 +15,4 @@ mod migrate;
 mod plugins;
 mod serve;
 mod store;
+mod worker;

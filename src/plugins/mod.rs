@@ -23,8 +23,8 @@ pub mod manifest;
 pub mod registry;
 pub mod retry;
 pub mod sandbox;
-pub mod scenario;
 pub mod scaffold;
+pub mod scenario;
 pub mod source;
 pub mod vm;
 

@@ -55,27 +55,30 @@ async fn responder(replies: Vec<HttpReply>) -> Result<(String, Seen), std::io::E
     let (log, replies) = (seen.clone(), Arc::new(replies));
     let app = axum::Router::new().fallback(
         move |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap, body: String| {
-        let (log, replies) = (log.clone(), replies.clone());
-        async move {
-            let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-            let n = {
-                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-                let headers: serde_json::Map<String, Value> = headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_string(), Value::String(v.to_str().unwrap_or_default().to_string())))
-                    .collect();
-                log.push(json!({"method": method.as_str(), "path": uri.path(), "headers": headers, "body": body}));
-                log.len()
-            };
-            let reply = replies.get(n - 1).or(replies.last()).cloned().unwrap_or(HttpReply { status: 200, body: None });
-            let text = match reply.body {
-                Some(Value::String(s)) => s,
-                Some(v) => v.to_string(),
-                None => String::new(),
-            };
-            (axum::http::StatusCode::from_u16(reply.status).unwrap_or(axum::http::StatusCode::OK), text)
-        }
-    },
+            let (log, replies) = (log.clone(), replies.clone());
+            async move {
+                let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                let n = {
+                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                    let headers: serde_json::Map<String, Value> = headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (k.as_str().to_string(), Value::String(v.to_str().unwrap_or_default().to_string()))
+                        })
+                        .collect();
+                    log.push(json!({"method": method.as_str(), "path": uri.path(), "headers": headers, "body": body}));
+                    log.len()
+                };
+                let reply =
+                    replies.get(n - 1).or(replies.last()).cloned().unwrap_or(HttpReply { status: 200, body: None });
+                let text = match reply.body {
+                    Some(Value::String(s)) => s,
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                (axum::http::StatusCode::from_u16(reply.status).unwrap_or(axum::http::StatusCode::OK), text)
+            }
+        },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -117,7 +120,9 @@ pub fn validate(f: &Fixture) -> Result<(), String> {
         && f.expected_requests.is_none()
         && f.expected_captures.is_none()
     {
-        return Err("give at least one of `expected`, `expected_error`, `expected_requests`, `expected_captures`".into());
+        return Err(
+            "give at least one of `expected`, `expected_error`, `expected_requests`, `expected_captures`".into()
+        );
     }
     if f.expected.is_some() && f.expected_error.is_some() {
         return Err("give only one of `expected` and `expected_error`".into());

@@ -201,7 +201,11 @@ impl PluginVm {
         self.call(Hook::Top(name), event).await
     }
 
-    async fn call(&self, hook: Hook<'_>, event: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, CallError> {
+    async fn call(
+        &self,
+        hook: Hook<'_>,
+        event: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
         let limit = match hook {
             Hook::Top("processEvent") => inner.limits.process_event,

@@ -158,8 +158,12 @@ pub trait JobQueue: Send + Sync {
     async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()>;
     /// Leases up to `limit` jobs due at `now` (oldest first) for `lease`;
     /// instances claiming at once never get the same job.
-    async fn claim_jobs(&self, now: chrono::DateTime<chrono::Utc>, lease: std::time::Duration, limit: i64)
-    -> Result<Vec<Job>>;
+    async fn claim_jobs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
     /// Removes a job that was handled (or given up on).
     async fn finish_job(&self, id: i64) -> Result<()>;
     /// Jobs waiting or running, of one plugin config or of all.

@@ -59,8 +59,9 @@ macro_rules! impl_sql_jobs {
                     .map(|(id, team_id, plugin_config_id, name, payload, attempt, run_at_ms)| {
                         let payload = serde_json::from_str(&payload)
                             .map_err(|e| StoreError::Invalid(format!("job {id}: payload is not JSON: {e}")))?;
-                        let run_at = DateTime::from_timestamp_millis(run_at_ms)
-                            .ok_or_else(|| StoreError::Invalid(format!("job {id}: run_at_ms {run_at_ms} out of range")))?;
+                        let run_at = DateTime::from_timestamp_millis(run_at_ms).ok_or_else(|| {
+                            StoreError::Invalid(format!("job {id}: run_at_ms {run_at_ms} out of range"))
+                        })?;
                         Ok(Job { id, team_id, plugin_config_id, name, payload, attempt, run_at })
                     })
                     .collect::<Result<Vec<Job>>>()?;

@@ -166,12 +166,14 @@ impl Exports {
                 let buffers = self.buffers.lock().await;
                 buffers
                     .iter()
-                    .map(|(id, b)| (*id, b.plugin.config().team_id, b.plugin.clone(), b.since.elapsed() >= b.limits.age))
+                    .map(|(id, b)| {
+                        (*id, b.plugin.config().team_id, b.plugin.clone(), b.since.elapsed() >= b.limits.age)
+                    })
                     .collect()
             };
             for (id, team_id, plugin, old) in candidates {
-                let replaced = !old
-                    && self.runner.plugin(team_id, id).await.is_none_or(|current| !Arc::ptr_eq(&current, &plugin));
+                let replaced =
+                    !old && self.runner.plugin(team_id, id).await.is_none_or(|current| !Arc::ptr_eq(&current, &plugin));
                 if old || replaced {
                     let taken = self.buffers.lock().await.remove(&id);
                     if let Some(b) = taken {
@@ -228,7 +230,9 @@ impl Exports {
                         "exportEvents asked to retry ({message}); retry {retry} of {EXPORT_RETRIES} of {n} events in {} s",
                         wait.as_secs()
                     ),
-                    Err(err) => format!("exportEvents asked to retry ({message}) but the retry could not be queued ({err}); {n} events dropped"),
+                    Err(err) => format!(
+                        "exportEvents asked to retry ({message}) but the retry could not be queued ({err}); {n} events dropped"
+                    ),
                 };
                 self.runner.log(p, LogSource::System, LogLevel::Warn, note);
             }
