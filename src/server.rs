@@ -149,13 +149,9 @@ async fn start_pipeline(
         .with_handoff(handoff);
     let mut tasks = Vec::new();
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
-        let worker = WorkerSettings {
-            schedule_lock_ttl: Duration::from_secs(settings.schedule_lock_ttl),
-            schedule_tick: settings.schedule_tick_ms.map(Duration::from_millis),
-            job_poll: Duration::from_millis(500),
-            instance_id: instance_id.to_string(),
-            schedule_lock_key: settings.schedule_lock_key.clone(),
-        };
+        let worker =
+            WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
+                .map_err(ServeError::Pipeline)?;
         tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
     }
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;

@@ -53,17 +53,17 @@ async fn job_queue_behaves(store: Arc<dyn Store>) {
 
     // Only due jobs, oldest first, with their payloads.
     let claimed = store.claim_jobs(Utc::now(), lease, 10).await.unwrap();
-    let names: Vec<&str> = claimed.iter().map(|j| j.name.as_str()).collect();
+    let names: Vec<&str> = claimed.iter().map(|j| j.spec.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
-    assert_eq!(claimed[0].payload, json!({"n": "a"}));
-    assert_eq!((claimed[0].team_id, claimed[0].plugin_config_id, claimed[0].attempt), (team, config, 0));
+    assert_eq!(claimed[0].spec.payload, json!({"n": "a"}));
+    assert_eq!((claimed[0].spec.team_id, claimed[0].spec.plugin_config_id, claimed[0].spec.attempt), (team, config, 0));
 
     // A leased job is hidden until its lease ends, then comes back (its worker died).
     assert!(store.claim_jobs(Utc::now(), lease, 10).await.unwrap().is_empty());
     store.finish_job(claimed[0].id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let again = store.claim_jobs(Utc::now(), lease, 10).await.unwrap();
-    assert_eq!(again.iter().map(|j| j.name.as_str()).collect::<Vec<_>>(), ["b"], "finished jobs stay finished");
+    assert_eq!(again.iter().map(|j| j.spec.name.as_str()).collect::<Vec<_>>(), ["b"], "finished jobs stay finished");
     store.finish_job(again[0].id).await.unwrap();
 
     // The future job is due when its time comes.
@@ -219,7 +219,8 @@ async fn meta_jobs_enqueue_with_run_now_in_and_at() {
     let before = Utc::now();
     vm.run_task("runEveryMinute").await.unwrap();
     let far = Utc::now() + chrono::Duration::days(3650);
-    let all = jobs.claim_jobs(far, Duration::from_secs(1), 100).await.unwrap();
+    let all: Vec<NewJob> =
+        jobs.claim_jobs(far, Duration::from_secs(1), 100).await.unwrap().into_iter().map(|j| j.spec).collect();
     assert_eq!(all.len(), 6);
     let at = |who: &str| {
         let j = all.iter().find(|j| j.payload.get("who") == Some(&json!(who))).unwrap();

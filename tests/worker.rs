@@ -75,6 +75,16 @@ function onEvent(event, meta)
   })})
 end"#;
 
+/// Installs and enables the onEvent plugin above for the team, reporting to a new collector.
+async fn watcher(d: &std::path::Path, token: &str) -> Collector {
+    let (collector, url) = Collector::start(vec![]).await;
+    let plugin = write_plugin(d, "watcher", json!([{"key": "url", "type": "string", "required": true}]), ON_EVENT);
+    cli(d, &["plugins", "install", &plugin]);
+    cli(d, &["plugins", "config", "watcher", "--team", token, "--set", &format!("url={url}/seen")]);
+    cli(d, &["plugins", "enable", "watcher", "--team", token]);
+    collector
+}
+
 async fn send(capture: &str, token: &str, events: &[&str]) {
     let batch: Vec<Value> = events.iter().map(|e| json!({"event": e, "distinct_id": "u1"})).collect();
     let body = json!({"api_key": token, "batch": batch});
@@ -87,14 +97,10 @@ async fn send(capture: &str, token: &str, events: &[&str]) {
 async fn on_event_sees_every_written_event_after_processing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let (collector, url) = Collector::start(vec![]).await;
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
     cli(&d, &["plugins", "install", "lua-plugins/hello-world"]);
     cli(&d, &["plugins", "enable", "Hello World", "--team", &token]);
-    let plugin = write_plugin(&d, "watcher", json!([{"key": "url", "type": "string", "required": true}]), ON_EVENT);
-    cli(&d, &["plugins", "install", &plugin]);
-    cli(&d, &["plugins", "config", "watcher", "--team", &token, "--set", &format!("url={url}/seen")]);
-    cli(&d, &["plugins", "enable", "watcher", "--team", &token]);
+    let collector = watcher(&d, &token).await;
 
     let mut server =
         start(&[("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into())]);
@@ -125,12 +131,8 @@ async fn on_event_sees_every_written_event_after_processing() {
 async fn events_written_by_an_ingestion_only_instance_reach_on_event_later() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let (collector, url) = Collector::start(vec![]).await;
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
-    let plugin = write_plugin(&d, "watcher", json!([{"key": "url", "type": "string", "required": true}]), ON_EVENT);
-    cli(&d, &["plugins", "install", &plugin]);
-    cli(&d, &["plugins", "config", "watcher", "--team", &token, "--set", &format!("url={url}/seen")]);
-    cli(&d, &["plugins", "enable", "watcher", "--team", &token]);
+    let collector = watcher(&d, &token).await;
     let env = [("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into())];
 
     // An instance that only ingests queues the events durably and is killed.
@@ -228,7 +230,9 @@ fn tasks_and_jobs_run(env: Vec<(&'static str, String)>) {
            function setupPlugin(meta) meta.global.ready = true end
            function runEveryMinute(meta)
              assert(meta.global.ready, "runEveryMinute ran before setupPlugin")
-             local n = meta.cache:incr("ticks")
+             -- meta.global, not meta.cache: the test Redis is shared with other runs.
+             meta.global.ticks = (meta.global.ticks or 0) + 1
+             local n = meta.global.ticks
              posthog.capture("tick", {distinct_id = "ticker", n = n})
              if n == 1 then meta.jobs.later({n = 42, at = os.now()}):runIn(1, "second") end
            end"#,

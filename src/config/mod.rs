@@ -190,18 +190,6 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(1..), help_heading = "Plugins")]
     pub schedule_lock_ttl: u64,
 
-    /// Test only: the scheduler's "minute", in milliseconds, so tests can
-    /// trigger runEveryMinute without waiting for the clock.
-    #[arg(long, env = "PHS_SCHEDULE_TICK_MS", value_name = "PHS_SCHEDULE_TICK_MS", hide = true,
-          value_parser = clap::value_parser!(u64).range(10..))]
-    pub schedule_tick_ms: Option<u64>,
-
-    /// Test only: the schedule lock's key, so tests sharing a Redis do not
-    /// contend for the one lock of a cluster.
-    #[arg(long, env = "PHS_SCHEDULE_LOCK_KEY", value_name = "PHS_SCHEDULE_LOCK_KEY", hide = true,
-          default_value = crate::worker::schedule::LOCK_KEY)]
-    pub schedule_lock_key: String,
-
     /// Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes.
     #[arg(
         long,

@@ -123,7 +123,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
         let body: String = this.get("body")?;
         let j: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| mlua::Error::runtime(format!("response body is not JSON: {e}")))?;
-        to_lua(&lua, &j)
+        to_lua(lua, &j)
     })?;
     method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
         let opts = opts.map(|o| from_lua(&lua, o)).transpose();

@@ -93,7 +93,7 @@ pub fn run_in(n: f64, unit: &str) -> Result<chrono::Duration, String> {
         }
     };
     let total = n * ms;
-    if !total.is_finite() || total < 0.0 || total > 100.0 * 365.0 * DAY {
+    if !total.is_finite() || !(0.0..=100.0 * 365.0 * DAY).contains(&total) {
         return Err(format!("runIn: {n} {unit} is not a delay between now and 100 years"));
     }
     Ok(chrono::Duration::milliseconds(total as i64))

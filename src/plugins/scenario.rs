@@ -281,8 +281,8 @@ async fn run_step(
                     break;
                 }
                 for job in due {
-                    if let Err(err) = vm.run_job(&job.name, &job.payload).await {
-                        errors.push(format!("job {}: {err}", job.name));
+                    if let Err(err) = vm.run_job(&job.spec.name, &job.spec.payload).await {
+                        errors.push(format!("job {}: {err}", job.spec.name));
                     }
                     let _ = jobs.finish_job(job.id).await;
                 }

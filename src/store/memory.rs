@@ -71,16 +71,7 @@ impl super::JobQueue for MemoryJobs {
         let mut held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         for j in jobs {
             let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            let job = super::Job {
-                id,
-                team_id: j.team_id,
-                plugin_config_id: j.plugin_config_id,
-                name: j.name.clone(),
-                payload: j.payload.clone(),
-                attempt: j.attempt,
-                run_at: j.run_at,
-            };
-            held.push((job, 0));
+            held.push((super::Job { id, spec: j.clone() }, 0));
         }
         Ok(())
     }
@@ -92,11 +83,11 @@ impl super::JobQueue for MemoryJobs {
         limit: i64,
     ) -> Result<Vec<super::Job>> {
         let mut held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        held.sort_by_key(|(j, _)| (j.run_at, j.id));
+        held.sort_by_key(|(j, _)| (j.spec.run_at, j.id));
         let (now_ms, until) = (now.timestamp_millis(), now.timestamp_millis() + lease.as_millis() as i64);
         Ok(held
             .iter_mut()
-            .filter(|(j, locked)| j.run_at.timestamp_millis() <= now_ms && *locked <= now_ms)
+            .filter(|(j, locked)| j.spec.run_at.timestamp_millis() <= now_ms && *locked <= now_ms)
             .take(limit.max(0) as usize)
             .map(|(j, locked)| {
                 *locked = until;
@@ -112,6 +103,6 @@ impl super::JobQueue for MemoryJobs {
 
     async fn pending_jobs(&self, plugin_config_id: Option<i64>) -> Result<i64> {
         let held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(held.iter().filter(|(j, _)| plugin_config_id.is_none_or(|id| j.plugin_config_id == id)).count() as i64)
+        Ok(held.iter().filter(|(j, _)| plugin_config_id.is_none_or(|id| j.spec.plugin_config_id == id)).count() as i64)
     }
 }

@@ -179,14 +179,9 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
 }
 
-/// A job claimed from the queue.
+/// A job claimed from the queue: its id and what was enqueued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub id: i64,
-    pub team_id: i64,
-    pub plugin_config_id: i64,
-    pub name: String,
-    pub payload: serde_json::Value,
-    pub attempt: i32,
-    pub run_at: DateTime<Utc>,
+    pub spec: NewJob,
 }

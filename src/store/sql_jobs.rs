@@ -62,11 +62,11 @@ macro_rules! impl_sql_jobs {
                         let run_at = DateTime::from_timestamp_millis(run_at_ms).ok_or_else(|| {
                             StoreError::Invalid(format!("job {id}: run_at_ms {run_at_ms} out of range"))
                         })?;
-                        Ok(Job { id, team_id, plugin_config_id, name, payload, attempt, run_at })
+                        Ok(Job { id, spec: NewJob { team_id, plugin_config_id, name, payload, attempt, run_at } })
                     })
                     .collect::<Result<Vec<Job>>>()?;
                 // RETURNING does not keep the sub-select's order.
-                jobs.sort_by_key(|j| (j.run_at, j.id));
+                jobs.sort_by_key(|j| (j.spec.run_at, j.id));
                 Ok(jobs)
             }
 

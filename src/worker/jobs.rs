@@ -71,11 +71,11 @@ impl JobWorker {
         let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(CONCURRENCY as u32)).await;
     }
 
-    async fn handle(&self, job: Job) {
+    async fn handle(&self, Job { id, spec: job }: Job) {
         let Some(p) = self.runner.plugin(job.team_id, job.plugin_config_id).await else {
-            tracing::info!(job = job.id, name = %job.name, config = job.plugin_config_id,
+            tracing::info!(job = id, name = %job.name, config = job.plugin_config_id,
                 "job dropped: its plugin config is disabled or gone");
-            self.finish(job.id).await;
+            self.finish(id).await;
             return;
         };
         let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -86,7 +86,7 @@ impl JobWorker {
                 }
                 if p.vm().has("exportEvents") {
                     // Finished by the buffer once exported.
-                    self.exports.add(p, events, job.id).await;
+                    self.exports.add(p, events, id).await;
                     return;
                 }
             }
@@ -102,7 +102,7 @@ impl JobWorker {
                 }
             }
         }
-        self.finish(job.id).await;
+        self.finish(id).await;
     }
 
     async fn finish(&self, id: i64) {

@@ -51,6 +51,34 @@ pub struct WorkerSettings {
     pub schedule_lock_key: String,
 }
 
+impl WorkerSettings {
+    /// Settings for `phs serve`, with two test-only environment variables
+    /// (not flags, so they stay out of `--help` and the completions):
+    /// `PHS_SCHEDULE_TICK_MS`, the scheduler's "minute" in milliseconds, so
+    /// tests can trigger runEveryMinute without waiting for the clock; and
+    /// `PHS_SCHEDULE_LOCK_KEY`, so tests sharing a Redis do not contend for
+    /// the one schedule lock of a cluster.
+    pub fn for_serve(schedule_lock_ttl: Duration, instance_id: String) -> Result<Self, String> {
+        let tick = match std::env::var("PHS_SCHEDULE_TICK_MS") {
+            Ok(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms >= 10)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| format!("PHS_SCHEDULE_TICK_MS={v}: expected milliseconds, at least 10"))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(WorkerSettings {
+            schedule_lock_ttl,
+            schedule_tick: tick,
+            job_poll: Duration::from_millis(500),
+            instance_id,
+            schedule_lock_key: std::env::var("PHS_SCHEDULE_LOCK_KEY").unwrap_or_else(|_| schedule::LOCK_KEY.into()),
+        })
+    }
+}
+
 /// Starts the job worker and the scheduler; the returned handle finishes
 /// after `stop`, once the export buffers are flushed.
 pub fn start(
