@@ -310,3 +310,51 @@ async fn only_one_scheduler_holds_the_lock() {
     assert!(!schedulers[0].hold_lock().await);
     assert!(!schedulers[2].hold_lock().await);
 }
+
+/// A scenario fixture that runs a task, the jobs it queued, and checks the
+/// captures; a wrong expectation fails with a readable difference.
+#[test]
+fn plugins_test_runs_scenarios_with_jobs_and_reports_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("tests")).unwrap();
+    std::fs::write(p.join("plugin.json"), r#"{"name": "chain"}"#).unwrap();
+    std::fs::write(
+        p.join("index.lua"),
+        r#"jobs = {
+             step = function(payload, meta)
+               posthog.capture("step", {n = payload.n})
+               if payload.n < 3 then meta.jobs.step({n = payload.n + 1}):runIn(1, "hour") end
+             end,
+           }
+           function runEveryHour(meta) meta.jobs.step({n = 1}):runNow() end"#,
+    )
+    .unwrap();
+    let fixture = |captures: serde_json::Value| {
+        json!({
+            "description": "each job queues the next, however far ahead",
+            "run": ["runEveryHour", "jobs"],
+            "expected_captures": captures,
+        })
+        .to_string()
+    };
+    let steps =
+        |ns: &[i64]| json!(ns.iter().map(|n| json!({"event": "step", "properties": {"n": n}})).collect::<Vec<_>>());
+    std::fs::write(p.join("tests/chain.json"), fixture(steps(&[1, 2, 3]))).unwrap();
+    let out = crate::util::phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert!(out.status.success(), "{}{}", crate::util::stdout(&out), crate::util::stderr(&out));
+    assert!(crate::util::stdout(&out).contains("1 of 1 fixtures passed"));
+
+    std::fs::write(p.join("tests/chain.json"), fixture(steps(&[1, 2, 4]))).unwrap();
+    let out = crate::util::phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = crate::util::stdout(&out);
+    assert!(text.contains("~ captures[2].properties.n: expected 4, got 3"), "{text}");
+
+    // A step that does not exist is a usage error naming it.
+    std::fs::write(p.join("tests/chain.json"), json!({"run": ["runEveryWeek"], "expected_captures": []}).to_string())
+        .unwrap();
+    let out = crate::util::phs().args(["plugins", "test"]).arg(p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(crate::util::stderr(&out).contains("unknown step `runEveryWeek`"), "{}", crate::util::stderr(&out));
+}
