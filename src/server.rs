@@ -143,7 +143,7 @@ async fn start_pipeline(
         instance_id,
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store.clone()));
+    let persons = Arc::new(Persons::new(store.clone(), settings.distinct_id_lru_size));
     let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
     let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, Arc::new(events), Arc::new(log.clone()))
         .with_handoff(handoff);

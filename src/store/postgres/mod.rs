@@ -48,6 +48,11 @@ mod dialect {
     /// Rows another instance is claiming are passed over, not waited for.
     pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
+    /// A subquery yielding the strings of a JSON array bound as text.
+    pub fn json_strings(param: &str) -> String {
+        format!("SELECT jsonb_array_elements_text({param}::jsonb)")
+    }
+
     /// A transaction holding an advisory lock named `key` until it ends, so
     /// find-or-create steps do not race between instances.
     pub async fn begin_exclusive(pool: &PgPool, key: &str) -> Result<Transaction<'static, Postgres>> {

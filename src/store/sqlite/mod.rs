@@ -57,6 +57,11 @@ mod dialect {
     /// Not needed: SQLite's single writer makes a claiming UPDATE atomic.
     pub const SKIP_LOCKED: &str = "";
 
+    /// A subquery yielding the strings of a JSON array bound as text.
+    pub fn json_strings(param: &str) -> String {
+        format!("SELECT value FROM json_each({param})")
+    }
+
     /// BEGIN IMMEDIATE takes the database's write lock up front, which is
     /// what serialises find-or-create steps here (the key is not needed).
     pub async fn begin_exclusive(pool: &SqlitePool, _key: &str) -> Result<Transaction<'static, Sqlite>> {
