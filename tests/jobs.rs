@@ -358,3 +358,79 @@ fn plugins_test_runs_scenarios_with_jobs_and_reports_differences() {
     assert_eq!(out.status.code(), Some(2));
     assert!(crate::util::stderr(&out).contains("unknown step `runEveryWeek`"), "{}", crate::util::stderr(&out));
 }
+
+/// The scheduler sets up plugins with tasks eagerly, and skips a (task,
+/// config) pair whose previous run is still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_sets_up_eagerly_and_skips_a_task_still_running() {
+    use phs::cache::Cache;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let team = store.create_team(NewTeam { name: "s".into(), anonymize_ips: false, api_token: None }).await.unwrap();
+    let plugin_dir = dir.path().join("slow");
+    std::fs::create_dir_all(&plugin_dir).unwrap();
+    std::fs::write(plugin_dir.join("plugin.json"), r#"{"name": "slow"}"#).unwrap();
+    std::fs::write(
+        plugin_dir.join("index.lua"),
+        r#"function setupPlugin(meta) meta.cache:incr("setups") end
+           function runEveryMinute(meta)
+             meta.cache:incr("runs")
+             local start = os.clock()
+             while os.clock() - start < 0.6 do end
+             meta.cache:incr("done")
+           end"#,
+    )
+    .unwrap();
+    let plugin = phs::plugins::registry::install(store.as_ref(), &plugin_dir).await.unwrap();
+    phs::plugins::registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let cache: Arc<dyn Cache> = Arc::new(phs::cache::memory::MemoryCache::default());
+    let runner = phs::pipeline::plugins::PluginRunner::new(
+        store.clone(),
+        cache.clone(),
+        None,
+        Limits::default(),
+        Default::default(),
+        uuid::Uuid::now_v7(),
+    );
+    let settings = phs::worker::WorkerSettings {
+        schedule_lock_ttl: Duration::from_secs(60),
+        schedule_tick: None,
+        job_poll: Duration::from_secs(1),
+        instance_id: "only".into(),
+        schedule_lock_key: "lock".into(),
+    };
+    let scheduler = phs::worker::schedule::Scheduler::new(runner, cache.clone(), &settings);
+    let key = |k: &str| format!("@plugin/{}/{}/{k}", plugin.id, team.id);
+
+    // No event has arrived and no minute has passed: setupPlugin ran anyway.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(scheduler.clone().run(stop.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while cache.get(&key("setups")).await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "setupPlugin did not run eagerly");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+
+    let wait_for = |k: &'static str, n: &'static str| {
+        let (cache, k) = (cache.clone(), key(k));
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while cache.get(&k).await.unwrap().as_deref() != Some(n) {
+                assert!(std::time::Instant::now() < deadline, "{k} did not reach {n}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    scheduler.fire("runEveryMinute").await;
+    wait_for("runs", "1").await;
+    scheduler.fire("runEveryMinute").await; // still running: skipped
+    wait_for("done", "1").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cache.get(&key("runs")).await.unwrap().as_deref(), Some("1"), "the second firing was not skipped");
+    scheduler.fire("runEveryMinute").await; // the first run is over: runs again
+    wait_for("done", "2").await;
+    assert_eq!(cache.get(&key("runs")).await.unwrap().as_deref(), Some("2"));
+    assert_eq!(cache.get(&key("setups")).await.unwrap().as_deref(), Some("1"), "setupPlugin ran more than once");
+}
