@@ -1,6 +1,6 @@
 //! `phs serve`: opens the stores, brings the embedded schema up to date,
-//! and runs the admin listener until shutdown. The ingestion pipeline,
-//! plugin schedules and jobs attach here as they are built.
+//! and runs the admin listener until shutdown, with the ingestion pipeline
+//! and the async side (job worker, scheduler) as PLUGIN_SERVER_MODE says.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -153,6 +153,10 @@ async fn start_pipeline(
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
                 .map_err(ServeError::Pipeline)?;
         tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
+    }
+    if settings.plugin_server_mode == Some(ServerMode::Async) {
+        tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
+        return Ok(tasks);
     }
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 

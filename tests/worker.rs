@@ -128,7 +128,7 @@ async fn on_event_sees_every_written_event_after_processing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_written_by_an_ingestion_only_instance_reach_on_event_later() {
+async fn events_written_by_an_ingestion_only_instance_reach_on_event_on_an_async_one() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
@@ -145,8 +145,8 @@ async fn events_written_by_an_ingestion_only_instance_reach_on_event_later() {
     ingest_only.child.wait().unwrap();
     assert!(collector.requests().is_empty(), "an ingestion-only instance ran onEvent");
 
-    // The next instance runs onEvent for them: nothing is lost in between.
-    let mut server = start(&env);
+    // An async-only instance runs onEvent for them: nothing is lost in between.
+    let mut server = start(&[env[0].clone(), env[1].clone(), ("PLUGIN_SERVER_MODE", "async".into())]);
     wait_healthy(&mut server);
     let seen = collector.wait(30, "onEvent saw the 2 queued events", |s| s.len() >= 2).await;
     let mut names: Vec<&str> = seen.iter().map(|(_, b)| b["event"].as_str().unwrap()).collect();
