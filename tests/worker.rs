@@ -290,3 +290,65 @@ async fn tasks_and_jobs_run_on_postgres_and_redis() {
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     tokio::task::spawn_blocking(move || tasks_and_jobs_run(env)).await.unwrap();
 }
+
+fn exporter(d: &std::path::Path, token: &str, url: &str, bytes: &str, seconds: &str) {
+    cli(d, &["plugins", "install", "lua-plugins/webhook-exporter"]);
+    let set = |kv: String| ["--set".to_string(), kv];
+    let mut args: Vec<String> = ["plugins", "config", "Webhook Exporter", "--team", token].map(String::from).to_vec();
+    args.extend(set(format!("url={url}/hook")));
+    args.extend(set(format!("exportEventsBufferBytes={bytes}")));
+    args.extend(set(format!("exportEventsBufferSeconds={seconds}")));
+    cli(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    cli(d, &["plugins", "enable", "Webhook Exporter", "--team", token]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_buffers_flush_when_full_and_on_shutdown() {
+    let env = |d: &std::path::Path| {
+        vec![("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".to_string())]
+    };
+    // A 1-byte buffer is full with its first event: each batch goes out at once, not after 600 s.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (collector, url) = Collector::start(vec![]).await;
+    let token = cli(&d, &["teams", "create", "full"]).trim().to_string();
+    exporter(&d, &token, &url, "1", "600");
+    let mut server = start(&env(&d));
+    wait_healthy(&mut server);
+    send(&server.capture, &token, &["a1", "a2", "a3"]).await;
+    collector.wait(20, "the full buffer was exported", |s| !s.is_empty()).await;
+    send(&server.capture, &token, &["b1"]).await;
+    let seen = collector.wait(20, "the second batch was exported", |s| s.len() >= 2).await;
+    let names = |b: &Value| -> Vec<String> {
+        b["batch"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(names(&seen[0].1), ["a1", "a2", "a3"]);
+    assert_eq!(names(&seen[1].1), ["b1"]);
+    drop(server);
+
+    // A buffer that is neither full nor old is exported when the server stops.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let (collector, url) = Collector::start(vec![]).await;
+    let token = cli(&d, &["teams", "create", "patient"]).trim().to_string();
+    exporter(&d, &token, &url, "104857600", "600");
+    let mut server = start(&env(&d));
+    wait_healthy(&mut server);
+    send(&server.capture, &token, &["c1", "c2"]).await;
+    wait_for_events(&d, 2);
+    tokio::time::sleep(Duration::from_secs(2)).await; // the job worker claims the batch into the buffer
+    assert!(collector.requests().is_empty(), "exported before it was full or old");
+    let ok = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = server.child.wait().unwrap();
+        drop(server);
+        s
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status}");
+    let seen = collector.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(names(&seen[0].1), ["c1", "c2"]);
+}
