@@ -269,6 +269,34 @@ fn run_in_units() {
     assert!(run_in(f64::NAN, "seconds").is_err());
 }
 
+/// A scheduler over its own plugin runner: `plugin_cache` is what plugins
+/// see, `lock_cache` holds the schedule lock.
+fn scheduler(
+    store: &Arc<dyn Store>,
+    plugin_cache: Arc<dyn phs::cache::Cache>,
+    lock_cache: Arc<dyn phs::cache::Cache>,
+    instance_id: String,
+    key: &str,
+    ttl: Duration,
+) -> Arc<phs::worker::schedule::Scheduler> {
+    let runner = phs::pipeline::plugins::PluginRunner::new(
+        store.clone(),
+        plugin_cache,
+        None,
+        Limits::default(),
+        Default::default(),
+        uuid::Uuid::now_v7(),
+    );
+    let settings = phs::worker::WorkerSettings {
+        schedule_lock_ttl: ttl,
+        schedule_tick: None,
+        job_poll: Duration::from_secs(1),
+        instance_id,
+        schedule_lock_key: key.into(),
+    };
+    phs::worker::schedule::Scheduler::new(runner, lock_cache, &settings)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_one_scheduler_holds_the_lock() {
     let url = url::Url::parse(&crate::util::redis_url()).unwrap();
@@ -277,24 +305,10 @@ async fn only_one_scheduler_holds_the_lock() {
     let key = crate::util::unique("phs_test_schedule_lock");
     let mut schedulers = Vec::new();
     for i in 0..3 {
-        let runner = phs::pipeline::plugins::PluginRunner::new(
-            store.clone(),
-            Arc::new(phs::cache::memory::MemoryCache::default()),
-            None,
-            Limits::default(),
-            Default::default(),
-            uuid::Uuid::now_v7(),
-        );
-        let settings = phs::worker::WorkerSettings {
-            schedule_lock_ttl: Duration::from_millis(500),
-            schedule_tick: None,
-            job_poll: Duration::from_secs(1),
-            instance_id: format!("instance{i}"),
-            schedule_lock_key: key.clone(),
-        };
         // Each instance has its own connection to the one Redis.
         let cache = phs::cache::connect(Some(&url)).await.unwrap();
-        schedulers.push(phs::worker::schedule::Scheduler::new(runner, cache, &settings));
+        let memory = Arc::new(phs::cache::memory::MemoryCache::default());
+        schedulers.push(scheduler(&store, memory, cache, format!("instance{i}"), &key, Duration::from_millis(500)));
     }
     let mut held = Vec::new();
     for s in &schedulers {
@@ -384,22 +398,7 @@ async fn scheduler_sets_up_eagerly_and_skips_a_task_still_running() {
     let plugin = phs::plugins::registry::install(store.as_ref(), &plugin_dir).await.unwrap();
     phs::plugins::registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
     let cache: Arc<dyn Cache> = Arc::new(phs::cache::memory::MemoryCache::default());
-    let runner = phs::pipeline::plugins::PluginRunner::new(
-        store.clone(),
-        cache.clone(),
-        None,
-        Limits::default(),
-        Default::default(),
-        uuid::Uuid::now_v7(),
-    );
-    let settings = phs::worker::WorkerSettings {
-        schedule_lock_ttl: Duration::from_secs(60),
-        schedule_tick: None,
-        job_poll: Duration::from_secs(1),
-        instance_id: "only".into(),
-        schedule_lock_key: "lock".into(),
-    };
-    let scheduler = phs::worker::schedule::Scheduler::new(runner, cache.clone(), &settings);
+    let scheduler = scheduler(&store, cache.clone(), cache.clone(), "only".into(), "lock", Duration::from_secs(60));
     let key = |k: &str| format!("@plugin/{}/{}/{k}", plugin.id, team.id);
 
     // No event has arrived and no minute has passed: setupPlugin ran anyway.

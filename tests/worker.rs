@@ -302,19 +302,23 @@ fn exporter(d: &std::path::Path, token: &str, url: &str, bytes: &str, seconds: &
     cli(d, &["plugins", "enable", "Webhook Exporter", "--team", token]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_buffers_flush_when_full_and_on_shutdown() {
-    let env = |d: &std::path::Path| {
-        vec![("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".to_string())]
-    };
-    // A 1-byte buffer is full with its first event: each batch goes out at once, not after 600 s.
+/// A server whose one team exports to a new collector with these buffer settings.
+async fn exporting_server(bytes: &str, seconds: &str) -> (tempfile::TempDir, Collector, crate::serve::Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let (collector, url) = Collector::start(vec![]).await;
-    let token = cli(&d, &["teams", "create", "full"]).trim().to_string();
-    exporter(&d, &token, &url, "1", "600");
-    let mut server = start(&env(&d));
+    let token = cli(&d, &["teams", "create", "exports"]).trim().to_string();
+    exporter(&d, &token, &url, bytes, seconds);
+    let mut server =
+        start(&[("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".to_string())]);
     wait_healthy(&mut server);
+    (dir, collector, server, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_buffers_flush_when_full_and_on_shutdown() {
+    // A 1-byte buffer is full with its first event: each batch goes out at once, not after 600 s.
+    let (_dir, collector, server, token) = exporting_server("1", "600").await;
     send(&server.capture, &token, &["a1", "a2", "a3"]).await;
     collector.wait(20, "the full buffer was exported", |s| !s.is_empty()).await;
     send(&server.capture, &token, &["b1"]).await;
@@ -327,23 +331,16 @@ async fn export_buffers_flush_when_full_and_on_shutdown() {
     drop(server);
 
     // A buffer that is neither full nor old is exported when the server stops.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let (collector, url) = Collector::start(vec![]).await;
-    let token = cli(&d, &["teams", "create", "patient"]).trim().to_string();
-    exporter(&d, &token, &url, "104857600", "600");
-    let mut server = start(&env(&d));
-    wait_healthy(&mut server);
+    let (dir, collector, server, token) = exporting_server("104857600", "600").await;
     send(&server.capture, &token, &["c1", "c2"]).await;
-    wait_for_events(&d, 2);
+    wait_for_events(dir.path(), 2);
     tokio::time::sleep(Duration::from_secs(2)).await; // the job worker claims the batch into the buffer
     assert!(collector.requests().is_empty(), "exported before it was full or old");
     let ok = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
     assert!(ok.success());
     let status = tokio::task::spawn_blocking(move || {
-        let s = server.child.wait().unwrap();
-        drop(server);
-        s
+        let mut server = server;
+        server.child.wait().unwrap()
     })
     .await
     .unwrap();
