@@ -3,8 +3,10 @@
 //!
 //! A batch is read from the source, each message goes through the stages,
 //! the surviving rows (events, and the person, distinct id and group rows
-//! their persons step changed) are written to the sink, messages that cannot
-//! be ingested go to the dead-letter queue, and only then is the batch's last
+//! their persons step changed) are written to the sink, the written events
+//! are queued for onEvent/exportEvents ([`crate::worker::handoff`]),
+//! messages that cannot be ingested go to the dead-letter queue, and only
+//! then is the batch's last
 //! offset committed: at-least-once, never at-most-once. A failed write is
 //! retried with backoff before anything is committed, so a sink outage
 //! pauses consumption instead of losing events.
