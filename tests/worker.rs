@@ -65,6 +65,7 @@ fn write_plugin(dir: &std::path::Path, name: &str, config: Value, code: &str) ->
 
 const ON_EVENT: &str = r#"
 function onEvent(event, meta)
+  if event.event == "bad" then error("cannot handle " .. event.event) end
   if event.event == "flaky" and not meta.global.failed_once then
     meta.global.failed_once = true
     error(RetryError("not yet"))
@@ -125,6 +126,34 @@ async fn on_event_sees_every_written_event_after_processing() {
     for e in &stored {
         assert_eq!(e["properties"]["$plugins_deferred"], json!(["watcher (2)"]), "{e}");
     }
+
+    // Other errors are not retried: they are logged and stored on the plugin config.
+    send(&server.capture, &token, &["bad"]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+        let error =
+            list["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "watcher").unwrap()["error"].clone();
+        if let Some(message) = error["message"].as_str() {
+            assert!(message.contains("onEvent failed") && message.contains("cannot handle bad"), "{message}");
+            assert_eq!(error["event"]["event"], "bad", "the error keeps the event: {error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the onEvent error was not stored: {list}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(collector.requests().len(), 3, "the failing event reached the endpoint");
+    // Log entries are written in batches: wait for the error's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let logs = cli(&d, &["plugins", "logs", "2"]);
+        if logs.contains("cannot handle bad") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(logs.contains("cannot handle bad"), "{logs}");
+    assert!(logs.contains("onEvent asked to retry (not yet); attempt 2 of 3 in 3 s"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
