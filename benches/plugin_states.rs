@@ -37,6 +37,7 @@ fn main() {
             config: config.clone(),
             cache: cache.clone(),
             storage: storage.clone(),
+            jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
             logs: logs.clone(),
             capture: None,
             fetch: Default::default(),

@@ -39,6 +39,7 @@ fn process_event(c: &mut Criterion) {
         config: source.manifest.validate_config(&Default::default()).unwrap(),
         cache: Arc::new(phs::cache::memory::MemoryCache::default()),
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
         logs: Arc::new(MemoryLog::default()),
         capture: None,
         fetch: Default::default(),

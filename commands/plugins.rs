@@ -32,7 +32,9 @@ pub enum Action {
     },
     /// Run a plugin's fixtures, or the given events, through setupPlugin and processEvent.
     ///
-    /// Needs no service. Exit 0 when all passed, 1 when a fixture failed or a
+    /// Scenario fixtures (with `run`, `http`, `expected_requests` or
+    /// `expected_captures`) also run onEvent, exportEvents, runEvery* tasks
+    /// and jobs, against a local HTTP responder. Needs no service. Exit 0 when all passed, 1 when a fixture failed or a
     /// call failed or hit a limit, 2 on a usage error or an invalid plugin.
     Test {
         dir: PathBuf,

@@ -5,6 +5,7 @@
 //!                     ├─> source (Kafka | local log) -> normalize -> team -> plugins
 //!   Kafka topic ──────┘        -> persons -> prepare -> sinks (ClickHouse | SQLite, Kafka topics)
 //!                                                          └─> commit offsets
+//!   written events -> job queue -> onEvent / exportEvents;  jobs, runEvery* (worker)
 //! ```
 //!
 //! Modules are declared in the order data meets them. What exists today:
@@ -24,6 +25,8 @@ pub mod store;
 pub mod plugins;
 
 pub mod pipeline;
+/// After the pipeline: onEvent, exportEvents, jobs and scheduled tasks.
+pub mod worker;
 
 pub mod migrate;
 

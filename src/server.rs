@@ -1,16 +1,17 @@
 //! `phs serve`: opens the stores, brings the embedded schema up to date,
 //! starts ingestion (capture endpoint and pipeline, on Kafka/ClickHouse or
-//! embedded as configured) and runs the admin listener until shutdown.
-//! Plugin schedules and jobs attach here as they are built.
+//! embedded as configured) and the async side (job worker, scheduler) as
+//! PLUGIN_SERVER_MODE says, and runs the admin listener until shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
-use crate::config::ServeSettings;
+use crate::config::{ServeSettings, ServerMode};
 use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
@@ -29,6 +30,7 @@ use crate::pipeline::source::{Producer, Source};
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::fetch::FetchPolicy;
+use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
 use tokio_util::sync::CancellationToken;
 
@@ -96,7 +98,7 @@ pub async fn run(
             stop.cancel();
         }
     });
-    let pipeline = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone()).await?;
+    let tasks = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone()).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
@@ -112,24 +114,26 @@ pub async fn run(
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .await
         .map_err(ServeError::Admin)?;
-    if let Some(handle) = pipeline {
+    for handle in tasks {
         let _ = handle.await;
     }
     tracing::info!("phs stopped");
     Ok(())
 }
 
-/// Starts ingestion: the capture endpoint and the pipeline task. Each part
-/// follows its setting: the Kafka topic (source, capture's producer, DLQ
-/// topic) with KAFKA_HOSTS, else the local log; ClickHouse with
-/// CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse Kafka topics
-/// when PHS_KAFKA_CLICKHOUSE_TOPICS is on. Any mix works.
+/// Starts ingestion (the capture endpoint and the pipeline task) and, unless
+/// PLUGIN_SERVER_MODE is `ingestion`, the async side (job worker, scheduler).
+/// Each ingestion part follows its setting: the Kafka topic (source,
+/// capture's producer, DLQ topic) with KAFKA_HOSTS, else the local log;
+/// ClickHouse with CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse
+/// Kafka topics when PHS_KAFKA_CLICKHOUSE_TOPICS is on. Any mix works.
+/// Returns the tasks to wait for on shutdown.
 async fn start_pipeline(
     settings: &ServeSettings,
     store: Arc<dyn store::Store>,
     cache: Arc<dyn cache::Cache>,
     stop: CancellationToken,
-) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let s = &settings.store;
     let fail = |e: &dyn std::fmt::Display| ServeError::Pipeline(e.to_string());
     let kafka = match s.kafka.kafka_hosts {
@@ -147,29 +151,46 @@ async fn start_pipeline(
         }
         (None, true) => return Err(fail(&"PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS")),
     };
-    let (producer, dlq, source): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>, Box<dyn Source>) = match kafka {
-        Some(producer) => (
-            Arc::new(producer.clone()),
-            Arc::new(DlqTopic::new(producer, &s.kafka.kafka_consumption_topic)),
-            Box::new(KafkaSource::new(&s.kafka).map_err(|e| fail(&e))?),
-        ),
-        None => {
-            let log = LocalLog::open(&s.data_dir).await.map_err(|e| fail(&e))?;
-            let source = log.consumer("phs-ingestion").await.map_err(|e| fail(&e))?;
-            (Arc::new(log.clone()), Arc::new(log), Box::new(source))
-        }
+    let log = match kafka {
+        Some(_) => None,
+        None => Some(LocalLog::open(&s.data_dir).await.map_err(|e| fail(&e))?),
     };
+    let (producer, dlq): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>) = match (&kafka, &log) {
+        (Some(producer), _) => {
+            (Arc::new(producer.clone()), Arc::new(DlqTopic::new(producer.clone(), &s.kafka.kafka_consumption_topic)))
+        }
+        (None, Some(log)) => (Arc::new(log.clone()), Arc::new(log.clone())),
+        (None, None) => unreachable!("the local log is opened whenever Kafka is not configured"),
+    };
+    let instance_id = uuid::Uuid::now_v7();
     let runner = PluginRunner::new(
         store.clone(),
-        cache,
+        cache.clone(),
         Some(producer.clone()),
         Limits::default(),
         FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
-        uuid::Uuid::now_v7(),
+        instance_id,
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store, settings.distinct_id_lru_size));
-    let pipeline = Pipeline::new(teams.clone(), runner, persons, events, dlq);
+    let persons = Arc::new(Persons::new(store.clone(), settings.distinct_id_lru_size));
+    let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
+    let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, events, dlq).with_handoff(handoff);
+    let mut tasks = Vec::new();
+    if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
+        let worker =
+            WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
+                .map_err(ServeError::Pipeline)?;
+        tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
+    }
+    if settings.plugin_server_mode == Some(ServerMode::Async) {
+        tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
+        return Ok(tasks);
+    }
+    // Joined only here, so an async-only instance never takes partitions from the group.
+    let source: Box<dyn Source> = match log {
+        Some(log) => Box::new(log.consumer("phs-ingestion").await.map_err(|e| fail(&e))?),
+        None => Box::new(KafkaSource::new(&s.kafka).map_err(|e| fail(&e))?),
+    };
 
     let capture = capture::router(CaptureState { producer, teams });
     let listener = TcpListener::bind(settings.capture_addr)
@@ -183,5 +204,6 @@ async fn start_pipeline(
             tracing::error!(%err, "capture endpoint failed");
         }
     });
-    Ok(Some(tokio::spawn(async move { pipeline.run(source, stop).await })))
+    tasks.push(tokio::spawn(async move { pipeline.run(source, stop).await }));
+    Ok(tasks)
 }

@@ -43,9 +43,56 @@ async fn cache_behaves(cache: Arc<dyn Cache>) {
     assert_eq!(cache.get(&later).await.unwrap(), None);
 }
 
+/// The scheduler's lock: one owner at a time, extended by its owner,
+/// released only by its owner, and free again once its ttl passes.
+async fn locks_behave(cache: Arc<dyn Cache>) {
+    let key = unique("phs_test_lock");
+    let ttl = Duration::from_millis(300);
+    assert!(cache.lock(&key, "a", ttl).await.unwrap());
+    assert!(!cache.lock(&key, "b", ttl).await.unwrap(), "a second owner took a held lock");
+    assert!(cache.lock(&key, "a", ttl).await.unwrap(), "the owner could not extend its lock");
+    assert!(!cache.unlock(&key, "b").await.unwrap(), "a stranger released the lock");
+    assert!(cache.unlock(&key, "a").await.unwrap());
+    assert!(cache.lock(&key, "b", ttl).await.unwrap(), "a released lock was not free");
+
+    // Expiry hands the lock over; extending keeps it.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(cache.lock(&key, "b", ttl).await.unwrap());
+    }
+    assert!(!cache.lock(&key, "a", ttl).await.unwrap(), "an extended lock expired");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(cache.lock(&key, "a", ttl).await.unwrap(), "an expired lock was not free");
+
+    // Many contenders at once: exactly one wins.
+    let key = unique("phs_test_lock_race");
+    let mut handles = Vec::new();
+    for i in 0..16 {
+        let (c, k) = (cache.clone(), key.clone());
+        handles
+            .push(tokio::spawn(async move { c.lock(&k, &format!("owner{i}"), Duration::from_secs(5)).await.unwrap() }));
+    }
+    let mut winners = 0;
+    for h in handles {
+        winners += h.await.unwrap() as usize;
+    }
+    assert_eq!(winners, 1);
+}
+
 #[tokio::test]
 async fn memory_cache() {
     cache_behaves(phs::cache::connect(None).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_locks() {
+    locks_behave(phs::cache::connect(None).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_locks() {
+    let url = url::Url::parse(&redis_url()).unwrap();
+    locks_behave(phs::cache::connect(Some(&url)).await.unwrap()).await;
 }
 
 #[tokio::test]

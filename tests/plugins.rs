@@ -26,6 +26,7 @@ fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
         config: Default::default(),
         cache,
         storage: Arc::new(phs::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
         logs,
         capture: None,
         fetch: Default::default(),
@@ -41,7 +42,12 @@ fn vm(code: &str) -> PluginVm {
 }
 
 fn limits() -> Limits {
-    Limits { memory: 16 * 1024 * 1024, process_event: Duration::from_millis(200), task: Duration::from_secs(2) }
+    Limits {
+        memory: 16 * 1024 * 1024,
+        process_event: Duration::from_millis(200),
+        on_event: Duration::from_millis(500),
+        task: Duration::from_secs(2),
+    }
 }
 
 fn event() -> serde_json::Value {
@@ -52,13 +58,13 @@ async fn outcome(code: &str) -> Result<ProcessOutcome, CallError> {
     vm(&format!("function processEvent(event, meta)\n{code}\nreturn event\nend")).process_event(&event()).await
 }
 
-/// A hostile plugin: what it is, its code, and the error it must end in.
-type HostileCase = (&'static str, &'static str, fn(&CallError) -> bool);
+/// Tells whether a call failed the expected way.
+type ErrorCheck = fn(&CallError) -> bool;
 
 #[tokio::test]
 async fn hostile_plugins_are_contained() {
     let well_behaved = vm("function processEvent(e) e.properties.ok = true return e end");
-    let cases: &[HostileCase] = &[
+    let cases: &[(&str, &str, ErrorCheck)] = &[
         ("infinite loop", "while true do end", |e| matches!(e, CallError::TimeLimit(_))),
         ("loop hidden in pcall", "while true do pcall(function() while true do end end) end", |e| {
             matches!(e, CallError::TimeLimit(_))

@@ -264,6 +264,7 @@ async fn lua_storage_behaves(store: Arc<dyn Store>) {
         config: Default::default(),
         cache: Arc::new(phs::cache::memory::MemoryCache::default()),
         storage,
+        jobs: store.clone(),
         logs: Arc::new(phs::plugins::logs::MemoryLog::default()),
         capture: None,
         fetch: Default::default(),

@@ -81,4 +81,21 @@ impl Cache for MemoryCache {
     async fn del(&self, key: &str) -> Result<bool> {
         Ok(self.with_entry(key, |m| m.remove(key).is_some()))
     }
+
+    async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.with_entry(key, |m| match m.get_mut(key) {
+            Some(e) if e.value != owner => false,
+            _ => {
+                m.insert(key.to_string(), Entry { value: owner.to_string(), expires_at: Some(Instant::now() + ttl) });
+                true
+            }
+        }))
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool> {
+        Ok(self.with_entry(key, |m| match m.get(key) {
+            Some(e) if e.value == owner => m.remove(key).is_some(),
+            _ => false,
+        }))
+    }
 }

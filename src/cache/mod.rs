@@ -41,6 +41,13 @@ pub trait Cache: Send + Sync {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
     /// Deletes a key; false when it did not exist.
     async fn del(&self, key: &str) -> Result<bool>;
+    /// Takes the lock `key` for `owner`, or extends it when `owner` already
+    /// holds it, for `ttl`; true when `owner` holds it afterwards. Atomic, so
+    /// of several instances asking at once exactly one gets it (the
+    /// original's redlock on one Redis).
+    async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool>;
+    /// Releases the lock if `owner` holds it; true when it did.
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool>;
 }
 
 /// Redis when REDIS_URL is set, otherwise a cache local to this process.

@@ -91,4 +91,27 @@ impl Cache for RedisCache {
         let n: i64 = c.del(key).await.map_err(|e| self.err(e))?;
         Ok(n > 0)
     }
+
+    async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        // Extend when ours, else take when free: one script, so it is atomic.
+        let script = redis::Script::new(
+            r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+              if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+              return 0",
+        );
+        let mut c = self.conn.clone();
+        let got: i64 =
+            script.key(key).arg(owner).arg(millis(ttl)).invoke_async(&mut c).await.map_err(|e| self.err(e))?;
+        Ok(got == 1)
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool> {
+        let script = redis::Script::new(
+            r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+              return 0",
+        );
+        let mut c = self.conn.clone();
+        let n: i64 = script.key(key).arg(owner).invoke_async(&mut c).await.map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
 }

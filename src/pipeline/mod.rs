@@ -3,11 +3,13 @@
 //!
 //! A batch is read from the source, each message goes through the stages,
 //! the surviving rows (events, and the person, distinct id and group rows
-//! their persons step changed) are written to the sink, messages that cannot
-//! be ingested go to the dead-letter queue, and only then is the highest
-//! offset of every partition in the batch committed: at-least-once, never
-//! at-most-once. A failed write is retried with backoff before anything is
-//! committed, so a sink outage pauses consumption instead of losing events.
+//! their persons step changed) are written to the sink, the written events
+//! are queued for onEvent/exportEvents ([`crate::worker::handoff`]),
+//! messages that cannot be ingested go to the dead-letter queue, and only
+//! then is the highest offset of every partition in the batch committed:
+//! at-least-once, never at-most-once. A failed write is retried with backoff
+//! before anything is committed, so a sink outage pauses consumption instead
+//! of losing events.
 //!
 //! Within a batch, events of one (team, distinct_id) are processed in order
 //! and different keys concurrently. The same loop runs embedded (local log ->
@@ -55,6 +57,8 @@ pub struct Pipeline {
     pub persons: Arc<persons::Persons>,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
+    /// Hands written events to onEvent/exportEvents (the async side), if any.
+    pub handoff: Option<Arc<crate::worker::EventHandoff>>,
 }
 
 impl Pipeline {
@@ -65,7 +69,14 @@ impl Pipeline {
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, persons, sink, dlq }
+        Pipeline { teams, plugins, persons, sink, dlq, handoff: None }
+    }
+
+    /// After each batch is written and before it is committed, its events are
+    /// queued durably for onEvent/exportEvents: at-least-once delivery to them.
+    pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
     }
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
@@ -94,11 +105,19 @@ impl Pipeline {
             // A Kafka batch spans partitions: each one's highest offset is committed.
             let positions = source::positions(&messages);
             let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
+                && self.retry(&stop, "queue events for onEvent/exportEvents", || self.hand_off(&batch)).await.is_some()
                 && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
                 && self.retry(&stop, "commit", || source.commit(&positions)).await.is_some();
             if !done {
                 break;
             }
+        }
+    }
+
+    async fn hand_off(&self, batch: &SinkBatch) -> Result<(), crate::store::StoreError> {
+        match &self.handoff {
+            Some(h) => h.enqueue(&batch.events).await,
+            None => Ok(()),
         }
     }
 

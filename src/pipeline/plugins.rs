@@ -37,12 +37,26 @@ pub enum Outcome {
     Dropped { by: String },
 }
 
-struct Loaded {
+/// One loaded plugin config: its state, and whether setupPlugin ran.
+pub struct Loaded {
     config: PluginConfig,
     plugin_updated: chrono::DateTime<chrono::Utc>,
     label: String,
     vm: PluginVm,
     setup: Mutex<SetupState>,
+}
+
+impl Loaded {
+    pub fn vm(&self) -> &PluginVm {
+        &self.vm
+    }
+    pub fn config(&self) -> &PluginConfig {
+        &self.config
+    }
+    /// "name (config id)", as in `$plugins_succeeded`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
 }
 
 #[derive(Default)]
@@ -150,7 +164,7 @@ impl PluginRunner {
     }
 
     /// Runs setupPlugin once; after repeated failures the config is disabled.
-    async fn ensure_setup(&self, p: &Loaded) -> bool {
+    pub async fn ensure_setup(&self, p: &Loaded) -> bool {
         let mut state = p.setup.lock().await;
         if state.done {
             return true;
@@ -187,20 +201,44 @@ impl PluginRunner {
         }
     }
 
-    async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
+    pub async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
         if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
         }
     }
 
-    fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
+    pub fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
         let entry = LogEntry::new(source, level, message);
         let _ = self.logs.send(to_row(&p.config, self.instance_id, entry));
     }
 
+    /// Every enabled config of every team, loaded (the async side sets up
+    /// plugins with tasks or jobs eagerly, and schedules their tasks).
+    pub async fn all_plugins(&self) -> Vec<Arc<Loaded>> {
+        let configs = match self.store.list_plugin_configs(None).await {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!(%err, "could not list plugin configs");
+                return Vec::new();
+            }
+        };
+        let mut teams: Vec<i64> = configs.iter().filter(|c| c.enabled).map(|c| c.team_id).collect();
+        teams.dedup();
+        let mut out = Vec::new();
+        for team in teams {
+            out.extend(self.team_plugins(team).await);
+        }
+        out
+    }
+
+    /// The loaded state of one enabled config of a team, if it is enabled.
+    pub async fn plugin(&self, team_id: i64, config_id: i64) -> Option<Arc<Loaded>> {
+        self.team_plugins(team_id).await.into_iter().find(|l| l.config.id == config_id)
+    }
+
     /// The team's enabled configs in order, loading and rebuilding states as needed.
-    async fn team_plugins(&self, team_id: i64) -> Vec<Arc<Loaded>> {
+    pub async fn team_plugins(&self, team_id: i64) -> Vec<Arc<Loaded>> {
         let mut teams = self.teams.lock().await;
         if let Some(t) = teams.get(&team_id).filter(|t| t.read_at.elapsed() < REFRESH) {
             return t.loaded.clone();
@@ -275,6 +313,7 @@ impl PluginRunner {
             config: source.manifest.validate_config(&raw)?,
             cache: self.cache.clone(),
             storage: self.store.clone(),
+            jobs: self.store.clone(),
             logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
             capture: match (&self.producer, self.store.team_by_id(config.team_id).await?) {
                 (Some(producer), Some(team)) => Some(Capture {

@@ -30,6 +30,8 @@ pub struct Context {
     pub config: serde_json::Map<String, serde_json::Value>,
     pub cache: Arc<dyn Cache>,
     pub storage: Arc<dyn PluginStorage>,
+    /// Where `meta.jobs` enqueues (the database's job queue, or memory in `phs plugins test`).
+    pub jobs: Arc<dyn crate::store::JobQueue>,
     pub logs: Arc<dyn LogSink>,
     /// Where `posthog.capture` sends new events (the team's ingestion), if anywhere.
     pub capture: Option<Capture>,
@@ -108,6 +110,8 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
     posthog.raw_set("capture", capture_fn(lua, ctx, &deadline)?)?;
     g.raw_set("posthog", posthog)?;
 
+    super::retry::install(lua)?;
+    super::clock::install(lua)?;
     install_require(lua, source)
 }
 
@@ -335,7 +339,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
 /// An async host function callable as `t.f(...)` or `t:f(...)` (a leading
 /// table argument is dropped), whose waiting does not count against the
 /// plugin's CPU deadline.
-fn method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, f: F) -> mlua::Result<mlua::Function>
+pub(super) fn method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, f: F) -> mlua::Result<mlua::Function>
 where
     A: mlua::FromLuaMulti + 'static,
     F: Fn(Lua, A) -> Fut + Send + Sync + 'static,

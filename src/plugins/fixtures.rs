@@ -8,7 +8,9 @@
 //! `"expected_error": "text the error contains"` instead of `expected`.
 //! A sequence fixture gives `"events": [...]` and `"expected": [...]`
 //! instead: the events go through one state in order, so `meta.global`,
-//! the cache and storage carry over from one to the next.
+//! the cache and storage carry over from one to the next. Fixtures for the
+//! async hooks (onEvent, exportEvents, tasks, jobs) are scenarios, run by
+//! [`super::scenario`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,15 @@ pub struct Fixture {
     pub expected: Option<Value>,
     #[serde(default)]
     pub expected_error: Option<String>,
+    /// Scenario keys for the async hooks; see [`super::scenario`].
+    #[serde(default)]
+    pub http: Option<Vec<super::scenario::HttpReply>>,
+    #[serde(default)]
+    pub run: Option<Vec<String>>,
+    #[serde(default)]
+    pub expected_requests: Option<Vec<Value>>,
+    #[serde(default)]
+    pub expected_captures: Option<Vec<Value>>,
 }
 
 /// Tells `"expected": null` (dropped) from a missing key.
@@ -58,6 +69,13 @@ pub enum Outcome {
     /// The outcomes of a sequence fixture, in order.
     Sequence {
         results: Vec<Outcome>,
+    },
+    /// A scenario: processEvent outcomes, the requests its HTTP responder
+    /// saw, and the events the plugin captured.
+    Scenario {
+        results: Vec<Outcome>,
+        requests: Vec<Value>,
+        captures: Vec<Value>,
     },
 }
 
@@ -110,6 +128,7 @@ pub async fn run_events(
         config: source.manifest.validate_config(config)?,
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
         logs: logs.clone(),
         capture: None,
         fetch: Default::default(),
@@ -151,6 +170,12 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
     for p in paths {
         let text = std::fs::read_to_string(&p).map_err(|e| invalid(&p, e.to_string()))?;
         let f: Fixture = serde_json::from_str(&text).map_err(|e| invalid(&p, format!("not a fixture: {e}")))?;
+        if super::scenario::is_scenario(&f) {
+            super::scenario::validate(&f).map_err(|m| invalid(&p, m))?;
+            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            out.push((name, f));
+            continue;
+        }
         if f.expected.is_none() == f.expected_error.is_none() {
             return Err(invalid(&p, "give exactly one of `expected` (null for dropped) and `expected_error`".into()));
         }
@@ -182,6 +207,9 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
 
 /// Runs one fixture and compares the outcomes with what it expects.
 pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
+    if super::scenario::is_scenario(f) {
+        return super::scenario::check(source, name, f, limits).await;
+    }
     let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
         (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),
         (None, Some(evs)) => {
@@ -223,6 +251,7 @@ fn describe(o: &Outcome) -> String {
         Outcome::Dropped => "a drop".into(),
         Outcome::Error { error, .. } => format!("an error: {error}"),
         Outcome::Sequence { .. } => "a sequence".into(),
+        Outcome::Scenario { .. } => "a scenario".into(),
     }
 }
 

@@ -6,18 +6,25 @@
 //! - [`sandbox`]: the locked-down Lua state and its limits;
 //! - [`api`]: the globals and `meta` a plugin sees;
 //! - [`vm`]: one config's state, its capabilities and hook calls;
+//! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
+//! - [`retry`]: the `RetryError` global; [`clock`]: `os.now()`;
 //! - [`logs`]: plugin log entries;
-//! - [`fixtures`]: the fixture runner behind `phs plugins test`.
+//! - [`fixtures`]: the fixture runner behind `phs plugins test`, and
+//!   [`scenario`] for fixtures of the async hooks.
 
 pub mod api;
+pub mod clock;
 pub mod convert;
 pub mod fetch;
 pub mod fixtures;
+pub mod jobs;
 pub mod logs;
 pub mod manifest;
 pub mod registry;
+pub mod retry;
 pub mod sandbox;
 pub mod scaffold;
+pub mod scenario;
 pub mod source;
 pub mod vm;
 

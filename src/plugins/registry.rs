@@ -67,6 +67,7 @@ fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
         config,
         cache: Arc::new(crate::cache::memory::MemoryCache::default()),
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+        jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
         logs: Arc::new(MemoryLog::default()),
         capture: None,
         fetch: Default::default(),

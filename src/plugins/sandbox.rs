@@ -23,13 +23,20 @@ pub struct Limits {
     pub memory: usize,
     /// CPU time of one processEvent call.
     pub process_event: Duration,
-    /// CPU and wall time of setupPlugin, teardownPlugin, scheduled tasks and jobs.
+    /// CPU and wall time of one onEvent call (the original gave it the full 30 s).
+    pub on_event: Duration,
+    /// CPU and wall time of setupPlugin, teardownPlugin, exportEvents, scheduled tasks and jobs.
     pub task: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 32 * 1024 * 1024, process_event: Duration::from_millis(500), task: Duration::from_secs(30) }
+        Limits {
+            memory: 32 * 1024 * 1024,
+            process_event: Duration::from_millis(500),
+            on_event: Duration::from_secs(5),
+            task: Duration::from_secs(30),
+        }
     }
 }
 
@@ -195,7 +202,7 @@ fn uncatchable_limits(lua: &Lua, deadline: Arc<Deadline>) -> mlua::Result<()> {
 }
 
 /// The error and the errors it wraps, outermost first.
-fn chain(err: &mlua::Error) -> impl Iterator<Item = &mlua::Error> {
+pub(super) fn chain(err: &mlua::Error) -> impl Iterator<Item = &mlua::Error> {
     std::iter::successors(Some(err), |e| match e {
         mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => Some(cause.as_ref()),
         _ => None,

@@ -41,6 +41,9 @@ pub enum CallError {
     MemoryLimit(usize),
     #[error("{0}")]
     BadReturn(String),
+    /// The plugin raised `RetryError(message)`: it asks for another try.
+    #[error("RetryError: {0}")]
+    Retry(String),
 }
 
 impl CallError {
@@ -79,6 +82,13 @@ struct Inner {
     protected_call: Function,
 }
 
+/// Where a hook lives: a top-level function, or one of `jobs`.
+#[derive(Clone, Copy)]
+enum Hook<'a> {
+    Top(&'a str),
+    Job(&'a str),
+}
+
 #[derive(Debug)]
 pub enum ProcessOutcome {
     Event(serde_json::Value),
@@ -112,6 +122,8 @@ impl PluginVm {
             _ => lua.globals(),
         };
         let capabilities = detect(&hooks).map_err(state_err)?;
+        let jobs = super::jobs::table(&lua, &ctx, &deadline, &capabilities.jobs).map_err(state_err)?;
+        meta.raw_set("jobs", jobs).map_err(state_err)?;
         Ok(PluginVm {
             inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call }),
             capabilities,
@@ -156,17 +168,63 @@ impl PluginVm {
         }
     }
 
+    /// Runs onEvent(event, meta), if the plugin has one.
+    pub async fn on_event(&self, event: &serde_json::Value) -> Result<(), CallError> {
+        self.call_hook("onEvent", Some(event)).await.map(|_| ())
+    }
+
+    /// Runs exportEvents(events, meta), if the plugin has one.
+    pub async fn export_events(&self, events: &[serde_json::Value]) -> Result<(), CallError> {
+        let events = serde_json::Value::Array(events.to_vec());
+        self.call_hook("exportEvents", Some(&events)).await.map(|_| ())
+    }
+
+    /// Runs a scheduled task (`runEveryMinute`, `runEveryHour`, `runEveryDay`).
+    pub async fn run_task(&self, task: &str) -> Result<(), CallError> {
+        self.call_hook(task, None).await.map(|_| ())
+    }
+
+    /// Runs `jobs.<name>(payload, meta)`; a job the plugin does not have is an error.
+    pub async fn run_job(&self, name: &str, payload: &serde_json::Value) -> Result<(), CallError> {
+        if !self.capabilities.jobs.iter().any(|j| j == name) {
+            return Err(CallError::BadReturn(format!("the plugin has no job named `{name}`")));
+        }
+        self.call(Hook::Job(name), Some(payload)).await.map(|_| ())
+    }
+
     /// Calls a hook by name with an optional event; returns what it returned.
     async fn call_hook(
         &self,
         name: &str,
         event: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, CallError> {
+        self.call(Hook::Top(name), event).await
+    }
+
+    async fn call(
+        &self,
+        hook: Hook<'_>,
+        event: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
-        let limit = if name == "processEvent" { inner.limits.process_event } else { inner.limits.task };
+        let limit = match hook {
+            Hook::Top("processEvent") => inner.limits.process_event,
+            Hook::Top("onEvent") => inner.limits.on_event,
+            _ => inner.limits.task,
+        };
         let lua = &inner.lua;
         let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
-        let Some(func) = inner.hooks.raw_get::<Option<Function>>(name).map_err(internal)? else { return Ok(None) };
+        let found = match hook {
+            Hook::Top(name) => inner.hooks.raw_get::<Option<Function>>(name),
+            Hook::Job(name) => match inner.hooks.get::<Value>("jobs").map_err(internal)? {
+                Value::Table(jobs) => jobs.get::<Option<Function>>(name),
+                _ => Ok(None),
+            },
+        };
+        let Some(func) = found.map_err(internal)? else { return Ok(None) };
+        let name = match hook {
+            Hook::Top(n) | Hook::Job(n) => n,
+        };
         let meta = inner.meta.clone();
         let pcall = &inner.protected_call;
         let args = match event {
@@ -268,6 +326,9 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
 
 /// Sorts an mlua error into a limit or the plugin's own error.
 pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
+    if let Some(message) = super::retry::requested(err) {
+        return CallError::Retry(message);
+    }
     if let Some(t) = sandbox::time_limit(err) {
         return CallError::TimeLimit(t);
     }

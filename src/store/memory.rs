@@ -56,3 +56,53 @@ impl PluginStorage for MemoryStorage {
         })
     }
 }
+
+/// A job queue kept in memory, for `phs plugins test`, where jobs a plugin
+/// enqueues are run by the fixture runner rather than by a worker.
+#[derive(Default)]
+pub struct MemoryJobs {
+    jobs: Mutex<Vec<(super::Job, i64)>>,
+    next_id: std::sync::atomic::AtomicI64,
+}
+
+#[async_trait]
+impl super::JobQueue for MemoryJobs {
+    async fn enqueue_jobs(&self, jobs: &[super::NewJob]) -> Result<()> {
+        let mut held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        for j in jobs {
+            let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            held.push((super::Job { id, spec: j.clone() }, 0));
+        }
+        Ok(())
+    }
+
+    async fn claim_jobs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<super::Job>> {
+        let mut held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        held.sort_by_key(|(j, _)| (j.spec.run_at, j.id));
+        let (now_ms, until) = (now.timestamp_millis(), now.timestamp_millis() + lease.as_millis() as i64);
+        Ok(held
+            .iter_mut()
+            .filter(|(j, locked)| j.spec.run_at.timestamp_millis() <= now_ms && *locked <= now_ms)
+            .take(limit.max(0) as usize)
+            .map(|(j, locked)| {
+                *locked = until;
+                j.clone()
+            })
+            .collect())
+    }
+
+    async fn finish_job(&self, id: i64) -> Result<()> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).retain(|(j, _)| j.id != id);
+        Ok(())
+    }
+
+    async fn pending_jobs(&self, plugin_config_id: Option<i64>) -> Result<i64> {
+        let held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(held.iter().filter(|(j, _)| plugin_config_id.is_none_or(|id| j.spec.plugin_config_id == id)).count() as i64)
+    }
+}

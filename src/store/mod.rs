@@ -12,6 +12,7 @@ pub mod model;
 pub mod postgres;
 mod rows;
 mod sql;
+mod sql_jobs;
 mod sql_persons;
 pub mod sqlite;
 
@@ -38,7 +39,7 @@ pub trait TeamStore: Send + Sync {
 
 /// Everything the pipeline keeps in the relational database.
 #[async_trait]
-pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore {
+pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore + JobQueue {
     /// `postgres` or `sqlite`, for logs and health reports.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.
@@ -151,4 +152,27 @@ pub trait PersonStore: Send + Sync {
     async fn write_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Group>;
 }
 
-pub use model::{MergedPerson, NewPerson};
+pub use model::{Job, MergedPerson, NewJob, NewPerson};
+
+/// The durable queue of plugin jobs (phs_plugin_job): what plugins enqueue
+/// with `meta.jobs`, exportEvents retries, and the written events waiting
+/// for onEvent/exportEvents. Delivery is at least once: a job stays until
+/// [`JobQueue::finish_job`], and a claim only leases it, so a worker that
+/// dies mid-job leaves it to be claimed again when the lease ends.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Adds jobs atomically: all or none.
+    async fn enqueue_jobs(&self, jobs: &[NewJob]) -> Result<()>;
+    /// Leases up to `limit` jobs due at `now` (oldest first) for `lease`;
+    /// instances claiming at once never get the same job.
+    async fn claim_jobs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
+    /// Removes a job that was handled (or given up on).
+    async fn finish_job(&self, id: i64) -> Result<()>;
+    /// Jobs waiting or running, of one plugin config or of all.
+    async fn pending_jobs(&self, plugin_config_id: Option<i64>) -> Result<i64>;
+}

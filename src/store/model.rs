@@ -164,3 +164,24 @@ pub struct MergedPerson {
     pub created_at: DateTime<Utc>,
     pub is_identified: bool,
 }
+
+/// A job to put on the durable queue (see [`crate::store::JobQueue`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub team_id: i64,
+    pub plugin_config_id: i64,
+    /// The plugin's job name, or a name starting with `$` for phs's own
+    /// work (exportEvents retries, event batches for onEvent/exportEvents).
+    pub name: String,
+    pub payload: serde_json::Value,
+    /// How many times this work was tried before (retries re-enqueue).
+    pub attempt: i32,
+    pub run_at: DateTime<Utc>,
+}
+
+/// A job claimed from the queue: its id and what was enqueued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: i64,
+    pub spec: NewJob,
+}

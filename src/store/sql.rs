@@ -8,7 +8,7 @@
 //! - `DB`, the sqlx database;
 //! - cast suffixes: `BIGINT`, `TEXT`, `JSONB`, `UUID`, `TIMESTAMPTZ`, `INT`,
 //!   empty for SQLite, whose columns hold text;
-//! - `NOW` and `FOR_UPDATE`;
+//! - `NOW` and `SKIP_LOCKED` (the job queue's claim);
 //! - `begin_exclusive(pool, key)`, a transaction that holds a lock named by `key`.
 //!
 //! A macro rather than generics: sqlx's generic executor bounds would have to
@@ -68,6 +68,7 @@ macro_rules! impl_sql_store {
             }
 
             $crate::store::sql_persons::impl_sql_persons!($store, $d);
+            $crate::store::sql_jobs::impl_sql_jobs!($store, $d);
 
             #[async_trait]
             impl Store for $store {

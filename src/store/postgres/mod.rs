@@ -45,6 +45,8 @@ mod dialect {
     pub const UUID: &str = "::uuid";
     pub const TIMESTAMPTZ: &str = "::timestamptz";
     pub const NOW: &str = "now()";
+    /// Rows another instance is claiming are passed over, not waited for.
+    pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
     /// A subquery yielding the strings of a JSON array bound as text.
     pub fn json_strings(param: &str) -> String {

@@ -54,6 +54,8 @@ mod dialect {
     pub const UUID: &str = "";
     pub const TIMESTAMPTZ: &str = "";
     pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+    /// Not needed: SQLite's single writer makes a claiming UPDATE atomic.
+    pub const SKIP_LOCKED: &str = "";
 
     /// A subquery yielding the strings of a JSON array bound as text.
     pub fn json_strings(param: &str) -> String {

@@ -1,0 +1,75 @@
+//! The pipeline's hook into the async side: written events become one
+//! durable `$events` job per plugin config that has onEvent or exportEvents.
+//!
+//! Called after the sink write and before the commit, so a crash in between
+//! redelivers the batch and enqueues it again: onEvent and exportEvents see
+//! every event at least once, sometimes twice, never zero times.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::pipeline::plugins::PluginRunner;
+use crate::pipeline::prepare::EventRow;
+use crate::store::{NewJob, Store, StoreError};
+
+pub struct EventHandoff {
+    runner: Arc<PluginRunner>,
+    store: Arc<dyn Store>,
+}
+
+impl EventHandoff {
+    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn Store>) -> Self {
+        EventHandoff { runner, store }
+    }
+
+    /// Enqueues the events for their teams' onEvent/exportEvents plugins, all
+    /// in one transaction; nothing when no team has such a plugin.
+    pub async fn enqueue(&self, events: &[EventRow]) -> Result<(), StoreError> {
+        let mut by_team: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+        // onSnapshot, not onEvent, was the original's hook for recordings.
+        for e in events.iter().filter(|e| e.event != "$snapshot") {
+            by_team.entry(e.team_id).or_default().push(plugin_event(e));
+        }
+        let mut jobs = Vec::new();
+        let now = chrono::Utc::now();
+        for (team_id, team_events) in by_team {
+            for p in self.runner.team_plugins(team_id).await {
+                if p.vm().has("onEvent") || p.vm().has("exportEvents") {
+                    jobs.push(NewJob {
+                        team_id,
+                        plugin_config_id: p.config().id,
+                        name: super::EVENTS_JOB.into(),
+                        payload: json!({ "events": team_events }),
+                        attempt: 0,
+                        run_at: now,
+                    });
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.store.enqueue_jobs(&jobs).await
+    }
+}
+
+/// The event as onEvent and exportEvents see it: the original's
+/// ProcessedPluginEvent (uuid, team_id, distinct_id, event, properties,
+/// timestamp, ip, $set, $set_once, elements_chain).
+pub fn plugin_event(e: &EventRow) -> Value {
+    let prop = |k: &str| e.properties.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "uuid": e.uuid,
+        "team_id": e.team_id,
+        "distinct_id": e.distinct_id,
+        "event": e.event,
+        "properties": e.properties,
+        "timestamp": e.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "ip": prop("$ip"),
+        "$set": prop("$set"),
+        "$set_once": prop("$set_once"),
+        "elements_chain": e.elements_chain,
+    })
+}

@@ -1,0 +1,113 @@
+//! The job worker: claims due jobs from the durable queue and runs them.
+//!
+//! Claims lease a job for [`LEASE`] (Postgres hands concurrent claimers
+//! disjoint jobs with `FOR UPDATE SKIP LOCKED`; SQLite has one writer). A
+//! job is deleted once handled; one whose worker died is claimed again when
+//! its lease ends. Plugin jobs run once (the original's graphile jobs had
+//! `maxAttempts: 1`): a failure is logged and stored on the plugin config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{self, Exports};
+use crate::pipeline::plugins::PluginRunner;
+use crate::plugins::logs::{LogLevel, LogSource};
+use crate::store::{Job, Store};
+
+/// How long a claimed job is hidden from other workers: longer than an
+/// export buffer may hold its events (600 s) plus a task's time limit.
+pub const LEASE: Duration = Duration::from_secs(15 * 60);
+/// Jobs running at once on one instance.
+pub const CONCURRENCY: usize = 16;
+
+pub struct JobWorker {
+    store: Arc<dyn Store>,
+    runner: Arc<PluginRunner>,
+    exports: Arc<Exports>,
+    poll: Duration,
+}
+
+impl JobWorker {
+    pub fn new(store: Arc<dyn Store>, runner: Arc<PluginRunner>, exports: Arc<Exports>, poll: Duration) -> Arc<Self> {
+        Arc::new(JobWorker { store, runner, exports, poll })
+    }
+
+    /// Claims and runs jobs until `stop`, then waits up to 10 s for the
+    /// running ones (the rest are claimed again after their lease).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
+        while !stop.is_cancelled() {
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                match self.store.claim_jobs(chrono::Utc::now(), LEASE, free as i64).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let permit = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
+                            let me = self.clone();
+                            tokio::spawn(async move {
+                                me.handle(job).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "claiming jobs failed"),
+                }
+            }
+            // A full claim suggests more are due: look again at once.
+            if claimed == free && free > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = stop.cancelled() => break,
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(CONCURRENCY as u32)).await;
+    }
+
+    async fn handle(&self, Job { id, spec: job }: Job) {
+        let Some(p) = self.runner.plugin(job.team_id, job.plugin_config_id).await else {
+            tracing::info!(job = id, name = %job.name, config = job.plugin_config_id,
+                "job dropped: its plugin config is disabled or gone");
+            self.finish(id).await;
+            return;
+        };
+        let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+        match job.name.as_str() {
+            super::EVENTS_JOB => {
+                if p.vm().has("onEvent") && self.runner.ensure_setup(&p).await {
+                    events::on_event(&self.runner, &p, &events).await;
+                }
+                if p.vm().has("exportEvents") {
+                    // Finished by the buffer once exported.
+                    self.exports.add(p, events, id).await;
+                    return;
+                }
+            }
+            super::EXPORT_RETRY_JOB => self.exports.export(&p, events, job.attempt).await,
+            name => {
+                if self.runner.ensure_setup(&p).await {
+                    if let Err(e) = p.vm().run_job(name, &job.payload).await {
+                        let message = format!("job {name} failed: {e}");
+                        let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
+                        self.runner.log(&p, source, LogLevel::Error, message.clone());
+                        self.runner.record_error(&p, &message, None).await;
+                    }
+                }
+            }
+        }
+        self.finish(id).await;
+    }
+
+    async fn finish(&self, id: i64) {
+        if let Err(err) = self.store.finish_job(id).await {
+            tracing::warn!(job = id, %err, "could not finish a job; it will run again after its lease");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The async side of the server: what runs after events are stored, and
+//! what runs on a clock rather than on an event.
+//!
+//! - [`handoff`]: the pipeline's hook. After a batch is written and before
+//!   its offset is committed, the batch's events are put on the durable job
+//!   queue, one `$events` job per plugin config with onEvent or
+//!   exportEvents. Ingestion pays one insert per batch and never waits for
+//!   a plugin; delivery to onEvent and exportEvents is at least once.
+//! - [`events`]: runs those jobs: onEvent (RetryError retried 3 times, 3 s
+//!   doubling) and the exportEvents buffers (flushed on size, age,
+//!   teardown and shutdown; RetryError re-enqueued with 6, 12, 24 s backoff).
+//! - [`jobs`]: the job worker, which claims due jobs (safely across
+//!   instances) and runs them: plugin jobs, `$events`, export retries.
+//! - [`schedule`]: runEveryMinute/Hour/Day on exactly one instance, under a
+//!   lock in the cache.
+
+pub mod events;
+pub mod handoff;
+pub mod jobs;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::pipeline::plugins::PluginRunner;
+use crate::store::Store;
+
+pub use handoff::EventHandoff;
+
+/// Job names phs enqueues for itself; plugin job names never start with `$`.
+pub const EVENTS_JOB: &str = "$events";
+pub const EXPORT_RETRY_JOB: &str = "$exportEventsWithRetry";
+
+/// Settings of the async side.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// How long the scheduler lock lives without being extended (SCHEDULE_LOCK_TTL).
+    pub schedule_lock_ttl: Duration,
+    /// A test-only stand-in for the minute of runEveryMinute (PHS_SCHEDULE_TICK_MS),
+    /// so tests need not wait for the clock.
+    pub schedule_tick: Option<Duration>,
+    /// How often the job worker looks for due jobs.
+    pub job_poll: Duration,
+    /// Identifies this instance as the lock owner.
+    pub instance_id: String,
+    /// The cache key of the schedule lock: [`schedule::LOCK_KEY`] in
+    /// production; tests sharing a Redis use their own.
+    pub schedule_lock_key: String,
+}
+
+impl WorkerSettings {
+    /// Settings for `phs serve`, with two test-only environment variables
+    /// (not flags, so they stay out of `--help` and the completions):
+    /// `PHS_SCHEDULE_TICK_MS`, the scheduler's "minute" in milliseconds, so
+    /// tests can trigger runEveryMinute without waiting for the clock; and
+    /// `PHS_SCHEDULE_LOCK_KEY`, so tests sharing a Redis do not contend for
+    /// the one schedule lock of a cluster.
+    pub fn for_serve(schedule_lock_ttl: Duration, instance_id: String) -> Result<Self, String> {
+        let tick = match std::env::var("PHS_SCHEDULE_TICK_MS") {
+            Ok(v) => Some(
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms >= 10)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| format!("PHS_SCHEDULE_TICK_MS={v}: expected milliseconds, at least 10"))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(WorkerSettings {
+            schedule_lock_ttl,
+            schedule_tick: tick,
+            job_poll: Duration::from_millis(500),
+            instance_id,
+            schedule_lock_key: std::env::var("PHS_SCHEDULE_LOCK_KEY").unwrap_or_else(|_| schedule::LOCK_KEY.into()),
+        })
+    }
+}
+
+/// Starts the job worker and the scheduler; the returned handle finishes
+/// after `stop`, once the export buffers are flushed.
+pub fn start(
+    settings: WorkerSettings,
+    store: Arc<dyn Store>,
+    cache: Arc<dyn Cache>,
+    runner: Arc<PluginRunner>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let exports = events::Exports::new(runner.clone(), store.clone());
+    let worker = jobs::JobWorker::new(store, runner.clone(), exports.clone(), settings.job_poll);
+    let scheduler = schedule::Scheduler::new(runner, cache, &settings);
+    tokio::spawn(async move {
+        let sweeping = tokio::spawn(exports.clone().sweep(stop.clone()));
+        let scheduling = tokio::spawn(scheduler.run(stop.clone()));
+        worker.run(stop).await;
+        let _ = scheduling.await;
+        let _ = sweeping.await;
+        exports.flush_all().await;
+    })
+}
