@@ -27,6 +27,9 @@ pub mod pipeline;
 
 pub mod migrate;
 
+pub mod metrics;
+
 pub mod admin;
 pub mod health;
+pub mod instances;
 pub mod server;

@@ -41,6 +41,8 @@ pub trait Cache: Send + Sync {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
     /// Deletes a key; false when it did not exist.
     async fn del(&self, key: &str) -> Result<bool>;
+    /// The live keys starting with `prefix` (for instance discovery; not for hot paths).
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// Redis when REDIS_URL is set, otherwise a cache local to this process.

@@ -30,6 +30,7 @@ use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
 use self::source::Source;
 use self::team::TeamCache;
+use crate::metrics::{self, Stage, WorkerStats};
 
 /// Messages read per batch.
 pub const BATCH: usize = 500;
@@ -41,6 +42,7 @@ pub struct Pipeline {
     pub persons: Arc<persons::Persons>,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
+    worker: Arc<WorkerStats>,
 }
 
 impl Pipeline {
@@ -51,19 +53,26 @@ impl Pipeline {
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, persons, sink, dlq }
+        Pipeline { teams, plugins, persons, sink, dlq, worker: metrics::global().worker(0) }
     }
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
     pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
+        if let Some(positions) = source.positions() {
+            metrics::global().set_positions(positions);
+        }
+        let w = &self.worker;
         while !stop.is_cancelled() {
             let batch = tokio::select! {
-                b = source.poll(BATCH, Duration::from_millis(200)) => b,
+                b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
                 _ = stop.cancelled() => break,
             };
             let messages = match batch {
                 Ok(m) if m.is_empty() => continue,
-                Ok(m) => m,
+                Ok(m) => {
+                    w.begin_batch(m.len());
+                    m
+                }
                 Err(err) => {
                     tracing::warn!(%err, "reading the source failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -78,10 +87,20 @@ impl Pipeline {
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
             let (partition, offset) = messages.last().map(|m| (m.partition, m.offset)).expect("non-empty batch");
-            let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
-                && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
-                && self.retry(&stop, "commit", || source.commit(partition, offset)).await.is_some();
-            if !done {
+            let done =
+                w.timed(Stage::Write, self.retry(&stop, "write events", || self.sink.write(&batch))).await.is_some()
+                    && w.timed(Stage::DeadLetters, self.retry(&stop, "write dead letters", || self.dlq.send(&letters)))
+                        .await
+                        .is_some()
+                    && w.timed(Stage::Commit, self.retry(&stop, "commit", || source.commit(partition, offset)))
+                        .await
+                        .is_some();
+            w.end_batch();
+            if done {
+                let m = metrics::global();
+                m.events_out.add(batch.events.len() as u64);
+                letters.iter().for_each(|l| m.dead_letter(l.reason));
+            } else {
                 break;
             }
         }
@@ -95,7 +114,8 @@ impl Pipeline {
         let mut batch = SinkBatch::default();
         let mut letters = Vec::new();
         for m in messages {
-            let decoded = match normalize::decode(&m.payload) {
+            let w = &self.worker;
+            let decoded = match w.timed_sync(Stage::Normalize, || normalize::decode(&m.payload)) {
                 Ok(d) => d,
                 Err(e) => {
                     letters.push(DeadLetter {
@@ -108,7 +128,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let Some(team) = self.teams.by_token(&decoded.token).await? else {
+            let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
                 letters.push(DeadLetter {
                     message: m,
                     reason: "unknown_token",
@@ -122,13 +142,16 @@ impl Pipeline {
             if team.anonymize_ips {
                 event.insert("ip".into(), serde_json::Value::Null);
             }
-            match self.plugins.process(team.id, event).await {
+            match w.timed(Stage::Plugins, self.plugins.process(team.id, event)).await {
                 Outcome::Event(e) => {
                     let mut row = prepare::prepare(e, team.id, team.anonymize_ips, chrono::Utc::now());
-                    self.persons.process(&mut row).await?.into_batch(&mut batch);
+                    w.timed(Stage::Persons, self.persons.process(&mut row)).await?.into_batch(&mut batch);
                     batch.events.push(row);
                 }
-                Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
+                Outcome::Dropped { by } => {
+                    metrics::global().dropped("plugin", 1);
+                    tracing::debug!(plugin = %by, "event dropped by a plugin")
+                }
             }
         }
         Ok((batch, letters))

@@ -12,4 +12,7 @@
 
 pub mod snapshot;
 
-pub use snapshot::{Instance, InstanceStatus, Snapshot};
+pub use snapshot::{
+    Count, Instance, InstanceStatus, PartitionLag, PluginError, PluginRow, PluginState, Quantiles, Report, Snapshot,
+    Worker,
+};
