@@ -20,3 +20,6 @@ pub use snapshot::{
     Count, Instance, InstanceStatus, PartitionLag, PluginError, PluginRow, PluginState, Quantiles, Report, Snapshot,
     Worker,
 };
+
+#[cfg(test)]
+mod tests;

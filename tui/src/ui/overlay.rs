@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
                 Line::from(""),
                 Line::styled(e.message.clone(), theme.header()),
             ];
-            lines.extend(e.traceback.lines().map(|l| Line::from(l.to_string())));
+            lines.extend(e.traceback.lines().map(|l| Line::from(l.replace('\t', "    "))));
             lines.push(Line::from(""));
             match &e.event {
                 Some(event) => {
