@@ -33,15 +33,14 @@ impl Panel {
     pub fn columns(self) -> &'static [(&'static str, u16)] {
         match self {
             Panel::Lag => &[
-                ("instance", 0),
-                ("topic/part", 12),
+                ("topic/partition", 0),
                 ("committed", 9),
                 ("end", 9),
                 ("lag", 7),
                 ("catch-up/s", 10),
                 ("eta", 6),
             ],
-            Panel::Workers => &[("instance", 0), ("id", 3), ("busy", 15), ("stage", 12), ("held", 5)],
+            Panel::Workers => &[("worker", 0), ("busy", 15), ("stage", 12), ("held", 5)],
             Panel::Plugins => &[
                 ("team", 6),
                 ("plugin", 0),
@@ -137,15 +136,17 @@ fn clock(rfc3339: &str) -> String {
 
 pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
     let mut out = Vec::new();
+    let several = snapshot.instances.len() > 1;
     for i in &snapshot.instances {
         let Some(r) = &i.report else { continue };
+        // With several instances, partitions and workers say whose they are.
+        let on = if several { format!("{} ", name(i)) } else { String::new() };
         match panel {
             Panel::Lag => out.extend(r.partitions.iter().map(|p| {
                 let eta = p.eta_seconds.map_or("-".into(), duration);
                 let mut row = Row::new(
                     vec![
-                        name(i),
-                        format!("{}/{}", p.topic, p.partition),
+                        format!("{on}{}/{}", p.topic, p.partition),
                         p.committed.to_string(),
                         p.end.to_string(),
                         p.lag.to_string(),
@@ -153,8 +154,7 @@ pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
                         eta,
                     ],
                     vec![
-                        Key::Text(name(i)),
-                        Key::Text(format!("{}/{:05}", p.topic, p.partition)),
+                        Key::Text(format!("{on}{}/{:05}", p.topic, p.partition)),
                         Key::Num(p.committed as f64),
                         Key::Num(p.end as f64),
                         Key::Num(p.lag as f64),
@@ -168,10 +168,9 @@ pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
             })),
             Panel::Workers => out.extend(r.workers.iter().map(|w| {
                 Row::new(
-                    vec![name(i), w.id.to_string(), bar(w.busy_ratio, 10), w.stage.clone(), w.in_hand.to_string()],
+                    vec![format!("{on}{}", w.id), bar(w.busy_ratio, 10), w.stage.clone(), w.in_hand.to_string()],
                     vec![
-                        Key::Text(name(i)),
-                        Key::Num(w.id as f64),
+                        Key::Text(format!("{on}{:05}", w.id)),
                         Key::Num(w.busy_ratio),
                         Key::Text(w.stage.clone()),
                         Key::Num(w.in_hand as f64),

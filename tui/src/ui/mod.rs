@@ -127,7 +127,7 @@ fn draw_panel(frame: &mut Frame, area: Rect, app: &App, panel: Panel, theme: The
     if let Some(area) = extra {
         let selected = app.selection(panel).unwrap_or(0);
         let row = &rows[selected];
-        let label = format!("lag of {} over the last {}", row.cells[1], duration(row.history.len() as f64));
+        let label = format!("lag of {} over the last {}", row.cells[0], duration(row.history.len() as f64));
         let [label_area, spark_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
         frame.render_widget(Paragraph::new(label).style(theme.level(Level::Stale)), label_area);
         let data: Vec<u64> = row.history.iter().rev().take(spark_area.width as usize).rev().copied().collect();
