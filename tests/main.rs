@@ -14,3 +14,4 @@ mod migrate;
 mod plugins;
 mod serve;
 mod store;
+mod top;

@@ -32,14 +32,9 @@ impl Panel {
     /// Column headers and their widths (0: take the rest).
     pub fn columns(self) -> &'static [(&'static str, u16)] {
         match self {
-            Panel::Lag => &[
-                ("topic/partition", 0),
-                ("committed", 9),
-                ("end", 9),
-                ("lag", 7),
-                ("catch-up/s", 10),
-                ("eta", 6),
-            ],
+            Panel::Lag => {
+                &[("topic/partition", 0), ("committed", 9), ("end", 9), ("lag", 7), ("catch-up/s", 10), ("eta", 6)]
+            }
             Panel::Workers => &[("worker", 0), ("busy", 15), ("stage", 12), ("held", 5)],
             Panel::Plugins => &[
                 ("team", 6),
