@@ -318,10 +318,21 @@ fn top_runs_in_a_real_terminal_and_answers_keys() {
     tmux(&["send-keys", "-t", &session.0, "f"]);
     wait_for_screen(&session.0, "FROZEN");
 
-    // The instance goes away: shown as down, with its last values.
+    // The instance goes away: shown as down, with its last values; back when it restarts.
+    let addr = server.addr.clone();
     drop(server);
     tmux(&["send-keys", "-t", &session.0, "f"]);
-    wait_for_screen(&session.0, "DOWN");
+    let screen = wait_for_screen(&session.0, "DOWN");
+    assert!(screen.contains("(last seen)") && screen.contains("local-log/0"), "{screen}");
+    let mut again = start(&[("PHS_DATA_DIR", dir.path().display().to_string()), ("ADMIN_ADDR", addr.clone())]);
+    again.addr = addr;
+    wait_healthy(&mut again);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stdout(&tmux(&["capture-pane", "-p", "-t", &session.0])).contains("DOWN") {
+        assert!(Instant::now() < deadline, "the restarted instance is still shown down");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for_screen(&session.0, "healthy");
 
     tmux(&["send-keys", "-t", &session.0, "q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
