@@ -32,6 +32,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
             cand teams 'Manage teams (projects): each has the API token SDKs send events with'
             cand events 'Look at stored events'
+            cand persons 'Look at persons'
             cand completions 'Print a shell completion script (or the man page) on stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -67,7 +68,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --base-dir 'Base path for resolving local plugins'
             cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'
             cand --plugin-fetch-allow-private 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)'
-            cand --distinct-id-lru-size 'Distinct ids whose person is kept in the in-memory cache'
+            cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'
             cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network'
             cand --capture-addr 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)'
             cand --healthcheck-max-stale-seconds 'Seconds without ingesting anything, while events wait, before /_health fails'
@@ -120,10 +121,35 @@ set edit:completion:arg-completer[phs] = {|@words|
         &'phs;healthcheck'= {
             cand --admin-addr 'Admin address of the instance to check'
             cand --timeout 'Seconds to wait for an answer'
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
             cand --ready 'Check readiness (every dependency reachable) instead of liveness'
-            cand --json 'Print the instance''s JSON report on stdout'
+            cand --all 'Check every instance with a heartbeat in Redis (REDIS_URL) instead of one'
+            cand --deps 'Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies'
+            cand --json 'Print JSON on stdout: the instance''s report, or with --all/--deps every result'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -354,15 +380,17 @@ set edit:completion:arg-completer[phs] = {|@words|
         &'phs;plugins;help;help'= {
         }
         &'phs;top'= {
-            cand --server 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one'
-            cand --interval 'Seconds between polls'
-            cand --color 'When to use colours; NO_COLOR is honoured with `auto`'
+            cand --server 'Admin address or URL of an instance (repeatable); default: every instance in the heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR'
+            cand --interval 'Seconds between polls (the screen redraws on keys and new data, independently)'
+            cand --color 'When to use colours; `auto` colours a terminal unless NO_COLOR is set'
+            cand --redis-url 'Where heartbeats are read to discover instances'
+            cand --admin-addr 'The local instance, used when no --server is given and REDIS_URL is unset'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
-            cand --once 'Print one snapshot and exit (with --json for scripts)'
-            cand --json 'json'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand --once 'Print one snapshot and exit: a text rendering, or JSON with --json'
+            cand --json 'With --once: print the snapshot as JSON for scripts'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -485,6 +513,57 @@ set edit:completion:arg-completer[phs] = {|@words|
         }
         &'phs;events;help;help'= {
         }
+        &'phs;persons'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;persons;show'= {
+            cand --team 'The team: id, API token or name'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --json 'Print JSON on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;persons;help'= {
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;persons;help;show'= {
+        }
+        &'phs;persons;help;help'= {
+        }
         &'phs;completions'= {
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
@@ -502,6 +581,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
             cand teams 'Manage teams (projects): each has the API token SDKs send events with'
             cand events 'Look at stored events'
+            cand persons 'Look at persons'
             cand completions 'Print a shell completion script (or the man page) on stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -562,6 +642,11 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand list 'The latest events, newest first'
         }
         &'phs;help;events;list'= {
+        }
+        &'phs;help;persons'= {
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+        }
+        &'phs;help;persons;show'= {
         }
         &'phs;help;completions'= {
         }

@@ -151,7 +151,7 @@ async fn start_pipeline(
         instance_id,
     );
     let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store));
+    let persons = Arc::new(Persons::new(store, settings.distinct_id_lru_size));
     let pipeline = Pipeline::new(teams.clone(), runner, persons, Arc::new(events), Arc::new(log.clone()));
     let source = log.consumer("phs-ingestion").await.map_err(|e| ServeError::Pipeline(e.to_string()))?;
 

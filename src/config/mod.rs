@@ -215,7 +215,8 @@ pub struct ServeSettings {
           num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
     pub plugin_fetch_allow_private: bool,
 
-    /// Distinct ids whose person is kept in the in-memory cache.
+    /// Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches:
+    /// it could serve a person that another instance has merged away).
     #[arg(
         long,
         env = "DISTINCT_ID_LRU_SIZE",
