@@ -110,6 +110,27 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
     assert_eq!(value(r#"phs_stage_duration_seconds_count{stage="plugins"}"#), 3000.0);
     assert!(value(r#"phs_batch_size_count"#) >= 6.0, "3000 events in batches of at most 500");
     assert!(metrics.contains("phs_worker_busy_ratio{worker=\"0\"}"));
+
+    // A message that is not JSON, put straight into the log, is dead-lettered and counted by reason.
+    let log = dir.path().join("ingestion-log.sqlite3");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", log.display()))
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO log (key, payload) VALUES ('bad', x'7b6e6f74')").execute(&mut conn).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, snap) = top_once(&server.addr);
+        let r = &snap["instances"][0]["report"];
+        if r["dead_letters"] != json!([]) {
+            assert_eq!(r["dead_letters"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
+            assert_eq!(r["dropped"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bad message was not dead-lettered: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("phs_dead_letters_total{reason=\"malformed_message\"} 1"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
