@@ -113,9 +113,8 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
 
     // A message that is not JSON, put straight into the log, is dead-lettered and counted by reason.
     let log = dir.path().join("ingestion-log.sqlite3");
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", log.display()))
-        .await
-        .unwrap();
+    let mut conn =
+        <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", log.display())).await.unwrap();
     sqlx::query("INSERT INTO log (key, payload) VALUES ('bad', x'7b6e6f74')").execute(&mut conn).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

@@ -103,6 +103,22 @@ impl Metrics {
         self.dropped(reason, 1);
     }
 
+    /// A batch of `read` messages is committed: `written` events reached the
+    /// sink, one dead letter per reason given, and plugins dropped the rest.
+    /// Counted only once committed, so a retried batch is not counted twice.
+    pub fn committed<'a>(&self, read: usize, written: usize, dead_letters: impl Iterator<Item = &'a str>) {
+        self.events_out.add(written as u64);
+        let mut letters = 0;
+        for reason in dead_letters {
+            self.dead_letter(reason);
+            letters += 1;
+        }
+        let by_plugins = read.saturating_sub(written + letters);
+        if by_plugins > 0 {
+            self.dropped("plugin", by_plugins as u64);
+        }
+    }
+
     pub fn dropped_counts(&self) -> Vec<(String, u64)> {
         lock(&self.dropped).iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
@@ -226,5 +242,37 @@ impl PluginStats {
     }
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_batch_splits_into_written_dead_lettered_and_dropped_by_plugins() {
+        let m = Metrics::new();
+        m.committed(10, 7, ["malformed_data"].into_iter());
+        m.committed(3, 3, std::iter::empty());
+        assert_eq!(m.events_out.get(), 10);
+        assert_eq!(m.dead_letter_counts(), vec![("malformed_data".to_string(), 1)]);
+        assert_eq!(m.dropped_counts(), vec![("malformed_data".to_string(), 1), ("plugin".to_string(), 2)]);
+    }
+
+    #[test]
+    fn plugin_errors_keep_message_traceback_and_event_newest_first() {
+        let m = Metrics::new();
+        let p = m.plugin(4, 2, "broken");
+        m.plugin_error(&p, "index.lua:3: boom\nstack traceback:\n\tindex.lua:3: in function 'processEvent'", None);
+        m.plugin_error(&p, "second", Some(&serde_json::json!({"event": "x"})));
+        let errors = m.recent_errors();
+        assert_eq!(p.errors.get(), 2);
+        assert_eq!((errors[0].message.as_str(), errors[0].event.is_some()), ("second", true));
+        assert_eq!(errors[1].message, "index.lua:3: boom");
+        assert!(errors[1].traceback.starts_with("stack traceback:"), "{:?}", errors[1].traceback);
+        for _ in 0..RECENT_ERRORS {
+            m.plugin_error(&p, "more", None);
+        }
+        assert_eq!(m.recent_errors().len(), RECENT_ERRORS, "the list is bounded");
     }
 }

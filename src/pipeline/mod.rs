@@ -109,13 +109,10 @@ impl Pipeline {
                         .await
                         .is_some();
             w.end_batch();
-            if done {
-                let m = metrics::global();
-                m.events_out.add(batch.events.len() as u64);
-                letters.iter().for_each(|l| m.dead_letter(l.reason));
-            } else {
+            if !done {
                 break;
             }
+            metrics::global().committed(messages.len(), batch.events.len(), letters.iter().map(|l| l.reason));
         }
     }
 
@@ -209,10 +206,7 @@ impl Pipeline {
                     let changes = w.timed(Stage::Persons, self.persons.process(&mut row, known.as_mut())).await?;
                     out.push((index, row, changes));
                 }
-                Outcome::Dropped { by } => {
-                    metrics::global().dropped("plugin", 1);
-                    tracing::debug!(plugin = %by, "event dropped by a plugin")
-                }
+                Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
             }
         }
         Ok(out)

@@ -63,8 +63,15 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
         ];
         if let Some(r) = &i.report {
             let stale = if i.status == InstanceStatus::Down { " (last seen)" } else { "" };
+            // Per-worker in-hand counts are in the workers panel; the header lists the shared queues.
+            let queues: String = r
+                .queues
+                .iter()
+                .filter(|q| !q.name.starts_with("worker_"))
+                .map(|q| format!("  {} {}", q.name.replace('_', " "), q.value))
+                .collect();
             spans.push(Span::raw(format!(
-                " {} v{}  in {}/s  out {}/s  batch p50 {} p99 {} ms{stale}",
+                " {} v{}  in {}/s  out {}/s  batch p50 {} p99 {} ms{queues}{stale}",
                 r.mode,
                 r.version,
                 num(r.events_in_per_sec),
