@@ -18,4 +18,5 @@ mod plugins;
 mod sdk;
 mod serve;
 mod store;
+mod top;
 mod worker;

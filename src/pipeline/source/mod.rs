@@ -5,6 +5,7 @@
 pub mod local_log;
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One raw message: the capture-format JSON and its position.
@@ -31,6 +32,27 @@ pub trait Source: Send + Sync {
     /// Marks everything up to and including `offset` of `partition` as done.
     /// Called only after those messages are written to every sink.
     async fn commit(&self, partition: i32, offset: i64) -> Result<(), SourceError>;
+    /// A handle that reads this consumer's committed offsets and the log ends
+    /// (consumer lag), usable while the source itself is busy polling.
+    fn positions(&self) -> Option<Arc<dyn Positions>> {
+        None
+    }
+}
+
+/// Where a consumer stands in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPosition {
+    pub topic: String,
+    pub partition: i32,
+    /// The last offset committed (0 before the first commit).
+    pub committed: i64,
+    /// The last offset in the log.
+    pub end: i64,
+}
+
+#[async_trait]
+pub trait Positions: Send + Sync {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError>;
 }
 
 /// Where capture puts accepted events (the local log, or the Kafka topic).
