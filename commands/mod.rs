@@ -65,7 +65,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Healthcheck(o) => healthcheck::run(o).await,
         Command::Replay(o) => replay::run(o),
         Command::Plugins(o) => plugins::run(o).await,
-        Command::Top(o) => top::run(o),
+        Command::Top(o) => top::run(o).await,
         Command::Teams(o) => teams::run(o).await,
         Command::Events(o) => events::run(o).await,
         Command::Persons(o) => persons::run(o).await,

@@ -151,6 +151,34 @@ complete -c phs -n "__fish_phs_using_subcommand migrate" -s h -l help -d 'Print 
 complete -c phs -n "__fish_phs_using_subcommand migrate" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l admin-addr -d 'Admin address of the instance to check' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l timeout -d 'Seconds to wait for an answer' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-consumer-group -d 'Consumer group of the ingestion consumers; instances in one group share the partitions' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -161,7 +189,9 @@ none\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l ready -d 'Check readiness (every dependency reachable) instead of liveness'
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l json -d 'Print the instance\'s JSON report on stdout'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l all -d 'Check every instance with a heartbeat in Redis (REDIS_URL) instead of one'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l deps -d 'Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l json -d 'Print JSON on stdout: the instance\'s report, or with --all/--deps every result'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand replay" -l from-offset -d 'First offset to replay (inclusive)' -r
@@ -411,11 +441,13 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Ask every running instance to reload plugins'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an installed plugin and its configs'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin URL of an instance (repeatable); default: every instance in the heartbeats, or the local one' -r
-complete -c phs -n "__fish_phs_using_subcommand top" -l interval -d 'Seconds between polls' -r
-complete -c phs -n "__fish_phs_using_subcommand top" -l color -d 'When to use colours; NO_COLOR is honoured with `auto`' -r -f -a "auto\t''
+complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin address or URL of an instance (repeatable); default: every instance in the heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l interval -d 'Seconds between polls (the screen redraws on keys and new data, independently)' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l color -d 'When to use colours; `auto` colours a terminal unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c phs -n "__fish_phs_using_subcommand top" -l redis-url -d 'Where heartbeats are read to discover instances' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l admin-addr -d 'The local instance, used when no --server is given and REDIS_URL is unset' -r
 complete -c phs -n "__fish_phs_using_subcommand top" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -425,9 +457,9 @@ error\t''
 none\t''"
 complete -c phs -n "__fish_phs_using_subcommand top" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c phs -n "__fish_phs_using_subcommand top" -l once -d 'Print one snapshot and exit (with --json for scripts)'
-complete -c phs -n "__fish_phs_using_subcommand top" -l json
-complete -c phs -n "__fish_phs_using_subcommand top" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand top" -l once -d 'Print one snapshot and exit: a text rendering, or JSON with --json'
+complete -c phs -n "__fish_phs_using_subcommand top" -l json -d 'With --once: print the snapshot as JSON for scripts'
+complete -c phs -n "__fish_phs_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand top" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F

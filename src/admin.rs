@@ -1,7 +1,7 @@
 //! The admin HTTP listener every `phs serve` opens (ADMIN_ADDR): liveness at
 //! `/_health` and readiness at `/_ready`, each 200 or 503 with a JSON body
-//! saying why. The observability work adds /metrics and the snapshot that
-//! `phs top` reads to this same router.
+//! saying why; `/metrics` in Prometheus text format; `/_snapshot`, the JSON
+//! that `phs top` reads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::health::{self, Check, Probe};
+use crate::metrics::{self, report::Identity};
 
 /// What the admin listener can look at.
 #[derive(Clone)]
@@ -21,6 +22,9 @@ pub struct AdminState {
     pub probes: Arc<Vec<Arc<dyn Probe>>>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub mode: &'static str,
+    /// HEALTHCHECK_MAX_STALE_SECONDS.
+    pub max_stale: Duration,
+    pub identity: Arc<Identity>,
 }
 
 /// The body of /_health and /_ready.
@@ -40,13 +44,28 @@ pub struct Report {
 }
 
 pub fn router(state: AdminState) -> Router {
-    Router::new().route("/_health", get(health)).route("/_ready", get(ready)).with_state(state)
+    Router::new()
+        .route("/_health", get(health))
+        .route("/_ready", get(ready))
+        .route("/metrics", get(prometheus))
+        .route("/_snapshot", get(snapshot))
+        .with_state(state)
 }
 
-/// Liveness: the process answers. Stalled-ingestion detection joins here
-/// with the pipeline's activity tracking.
+/// Liveness: the process answers, ingestion is not stale while events wait,
+/// and no worker is stuck on a batch.
 async fn health(State(s): State<AdminState>) -> Response {
-    respond(report(&s, Vec::new(), None))
+    respond(report(&s, Vec::new(), metrics::global().liveness(s.max_stale)))
+}
+
+async fn prometheus() -> Response {
+    let body = metrics::global().prometheus().await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn snapshot(State(s): State<AdminState>) -> Response {
+    let m = metrics::global();
+    Json(m.report(&s.identity, m.liveness(s.max_stale)).await).into_response()
 }
 
 /// Readiness: every store this instance depends on answers within 2 s.

@@ -128,3 +128,43 @@ impl Probe for KafkaProbe {
         .map_err(|e| e.to_string())?
     }
 }
+
+/// `phs healthcheck --deps`: connects to each configured external service
+/// (Postgres, Redis, ClickHouse, Kafka) and runs its probe. A service that cannot even be connected to is reported failed with
+/// the connection error and the time it took, like any other probe.
+pub async fn check_dependencies(settings: &StoreSettings, timeout: Duration) -> Vec<Check> {
+    let start = Instant::now();
+    let failed = |name: &str, backend: &str, error: String| Check {
+        name: name.into(),
+        backend: backend.into(),
+        ok: false,
+        error: Some(error),
+        latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+    };
+    let mut probes: Vec<Arc<dyn Probe>> = Vec::new();
+    let mut early = Vec::new();
+    let limit = format!("no answer within {} ms", timeout.as_millis());
+    // Only the services configured: the embedded stores are files of this machine, not dependencies.
+    if settings.database_url.is_some() {
+        match tokio::time::timeout(timeout, crate::store::connect(settings)).await {
+            Ok(Ok(store)) => probes.push(Arc::new(StoreProbe(store))),
+            Ok(Err(e)) => early.push(failed("database", "postgres", e.to_string())),
+            Err(_) => early.push(failed("database", "postgres", limit.clone())),
+        }
+    }
+    if let Some(url) = &settings.redis_url {
+        match tokio::time::timeout(timeout, crate::cache::connect(Some(url))).await {
+            Ok(Ok(cache)) => probes.push(Arc::new(CacheProbe(cache))),
+            Ok(Err(e)) => early.push(failed("cache", "redis", e.to_string())),
+            Err(_) => early.push(failed("cache", "redis", limit)),
+        }
+    }
+    if let Some(client) = crate::clickhouse::client(&settings.clickhouse) {
+        probes.push(Arc::new(ClickHouseProbe(client)));
+    }
+    if let Some(config) = crate::kafka::client_config(&settings.kafka) {
+        probes.push(Arc::new(KafkaProbe(config)));
+    }
+    early.extend(check_all(&probes, timeout).await);
+    early
+}

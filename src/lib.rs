@@ -30,6 +30,9 @@ pub mod worker;
 
 pub mod migrate;
 
+pub mod metrics;
+
 pub mod admin;
 pub mod health;
+pub mod instances;
 pub mod server;

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
 use crate::config::{ServeSettings, ServerMode};
+use crate::metrics::report::Identity;
 use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
@@ -98,17 +99,28 @@ pub async fn run(
             stop.cancel();
         }
     });
-    let tasks = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone()).await?;
+    let instance_id = uuid::Uuid::now_v7();
+    let tasks = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone(), instance_id).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
         .map_err(|source| ServeError::AdminBind { addr: settings.admin_addr, source })?;
     let admin_addr = listener.local_addr().map_err(ServeError::Admin)?;
+    let started_at = chrono::Utc::now();
+    let mode = if embedded { "embedded" } else { "production" };
     let state = AdminState {
         probes: Arc::new(crate::health::probes(store_settings, probe_store, probe_cache)),
-        started_at: chrono::Utc::now(),
-        mode: if embedded { "embedded" } else { "production" },
+        started_at,
+        mode,
+        max_stale: std::time::Duration::from_secs(settings.healthcheck_max_stale_seconds),
+        identity: Arc::new(Identity {
+            id: instance_id.to_string(),
+            mode: mode.into(),
+            admin_addr: admin_addr.to_string(),
+            started_at,
+        }),
     };
+    start_observability(&settings, cache.clone(), &state.identity, stop.clone());
     tracing::info!(%admin_addr, mode = state.mode, version = env!("CARGO_PKG_VERSION"), "phs is serving");
     axum::serve(listener, admin::router(state))
         .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -133,6 +145,7 @@ async fn start_pipeline(
     store: Arc<dyn store::Store>,
     cache: Arc<dyn cache::Cache>,
     stop: CancellationToken,
+    instance_id: uuid::Uuid,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
     let s = &settings.store;
     let fail = |e: &dyn std::fmt::Display| ServeError::Pipeline(e.to_string());
@@ -162,7 +175,6 @@ async fn start_pipeline(
         (None, Some(log)) => (Arc::new(log.clone()), Arc::new(log.clone())),
         (None, None) => unreachable!("the local log is opened whenever Kafka is not configured"),
     };
-    let instance_id = uuid::Uuid::now_v7();
     let runner = PluginRunner::new(
         store.clone(),
         cache.clone(),
@@ -206,4 +218,29 @@ async fn start_pipeline(
     });
     tasks.push(tokio::spawn(async move { pipeline.run(source, stop).await }));
     Ok(tasks)
+}
+
+/// The metrics sampler, the heartbeat and (with STATSD_HOST) the StatsD exporter.
+fn start_observability(
+    settings: &ServeSettings,
+    cache: Arc<dyn cache::Cache>,
+    who: &Identity,
+    stop: CancellationToken,
+) {
+    let metrics = crate::metrics::global();
+    tokio::spawn(crate::metrics::sampler::run(metrics, stop.clone()));
+    let heartbeat = crate::instances::Heartbeat {
+        id: who.id.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        mode: who.mode.clone(),
+        admin_addr: who.admin_addr.clone(),
+        started_at: who.started_at,
+    };
+    tokio::spawn(crate::instances::beat(cache, heartbeat, stop.clone()));
+    if let Some(host) = &settings.statsd_host {
+        let target = format!("{host}:{}", settings.statsd_port);
+        tracing::info!(%target, prefix = %settings.statsd_prefix, "exporting metrics to StatsD");
+        let period = crate::metrics::sampler::PERIOD;
+        tokio::spawn(crate::metrics::statsd::run(metrics, target, settings.statsd_prefix.clone(), period, stop));
+    }
 }

@@ -111,16 +111,12 @@ fn mapped_node_setting_takes_effect() {
 
 #[test]
 fn unfinished_commands_exit_2_with_a_clear_message_but_full_help() {
-    for (args, help_word) in
-        [(vec!["replay", "--from-offset", "0"], "--reingest"), (vec!["top", "--once"], "--interval")]
-    {
-        let out = phs().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&out).contains("not yet available"), "{args:?}: {}", stderr(&out));
-        let help = phs().args([args[0], "--help"]).output().unwrap();
-        assert!(help.status.success());
-        assert!(stdout(&help).contains(help_word), "{} --help lacks {help_word}", args[0]);
-    }
+    let out = phs().args(["replay", "--from-offset", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not yet available"), "{}", stderr(&out));
+    let help = phs().args(["replay", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(stdout(&help).contains("--reingest"), "replay --help lacks --reingest");
 }
 
 #[test]

@@ -20,4 +20,5 @@ mod sdk;
 mod serve;
 mod sinks;
 mod store;
+mod top;
 mod worker;

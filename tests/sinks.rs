@@ -14,7 +14,7 @@ use phs::pipeline::sink::topics::ClickHouseTopics;
 use phs::pipeline::sink::{DistinctIdRow, EventFilter, EventSink, GroupRow, PersonRow, SinkBatch};
 use phs::pipeline::source::kafka::KafkaSource;
 use phs::pipeline::source::producer::KafkaProducer;
-use phs::pipeline::source::{Message, Producer, Source, positions};
+use phs::pipeline::source::{Message, Producer, Source, highest_offsets};
 use rdkafka::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Headers;
@@ -292,7 +292,7 @@ async fn kafka_source_commits_every_partition_of_a_batch() {
     let mut first = KafkaSource::new(&s.kafka).unwrap();
     let got = read(&mut first, 40).await;
     assert_eq!(got.len(), 40);
-    let pos = positions(&got);
+    let pos = highest_offsets(&got);
     assert!(pos.len() > 1, "40 keys should land on several of the 4 partitions: {pos:?}");
     first.commit(&pos).await.unwrap();
     drop(first);

@@ -98,4 +98,10 @@ impl Cache for MemoryCache {
             _ => false,
         }))
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let now = Instant::now();
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(map.iter().filter(|(k, e)| k.starts_with(prefix) && e.live(now)).map(|(k, _)| k.clone()).collect())
+    }
 }

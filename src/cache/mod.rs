@@ -48,6 +48,8 @@ pub trait Cache: Send + Sync {
     async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool>;
     /// Releases the lock if `owner` holds it; true when it did.
     async fn unlock(&self, key: &str, owner: &str) -> Result<bool>;
+    /// The live keys starting with `prefix` (for instance discovery; not for hot paths).
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
 }
 
 /// Redis when REDIS_URL is set, otherwise a cache local to this process.

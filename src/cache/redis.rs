@@ -114,4 +114,23 @@ impl Cache for RedisCache {
         let n: i64 = script.key(key).arg(owner).invoke_async(&mut c).await.map_err(|e| self.err(e))?;
         Ok(n == 1)
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>> {
+        // SCAN, not KEYS: it does not block a busy Redis. Glob characters in the prefix are escaped.
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for ch in prefix.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push('*');
+        let mut c = self.conn.clone();
+        let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await.map_err(|e| self.err(e))?;
+        let mut keys = Vec::new();
+        while let Some(k) = futures_util::StreamExt::next(&mut iter).await {
+            keys.push(k.map_err(|e| self.err(e))?);
+        }
+        Ok(keys)
+    }
 }

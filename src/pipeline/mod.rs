@@ -35,6 +35,7 @@ use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
 use self::source::Source;
 use self::team::TeamCache;
+use crate::metrics::{self, Stage, WorkerStats};
 
 /// Messages read per batch.
 pub const BATCH: usize = 500;
@@ -59,6 +60,7 @@ pub struct Pipeline {
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Hands written events to onEvent/exportEvents (the async side), if any.
     pub handoff: Option<Arc<crate::worker::EventHandoff>>,
+    worker: Arc<WorkerStats>,
 }
 
 impl Pipeline {
@@ -69,7 +71,7 @@ impl Pipeline {
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, persons, sink, dlq, handoff: None }
+        Pipeline { teams, plugins, persons, sink, dlq, handoff: None, worker: metrics::global().worker(0) }
     }
 
     /// After each batch is written and before it is committed, its events are
@@ -81,14 +83,21 @@ impl Pipeline {
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
     pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
+        if let Some(positions) = source.positions() {
+            metrics::global().set_positions(positions);
+        }
+        let w = &self.worker;
         while !stop.is_cancelled() {
             let batch = tokio::select! {
-                b = source.poll(BATCH, Duration::from_millis(200)) => b,
+                b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
                 _ = stop.cancelled() => break,
             };
             let messages = match batch {
                 Ok(m) if m.is_empty() => continue,
-                Ok(m) => m,
+                Ok(m) => {
+                    w.begin_batch(m.len());
+                    m
+                }
                 Err(err) => {
                     tracing::warn!(%err, "reading the source failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -103,14 +112,21 @@ impl Pipeline {
             };
             // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
             // A Kafka batch spans partitions: each one's highest offset is committed.
-            let positions = source::positions(&messages);
-            let done = self.retry(&stop, "write events", || self.sink.write(&batch)).await.is_some()
+            let offsets = source::highest_offsets(&messages);
+            let done = w
+                .timed(Stage::Write, self.retry(&stop, "write events", || self.sink.write(&batch)))
+                .await
+                .is_some()
                 && self.retry(&stop, "queue events for onEvent/exportEvents", || self.hand_off(&batch)).await.is_some()
-                && self.retry(&stop, "write dead letters", || self.dlq.send(&letters)).await.is_some()
-                && self.retry(&stop, "commit", || source.commit(&positions)).await.is_some();
+                && w.timed(Stage::DeadLetters, self.retry(&stop, "write dead letters", || self.dlq.send(&letters)))
+                    .await
+                    .is_some()
+                && w.timed(Stage::Commit, self.retry(&stop, "commit", || source.commit(&offsets))).await.is_some();
+            w.end_batch();
             if !done {
                 break;
             }
+            metrics::global().committed(messages.len(), batch.events.len(), letters.iter().map(|l| l.reason));
         }
     }
 
@@ -132,8 +148,9 @@ impl Pipeline {
     ) -> Result<(SinkBatch, Vec<DeadLetter<'m>>), crate::store::StoreError> {
         let mut letters = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
+        let w = &self.worker;
         for (index, m) in messages.iter().enumerate() {
-            let decoded = match normalize::decode(&m.payload) {
+            let decoded = match w.timed_sync(Stage::Normalize, || normalize::decode(&m.payload)) {
                 Ok(d) => d,
                 Err(e) => {
                     letters.push(DeadLetter {
@@ -146,7 +163,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let Some(team) = self.teams.by_token(&decoded.token).await? else {
+            let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
                 letters.push(DeadLetter {
                     message: m,
                     reason: "unknown_token",
@@ -174,7 +191,7 @@ impl Pipeline {
             teams.entry(*team).or_default().push(id);
         }
         for (team, ids) in teams {
-            for (id, k) in self.persons.prefetch(team, &ids).await? {
+            for (id, k) in w.timed(Stage::Persons, self.persons.prefetch(team, &ids)).await? {
                 known.insert((team, id), k);
             }
         }
@@ -202,11 +219,12 @@ impl Pipeline {
         mut known: Option<persons::Known>,
     ) -> Result<Vec<(usize, prepare::EventRow, persons::Changes)>, crate::store::StoreError> {
         let mut out = Vec::with_capacity(events.len());
+        let w = &self.worker;
         for Keyed { index, team_id, anonymize_ips, event } in events {
-            match self.plugins.process(team_id, event).await {
+            match w.timed(Stage::Plugins, self.plugins.process(team_id, event)).await {
                 Outcome::Event(e) => {
                     let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
-                    let changes = self.persons.process(&mut row, known.as_mut()).await?;
+                    let changes = w.timed(Stage::Persons, self.persons.process(&mut row, known.as_mut())).await?;
                     out.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),

@@ -44,6 +44,7 @@ pub struct Loaded {
     label: String,
     vm: PluginVm,
     setup: Mutex<SetupState>,
+    stats: Arc<crate::metrics::PluginStats>,
 }
 
 impl Loaded {
@@ -126,7 +127,12 @@ impl PluginRunner {
             }
             event.insert("team_id".into(), json!(team_id));
             let input = Value::Object(event.clone());
-            match p.vm.process_event(&input).await {
+            let started = Instant::now();
+            let result = p.vm.process_event(&input).await;
+            if p.stats.call(started.elapsed()) {
+                p.stats.set_memory(p.vm.memory_used().await);
+            }
+            match result {
                 Ok(ProcessOutcome::Dropped) => return Outcome::Dropped { by: p.label.clone() },
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
                     if out.get("team_id") != Some(&json!(team_id)) {
@@ -183,6 +189,7 @@ impl PluginRunner {
                 self.log(p, LogSource::System, LogLevel::Error, message.clone());
                 self.record_error(p, &message, None).await;
                 if state.failures >= MAX_SETUP_FAILURES {
+                    p.stats.disable();
                     let reason = format!(
                         "disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}"
                     );
@@ -202,6 +209,7 @@ impl PluginRunner {
     }
 
     pub async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
+        crate::metrics::global().plugin_error(&p.stats, message, event);
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
         if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
@@ -210,7 +218,7 @@ impl PluginRunner {
 
     pub fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
         let entry = LogEntry::new(source, level, message);
-        let _ = self.logs.send(to_row(&p.config, self.instance_id, entry));
+        send_log(&self.logs, to_row(&p.config, self.instance_id, entry));
     }
 
     /// Every enabled config of every team, loaded (the async side sets up
@@ -332,6 +340,7 @@ impl PluginRunner {
             plugin_updated: plugin.updated_at,
             vm,
             setup: Mutex::new(SetupState::default()),
+            stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
         })
     }
 }
@@ -364,7 +373,14 @@ struct ConfigLog {
 
 impl LogSink for ConfigLog {
     fn log(&self, entry: LogEntry) {
-        let _ = self.tx.send(to_row(&self.config, self.instance_id, entry));
+        send_log(&self.tx, to_row(&self.config, self.instance_id, entry));
+    }
+}
+
+/// Queues a log entry for [`write_logs`], counted in the queue-depth metric.
+fn send_log(tx: &mpsc::UnboundedSender<PluginLog>, row: PluginLog) {
+    if tx.send(row).is_ok() {
+        crate::metrics::global().plugin_log_queue.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -378,6 +394,7 @@ async fn write_logs(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Plugi
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
+        crate::metrics::global().plugin_log_queue.fetch_sub(batch.len() as i64, std::sync::atomic::Ordering::Relaxed);
         if let Err(err) = store.append_plugin_logs(&batch).await {
             tracing::warn!(%err, lost = batch.len(), "could not store plugin log entries");
         }

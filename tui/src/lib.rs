@@ -1,15 +1,25 @@
 //! phs-tui: the terminal dashboard behind `phs top`.
 //!
 //! This crate knows nothing of the pipeline. The binary polls each instance's
-//! admin listener, turns what it reads into a [`Snapshot`], and hands it here.
-//! Keeping the dependency one-way (`phs -> phs-tui`) keeps ratatui and crossterm
-//! out of the pipeline library and lets the rendering tests run without any
-//! service.
+//! admin listener (`/_snapshot`, whose shape is [`Report`]), gathers the
+//! results into a [`Snapshot`] and sends it here. Keeping the dependency
+//! one-way (`phs -> phs-tui`) keeps ratatui and crossterm out of the pipeline
+//! library and lets the rendering tests run without any service.
 //!
-//! The dashboard itself (panels, keys, rendering) arrives with the
-//! observability issue; the view model is defined now so the admin listener
-//! and `phs top --once --json` share one shape from the start.
+//! [`snapshot`] the wire and view model; [`panels`] turns it into table rows;
+//! [`app`] is state and keys; [`ui`] draws; [`term`] runs the terminal loop.
 
+pub mod app;
+pub mod panels;
 pub mod snapshot;
+pub mod term;
+pub mod theme;
+mod ui;
 
-pub use snapshot::{Instance, InstanceStatus, Snapshot};
+pub use snapshot::{
+    Count, Instance, InstanceStatus, PartitionLag, PluginError, PluginRow, PluginState, Quantiles, Report, Snapshot,
+    Worker,
+};
+
+#[cfg(test)]
+mod tests;

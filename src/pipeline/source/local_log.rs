@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Message, Producer, Source, SourceError};
+use super::{Message, PartitionPosition, Positions, Producer, Source, SourceError};
 use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
 
 fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> SourceError {
@@ -190,5 +190,26 @@ impl Source for LocalLogSource {
         .await
         .map_err(err("commit the consumer offset"))?;
         Ok(())
+    }
+
+    fn positions(&self) -> Option<std::sync::Arc<dyn Positions>> {
+        Some(std::sync::Arc::new(LocalLogPositions { log: self.log.clone(), consumer: self.consumer.clone() }))
+    }
+}
+
+/// The topic name the local log reports its one partition under.
+pub const TOPIC: &str = "local-log";
+
+struct LocalLogPositions {
+    log: LocalLog,
+    consumer: String,
+}
+
+#[async_trait]
+impl Positions for LocalLogPositions {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError> {
+        let committed = self.log.committed(&self.consumer).await?;
+        let end = self.log.end_offset().await?;
+        Ok(vec![PartitionPosition { topic: TOPIC.into(), partition: 0, committed, end }])
     }
 }

@@ -7,6 +7,7 @@ pub mod local_log;
 pub mod producer;
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One raw message: the capture-format JSON and its position.
@@ -35,11 +36,32 @@ pub trait Source: Send + Sync {
     /// partition this reader no longer owns (after a rebalance) is skipped:
     /// its new owner re-reads from the last commit, which is at-least-once.
     async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError>;
+    /// A handle that reads this consumer's committed offsets and the log ends
+    /// (consumer lag), usable while the source itself is busy polling.
+    fn positions(&self) -> Option<Arc<dyn Positions>> {
+        None
+    }
+}
+
+/// Where a consumer stands in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPosition {
+    pub topic: String,
+    pub partition: i32,
+    /// The last offset committed (0 before the first commit).
+    pub committed: i64,
+    /// The last offset in the log.
+    pub end: i64,
+}
+
+#[async_trait]
+pub trait Positions: Send + Sync {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError>;
 }
 
 /// The highest offset of every partition present in `messages`, sorted by
 /// partition: what to commit once they are all written.
-pub fn positions(messages: &[Message]) -> Vec<(i32, i64)> {
+pub fn highest_offsets(messages: &[Message]) -> Vec<(i32, i64)> {
     let mut highest = std::collections::BTreeMap::new();
     for m in messages {
         let o = highest.entry(m.partition).or_insert(m.offset);
@@ -66,10 +88,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn positions_are_the_highest_offset_of_each_partition() {
+    fn a_batch_commits_the_highest_offset_of_each_partition() {
         let m = |partition, offset| Message { partition, offset, payload: Vec::new() };
         let batch = [m(2, 7), m(0, 3), m(2, 9), m(0, 4), m(1, 1), m(2, 8)];
-        assert_eq!(positions(&batch), vec![(0, 4), (1, 1), (2, 9)]);
-        assert!(positions(&[]).is_empty());
+        assert_eq!(highest_offsets(&batch), vec![(0, 4), (1, 1), (2, 9)]);
+        assert!(highest_offsets(&[]).is_empty());
     }
 }

@@ -1,0 +1,141 @@
+//! Per-worker activity: which stage a worker is in, since when it holds its
+//! batch, and how much of its time went to batches (the busy ratio).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::global;
+
+/// The pipeline's stages, as timed and shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stage {
+    Poll,
+    Normalize,
+    Team,
+    Plugins,
+    Persons,
+    Write,
+    DeadLetters,
+    Commit,
+    /// A whole batch, from read to commit.
+    Batch,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::Poll,
+        Stage::Normalize,
+        Stage::Team,
+        Stage::Plugins,
+        Stage::Persons,
+        Stage::Write,
+        Stage::DeadLetters,
+        Stage::Commit,
+        Stage::Batch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Poll => "poll",
+            Stage::Normalize => "normalize",
+            Stage::Team => "team",
+            Stage::Plugins => "plugins",
+            Stage::Persons => "persons",
+            Stage::Write => "write",
+            Stage::DeadLetters => "dead_letters",
+            Stage::Commit => "commit",
+            Stage::Batch => "batch",
+        }
+    }
+}
+
+const IDLE: u8 = u8::MAX;
+
+pub struct WorkerStats {
+    pub id: u32,
+    /// Micros spent on finished batches.
+    busy: AtomicU64,
+    /// Micros since the registry epoch, plus one, when the batch in hand was read; 0 when idle.
+    batch_since: AtomicU64,
+    stage: AtomicU8,
+    in_hand: AtomicU64,
+}
+
+impl WorkerStats {
+    pub(super) fn new(id: u32) -> Self {
+        WorkerStats {
+            id,
+            busy: AtomicU64::new(0),
+            batch_since: AtomicU64::new(0),
+            stage: AtomicU8::new(IDLE),
+            in_hand: AtomicU64::new(0),
+        }
+    }
+
+    /// A batch of `n` messages was read and is now in hand.
+    pub fn begin_batch(&self, n: usize) {
+        let m = global();
+        m.events_in.add(n as u64);
+        m.batch_size.record(n as u64);
+        self.in_hand.store(n as u64, Ordering::Relaxed);
+        self.batch_since.store(m.micros_since_epoch(Instant::now()) + 1, Ordering::Relaxed);
+    }
+
+    /// The batch in hand is committed (or abandoned at shutdown).
+    pub fn end_batch(&self) {
+        let m = global();
+        let since = self.batch_since.swap(0, Ordering::Relaxed);
+        if since > 0 {
+            let took = m.micros_since_epoch(Instant::now()).saturating_sub(since - 1);
+            self.busy.fetch_add(took, Ordering::Relaxed);
+            m.stage(Stage::Batch).record(took);
+        }
+        self.in_hand.store(0, Ordering::Relaxed);
+        self.stage.store(IDLE, Ordering::Relaxed);
+        m.progressed();
+    }
+
+    /// Runs `work` as `stage` of this worker, timing it.
+    pub async fn timed<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
+        self.stage.store(stage as u8, Ordering::Relaxed);
+        let start = Instant::now();
+        let out = work.await;
+        global().stage(stage).record_duration(start.elapsed());
+        out
+    }
+
+    /// The synchronous [`timed`](Self::timed).
+    pub fn timed_sync<T>(&self, stage: Stage, work: impl FnOnce() -> T) -> T {
+        self.stage.store(stage as u8, Ordering::Relaxed);
+        let start = Instant::now();
+        let out = work();
+        global().stage(stage).record_duration(start.elapsed());
+        out
+    }
+
+    pub fn stage_name(&self) -> &'static str {
+        let s = self.stage.load(Ordering::Relaxed);
+        Stage::ALL.get(s as usize).map_or("idle", |s| s.as_str())
+    }
+
+    pub fn in_hand(&self) -> u64 {
+        self.in_hand.load(Ordering::Relaxed)
+    }
+
+    /// Micros spent on batches so far, counting the one in hand.
+    pub fn busy_micros(&self) -> u64 {
+        let since = self.batch_since.load(Ordering::Relaxed);
+        let current = if since > 0 { global().micros_since_epoch(Instant::now()).saturating_sub(since - 1) } else { 0 };
+        self.busy.load(Ordering::Relaxed) + current
+    }
+
+    /// How long the batch in hand has been held; None when idle.
+    pub fn holding_for(&self) -> Option<std::time::Duration> {
+        let since = self.batch_since.load(Ordering::Relaxed);
+        (since > 0).then(|| {
+            std::time::Duration::from_micros(global().micros_since_epoch(Instant::now()).saturating_sub(since - 1))
+        })
+    }
+}
