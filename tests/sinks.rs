@@ -295,6 +295,11 @@ async fn kafka_source_commits_every_partition_of_a_batch() {
     let pos = highest_offsets(&got);
     assert!(pos.len() > 1, "40 keys should land on several of the 4 partitions: {pos:?}");
     first.commit(&pos).await.unwrap();
+    // The lag report (phs top) sees the commit on every partition: nothing left behind.
+    let report = first.positions().expect("Kafka reports positions").positions().await.unwrap();
+    assert_eq!(report.len(), 4, "{report:?}");
+    assert_eq!(report.iter().map(|p| p.end).sum::<i64>(), 40, "{report:?}");
+    assert!(report.iter().all(|p| p.committed == p.end), "{report:?}");
     drop(first);
 
     producer.append(&messages(40, 50)).await.unwrap();

@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::{Message, Source, SourceError};
+use super::{Message, PartitionPosition, Positions, Source, SourceError};
 use crate::config::KafkaSettings;
 
 /// After the first message of a batch, how long to wait for more before
@@ -89,6 +89,10 @@ impl Source for KafkaSource {
         Ok(batch)
     }
 
+    fn positions(&self) -> Option<Arc<dyn Positions>> {
+        Some(Arc::new(KafkaPositions { consumer: self.consumer.clone(), topic: self.topic.clone() }))
+    }
+
     async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError> {
         let owned = self.consumer.assignment().map_err(|e| SourceError::new("read the partition assignment", e))?;
         let mut offsets = TopicPartitionList::new();
@@ -110,5 +114,37 @@ impl Source for KafkaSource {
             .await
             .map_err(|e| SourceError::new("commit offsets", e))?
             .map_err(|e| SourceError::new("commit offsets", e))
+    }
+}
+
+/// Committed offsets and high watermarks of the partitions this instance
+/// owns, both in Kafka's "next offset" terms, so `end - committed` is the lag.
+struct KafkaPositions {
+    consumer: Arc<StreamConsumer<RebalanceLog>>,
+    topic: String,
+}
+
+#[async_trait]
+impl Positions for KafkaPositions {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError> {
+        let (consumer, topic) = (self.consumer.clone(), self.topic.clone());
+        // Both calls ask the broker and block: keep them off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let timeout = Duration::from_secs(5);
+            let committed = consumer.committed(timeout)?;
+            let mut out = Vec::new();
+            for e in committed.elements_for_topic(&topic) {
+                let (_, end) = consumer.fetch_watermarks(&topic, e.partition(), timeout)?;
+                let committed = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                out.push(PartitionPosition { topic: topic.clone(), partition: e.partition(), committed, end });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| SourceError::new("read the consumer positions", e))?
+        .map_err(|e: rdkafka::error::KafkaError| SourceError::new("read the consumer positions", e))
     }
 }
