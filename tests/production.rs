@@ -317,7 +317,8 @@ async fn mixed_deployments_ingest_end_to_end() {
         loop {
             let listed = cli(&env, &["events", "list", "--json", "--event", event]);
             if listed.lines().count() == 1 {
-                return serde_json::from_str::<Value>(listed.trim()).unwrap();
+                // The server is handed back alive: sinks after the listed one may still be writing.
+                return (serde_json::from_str::<Value>(listed.trim()).unwrap(), server);
             }
             assert!(Instant::now() < deadline, "{event} not listed: {listed}");
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -337,7 +338,7 @@ async fn mixed_deployments_ingest_end_to_end() {
     // Kafka with events in SQLite, and the ClickHouse topics on.
     let mut env = keep(&["DATABASE_URL", "KAFKA_HOSTS", "KAFKA_PREFIX", "KAFKA_CONSUMER_GROUP", "PHS_DATA_DIR"]);
     env.push(("PHS_KAFKA_CLICKHOUSE_TOPICS", "true".into()));
-    let row = send_and_list(env, "via_kafka").await;
+    let (row, _server) = send_and_list(env, "via_kafka").await;
     assert!(d.dir.path().join("events.sqlite3").exists());
     let topic = consume(&d.settings, &d.settings.kafka.topic("clickhouse_events_json"), 1).await;
     let produced: Value = serde_json::from_slice(&topic[0].payload).unwrap();
