@@ -11,6 +11,7 @@ mod cli;
 mod completions;
 mod ingest;
 mod migrate;
+mod plugin_api;
 mod plugins;
 mod serve;
 mod store;

@@ -13,12 +13,12 @@ use serde_json::json;
 
 use crate::util::{phs, stderr, stdout};
 
-fn source(code: &str) -> PluginSource {
+pub fn source(code: &str) -> PluginSource {
     let manifest = Manifest::parse(r#"{"name": "test plugin"}"#).unwrap();
     PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap()
 }
 
-fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
+pub fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
     Context {
         team_id,
         plugin_id: 7,
