@@ -14,11 +14,12 @@ use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::persons::Persons;
-use crate::pipeline::plugins::PluginRunner;
+use crate::pipeline::plugins::{PluginRunner, RunnerOptions};
 use crate::pipeline::sink::sqlite::SqliteEvents;
 use crate::pipeline::source::local_log::LocalLog;
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
+use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
 use crate::{cache, store};
 use tokio_util::sync::CancellationToken;
@@ -133,8 +134,16 @@ async fn start_pipeline(
         store.clone(),
         cache,
         Some(Arc::new(log.clone())),
-        Limits::default(),
-        FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+        RunnerOptions {
+            limits: Limits::default(),
+            fetch: FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+            geoip: settings.mmdb_file_location.clone().filter(|_| !settings.disable_mmdb),
+            auto_disable: ErrorRatePolicy {
+                rate: settings.plugin_disable_error_rate,
+                min_calls: settings.plugin_disable_min_calls,
+                window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
+            },
+        },
         uuid::Uuid::now_v7(),
     );
     let teams = Arc::new(TeamCache::new(store.clone()));

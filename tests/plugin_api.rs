@@ -89,3 +89,216 @@ async fn cache_lists_in_redis() {
     let url = url::Url::parse(&redis_url()).unwrap();
     cache_lists_from_lua(phs::cache::connect(Some(&url)).await.unwrap()).await;
 }
+
+/// Writes a plugin folder: plugin.json with `schema` as its config, and index.lua.
+pub fn plugin_dir(root: &std::path::Path, name: &str, schema: Value, code: &str) -> std::path::PathBuf {
+    let dir = root.join(name.replace(' ', "-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = json!({"name": name, "config": schema});
+    std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
+    std::fs::write(dir.join("index.lua"), code).unwrap();
+    dir
+}
+
+const ATTACHMENT_PLUGIN: &str = r#"
+    function processEvent(event, meta)
+      local a = meta.attachments.rules
+      if a then
+        event.properties.file_name = a.file_name
+        event.properties.content_type = a.content_type
+        event.properties.rules = json.decode(a.contents)
+        event.properties.bytes = #meta.attachments.blob.contents
+      end
+      event.properties.missing = meta.attachments.nothing == nil
+      return event
+    end"#;
+
+async fn attachments_behave(store: Arc<dyn phs::store::Store>) {
+    use phs::pipeline::plugins::{Outcome, PluginRunner, RunnerOptions};
+    use phs::plugins::registry;
+    let tmp = tempfile::tempdir().unwrap();
+    let schema = json!([
+        {"key": "rules", "type": "attachment", "required": true},
+        {"key": "blob", "type": "attachment", "secret": true},
+        {"key": "nothing", "type": "attachment"},
+        {"key": "mode", "type": "string", "default": "x"}
+    ]);
+    let dir = plugin_dir(tmp.path(), &crate::util::unique("attach"), schema, ATTACHMENT_PLUGIN);
+    let rules = tmp.path().join("rules.json");
+    std::fs::write(&rules, r#"{"rename": {"a": "b"}}"#).unwrap();
+    let blob = tmp.path().join("data.bin");
+    std::fs::write(&blob, [0u8, 255, 1, 0, 7]).unwrap();
+
+    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
+    let team = store
+        .create_team(phs::store::NewTeam { name: "attach".into(), anonymize_ips: false, api_token: None })
+        .await
+        .unwrap();
+    // A required attachment must be there before enabling.
+    let err = registry::enable(store.as_ref(), &team, &plugin).await.unwrap_err().to_string();
+    assert!(err.contains("rules") && err.contains("@PATH"), "{err}");
+    let err = registry::configure(store.as_ref(), &team, &plugin, &[("rules".into(), "inline".into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rules") && err.contains("@PATH"), "{err}");
+    let err = registry::configure(store.as_ref(), &team, &plugin, &[("rules".into(), "@/nonexistent/x.json".into())])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/x.json"), "{err}");
+
+    let set = [("rules".to_string(), format!("@{}", rules.display())), ("blob".into(), format!("@{}", blob.display()))];
+    let config = registry::configure(store.as_ref(), &team, &plugin, &set).await.unwrap();
+    // Setting again replaces, never duplicates.
+    registry::configure(store.as_ref(), &team, &plugin, &set[..1]).await.unwrap();
+    let stored = store.plugin_attachments(config.id).await.unwrap();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    let shown = registry::masked(&plugin, &config, &stored);
+    assert_eq!(shown["rules"], json!({"file_name": "rules.json", "content_type": "application/json", "size": 22}));
+    assert_eq!(shown["blob"], "********", "a secret attachment is masked");
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+
+    // The pipeline's states see them as meta.attachments.
+    let cache: Arc<dyn Cache> = Arc::new(phs::cache::memory::MemoryCache::default());
+    let runner = PluginRunner::new(store.clone(), cache, None, RunnerOptions::default(), uuid::Uuid::now_v7());
+    let event = json!({"event": "e", "distinct_id": "d", "properties": {}});
+    let Outcome::Event(out) = runner.process(team.id, event.as_object().unwrap().clone()).await else {
+        panic!("dropped")
+    };
+    let p = &out["properties"];
+    assert_eq!(p["file_name"], "rules.json", "{p}");
+    assert_eq!(p["content_type"], "application/json");
+    assert_eq!(p["rules"], json!({"rename": {"a": "b"}}));
+    assert_eq!(p["bytes"], 5, "binary contents arrive whole");
+    assert_eq!(p["missing"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    attachments_behave(crate::util::sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    attachments_behave(crate::util::postgres_store(&dir).await).await;
+}
+
+#[test]
+fn plugins_config_sets_an_attachment_from_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("PHS_DATA_DIR", tmp.path().join("data").display().to_string())];
+    let run = |args: &[&str]| {
+        let out = crate::util::phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+        (out.status.code(), crate::util::stdout(&out), crate::util::stderr(&out))
+    };
+    let schema = json!([{"key": "rules", "type": "attachment"}]);
+    let dir = plugin_dir(tmp.path(), "Attach CLI", schema, ATTACHMENT_PLUGIN);
+    let file = tmp.path().join("list.csv");
+    std::fs::write(&file, "a,b\n1,2\n").unwrap();
+    let (code, team, err) = run(&["teams", "create", "t"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = run(&["plugins", "install", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let set = format!("rules=@{}", file.display());
+    let (code, out, err) = run(&["plugins", "config", "Attach CLI", "--team", team.trim(), "--set", &set]);
+    assert_eq!(code, Some(0), "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["rules"], json!({"file_name": "list.csv", "content_type": "text/csv", "size": 8}));
+    let (code, _, err) = run(&["plugins", "config", "Attach CLI", "--team", team.trim(), "--set", "rules=@/no/such"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("rules") && err.contains("/no/such"), "{err}");
+}
+
+/// A City record as MaxMind's databases hold it.
+pub fn london() -> Value {
+    json!({
+        "city": {"geoname_id": 2643743, "names": {"en": "London", "de": "London"}},
+        "continent": {"code": "EU", "geoname_id": 6255148, "names": {"en": "Europe"}},
+        "country": {"geoname_id": 2635167, "iso_code": "GB", "names": {"en": "United Kingdom"}},
+        "location": {"accuracy_radius": 100, "latitude": 51.5142, "longitude": -0.0931, "time_zone": "Europe/London"},
+        "postal": {"code": "EC2V"},
+        "subdivisions": [{"geoname_id": 6269131, "iso_code": "ENG", "names": {"en": "England"}}]
+    })
+}
+
+/// Writes a small City database with the test's own writer.
+pub fn mmdb_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let bytes = phs::plugins::geoip::writer::write(&[
+        ("81.2.69.0/24".into(), london()),
+        ("2a02:c7f::/32".into(), json!({"country": {"iso_code": "GB", "names": {"en": "United Kingdom"}}})),
+    ])
+    .unwrap();
+    let path = dir.join("City.mmdb");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn geoip_locate_returns_city_records_or_nil() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Arc::new(phs::plugins::geoip::GeoIp::open(&mmdb_file(tmp.path())).unwrap());
+    let code = r#"
+        function processEvent(event, meta)
+          local p = event.properties
+          local r = meta.geoip.locate(p.ip)
+          p.city = r and r.city.names.en
+          p.country = r and r.country.iso_code
+          p.continent = r and r.continent.code
+          p.lat = r and r.location.latitude
+          p.tz = r and r.location.time_zone
+          p.postal = r and r.postal.code
+          p.sub = r and r.subdivisions[1].iso_code
+          p.method_call = meta.geoip:locate(p.ip) ~= nil
+          p.v6 = meta.geoip.locate("2a02:c7f:1::1").country.iso_code
+          p.unknown = meta.geoip.locate("8.8.8.8") == nil
+          local ok, err = pcall(meta.geoip.locate, "not-an-ip")
+          p.bad = tostring(err)
+          return event
+        end"#;
+    let mut c = ctx(1, Arc::new(phs::cache::memory::MemoryCache::default()));
+    c.geoip = Some(db);
+    let vm = PluginVm::load(&source(code), c, limits()).unwrap();
+    let p = props(&vm, json!({"event": "e", "properties": {"ip": "81.2.69.142"}})).await;
+    assert_eq!(
+        (&p["city"], &p["country"], &p["continent"], &p["tz"], &p["postal"], &p["sub"]),
+        (&json!("London"), &json!("GB"), &json!("EU"), &json!("Europe/London"), &json!("EC2V"), &json!("ENG"))
+    );
+    assert_eq!(p["lat"], 51.5142);
+    assert_eq!(p["method_call"], true);
+    assert_eq!(p["v6"], "GB");
+    assert_eq!(p["unknown"], true);
+    assert!(p["bad"].as_str().unwrap().contains("`not-an-ip` is not an IP address"), "{p}");
+
+    // Without a database, locate raises a clear error.
+    let vm =
+        PluginVm::load(&source(code), ctx(2, Arc::new(phs::cache::memory::MemoryCache::default())), limits()).unwrap();
+    let err = vm.process_event(&json!({"event": "e", "properties": {"ip": "81.2.69.142"}})).await.unwrap_err();
+    assert!(err.to_string().contains("no GeoIP database is configured (MMDB_FILE_LOCATION)"), "{err}");
+}
+
+#[test]
+fn unreadable_geoip_databases_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.mmdb");
+    std::fs::write(&junk, b"not a database").unwrap();
+    for (path, says) in [("/no/such/City.mmdb", "cannot read"), (junk.to_str().unwrap(), "not a valid MaxMind DB")] {
+        let out = crate::util::phs()
+            .args(["serve", "--data-dir"])
+            .arg(tmp.path())
+            .env("MMDB_FILE_LOCATION", path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+        let err = crate::util::stderr(&out);
+        assert!(err.contains("MMDB_FILE_LOCATION") && err.contains(says), "{err}");
+        let out = crate::util::phs()
+            .args(["plugins", "test", "lua-plugins/hello-world", "--geoip-db", path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", crate::util::stderr(&out));
+        assert!(crate::util::stderr(&out).contains(says));
+    }
+}

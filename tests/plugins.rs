@@ -29,6 +29,8 @@ pub fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context
         logs,
         capture: None,
         fetch: Default::default(),
+        attachments: Vec::new(),
+        geoip: None,
     }
 }
 
@@ -55,7 +57,8 @@ async fn outcome(code: &str) -> Result<ProcessOutcome, CallError> {
 #[tokio::test]
 async fn hostile_plugins_are_contained() {
     let well_behaved = vm("function processEvent(e) e.properties.ok = true return e end");
-    let cases: &[(&str, &str, fn(&CallError) -> bool)] = &[
+    type Case = (&'static str, &'static str, fn(&CallError) -> bool);
+    let cases: &[Case] = &[
         ("infinite loop", "while true do end", |e| matches!(e, CallError::TimeLimit(_))),
         ("loop hidden in pcall", "while true do pcall(function() while true do end end) end", |e| {
             matches!(e, CallError::TimeLimit(_))
@@ -110,7 +113,7 @@ async fn a_state_recovers_after_hitting_a_limit() {
           return event
         end"#);
     for kind in ["bomb", "spin"] {
-        let err = vm.process_event(&json!({"event": kind, "properties": {}})).await.err().expect("limit");
+        let err = vm.process_event(&json!({"event": kind, "properties": {}})).await.expect_err("limit");
         assert!(err.is_limit(), "{kind}: {err:?}");
         match vm.process_event(&event()).await {
             Ok(ProcessOutcome::Event(e)) => assert_eq!(e["properties"]["survived"], true),
@@ -123,7 +126,7 @@ async fn a_state_recovers_after_hitting_a_limit() {
 async fn plugin_errors_carry_file_line_and_traceback() {
     let vm =
         vm("local function helper(e)\n  error('boom: ' .. e.event)\nend\nfunction processEvent(e)\n  helper(e)\nend");
-    let err = vm.process_event(&event()).await.err().expect("error");
+    let err = vm.process_event(&event()).await.expect_err("error");
     let msg = err.to_string();
     assert!(msg.contains("index.lua:2: boom: e"), "{msg}");
     assert!(msg.contains("stack traceback") && msg.contains("index.lua:5"), "{msg}");

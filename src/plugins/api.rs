@@ -37,6 +37,10 @@ pub struct Context {
     pub capture: Option<Capture>,
     /// What `fetch` may reach.
     pub fetch: super::fetch::FetchPolicy,
+    /// The files given for the config's attachment fields (`meta.attachments`).
+    pub attachments: Vec<crate::store::PluginAttachment>,
+    /// The GeoIP database behind `meta.geoip`, when one is configured.
+    pub geoip: Option<Arc<super::geoip::GeoIp>>,
 }
 
 /// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
@@ -121,7 +125,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
         let body: String = this.get("body")?;
         let j: serde_json::Value =
             serde_json::from_str(&body).map_err(|e| mlua::Error::runtime(format!("response body is not JSON: {e}")))?;
-        to_lua(&lua, &j)
+        to_lua(lua, &j)
     })?;
     method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
         let opts = opts.map(|o| from_lua(&lua, o)).transpose();
@@ -213,11 +217,26 @@ pub fn meta_table(lua: &Lua, ctx: &Context, deadline: Arc<Deadline>) -> mlua::Re
     let meta = lua.create_table()?;
     meta.raw_set("config", to_lua(lua, &serde_json::Value::Object(ctx.config.clone()))?)?;
     meta.raw_set("global", lua.create_table()?)?;
-    meta.raw_set("attachments", lua.create_table()?)?;
+    meta.raw_set("attachments", attachments_table(lua, ctx)?)?;
+    meta.raw_set("geoip", super::geoip::table(lua, ctx.geoip.clone())?)?;
     meta.raw_set("cache", cache::table(lua, ctx, &deadline)?)?;
     meta.raw_set("storage", storage_table(lua, ctx, &deadline)?)?;
     meta.raw_set("utils", utils_table(lua, ctx, &deadline)?)?;
     Ok(meta)
+}
+
+/// `meta.attachments`: `{content_type, file_name, contents}` per attachment
+/// field that has a file; `contents` is the file's bytes as a Lua string.
+fn attachments_table(lua: &Lua, ctx: &Context) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    for a in &ctx.attachments {
+        let entry = lua.create_table()?;
+        entry.raw_set("content_type", a.content_type.as_str())?;
+        entry.raw_set("file_name", a.file_name.as_str())?;
+        entry.raw_set("contents", lua.create_string(&a.contents)?)?;
+        t.raw_set(a.key.as_str(), entry)?;
+    }
+    Ok(t)
 }
 
 /// `meta.storage`: persistent JSON values per plugin config; setting nil deletes.

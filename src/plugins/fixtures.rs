@@ -9,6 +9,13 @@
 //! A sequence fixture gives `"events": [...]` and `"expected": [...]`
 //! instead: the events go through one state in order, so `meta.global`,
 //! the cache and storage carry over from one to the next.
+//!
+//! Two optional keys stand in for outside services: `"geoip": {NETWORK:
+//! City record}` gives the run a GeoIP database holding those records, and
+//! `"fetch": {PATH: answer}` starts a local HTTP server answering them
+//! (see [`http`]), whose base URL replaces `${FETCH}` in config values.
+
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +24,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::fetch::FetchPolicy;
+use super::geoip::GeoIp;
 use super::logs::{LogEntry, MemoryLog};
 use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
 
@@ -36,6 +45,22 @@ pub struct Fixture {
     pub expected: Option<Value>,
     #[serde(default)]
     pub expected_error: Option<String>,
+    /// GeoIP records by network (`1.2.3.4` or `1.2.3.0/24`).
+    #[serde(default)]
+    pub geoip: BTreeMap<String, Value>,
+    /// Local HTTP answers by path (`/latest` or `/latest?base=USD`).
+    #[serde(default)]
+    pub fetch: BTreeMap<String, Value>,
+}
+
+/// What a run gets besides the plugin and its config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub limits: Limits,
+    /// The database behind `meta.geoip` (`phs plugins test --geoip-db`).
+    pub geoip: Option<Arc<GeoIp>>,
+    /// What `fetch` may reach.
+    pub fetch: FetchPolicy,
 }
 
 /// Tells `"expected": null` (dropped) from a missing key.
@@ -81,6 +106,10 @@ pub enum FixtureError {
     Config(#[from] super::manifest::ConfigError),
     #[error(transparent)]
     Load(#[from] super::vm::LoadError),
+    #[error("fixture `geoip`: {0}")]
+    GeoIp(String),
+    #[error("fixture `fetch`: cannot start the local HTTP server: {0}")]
+    Fetch(std::io::Error),
 }
 
 /// Runs one event through a fresh VM (setupPlugin, then processEvent).
@@ -88,9 +117,9 @@ pub async fn run_event(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
     event: &Value,
-    limits: Limits,
+    opts: &RunOptions,
 ) -> Result<(Outcome, Vec<LogEntry>), FixtureError> {
-    let (mut outcomes, logs) = run_events(source, config, std::slice::from_ref(event), limits).await?;
+    let (mut outcomes, logs) = run_events(source, config, std::slice::from_ref(event), opts).await?;
     Ok((outcomes.remove(0), logs))
 }
 
@@ -100,7 +129,7 @@ pub async fn run_events(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
     events: &[Value],
-    limits: Limits,
+    opts: &RunOptions,
 ) -> Result<(Vec<Outcome>, Vec<LogEntry>), FixtureError> {
     let logs = Arc::new(MemoryLog::default());
     let ctx = Context {
@@ -112,9 +141,11 @@ pub async fn run_events(
         storage: Arc::new(crate::store::memory::MemoryStorage::default()),
         logs: logs.clone(),
         capture: None,
-        fetch: Default::default(),
+        fetch: opts.fetch,
+        attachments: Vec::new(),
+        geoip: opts.geoip.clone(),
     };
-    let vm = PluginVm::load(source, ctx, limits)?;
+    let vm = PluginVm::load(source, ctx, opts.limits)?;
     let mut outcomes = Vec::with_capacity(events.len());
     match vm.setup().await {
         Err(e) => outcomes.extend(events.iter().map(|_| error_outcome(format!("setupPlugin: {e}"), &e))),
@@ -181,7 +212,7 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
 }
 
 /// Runs one fixture and compares the outcomes with what it expects.
-pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
+pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOptions) -> Result<Report, FixtureError> {
     let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
         (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),
         (None, Some(evs)) => {
@@ -190,7 +221,24 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
         }
         (None, None) => unreachable!("load_fixtures requires event or events"),
     };
-    let (outcomes, logs) = run_events(source, &f.config, &events, limits).await?;
+    let mut opts = opts.clone();
+    let mut config = f.config.clone();
+    if !f.geoip.is_empty() {
+        let entries: Vec<_> = f.geoip.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let bytes = super::geoip::writer::write(&entries).map_err(FixtureError::GeoIp)?;
+        let db = GeoIp::from_bytes(bytes, "the fixture's geoip map").map_err(|e| FixtureError::GeoIp(e.to_string()))?;
+        opts.geoip = Some(Arc::new(db));
+    }
+    // Kept alive until the run ends.
+    let _server = if f.fetch.is_empty() {
+        None
+    } else {
+        let server = http::serve(&f.fetch).await.map_err(FixtureError::Fetch)?;
+        config.values_mut().for_each(|v| *v = v.replace("${FETCH}", &server.base_url));
+        opts.fetch.allow_private = true;
+        Some(server)
+    };
+    let (outcomes, logs) = run_events(source, &config, &events, &opts).await?;
     let sequence = events.len() > 1 || f.events.is_some();
     let mut differences = Vec::new();
     for (i, (outcome, want)) in outcomes.iter().zip(expected).enumerate() {

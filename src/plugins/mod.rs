@@ -11,8 +11,10 @@
 
 pub mod api;
 pub mod convert;
+pub mod error_rate;
 pub mod fetch;
 pub mod fixtures;
+pub mod geoip;
 pub mod logs;
 pub mod manifest;
 pub mod registry;
