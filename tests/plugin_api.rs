@@ -302,3 +302,114 @@ fn unreadable_geoip_databases_are_usage_errors() {
         assert!(crate::util::stderr(&out).contains(says));
     }
 }
+
+/// (path in the archive, contents) of the bundled Hello World plugin, under `prefix`.
+fn hello_world_entries(prefix: &str) -> Vec<(String, Vec<u8>)> {
+    ["plugin.json", "index.lua", "README.md"]
+        .iter()
+        .map(|f| (format!("{prefix}{f}"), std::fs::read(format!("lua-plugins/hello-world/{f}")).unwrap()))
+        .collect()
+}
+
+fn write_zip(path: &std::path::Path, entries: &[(String, Vec<u8>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), opts).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Writes names as given, `..` included (tar::Builder would refuse them).
+fn write_tgz(path: &std::path::Path, entries: &[(String, Vec<u8>)]) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        tar.append(&header, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn plugins_install_from_archives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("PHS_DATA_DIR", tmp.path().join("data").display().to_string())];
+    let install = |archive: &std::path::Path| {
+        let out = crate::util::phs()
+            .args(["plugins", "install"])
+            .arg(archive)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        (out.status.code(), crate::util::stderr(&out))
+    };
+    let good = [
+        ("folder.zip", hello_world_entries("hello-world-main/")),
+        ("flat.tar.gz", hello_world_entries("")),
+        ("folder.tgz", hello_world_entries("plugin/")),
+        ("flat.zip", hello_world_entries("./")),
+    ];
+    for (name, entries) in &good {
+        let path = tmp.path().join(name);
+        if name.ends_with(".zip") {
+            write_zip(&path, entries)
+        } else {
+            write_tgz(&path, entries)
+        }
+        let (code, err) = install(&path);
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert!(err.contains("\"Hello World\"") && err.contains("processEvent"), "{name}: {err}");
+    }
+    let out = crate::util::phs()
+        .args(["plugins", "list", "--json"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["plugins"].as_array().unwrap().len(), 1, "the same plugin, updated");
+
+    let mut traversal = hello_world_entries("");
+    traversal.push(("../evil.lua".into(), b"os.exit()".to_vec()));
+    let mut two_roots = hello_world_entries("a/");
+    two_roots.extend(hello_world_entries("b/"));
+    let mut oversized = hello_world_entries("p/");
+    oversized.push(("p/lib/huge.lua".into(), vec![b'-'; 2 * 1024 * 1024]));
+    let absolute = vec![("/etc/plugin.json".to_string(), b"{}".to_vec())];
+    let bad: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = vec![
+        ("traversal.zip", traversal.clone(), "`../evil.lua` points outside the archive"),
+        ("traversal.tar.gz", traversal, "`../evil.lua` points outside the archive"),
+        ("absolute.zip", absolute, "`/etc/plugin.json` points outside the archive"),
+        ("empty.zip", vec![("README.md".into(), b"hi".to_vec())], "no plugin.json"),
+        ("two-roots.tgz", two_roots, "no plugin.json"),
+        ("oversized.zip", oversized, "`p/lib/huge.lua` is 2097152 bytes"),
+    ];
+    for (name, entries, says) in bad {
+        let path = tmp.path().join(name);
+        if name.ends_with(".zip") {
+            write_zip(&path, &entries)
+        } else {
+            write_tgz(&path, &entries)
+        }
+        let (code, err) = install(&path);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let junk = tmp.path().join("junk.zip");
+    std::fs::write(&junk, b"not a zip").unwrap();
+    let (code, err) = install(&junk);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot read the archive"), "{err}");
+    let other = tmp.path().join("plugin.rar");
+    std::fs::write(&other, b"x").unwrap();
+    let (code, err) = install(&other);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("expected a .zip, .tar.gz or .tgz"), "{err}");
+}

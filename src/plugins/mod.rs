@@ -10,6 +10,7 @@
 //! - [`fixtures`]: the fixture runner behind `phs plugins test`.
 
 pub mod api;
+pub mod archive;
 pub mod convert;
 pub mod error_rate;
 pub mod fetch;

@@ -20,6 +20,8 @@ pub enum RegistryError {
     #[error("{0}")]
     Load(#[from] super::vm::LoadError),
     #[error("{0}")]
+    Archive(#[from] super::archive::ArchiveError),
+    #[error("{0}")]
     Config(#[from] super::manifest::ConfigError),
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -31,16 +33,11 @@ pub enum RegistryError {
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-/// Reads a plugin folder, checks that it loads, detects its capabilities and
-/// stores its code. Installing a plugin of the same name again updates it.
+/// Reads a plugin folder or archive (.zip, .tar.gz), checks that it loads,
+/// detects its capabilities and stores its code. Installing a plugin of the
+/// same name again updates it.
 pub async fn install(store: &dyn Store, path: &Path) -> Result<Plugin> {
-    if path.is_file() {
-        return Err(RegistryError::Invalid(format!(
-            "{}: installing from an archive is not supported yet; unpack it and install the folder",
-            path.display()
-        )));
-    }
-    let source = PluginSource::from_dir(path)?;
+    let source = if path.is_file() { super::archive::read(path)? } else { PluginSource::from_dir(path)? };
     let vm = load_for_inspection(&source)?;
     let mut files: Vec<(String, String)> = source.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     files.push(("plugin.json".into(), serde_json::to_string_pretty(&source.manifest).expect("manifest serializes")));
