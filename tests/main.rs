@@ -12,6 +12,7 @@ mod completions;
 mod ingest;
 mod migrate;
 mod plugin_api;
+mod plugin_containment;
 mod plugins;
 mod serve;
 mod store;

@@ -383,7 +383,8 @@ fn plugins_install_from_archives() {
     let mut oversized = hello_world_entries("p/");
     oversized.push(("p/lib/huge.lua".into(), vec![b'-'; 2 * 1024 * 1024]));
     let absolute = vec![("/etc/plugin.json".to_string(), b"{}".to_vec())];
-    let bad: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = vec![
+    type Bad = (&'static str, Vec<(String, Vec<u8>)>, &'static str);
+    let bad: Vec<Bad> = vec![
         ("traversal.zip", traversal.clone(), "`../evil.lua` points outside the archive"),
         ("traversal.tar.gz", traversal, "`../evil.lua` points outside the archive"),
         ("absolute.zip", absolute, "`/etc/plugin.json` points outside the archive"),
