@@ -51,6 +51,10 @@ pub struct Fixture {
     /// Local HTTP answers by path (`/latest` or `/latest?base=USD`).
     #[serde(default)]
     pub fetch: BTreeMap<String, Value>,
+    /// How many requests each `fetch` answer must have served by the end
+    /// (e.g. 1 to show a plugin caches what it fetched).
+    #[serde(default)]
+    pub expected_fetches: Option<BTreeMap<String, u64>>,
 }
 
 /// What a run gets besides the plugin and its config.
@@ -202,6 +206,9 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
             }
             _ => return Err(invalid(&p, "give exactly one of `event` and `events`".into())),
         }
+        if f.expected_fetches.is_some() && f.fetch.is_empty() {
+            return Err(invalid(&p, "`expected_fetches` needs a `fetch` map to count".into()));
+        }
         let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         out.push((name, f));
     }
@@ -230,7 +237,7 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOpt
         opts.geoip = Some(Arc::new(db));
     }
     // Kept alive until the run ends.
-    let _server = if f.fetch.is_empty() {
+    let server = if f.fetch.is_empty() {
         None
     } else {
         let server = http::serve(&f.fetch).await.map_err(FixtureError::Fetch)?;
@@ -245,6 +252,15 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOpt
         let prefix = if sequence { format!("event {}: ", i + 1) } else { String::new() };
         differences
             .extend(compare(f.expected_error.as_deref(), want, outcome).into_iter().map(|d| format!("{prefix}{d}")));
+    }
+    if let (Some(want), Some(server)) = (&f.expected_fetches, &server) {
+        let hits = server.hits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (path, n) in want {
+            let got = hits.get(path).copied().unwrap_or(0);
+            if got != *n {
+                differences.push(format!("~ fetches of {path}: expected {n}, got {got}"));
+            }
+        }
     }
     let outcome = if sequence {
         Outcome::Sequence { results: outcomes }
