@@ -5,6 +5,7 @@ mod completions;
 mod events;
 mod healthcheck;
 mod migrate;
+mod persons;
 mod plugins;
 mod replay;
 mod serve;
@@ -53,6 +54,7 @@ pub enum Command {
     Top(top::Opts),
     Teams(teams::Opts),
     Events(events::Opts),
+    Persons(persons::Opts),
     Completions(completions::Opts),
 }
 
@@ -66,6 +68,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Top(o) => top::run(o),
         Command::Teams(o) => teams::run(o).await,
         Command::Events(o) => events::run(o).await,
+        Command::Persons(o) => persons::run(o).await,
         Command::Completions(o) => completions::run(o),
     }
 }

@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Watch running instances: consumer lag, worker load, plugins and their errors')
             [CompletionResult]::new('teams', 'teams', [CompletionResultType]::ParameterValue, 'Manage teams (projects): each has the API token SDKs send events with')
             [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'Look at stored events')
+            [CompletionResult]::new('persons', 'persons', [CompletionResultType]::ParameterValue, 'Look at persons')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (or the man page) on stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -536,6 +537,62 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
         'phs;events;help;help' {
             break
         }
+        'phs;persons' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
+            [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process')
+            [CompletionResult]::new('--kafka-hosts', '--kafka-hosts', [CompletionResultType]::ParameterName, 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log')
+            [CompletionResult]::new('--kafka-consumption-topic', '--kafka-consumption-topic', [CompletionResultType]::ParameterName, 'Topic of incoming events, as produced by capture')
+            [CompletionResult]::new('--kafka-prefix', '--kafka-prefix', [CompletionResultType]::ParameterName, 'Prefix put before every topic name (lets several deployments or tests share a broker)')
+            [CompletionResult]::new('--kafka-client-cert-b64', '--kafka-client-cert-b64', [CompletionResultType]::ParameterName, 'Client certificate (PEM), base64-encoded; enables TLS')
+            [CompletionResult]::new('--kafka-client-cert-key-b64', '--kafka-client-cert-key-b64', [CompletionResultType]::ParameterName, 'Client certificate key (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-trusted-cert-b64', '--kafka-trusted-cert-b64', [CompletionResultType]::ParameterName, 'Trusted CA certificate (PEM), base64-encoded')
+            [CompletionResult]::new('--kafka-security-protocol', '--kafka-security-protocol', [CompletionResultType]::ParameterName, 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given')
+            [CompletionResult]::new('--kafka-sasl-mechanism', '--kafka-sasl-mechanism', [CompletionResultType]::ParameterName, 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)')
+            [CompletionResult]::new('--kafka-sasl-user', '--kafka-sasl-user', [CompletionResultType]::ParameterName, 'SASL user name')
+            [CompletionResult]::new('--kafka-sasl-password', '--kafka-sasl-password', [CompletionResultType]::ParameterName, 'SASL password')
+            [CompletionResult]::new('--kafka-producer-max-queue-size', '--kafka-producer-max-queue-size', [CompletionResultType]::ParameterName, 'Producer: messages queued before a flush')
+            [CompletionResult]::new('--kafka-flush-frequency-ms', '--kafka-flush-frequency-ms', [CompletionResultType]::ParameterName, 'Producer: longest wait before a flush, in milliseconds')
+            [CompletionResult]::new('--kafka-max-message-batch-size', '--kafka-max-message-batch-size', [CompletionResultType]::ParameterName, 'Producer: largest batch in bytes before a flush')
+            [CompletionResult]::new('--kafka-partitions-consumed-concurrently', '--kafka-partitions-consumed-concurrently', [CompletionResultType]::ParameterName, 'Partitions of the consumption topic processed concurrently by this instance')
+            [CompletionResult]::new('--clickhouse-host', '--clickhouse-host', [CompletionResultType]::ParameterName, 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite')
+            [CompletionResult]::new('--clickhouse-database', '--clickhouse-database', [CompletionResultType]::ParameterName, 'ClickHouse database')
+            [CompletionResult]::new('--clickhouse-user', '--clickhouse-user', [CompletionResultType]::ParameterName, 'ClickHouse user name')
+            [CompletionResult]::new('--clickhouse-password', '--clickhouse-password', [CompletionResultType]::ParameterName, 'ClickHouse password')
+            [CompletionResult]::new('--clickhouse-secure', '--clickhouse-secure', [CompletionResultType]::ParameterName, 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme')
+            [CompletionResult]::new('--clickhouse-ca', '--clickhouse-ca', [CompletionResultType]::ParameterName, 'CA certificate file (PEM) to trust for ClickHouse over https')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'The person behind a distinct id; exits 1 when there is none')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;persons;show' {
+            [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'The team: id, API token or name')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'phs;persons;help' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'The person behind a distinct id; exits 1 when there is none')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'phs;persons;help;show' {
+            break
+        }
+        'phs;persons;help;help' {
+            break
+        }
         'phs;completions' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
@@ -554,6 +611,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('top', 'top', [CompletionResultType]::ParameterValue, 'Watch running instances: consumer lag, worker load, plugins and their errors')
             [CompletionResult]::new('teams', 'teams', [CompletionResultType]::ParameterValue, 'Manage teams (projects): each has the API token SDKs send events with')
             [CompletionResult]::new('events', 'events', [CompletionResultType]::ParameterValue, 'Look at stored events')
+            [CompletionResult]::new('persons', 'persons', [CompletionResultType]::ParameterValue, 'Look at persons')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script (or the man page) on stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -636,6 +694,13 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             break
         }
         'phs;help;events;list' {
+            break
+        }
+        'phs;help;persons' {
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'The person behind a distinct id; exits 1 when there is none')
+            break
+        }
+        'phs;help;persons;show' {
             break
         }
         'phs;help;completions' {

@@ -31,6 +31,9 @@ _phs() {
             phs,migrate)
                 cmd="phs__subcmd__migrate"
                 ;;
+            phs,persons)
+                cmd="phs__subcmd__persons"
+                ;;
             phs,plugins)
                 cmd="phs__subcmd__plugins"
                 ;;
@@ -73,6 +76,9 @@ _phs() {
             phs__subcmd__help,migrate)
                 cmd="phs__subcmd__help__subcmd__migrate"
                 ;;
+            phs__subcmd__help,persons)
+                cmd="phs__subcmd__help__subcmd__persons"
+                ;;
             phs__subcmd__help,plugins)
                 cmd="phs__subcmd__help__subcmd__plugins"
                 ;;
@@ -90,6 +96,9 @@ _phs() {
                 ;;
             phs__subcmd__help__subcmd__events,list)
                 cmd="phs__subcmd__help__subcmd__events__subcmd__list"
+                ;;
+            phs__subcmd__help__subcmd__persons,show)
+                cmd="phs__subcmd__help__subcmd__persons__subcmd__show"
                 ;;
             phs__subcmd__help__subcmd__plugins,config)
                 cmd="phs__subcmd__help__subcmd__plugins__subcmd__config"
@@ -129,6 +138,18 @@ _phs() {
                 ;;
             phs__subcmd__help__subcmd__teams,list)
                 cmd="phs__subcmd__help__subcmd__teams__subcmd__list"
+                ;;
+            phs__subcmd__persons,help)
+                cmd="phs__subcmd__persons__subcmd__help"
+                ;;
+            phs__subcmd__persons,show)
+                cmd="phs__subcmd__persons__subcmd__show"
+                ;;
+            phs__subcmd__persons__subcmd__help,help)
+                cmd="phs__subcmd__persons__subcmd__help__subcmd__help"
+                ;;
+            phs__subcmd__persons__subcmd__help,show)
+                cmd="phs__subcmd__persons__subcmd__help__subcmd__show"
                 ;;
             phs__subcmd__plugins,config)
                 cmd="phs__subcmd__plugins__subcmd__config"
@@ -227,7 +248,7 @@ _phs() {
 
     case "${cmd}" in
         phs)
-            opts="-h -V --log-level --log-format --help --version serve migrate healthcheck replay plugins top teams events completions help"
+            opts="-h -V --log-level --log-format --help --version serve migrate healthcheck replay plugins top teams events persons completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -495,7 +516,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__help)
-            opts="serve migrate healthcheck replay plugins top teams events completions help"
+            opts="serve migrate healthcheck replay plugins top teams events persons completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -581,6 +602,34 @@ _phs() {
         phs__subcmd__help__subcmd__migrate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__help__subcmd__persons)
+            opts="show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__help__subcmd__persons__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -948,6 +997,188 @@ _phs() {
                     return 0
                     ;;
                 --kafka-replication-factor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "trace debug info log warn error none" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__persons)
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-consumption-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-client-cert-b64)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-client-cert-key-b64)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-trusted-cert-b64)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-security-protocol)
+                    COMPREPLY=($(compgen -W "plaintext ssl sasl-plaintext sasl-ssl" -- "${cur}"))
+                    return 0
+                    ;;
+                --kafka-sasl-mechanism)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-sasl-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-sasl-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-producer-max-queue-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-flush-frequency-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-max-message-batch-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kafka-partitions-consumed-concurrently)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-secure)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --clickhouse-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "trace debug info log warn error none" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__persons__subcmd__help)
+            opts="show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__persons__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__persons__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        phs__subcmd__persons__subcmd__show)
+            opts="-h -V --team --json --log-level --log-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --team)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

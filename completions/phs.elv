@@ -32,6 +32,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
             cand teams 'Manage teams (projects): each has the API token SDKs send events with'
             cand events 'Look at stored events'
+            cand persons 'Look at persons'
             cand completions 'Print a shell completion script (or the man page) on stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -490,6 +491,57 @@ set edit:completion:arg-completer[phs] = {|@words|
         }
         &'phs;events;help;help'= {
         }
+        &'phs;persons'= {
+            cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
+            cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
+            cand --redis-url 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process'
+            cand --kafka-hosts 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log'
+            cand --kafka-consumption-topic 'Topic of incoming events, as produced by capture'
+            cand --kafka-prefix 'Prefix put before every topic name (lets several deployments or tests share a broker)'
+            cand --kafka-client-cert-b64 'Client certificate (PEM), base64-encoded; enables TLS'
+            cand --kafka-client-cert-key-b64 'Client certificate key (PEM), base64-encoded'
+            cand --kafka-trusted-cert-b64 'Trusted CA certificate (PEM), base64-encoded'
+            cand --kafka-security-protocol 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given'
+            cand --kafka-sasl-mechanism 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)'
+            cand --kafka-sasl-user 'SASL user name'
+            cand --kafka-sasl-password 'SASL password'
+            cand --kafka-producer-max-queue-size 'Producer: messages queued before a flush'
+            cand --kafka-flush-frequency-ms 'Producer: longest wait before a flush, in milliseconds'
+            cand --kafka-max-message-batch-size 'Producer: largest batch in bytes before a flush'
+            cand --kafka-partitions-consumed-concurrently 'Partitions of the consumption topic processed concurrently by this instance'
+            cand --clickhouse-host 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite'
+            cand --clickhouse-database 'ClickHouse database'
+            cand --clickhouse-user 'ClickHouse user name'
+            cand --clickhouse-password 'ClickHouse password'
+            cand --clickhouse-secure 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme'
+            cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;persons;show'= {
+            cand --team 'The team: id, API token or name'
+            cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
+            cand --log-format 'Log format on stderr'
+            cand --json 'Print JSON on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'phs;persons;help'= {
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'phs;persons;help;show'= {
+        }
+        &'phs;persons;help;help'= {
+        }
         &'phs;completions'= {
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
@@ -507,6 +559,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand top 'Watch running instances: consumer lag, worker load, plugins and their errors'
             cand teams 'Manage teams (projects): each has the API token SDKs send events with'
             cand events 'Look at stored events'
+            cand persons 'Look at persons'
             cand completions 'Print a shell completion script (or the man page) on stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -567,6 +620,11 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand list 'The latest events, newest first'
         }
         &'phs;help;events;list'= {
+        }
+        &'phs;help;persons'= {
+            cand show 'The person behind a distinct id; exits 1 when there is none'
+        }
+        &'phs;help;persons;show'= {
         }
         &'phs;help;completions'= {
         }

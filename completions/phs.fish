@@ -43,6 +43,7 @@ complete -c phs -n "__fish_phs_needs_command" -f -a "plugins" -d 'Manage Lua plu
 complete -c phs -n "__fish_phs_needs_command" -f -a "top" -d 'Watch running instances: consumer lag, worker load, plugins and their errors'
 complete -c phs -n "__fish_phs_needs_command" -f -a "teams" -d 'Manage teams (projects): each has the API token SDKs send events with'
 complete -c phs -n "__fish_phs_needs_command" -f -a "events" -d 'Look at stored events'
+complete -c phs -n "__fish_phs_needs_command" -f -a "persons" -d 'Look at persons'
 complete -c phs -n "__fish_phs_needs_command" -f -a "completions" -d 'Print a shell completion script (or the man page) on stdout'
 complete -c phs -n "__fish_phs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c phs -n "__fish_phs_using_subcommand serve" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
@@ -555,6 +556,61 @@ complete -c phs -n "__fish_phs_using_subcommand events; and __fish_seen_subcomma
 complete -c phs -n "__fish_phs_using_subcommand events; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand events; and __fish_seen_subcommand_from help" -f -a "list" -d 'The latest events, newest first'
 complete -c phs -n "__fish_phs_using_subcommand events; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-hosts -d 'Comma-separated Kafka bootstrap hosts (host:port). Unset: the local ingestion log' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-consumption-topic -d 'Topic of incoming events, as produced by capture' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-prefix -d 'Prefix put before every topic name (lets several deployments or tests share a broker)' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-client-cert-b64 -d 'Client certificate (PEM), base64-encoded; enables TLS' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-client-cert-key-b64 -d 'Client certificate key (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-trusted-cert-b64 -d 'Trusted CA certificate (PEM), base64-encoded' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-security-protocol -d 'Security protocol: plaintext, ssl, sasl_plaintext or sasl_ssl. Default: ssl when certificates are given' -r -f -a "plaintext\t''
+ssl\t''
+sasl-plaintext\t''
+sasl-ssl\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-user -d 'SASL user name' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-password -d 'SASL password' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-database -d 'ClickHouse database' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-user -d 'ClickHouse user name' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-password -d 'ClickHouse password' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
+false\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -f -a "show" -d 'The person behind a distinct id; exits 1 when there is none'
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -l team -d 'The team: id, API token or name' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
+debug\t''
+info\t''
+log\t''
+warn\t''
+error\t''
+none\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -l json -d 'Print JSON on stdout'
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from help" -f -a "show" -d 'The person behind a distinct id; exits 1 when there is none'
+complete -c phs -n "__fish_phs_using_subcommand persons; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c phs -n "__fish_phs_using_subcommand completions" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -566,16 +622,17 @@ complete -c phs -n "__fish_phs_using_subcommand completions" -l log-format -d 'L
 json\t''"
 complete -c phs -n "__fish_phs_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "serve" -d 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "migrate" -d 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "healthcheck" -d 'Query a running instance\'s admin listener; exit 0 when healthy, 1 otherwise'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "replay" -d 'Re-run past events from the ingestion log (Kafka or local) through plugins'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "plugins" -d 'Manage Lua plugins and their per-team configs'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "top" -d 'Watch running instances: consumer lag, worker load, plugins and their errors'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "teams" -d 'Manage teams (projects): each has the API token SDKs send events with'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "events" -d 'Look at stored events'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "completions" -d 'Print a shell completion script (or the man page) on stdout'
-complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "serve" -d 'Run the plugin server: ingestion, plugins, scheduled tasks, jobs and the admin listener'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "migrate" -d 'Create or update tables (Postgres or SQLite, ClickHouse) and Kafka topics'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "healthcheck" -d 'Query a running instance\'s admin listener; exit 0 when healthy, 1 otherwise'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "replay" -d 'Re-run past events from the ingestion log (Kafka or local) through plugins'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "plugins" -d 'Manage Lua plugins and their per-team configs'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "top" -d 'Watch running instances: consumer lag, worker load, plugins and their errors'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "teams" -d 'Manage teams (projects): each has the API token SDKs send events with'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "events" -d 'Look at stored events'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "persons" -d 'Look at persons'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "completions" -d 'Print a shell completion script (or the man page) on stdout'
+complete -c phs -n "__fish_phs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate healthcheck replay plugins top teams events persons completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "new" -d 'Scaffold a plugin folder: plugin.json, index.lua and tests/ fixtures'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "test" -d 'Run a plugin\'s fixtures, or the given events, through setupPlugin and processEvent'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from plugins" -f -a "install" -d 'Install a plugin from a folder or a .zip/.tar.gz archive into the database'
@@ -590,3 +647,4 @@ complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "create" -d 'Create a team and print its project API token on stdout'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from teams" -f -a "list" -d 'List teams'
 complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from events" -f -a "list" -d 'The latest events, newest first'
+complete -c phs -n "__fish_phs_using_subcommand help; and __fish_seen_subcommand_from persons" -f -a "show" -d 'The person behind a distinct id; exits 1 when there is none'

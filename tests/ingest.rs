@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 use crate::serve::{start, wait_healthy};
 use crate::util::{phs, stderr, stdout};
 
-pub fn cli(dir: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn cli(dir: &std::path::Path, args: &[&str]) -> String {
     let out = phs().args(args).env("PHS_DATA_DIR", dir).output().unwrap();
     assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
     stdout(&out)
 }
 
 /// Polls `phs events list --json` until `n` events are stored.
-pub fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
+pub(crate) fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let out = cli(dir, &["events", "list", "--json", "--limit", "100000"]);
@@ -28,7 +28,7 @@ pub fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
     }
 }
 
-pub async fn post(url: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn post(url: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let r = reqwest::Client::new().post(url).header("content-type", content_type).body(body).send().await.unwrap();
     let code = r.status().as_u16();
     (code, r.json().await.unwrap_or(Value::Null))

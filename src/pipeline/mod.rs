@@ -1,16 +1,16 @@
 //! The ingestion pipeline: source -> normalize -> team -> plugins -> prepare
-//! -> sink, then commit.
+//! -> persons -> sink, then commit.
 //!
 //! A batch is read from the source, each message goes through the stages,
-//! the surviving rows are written to the sink, messages that cannot be
-//! ingested go to the dead-letter queue, and only then is the batch's last
+//! the surviving rows (events, and the person, distinct id and group rows
+//! their persons step changed) are written to the sink, messages that cannot
+//! be ingested go to the dead-letter queue, and only then is the batch's last
 //! offset committed: at-least-once, never at-most-once. A failed write is
 //! retried with backoff before anything is committed, so a sink outage
 //! pauses consumption instead of losing events.
 //!
-//! Today the embedded path runs end to end (local log -> SQLite events).
-//! Persons, groups, Kafka as a source, ClickHouse as a sink, ordering per
-//! distinct_id across workers and overflow handling are the next steps.
+//! Within a batch, events of one (team, distinct_id) are processed in order
+//! and different keys concurrently.
 
 pub mod capture;
 pub mod normalize;
@@ -21,9 +21,11 @@ pub mod sink;
 pub mod source;
 pub mod team;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio_util::sync::CancellationToken;
 
 use self::plugins::{Outcome, PluginRunner};
@@ -33,6 +35,17 @@ use self::team::TeamCache;
 
 /// Messages read per batch.
 pub const BATCH: usize = 500;
+
+/// (team, distinct_id) keys processed at once within a batch.
+const KEYS_IN_PARALLEL: usize = 32;
+
+/// An event waiting for its key's turn, with its place in the batch.
+struct Keyed {
+    index: usize,
+    team_id: i64,
+    anonymize_ips: bool,
+    event: serde_json::Map<String, serde_json::Value>,
+}
 
 pub struct Pipeline {
     /// Shared with the capture endpoint, which checks tokens against the same cache.
@@ -88,13 +101,17 @@ impl Pipeline {
     }
 
     /// Runs the stages on a batch: the rows to write and the dead letters.
+    ///
+    /// Events of one (team, distinct_id) go through plugins and persons in
+    /// batch order; different keys run concurrently, so one busy person does
+    /// not hold up the others, and the rows come back in batch order.
     async fn process<'m>(
         &self,
         messages: &'m [source::Message],
     ) -> Result<(SinkBatch, Vec<DeadLetter<'m>>), crate::store::StoreError> {
-        let mut batch = SinkBatch::default();
         let mut letters = Vec::new();
-        for m in messages {
+        let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
+        for (index, m) in messages.iter().enumerate() {
             let decoded = match normalize::decode(&m.payload) {
                 Ok(d) => d,
                 Err(e) => {
@@ -122,16 +139,59 @@ impl Pipeline {
             if team.anonymize_ips {
                 event.insert("ip".into(), serde_json::Value::Null);
             }
-            match self.plugins.process(team.id, event).await {
+            let distinct_id = event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default().to_string();
+            keys.entry((team.id, distinct_id)).or_default().push(Keyed {
+                index,
+                team_id: team.id,
+                anonymize_ips: team.anonymize_ips,
+                event,
+            });
+        }
+        let mut known = HashMap::new();
+        let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
+        for (team, id) in keys.keys() {
+            teams.entry(*team).or_default().push(id);
+        }
+        for (team, ids) in teams {
+            for (id, k) in self.persons.prefetch(team, &ids).await? {
+                known.insert((team, id), k);
+            }
+        }
+        let mut done: Vec<(usize, prepare::EventRow, persons::Changes)> = stream::iter(keys)
+            .map(|(key, events)| {
+                let k = known.remove(&key);
+                self.process_key(events, k)
+            })
+            .buffer_unordered(KEYS_IN_PARALLEL)
+            .try_concat()
+            .await?;
+        done.sort_unstable_by_key(|(index, _, _)| *index);
+        let mut batch = SinkBatch::default();
+        for (_, row, changes) in done {
+            changes.into_batch(&mut batch);
+            batch.events.push(row);
+        }
+        Ok((batch, letters))
+    }
+
+    /// The events of one (team, distinct_id), in order: plugins, prepare, persons.
+    async fn process_key(
+        &self,
+        events: Vec<Keyed>,
+        mut known: Option<persons::Known>,
+    ) -> Result<Vec<(usize, prepare::EventRow, persons::Changes)>, crate::store::StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for Keyed { index, team_id, anonymize_ips, event } in events {
+            match self.plugins.process(team_id, event).await {
                 Outcome::Event(e) => {
-                    let mut row = prepare::prepare(e, team.id, team.anonymize_ips, chrono::Utc::now());
-                    self.persons.process(&mut row).await?.into_batch(&mut batch);
-                    batch.events.push(row);
+                    let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
+                    let changes = self.persons.process(&mut row, known.as_mut()).await?;
+                    out.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
             }
         }
-        Ok((batch, letters))
+        Ok(out)
     }
 
     /// Retries `op` with backoff (100 ms doubling to 10 s) until it succeeds

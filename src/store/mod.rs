@@ -115,6 +115,13 @@ pub trait PluginStorage: Send + Sync {
 #[async_trait]
 pub trait PersonStore: Send + Sync {
     async fn person_by_distinct_id(&self, team_id: i64, distinct_id: &str) -> Result<Option<Person>>;
+    /// The persons of many distinct ids in one query, keyed by distinct id
+    /// (absent ids have no person).
+    async fn persons_by_distinct_ids(
+        &self,
+        team_id: i64,
+        distinct_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Person>>;
     /// The person's distinct ids with their versions, oldest first.
     async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>>;
     /// Creates a person (version 0) owning `distinct_ids` (version 0 each).

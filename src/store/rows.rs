@@ -168,6 +168,14 @@ impl TryFrom<PersonRow> for Person {
     }
 }
 
+/// A person found by one of its distinct ids.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PersonByIdRow {
+    pub(crate) distinct_id: String,
+    #[sqlx(flatten)]
+    pub(crate) person: PersonRow,
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct GroupRow {
     team_id: i64,

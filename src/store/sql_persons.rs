@@ -14,7 +14,7 @@ macro_rules! impl_sql_persons {
             use sqlx::AssertSqlSafe as Sql;
 
             use $crate::store::model::{Group, MergedPerson, NewPerson, Person};
-            use $crate::store::rows::{GroupRow, PersonRow};
+            use $crate::store::rows::{GroupRow, PersonByIdRow, PersonRow};
             use $crate::store::{PersonStore, Result, StoreError};
 
             /// `p` is the table's alias in joins, empty in RETURNING (which SQLite keeps unqualified).
@@ -90,6 +90,29 @@ macro_rules! impl_sql_persons {
                     .await
                     .map_err(StoreError::query("find a person by distinct id"))?;
                     row.map(Person::try_from).transpose()
+                }
+
+                async fn persons_by_distinct_ids(
+                    &self,
+                    team_id: i64,
+                    distinct_ids: &[&str],
+                ) -> Result<std::collections::HashMap<String, Person>> {
+                    if distinct_ids.is_empty() {
+                        return Ok(Default::default());
+                    }
+                    let rows: Vec<PersonByIdRow> = sqlx::query_as(Sql(format!(
+                        "SELECT d.distinct_id, {cols} FROM posthog_persondistinctid AS d \
+                         JOIN posthog_person AS p ON p.id = d.person_id \
+                         WHERE d.team_id = $1 AND d.distinct_id IN ({ids})",
+                        cols = person_columns("p."),
+                        ids = $d::json_strings("$2")
+                    )))
+                    .bind(team_id)
+                    .bind(serde_json::to_string(distinct_ids).expect("strings serialize"))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("find persons by distinct ids"))?;
+                    rows.into_iter().map(|r| Ok((r.distinct_id, Person::try_from(r.person)?))).collect()
                 }
 
                 async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>> {

@@ -2,6 +2,9 @@
 //! unique names so tests can run in parallel against shared services.
 
 use std::process::Command;
+
+mod own_postgres;
+pub use own_postgres::OwnPostgres;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Every variable that would switch phs away from the embedded default.

@@ -14,7 +14,9 @@ pub mod groups;
 pub mod ids;
 pub mod properties;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -26,8 +28,10 @@ use crate::store::{MergedPerson, NewPerson, Person, Store, StoreError};
 use self::ids::{MergeRequest, is_illegal, merge_request};
 use self::properties::Update;
 
-/// Attempts at one event's person decision before the batch is retried.
-const ATTEMPTS: usize = 5;
+/// Attempts at one event's person decision before the batch is retried: each
+/// conflict means another writer succeeded, so this bounds the writers that
+/// can overtake one event, not the odds.
+const ATTEMPTS: usize = 10;
 
 /// A person is created for a distinct id with this uuid, so a redelivered
 /// event (after a crash between the write and the commit) finds, rather than
@@ -39,6 +43,19 @@ pub fn person_uuid(team_id: i64, distinct_id: &str) -> Uuid {
 pub struct Persons {
     store: Arc<dyn Store>,
     groups: groups::Groups,
+    /// Bumped by every merge or join done here: persons read before it may be stale.
+    epoch: AtomicU64,
+}
+
+/// What a batch already knows about one distinct id's person (read ahead
+/// for the whole batch, then carried from event to event of that key). It
+/// saves a read per event and is dropped as soon as this process merges or
+/// joins anything; a stale person from another instance makes the write
+/// conflict and the event re-decide from a fresh read.
+#[derive(Debug, Clone)]
+pub struct Known {
+    person: Option<Person>,
+    epoch: u64,
 }
 
 /// Why an event's persons step did not go as asked; reported as an
@@ -103,12 +120,19 @@ fn person_row(p: &Person, is_deleted: bool, version: i64) -> PersonRow {
 
 impl Persons {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Persons { groups: groups::Groups::new(store.clone()), store }
+        Persons { groups: groups::Groups::new(store.clone()), store, epoch: AtomicU64::new(0) }
+    }
+
+    /// Reads the persons of a batch's distinct ids of one team in one query.
+    pub async fn prefetch(&self, team_id: i64, distinct_ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let mut found = self.store.persons_by_distinct_ids(team_id, distinct_ids).await?;
+        Ok(distinct_ids.iter().map(|id| (id.to_string(), Known { person: found.remove(*id), epoch })).collect())
     }
 
     /// Resolves the event's person and groups, updates them, and fills the
     /// row's person and group columns.
-    pub async fn process(&self, row: &mut EventRow) -> Result<Changes, StoreError> {
+    pub async fn process(&self, row: &mut EventRow, mut known: Option<&mut Known>) -> Result<Changes, StoreError> {
         let Value::Object(properties) = &mut row.properties else {
             unreachable!("prepare always gives an object");
         };
@@ -124,9 +148,15 @@ impl Persons {
         let mut attempt = 0;
         let person = loop {
             attempt += 1;
+            let epoch = self.epoch.load(Ordering::SeqCst);
+            // Only a first attempt may trust what the batch knew; a retry reads afresh.
+            let cached = known.as_deref().filter(|k| attempt == 1 && k.epoch == epoch).map(|k| k.person.clone());
             let mut tried = Changes::default();
-            match self.decide(row, request.as_ref(), &update, &mut tried).await {
+            match self.decide(row, request.as_ref(), &update, cached, &mut tried).await {
                 Ok(p) => {
+                    if let Some(k) = known.as_deref_mut() {
+                        *k = Known { person: Some(p.clone()), epoch };
+                    }
                     changes.persons.append(&mut tried.persons);
                     changes.distinct_ids.append(&mut tried.distinct_ids);
                     changes.warnings.append(&mut tried.warnings);
@@ -152,6 +182,7 @@ impl Persons {
         row: &EventRow,
         request: Option<&MergeRequest>,
         update: &Update,
+        cached: Option<Option<Person>>,
         changes: &mut Changes,
     ) -> Result<Person, StoreError> {
         if let Some(req) = request {
@@ -163,7 +194,11 @@ impl Persons {
                 return Ok(p);
             }
         }
-        match self.store.person_by_distinct_id(row.team_id, &row.distinct_id).await? {
+        let person = match cached {
+            Some(known) => known,
+            None => self.store.person_by_distinct_id(row.team_id, &row.distinct_id).await?,
+        };
+        match person {
             Some(p) => self.update(p, update, false, changes).await,
             None => self.create(row, update, &[&row.distinct_id], false, changes).await,
         }
@@ -184,11 +219,13 @@ impl Persons {
         let person = match (other, target) {
             (None, None) => self.create(row, update, &[target_id, &req.other], true, changes).await?,
             (Some(o), None) => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
                 self.store.add_distinct_id(&o, target_id).await?;
                 changes.distinct_id(&o, target_id, 0);
                 self.update(o, update, true, changes).await?
             }
             (None, Some(t)) => {
+                self.epoch.fetch_add(1, Ordering::SeqCst);
                 self.store.add_distinct_id(&t, &req.other).await?;
                 changes.distinct_id(&t, &req.other, 0);
                 self.update(t, update, true, changes).await?
@@ -220,6 +257,7 @@ impl Persons {
             created_at: target.created_at.min(source.created_at),
             is_identified: true,
         };
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         let (person, moved) = self.store.merge_persons(&target, &source, &merged).await?;
         changes.person(&person);
         // ClickHouse keeps the highest version: the deleted row must outrank any it had.

@@ -46,6 +46,11 @@ mod dialect {
     pub const TIMESTAMPTZ: &str = "::timestamptz";
     pub const NOW: &str = "now()";
 
+    /// A subquery yielding the strings of a JSON array bound as text.
+    pub fn json_strings(param: &str) -> String {
+        format!("SELECT jsonb_array_elements_text({param}::jsonb)")
+    }
+
     /// A transaction holding an advisory lock named `key` until it ends, so
     /// find-or-create steps do not race between instances.
     pub async fn begin_exclusive(pool: &PgPool, key: &str) -> Result<Transaction<'static, Postgres>> {

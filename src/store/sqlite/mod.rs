@@ -55,6 +55,11 @@ mod dialect {
     pub const TIMESTAMPTZ: &str = "";
     pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+    /// A subquery yielding the strings of a JSON array bound as text.
+    pub fn json_strings(param: &str) -> String {
+        format!("SELECT value FROM json_each({param})")
+    }
+
     /// BEGIN IMMEDIATE takes the database's write lock up front, which is
     /// what serialises find-or-create steps here (the key is not needed).
     pub async fn begin_exclusive(pool: &SqlitePool, _key: &str) -> Result<Transaction<'static, Sqlite>> {
