@@ -414,3 +414,53 @@ fn plugins_install_from_archives() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("expected a .zip, .tar.gz or .tgz"), "{err}");
 }
+
+/// Two teams' configs of one plugin on one database: whatever key a plugin
+/// asks for, storage stays per config.
+async fn storage_isolation(store: Arc<dyn phs::store::Store>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let code = r#"
+        function processEvent(event, meta)
+          local p = event.properties
+          if event.event == "write" then meta.storage:set("secret", "mine") end
+          p.secret = meta.storage:get("secret", "none")
+          for _, k in ipairs({"../secret", "1/secret", "%", "' OR 1=1 --"}) do
+            if meta.storage:get(k) ~= nil then p.leaked = k end
+          end
+          p.cursor = meta.utils.cursor.increment("n")
+          return event
+        end"#;
+    let dir = plugin_dir(tmp.path(), &crate::util::unique("storage"), json!([]), code);
+    let plugin = phs::plugins::registry::install(store.as_ref(), &dir).await.unwrap();
+    let mut vms = Vec::new();
+    for name in ["a", "b"] {
+        let team = store
+            .create_team(phs::store::NewTeam { name: name.into(), anonymize_ips: false, api_token: None })
+            .await
+            .unwrap();
+        let config = store.plugin_config(team.id, plugin.id).await.unwrap();
+        let mut c = ctx(team.id, Arc::new(phs::cache::memory::MemoryCache::default()));
+        c.plugin_id = plugin.id;
+        c.plugin_config_id = config.id;
+        c.storage = store.clone();
+        vms.push(PluginVm::load(&source(code), c, limits()).unwrap());
+    }
+    let a = props(&vms[0], json!({"event": "write", "properties": {}})).await;
+    assert_eq!((&a["secret"], &a["cursor"]), (&json!("mine"), &json!(1)));
+    let b = props(&vms[1], json!({"event": "read", "properties": {}})).await;
+    assert_eq!(b["secret"], "none", "team B read team A's storage");
+    assert_eq!(b.get("leaked"), None, "{b}");
+    assert_eq!(b["cursor"], 1, "cursors are per config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_is_per_config_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    storage_isolation(crate::util::sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_is_per_config_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    storage_isolation(crate::util::postgres_store(&dir).await).await;
+}
