@@ -41,6 +41,8 @@ fn main() {
             logs: logs.clone(),
             capture: None,
             fetch: Default::default(),
+            attachments: Vec::new(),
+            geoip: None,
         };
         let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
         rt.block_on(vm.setup()).unwrap();

@@ -43,6 +43,8 @@ fn process_event(c: &mut Criterion) {
         logs: Arc::new(MemoryLog::default()),
         capture: None,
         fetch: Default::default(),
+        attachments: Vec::new(),
+        geoip: None,
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     rt.block_on(vm.setup()).unwrap();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
 use phs::plugins::fixtures::{self, Outcome};
-use phs::plugins::{Limits, PluginSource, registry, scaffold};
+use phs::plugins::{PluginSource, registry, scaffold};
 
 use super::UsageError;
 
@@ -48,6 +48,9 @@ pub enum Action {
         /// One JSON line per fixture on stdout.
         #[arg(long)]
         json: bool,
+        /// MaxMind City database (.mmdb) behind `meta.geoip`; a fixture's own `geoip` map wins.
+        #[arg(long = "geoip-db", value_name = "MMDB_FILE", value_parser = phs::config::parse::mmdb_file)]
+        geoip_db: Option<std::sync::Arc<phs::plugins::geoip::GeoIp>>,
     },
     /// Install a plugin from a folder or a .zip/.tar.gz archive into the database.
     Install { path: PathBuf },
@@ -75,7 +78,7 @@ pub enum Action {
         plugin: String,
         #[arg(long)]
         team: String,
-        /// KEY=VALUE to set (repeatable); none shows the config.
+        /// KEY=VALUE to set (repeatable); KEY=@PATH for an attachment field. None shows the config.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
@@ -122,7 +125,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             eprintln!("created {}; try it with `phs plugins test {}`", dir.display(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Action::Test { dir, events, config, json } => test(dir, events, config, json).await,
+        Action::Test { dir, events, config, json, geoip_db } => {
+            let opts = fixtures::RunOptions { geoip: geoip_db, ..Default::default() };
+            test(dir, events, config, json, opts).await
+        }
         Action::Reload { channel } => reload(&opts.store, &channel).await,
         action => manage(action, &opts.store).await,
     }
@@ -154,17 +160,17 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
             let plugins = store.list_plugins().await?;
             let configs = store.list_plugin_configs(team.as_ref().map(|t| t.id)).await?;
             if json {
-                let out = serde_json::json!({
-                    "plugins": plugins,
-                    "configs": configs.iter().map(|c| {
-                        let p = plugins.iter().find(|p| p.id == c.plugin_id);
-                        serde_json::json!({
-                            "id": c.id, "team_id": c.team_id, "plugin_id": c.plugin_id,
-                            "plugin": p.map(|p| p.name.clone()), "enabled": c.enabled, "order": c.order,
-                            "config": p.map(|p| registry::masked(p, c)), "error": c.error,
-                        })
-                    }).collect::<Vec<_>>(),
-                });
+                let mut shown = Vec::new();
+                for c in &configs {
+                    let p = plugins.iter().find(|p| p.id == c.plugin_id);
+                    let attachments = store.plugin_attachments(c.id).await?;
+                    shown.push(serde_json::json!({
+                        "id": c.id, "team_id": c.team_id, "plugin_id": c.plugin_id,
+                        "plugin": p.map(|p| p.name.clone()), "enabled": c.enabled, "order": c.order,
+                        "config": p.map(|p| registry::masked(p, c, &attachments)), "error": c.error,
+                    }));
+                }
+                let out = serde_json::json!({ "plugins": plugins, "configs": shown });
                 super::print(serde_json::to_string_pretty(&out)?)?;
             } else {
                 super::print(format!("{:>4}  {:<28} {}", "ID", "PLUGIN", "CAPABILITIES"))?;
@@ -217,7 +223,8 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
             } else {
                 registry::configure(store, &t, &p, &pairs).await.map_err(usage)?
             };
-            super::print(serde_json::to_string_pretty(&registry::masked(&p, &c))?)?;
+            let attachments = store.plugin_attachments(c.id).await?;
+            super::print(serde_json::to_string_pretty(&registry::masked(&p, &c, &attachments))?)?;
         }
         Action::Order { team, plugins } => {
             let t = registry::find_team(store, &team).await.map_err(usage)?;
@@ -308,16 +315,21 @@ async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Optio
     }
 }
 
-async fn test(dir: PathBuf, events: Vec<String>, config: Vec<String>, json: bool) -> anyhow::Result<ExitCode> {
+async fn test(
+    dir: PathBuf,
+    events: Vec<String>,
+    config: Vec<String>,
+    json: bool,
+    opts: fixtures::RunOptions,
+) -> anyhow::Result<ExitCode> {
     let invalid = |e: &dyn std::fmt::Display| UsageError(format!("{}: {e}", dir.display()));
     let source = PluginSource::from_dir(&dir).map_err(|e| invalid(&e))?;
     let overrides = parse_pairs(&config)?;
-    let limits = Limits::default();
 
     if !events.is_empty() {
         let events = events.iter().map(|raw| read_event(raw)).collect::<anyhow::Result<Vec<_>>>()?;
         let (outcomes, logs) =
-            fixtures::run_events(&source, &overrides, &events, limits).await.map_err(|e| invalid(&e))?;
+            fixtures::run_events(&source, &overrides, &events, &opts).await.map_err(|e| invalid(&e))?;
         print_logs(&logs);
         let mut failed = false;
         for outcome in outcomes {
@@ -331,7 +343,7 @@ async fn test(dir: PathBuf, events: Vec<String>, config: Vec<String>, json: bool
     let (mut passed, mut failed) = (0, 0);
     for (name, mut fixture) in cases {
         fixture.config.extend(overrides.clone());
-        let report = fixtures::check(&source, &name, &fixture, limits).await.map_err(|e| invalid(&e))?;
+        let report = fixtures::check(&source, &name, &fixture, &opts).await.map_err(|e| invalid(&e))?;
         if report.passed {
             passed += 1;
         } else {

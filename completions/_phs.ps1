@@ -72,6 +72,10 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('--plugins-reload-pubsub-channel', '--plugins-reload-pubsub-channel', [CompletionResultType]::ParameterName, 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes')
             [CompletionResult]::new('--base-dir', '--base-dir', [CompletionResultType]::ParameterName, 'Base path for resolving local plugins')
             [CompletionResult]::new('--disable-mmdb', '--disable-mmdb', [CompletionResultType]::ParameterName, 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)')
+            [CompletionResult]::new('--mmdb-file-location', '--mmdb-file-location', [CompletionResultType]::ParameterName, 'MaxMind City database (.mmdb) behind plugins'' `meta.geoip.locate`. Unset: locate raises an error')
+            [CompletionResult]::new('--plugin-disable-error-rate', '--plugin-disable-error-rate', [CompletionResultType]::ParameterName, 'Share of failed calls (0-1] within a window that disables a plugin config automatically')
+            [CompletionResult]::new('--plugin-disable-min-calls', '--plugin-disable-min-calls', [CompletionResultType]::ParameterName, 'Calls a window must hold before the error rate can disable a plugin config')
+            [CompletionResult]::new('--plugin-disable-window-seconds', '--plugin-disable-window-seconds', [CompletionResultType]::ParameterName, 'Seconds of the window in which a plugin config''s error rate is counted')
             [CompletionResult]::new('--plugin-fetch-allow-private', '--plugin-fetch-allow-private', [CompletionResultType]::ParameterName, 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)')
             [CompletionResult]::new('--kafka-clickhouse-topics', '--kafka-clickhouse-topics', [CompletionResultType]::ParameterName, 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog''s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server')
             [CompletionResult]::new('--distinct-id-lru-size', '--distinct-id-lru-size', [CompletionResultType]::ParameterName, 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)')
@@ -267,6 +271,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
         'phs;plugins;test' {
             [CompletionResult]::new('--event', '--event', [CompletionResultType]::ParameterName, 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'A config value for the plugin (repeatable); overrides a fixture''s config')
+            [CompletionResult]::new('--geoip-db', '--geoip-db', [CompletionResultType]::ParameterName, 'MaxMind City database (.mmdb) behind `meta.geoip`; a fixture''s own `geoip` map wins')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON line per fixture on stdout')
@@ -318,7 +323,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
         }
         'phs;plugins;config' {
             [CompletionResult]::new('--team', '--team', [CompletionResultType]::ParameterName, 'team')
-            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'KEY=VALUE to set (repeatable); none shows the config')
+            [CompletionResult]::new('--set', '--set', [CompletionResultType]::ParameterName, 'KEY=VALUE to set (repeatable); KEY=@PATH for an attachment field. None shows the config')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

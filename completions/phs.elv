@@ -68,6 +68,10 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --plugins-reload-pubsub-channel 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes'
             cand --base-dir 'Base path for resolving local plugins'
             cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'
+            cand --mmdb-file-location 'MaxMind City database (.mmdb) behind plugins'' `meta.geoip.locate`. Unset: locate raises an error'
+            cand --plugin-disable-error-rate 'Share of failed calls (0-1] within a window that disables a plugin config automatically'
+            cand --plugin-disable-min-calls 'Calls a window must hold before the error rate can disable a plugin config'
+            cand --plugin-disable-window-seconds 'Seconds of the window in which a plugin config''s error rate is counted'
             cand --plugin-fetch-allow-private 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)'
             cand --kafka-clickhouse-topics 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog''s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server'
             cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'
@@ -257,6 +261,7 @@ set edit:completion:arg-completer[phs] = {|@words|
         &'phs;plugins;test'= {
             cand --event 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line'
             cand --config 'A config value for the plugin (repeatable); overrides a fixture''s config'
+            cand --geoip-db 'MaxMind City database (.mmdb) behind `meta.geoip`; a fixture''s own `geoip` map wins'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
             cand --json 'One JSON line per fixture on stdout'
@@ -303,7 +308,7 @@ set edit:completion:arg-completer[phs] = {|@words|
         }
         &'phs;plugins;config'= {
             cand --team 'team'
-            cand --set 'KEY=VALUE to set (repeatable); none shows the config'
+            cand --set 'KEY=VALUE to set (repeatable); KEY=@PATH for an attachment field. None shows the config'
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
             cand -h 'Print help'

@@ -83,6 +83,10 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l plugins-reload-pubsub-
 complete -c phs -n "__fish_phs_using_subcommand serve" -l base-dir -d 'Base path for resolving local plugins' -r -F
 complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
 false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l mmdb-file-location -d 'MaxMind City database (.mmdb) behind plugins\' `meta.geoip.locate`. Unset: locate raises an error' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-error-rate -d 'Share of failed calls (0-1] within a window that disables a plugin config automatically' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-min-calls -d 'Calls a window must hold before the error rate can disable a plugin config' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-window-seconds -d 'Seconds of the window in which a plugin config\'s error rate is counted' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-fetch-allow-private -d 'Let plugins\' fetch() reach private, loopback and link-local addresses (off: only public ones)' -r -f -a "true\t''
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-clickhouse-topics -d 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog\'s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server' -r -f -a "true\t''
@@ -308,6 +312,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable); overrides a fixture\'s config' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l geoip-db -d 'MaxMind City database (.mmdb) behind `meta.geoip`; a fixture\'s own `geoip` map wins' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''
@@ -369,7 +374,7 @@ json\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l team -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l set -d 'KEY=VALUE to set (repeatable); none shows the config' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l set -d 'KEY=VALUE to set (repeatable); KEY=@PATH for an attachment field. None shows the config' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from config" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''

@@ -17,7 +17,7 @@ use crate::migrate::{self, MigrateError, Mode};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::persons::Persons;
-use crate::pipeline::plugins::PluginRunner;
+use crate::pipeline::plugins::{PluginRunner, RunnerOptions};
 use crate::pipeline::sink::clickhouse::ClickHouseEvents;
 use crate::pipeline::sink::dlq_topic::DlqTopic;
 use crate::pipeline::sink::fanout::Fanout;
@@ -30,6 +30,7 @@ use crate::pipeline::source::producer::KafkaProducer;
 use crate::pipeline::source::{Producer, Source};
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
+use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
 use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
@@ -179,8 +180,16 @@ async fn start_pipeline(
         store.clone(),
         cache.clone(),
         Some(producer.clone()),
-        Limits::default(),
-        FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+        RunnerOptions {
+            limits: Limits::default(),
+            fetch: FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+            geoip: settings.mmdb_file_location.clone().filter(|_| !settings.disable_mmdb),
+            auto_disable: ErrorRatePolicy {
+                rate: settings.plugin_disable_error_rate,
+                min_calls: settings.plugin_disable_min_calls,
+                window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
+            },
+        },
         instance_id,
     );
     let teams = Arc::new(TeamCache::new(store.clone()));

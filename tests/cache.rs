@@ -41,6 +41,63 @@ async fn cache_behaves(cache: Arc<dyn Cache>) {
     assert!(cache.expire(&later, Duration::from_millis(150)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(cache.get(&later).await.unwrap(), None);
+
+    lists_behave(cache.as_ref(), &k("list")).await;
+}
+
+fn strs(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Redis's list semantics, which the in-process cache must match.
+async fn lists_behave(cache: &dyn Cache, key: &str) {
+    assert_eq!(cache.llen(key).await.unwrap(), 0);
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), Vec::<String>::new());
+    assert_eq!(cache.lpop(key, 3).await.unwrap(), Vec::<String>::new(), "missing list pops nothing");
+    assert_eq!(cache.lpush(key, &strs(&["a"])).await.unwrap(), 1);
+    // Each value goes to the head in turn: the last pushed is first.
+    assert_eq!(cache.lpush(key, &strs(&["b", "c", "a", "d"])).await.unwrap(), 5);
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), strs(&["d", "a", "c", "b", "a"]));
+    assert_eq!(cache.lrange(key, 1, 2).await.unwrap(), strs(&["a", "c"]));
+    assert_eq!(cache.lrange(key, -2, -1).await.unwrap(), strs(&["b", "a"]));
+    assert_eq!(cache.lrange(key, -100, 100).await.unwrap().len(), 5, "out-of-range indexes are clamped");
+    assert_eq!(cache.lrange(key, 3, 1).await.unwrap(), Vec::<String>::new());
+    assert_eq!(cache.lrange(key, 7, 9).await.unwrap(), Vec::<String>::new());
+    assert_eq!(cache.llen(key).await.unwrap(), 5);
+
+    // lrem: count > 0 from the head, < 0 from the tail, 0 all.
+    cache.lpush(key, &strs(&["a", "x", "a"])).await.unwrap();
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), strs(&["a", "x", "a", "d", "a", "c", "b", "a"]));
+    assert_eq!(cache.lrem(key, 1, "a").await.unwrap(), 1);
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), strs(&["x", "a", "d", "a", "c", "b", "a"]));
+    assert_eq!(cache.lrem(key, -2, "a").await.unwrap(), 2);
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), strs(&["x", "a", "d", "c", "b"]));
+    cache.lpush(key, &strs(&["b"])).await.unwrap();
+    assert_eq!(cache.lrem(key, 0, "b").await.unwrap(), 2);
+    assert_eq!(cache.lrem(key, 0, "nope").await.unwrap(), 0);
+    assert_eq!(cache.lrange(key, 0, -1).await.unwrap(), strs(&["x", "a", "d", "c"]));
+
+    assert_eq!(cache.lpop(key, 1).await.unwrap(), strs(&["x"]));
+    assert_eq!(cache.lpop(key, 2).await.unwrap(), strs(&["a", "d"]));
+    assert_eq!(cache.lpop(key, 10).await.unwrap(), strs(&["c"]), "pops what is there");
+    assert_eq!(cache.llen(key).await.unwrap(), 0);
+    assert!(!cache.del(key).await.unwrap(), "an emptied list is gone");
+
+    // Plain values and lists do not mix.
+    let plain = format!("{key}:plain");
+    cache.set(&plain, "v", None).await.unwrap();
+    assert!(matches!(cache.lpush(&plain, &strs(&["a"])).await, Err(CacheError::WrongType { .. })));
+    assert!(matches!(cache.lrange(&plain, 0, -1).await, Err(CacheError::WrongType { .. })));
+    cache.lpush(key, &strs(&["a"])).await.unwrap();
+    assert!(matches!(cache.get(key).await, Err(CacheError::WrongType { .. })));
+    assert!(matches!(cache.incr(key, 1).await, Err(CacheError::WrongType { .. })));
+    // set replaces a list, as in Redis; expire works on lists.
+    assert!(cache.expire(key, Duration::from_millis(150)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(cache.llen(key).await.unwrap(), 0, "the list outlived its ttl");
+    cache.lpush(key, &strs(&["a"])).await.unwrap();
+    cache.set(key, "now plain", None).await.unwrap();
+    assert_eq!(cache.get(key).await.unwrap().as_deref(), Some("now plain"));
 }
 
 /// The scheduler's lock: one owner at a time, extended by its owner,

@@ -14,6 +14,8 @@ mod jobs;
 mod migrate;
 mod outage;
 mod persons;
+mod plugin_api;
+mod plugin_containment;
 mod plugins;
 mod production;
 mod sdk;

@@ -268,6 +268,8 @@ async fn lua_storage_behaves(store: Arc<dyn Store>) {
         logs: Arc::new(phs::plugins::logs::MemoryLog::default()),
         capture: None,
         fetch: Default::default(),
+        attachments: Vec::new(),
+        geoip: None,
     };
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     vm.setup().await.unwrap();

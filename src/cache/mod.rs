@@ -24,6 +24,9 @@ pub enum CacheError {
     },
     #[error("key `{key}` does not hold an integer")]
     NotAnInteger { key: String },
+    /// A list operation on a plain value, or the other way round.
+    #[error("key `{key}` holds a value of the wrong kind for this operation (a list vs a plain value)")]
+    WrongType { key: String },
 }
 
 pub type Result<T> = std::result::Result<T, CacheError>;
@@ -50,6 +53,21 @@ pub trait Cache: Send + Sync {
     async fn unlock(&self, key: &str, owner: &str) -> Result<bool>;
     /// The live keys starting with `prefix` (for instance discovery; not for hot paths).
     async fn keys(&self, prefix: &str) -> Result<Vec<String>>;
+
+    // Lists, with Redis's semantics: a list that becomes empty disappears,
+    // and a missing key is an empty list.
+
+    /// Pushes each value to the head in turn (the last ends first); returns the new length.
+    async fn lpush(&self, key: &str, values: &[String]) -> Result<i64>;
+    /// Elements `start..=end`; negative indexes count from the tail (-1 is the last).
+    async fn lrange(&self, key: &str, start: i64, end: i64) -> Result<Vec<String>>;
+    async fn llen(&self, key: &str) -> Result<i64>;
+    /// Removes elements equal to `value`: the first `count` from the head when
+    /// count > 0, the last `-count` from the tail when count < 0, all when 0.
+    /// Returns how many were removed.
+    async fn lrem(&self, key: &str, count: i64, value: &str) -> Result<i64>;
+    /// Removes and returns up to `count` elements from the head.
+    async fn lpop(&self, key: &str, count: usize) -> Result<Vec<String>>;
 }
 
 /// Redis when REDIS_URL is set, otherwise a cache local to this process.

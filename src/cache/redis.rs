@@ -29,6 +29,14 @@ impl RedisCache {
     fn err(&self, source: redis::RedisError) -> CacheError {
         CacheError::Redis { location: self.location.clone(), source }
     }
+
+    /// Like `err`, but Redis's WRONGTYPE reply becomes [`CacheError::WrongType`].
+    fn typed_err(&self, key: &str) -> impl Fn(redis::RedisError) -> CacheError + '_ {
+        let key = key.to_string();
+        move |e| {
+            if e.code() == Some("WRONGTYPE") { CacheError::WrongType { key: key.clone() } } else { self.err(e) }
+        }
+    }
 }
 
 impl RedisCache {
@@ -58,7 +66,7 @@ impl Cache for RedisCache {
 
     async fn get(&self, key: &str) -> Result<Option<String>> {
         let mut c = self.conn.clone();
-        c.get(key).await.map_err(|e| self.err(e))
+        c.get(key).await.map_err(self.typed_err(key))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
@@ -73,7 +81,9 @@ impl Cache for RedisCache {
     async fn incr(&self, key: &str, by: i64) -> Result<i64> {
         let mut c = self.conn.clone();
         c.incr(key, by).await.map_err(|e| {
-            if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
+            if e.code() == Some("WRONGTYPE") {
+                CacheError::WrongType { key: key.to_string() }
+            } else if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) {
                 CacheError::NotAnInteger { key: key.to_string() }
             } else {
                 self.err(e)
@@ -132,5 +142,39 @@ impl Cache for RedisCache {
             keys.push(k.map_err(|e| self.err(e))?);
         }
         Ok(keys)
+    }
+
+    async fn lpush(&self, key: &str, values: &[String]) -> Result<i64> {
+        let mut c = self.conn.clone();
+        if values.is_empty() {
+            return self.llen(key).await;
+        }
+        c.lpush(key, values).await.map_err(self.typed_err(key))
+    }
+
+    async fn lrange(&self, key: &str, start: i64, end: i64) -> Result<Vec<String>> {
+        let mut c = self.conn.clone();
+        redis::cmd("LRANGE").arg(key).arg(start).arg(end).query_async(&mut c).await.map_err(self.typed_err(key))
+    }
+
+    async fn llen(&self, key: &str) -> Result<i64> {
+        let mut c = self.conn.clone();
+        c.llen(key).await.map_err(self.typed_err(key))
+    }
+
+    async fn lrem(&self, key: &str, count: i64, value: &str) -> Result<i64> {
+        let mut c = self.conn.clone();
+        redis::cmd("LREM").arg(key).arg(count).arg(value).query_async(&mut c).await.map_err(self.typed_err(key))
+    }
+
+    async fn lpop(&self, key: &str, count: usize) -> Result<Vec<String>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn.clone();
+        // With a count, LPOP answers an array, or nil for a missing key.
+        let popped: Option<Vec<String>> =
+            redis::cmd("LPOP").arg(key).arg(count).query_async(&mut c).await.map_err(self.typed_err(key))?;
+        Ok(popped.unwrap_or_default())
     }
 }

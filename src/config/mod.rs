@@ -12,7 +12,7 @@
 //! variable: value names are the environment variable names on purpose.
 
 pub mod legacy;
-mod parse;
+pub mod parse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -217,6 +217,26 @@ pub struct ServeSettings {
     #[arg(long, env = "DISABLE_MMDB", value_name = "DISABLE_MMDB", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
           default_value_t = false, num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
     pub disable_mmdb: bool,
+
+    /// MaxMind City database (.mmdb) behind plugins' `meta.geoip.locate`. Unset: locate raises an error.
+    #[arg(long, env = "MMDB_FILE_LOCATION", value_name = "MMDB_FILE_LOCATION", value_parser = parse::mmdb_file,
+          help_heading = "Plugins")]
+    pub mmdb_file_location: Option<std::sync::Arc<crate::plugins::geoip::GeoIp>>,
+
+    /// Share of failed calls (0-1] within a window that disables a plugin config automatically.
+    #[arg(long, env = "PHS_PLUGIN_DISABLE_ERROR_RATE", value_name = "PHS_PLUGIN_DISABLE_ERROR_RATE",
+          default_value_t = 0.5, value_parser = parse::rate, help_heading = "Plugins")]
+    pub plugin_disable_error_rate: f64,
+
+    /// Calls a window must hold before the error rate can disable a plugin config.
+    #[arg(long, env = "PHS_PLUGIN_DISABLE_MIN_CALLS", value_name = "PHS_PLUGIN_DISABLE_MIN_CALLS",
+          default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Plugins")]
+    pub plugin_disable_min_calls: u32,
+
+    /// Seconds of the window in which a plugin config's error rate is counted.
+    #[arg(long, env = "PHS_PLUGIN_DISABLE_WINDOW_SECONDS", value_name = "PHS_PLUGIN_DISABLE_WINDOW_SECONDS",
+          default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Plugins")]
+    pub plugin_disable_window_seconds: u64,
 
     /// Let plugins' fetch() reach private, loopback and link-local addresses (off: only public ones).
     #[arg(long, env = "PHS_PLUGIN_FETCH_ALLOW_PRIVATE", value_name = "PHS_PLUGIN_FETCH_ALLOW_PRIVATE",

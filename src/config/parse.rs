@@ -124,6 +124,19 @@ pub fn pem_file(s: &str) -> Result<std::path::PathBuf, String> {
     Ok(s.into())
 }
 
+/// A readable, valid MaxMind DB file, opened once here.
+pub fn mmdb_file(s: &str) -> Result<std::sync::Arc<crate::plugins::geoip::GeoIp>, String> {
+    crate::plugins::geoip::GeoIp::open(std::path::Path::new(s)).map(std::sync::Arc::new).map_err(|e| e.to_string())
+}
+
+/// A share in (0, 1].
+pub fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a share between 0 (excluded) and 1, e.g. 0.5")),
+    }
+}
+
 pub fn topic_name(s: &str) -> Result<String, String> {
     let ok =
         !s.is_empty() && s.len() <= 249 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

@@ -8,11 +8,13 @@
 //!
 //! States are loaded lazily per plugin config, set up on first use, kept
 //! while the config and plugin are unchanged, and rebuilt when either
-//! changes. A config whose setup fails [`MAX_SETUP_FAILURES`] times is
-//! disabled with the reason stored.
+//! changes. A config whose setup fails [`MAX_SETUP_FAILURES`] times, or
+//! whose calls fail above the [`ErrorRatePolicy`], is disabled with the
+//! reason stored.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -22,7 +24,9 @@ use uuid::Uuid;
 use super::source::Producer;
 use crate::cache::Cache;
 use crate::plugins::api::Capture;
+use crate::plugins::error_rate::{ErrorRatePolicy, ErrorWindow};
 use crate::plugins::fetch::FetchPolicy;
+use crate::plugins::geoip::GeoIp;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
@@ -45,6 +49,10 @@ pub struct Loaded {
     vm: PluginVm,
     setup: Mutex<SetupState>,
     stats: Arc<crate::metrics::PluginStats>,
+    errors: std::sync::Mutex<ErrorWindow>,
+    /// Set when this instance disabled the config, so it stops at once
+    /// rather than at the next re-read of the team's configs.
+    disabled: AtomicBool,
 }
 
 impl Loaded {
@@ -71,12 +79,20 @@ struct TeamPlugins {
     loaded: Vec<Arc<Loaded>>,
 }
 
+/// How plugin states are built and policed.
+#[derive(Clone, Default)]
+pub struct RunnerOptions {
+    pub limits: Limits,
+    pub fetch: FetchPolicy,
+    pub geoip: Option<Arc<GeoIp>>,
+    pub auto_disable: ErrorRatePolicy,
+}
+
 pub struct PluginRunner {
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     producer: Option<Arc<dyn Producer>>,
-    limits: Limits,
-    fetch: FetchPolicy,
+    options: RunnerOptions,
     instance_id: Uuid,
     logs: mpsc::UnboundedSender<PluginLog>,
     teams: Mutex<HashMap<i64, TeamPlugins>>,
@@ -89,8 +105,7 @@ impl PluginRunner {
         store: Arc<dyn Store>,
         cache: Arc<dyn Cache>,
         producer: Option<Arc<dyn Producer>>,
-        limits: Limits,
-        fetch: FetchPolicy,
+        options: RunnerOptions,
         instance_id: Uuid,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -99,8 +114,7 @@ impl PluginRunner {
             store,
             cache,
             producer,
-            limits,
-            fetch,
+            options,
             instance_id,
             logs: tx,
             teams: Mutex::new(HashMap::new()),
@@ -118,7 +132,7 @@ impl PluginRunner {
             if p.vm.has("onEvent") || p.vm.has("exportEvents") {
                 deferred.push(p.label.clone());
             }
-            if !p.vm.has("processEvent") {
+            if !p.vm.has("processEvent") || p.disabled.load(Ordering::Relaxed) {
                 continue;
             }
             if !self.ensure_setup(p).await {
@@ -132,8 +146,11 @@ impl PluginRunner {
             if p.stats.call(started.elapsed()) {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
-            match result {
-                Ok(ProcessOutcome::Dropped) => return Outcome::Dropped { by: p.label.clone() },
+            let failed_call = match result {
+                Ok(ProcessOutcome::Dropped) => {
+                    self.count_call(p, false).await;
+                    return Outcome::Dropped { by: p.label.clone() };
+                }
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
                     if out.get("team_id") != Some(&json!(team_id)) {
                         self.log(
@@ -142,20 +159,25 @@ impl PluginRunner {
                             LogLevel::Error,
                             "processEvent changed team_id; the change was reverted".into(),
                         );
-                        failed.push(p.label.clone());
+                        true
                     } else {
                         event = out;
                         succeeded.push(p.label.clone());
+                        false
                     }
                 }
-                Ok(ProcessOutcome::Event(_)) => failed.push(p.label.clone()),
+                Ok(ProcessOutcome::Event(_)) => true,
                 Err(e) => {
                     let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                     self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
                     self.record_error(p, &e.to_string(), Some(&input)).await;
-                    failed.push(p.label.clone());
+                    true
                 }
+            };
+            if failed_call {
+                failed.push(p.label.clone());
             }
+            self.count_call(p, failed_call).await;
         }
         event.remove("team_id");
         let props = event.entry("properties").or_insert_with(|| Value::Object(Map::new()));
@@ -193,18 +215,35 @@ impl PluginRunner {
                     let reason = format!(
                         "disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}"
                     );
-                    self.log(p, LogSource::System, LogLevel::Error, reason.clone());
-                    let update = PluginConfigUpdate {
-                        enabled: Some(false),
-                        error: Some(Some(error_json(&reason, None))),
-                        ..Default::default()
-                    };
-                    if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
-                        tracing::warn!(config = p.config.id, %err, "could not disable a failing plugin config");
-                    }
+                    self.disable(p, reason).await;
                 }
                 false
             }
+        }
+    }
+
+    /// Counts a call towards the config's error rate, disabling it past the policy.
+    async fn count_call(&self, p: &Loaded, failed: bool) {
+        let policy = &self.options.auto_disable;
+        let tripped = p.errors.lock().unwrap_or_else(|e| e.into_inner()).record(policy, failed);
+        if let Some(reason) = tripped {
+            self.disable(p, reason).await;
+        }
+    }
+
+    /// Disables the config with the reason stored, once; `phs plugins enable` clears it.
+    async fn disable(&self, p: &Loaded, reason: String) {
+        if p.disabled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.log(p, LogSource::System, LogLevel::Error, reason.clone());
+        let update = PluginConfigUpdate {
+            enabled: Some(false),
+            error: Some(Some(error_json(&reason, None))),
+            ..Default::default()
+        };
+        if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
+            tracing::warn!(config = p.config.id, %err, "could not disable a failing plugin config");
         }
     }
 
@@ -331,9 +370,11 @@ impl PluginRunner {
                 }),
                 _ => None,
             },
-            fetch: self.fetch,
+            fetch: self.options.fetch,
+            attachments: self.store.plugin_attachments(config.id).await?,
+            geoip: self.options.geoip.clone(),
         };
-        let vm = PluginVm::load(&source, ctx, self.limits)?;
+        let vm = PluginVm::load(&source, ctx, self.options.limits)?;
         Ok(Loaded {
             label: format!("{} ({})", plugin.name, config.id),
             config: config.clone(),
@@ -341,6 +382,8 @@ impl PluginRunner {
             vm,
             setup: Mutex::new(SetupState::default()),
             stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
+            errors: Default::default(),
+            disabled: AtomicBool::new(false),
         })
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use mlua::{Lua, LuaSerdeExt, Table, Value, Variadic};
 
+mod cache;
+
 use super::convert::{from_lua, to_lua};
 
 use super::logs::{LogEntry, LogLevel, LogSink, LogSource};
@@ -37,6 +39,10 @@ pub struct Context {
     pub capture: Option<Capture>,
     /// What `fetch` may reach.
     pub fetch: super::fetch::FetchPolicy,
+    /// The files given for the config's attachment fields (`meta.attachments`).
+    pub attachments: Vec<crate::store::PluginAttachment>,
+    /// The GeoIP database behind `meta.geoip`, when one is configured.
+    pub geoip: Option<Arc<super::geoip::GeoIp>>,
 }
 
 /// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
@@ -215,57 +221,25 @@ pub fn meta_table(lua: &Lua, ctx: &Context, deadline: Arc<Deadline>) -> mlua::Re
     let meta = lua.create_table()?;
     meta.raw_set("config", to_lua(lua, &serde_json::Value::Object(ctx.config.clone()))?)?;
     meta.raw_set("global", lua.create_table()?)?;
-    meta.raw_set("attachments", lua.create_table()?)?;
-    meta.raw_set("cache", cache_table(lua, ctx, &deadline)?)?;
+    meta.raw_set("attachments", attachments_table(lua, ctx)?)?;
+    meta.raw_set("geoip", super::geoip::table(lua, ctx.geoip.clone())?)?;
+    meta.raw_set("cache", cache::table(lua, ctx, &deadline)?)?;
     meta.raw_set("storage", storage_table(lua, ctx, &deadline)?)?;
     meta.raw_set("utils", utils_table(lua, ctx, &deadline)?)?;
     Ok(meta)
 }
 
-fn cache_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<Table> {
-    let prefix = Arc::new(format!("@plugin/{}/{}/", ctx.plugin_id, ctx.team_id));
+/// `meta.attachments`: `{content_type, file_name, contents}` per attachment
+/// field that has a file; `contents` is the file's bytes as a Lua string.
+fn attachments_table(lua: &Lua, ctx: &Context) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let (c, p) = (ctx.cache.clone(), prefix.clone());
-    t.raw_set(
-        "get",
-        method(lua, deadline, move |lua, (key, default): (String, Value)| {
-            let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move {
-                match c.get(&k).await.map_err(host_error)? {
-                    Some(raw) => decode(&lua, &raw),
-                    None => Ok(default),
-                }
-            }
-        })?,
-    )?;
-    let (c, p) = (ctx.cache.clone(), prefix.clone());
-    t.raw_set(
-        "set",
-        method(lua, deadline, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
-            let (c, k) = (c.clone(), format!("{p}{key}"));
-            let text = encode(&lua, value);
-            async move {
-                let ttl = ttl.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
-                c.set(&k, &text?, ttl).await.map_err(host_error)
-            }
-        })?,
-    )?;
-    let (c, p) = (ctx.cache.clone(), prefix.clone());
-    t.raw_set(
-        "incr",
-        method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
-            let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { c.incr(&k, by.unwrap_or(1)).await.map_err(host_error) }
-        })?,
-    )?;
-    let (c, p) = (ctx.cache.clone(), prefix);
-    t.raw_set(
-        "expire",
-        method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
-            let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { c.expire(&k, Duration::from_secs_f64(ttl.max(0.001))).await.map_err(host_error) }
-        })?,
-    )?;
+    for a in &ctx.attachments {
+        let entry = lua.create_table()?;
+        entry.raw_set("content_type", a.content_type.as_str())?;
+        entry.raw_set("file_name", a.file_name.as_str())?;
+        entry.raw_set("contents", lua.create_string(&a.contents)?)?;
+        t.raw_set(a.key.as_str(), entry)?;
+    }
     Ok(t)
 }
 

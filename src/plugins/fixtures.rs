@@ -11,6 +11,13 @@
 //! the cache and storage carry over from one to the next. Fixtures for the
 //! async hooks (onEvent, exportEvents, tasks, jobs) are scenarios, run by
 //! [`super::scenario`].
+//!
+//! Two optional keys stand in for outside services: `"geoip": {NETWORK:
+//! City record}` gives the run a GeoIP database holding those records, and
+//! `"fetch": {PATH: answer}` starts a local HTTP server answering them
+//! (see [`http`]), whose base URL replaces `${FETCH}` in config values.
+
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +26,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::fetch::FetchPolicy;
+use super::geoip::GeoIp;
 use super::logs::{LogEntry, MemoryLog};
 use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
 
@@ -47,6 +56,26 @@ pub struct Fixture {
     pub expected_requests: Option<Vec<Value>>,
     #[serde(default)]
     pub expected_captures: Option<Vec<Value>>,
+    /// GeoIP records by network (`1.2.3.4` or `1.2.3.0/24`).
+    #[serde(default)]
+    pub geoip: BTreeMap<String, Value>,
+    /// Local HTTP answers by path (`/latest` or `/latest?base=USD`).
+    #[serde(default)]
+    pub fetch: BTreeMap<String, Value>,
+    /// How many requests each `fetch` answer must have served by the end
+    /// (e.g. 1 to show a plugin caches what it fetched).
+    #[serde(default)]
+    pub expected_fetches: Option<BTreeMap<String, u64>>,
+}
+
+/// What a run gets besides the plugin and its config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub limits: Limits,
+    /// The database behind `meta.geoip` (`phs plugins test --geoip-db`).
+    pub geoip: Option<Arc<GeoIp>>,
+    /// What `fetch` may reach.
+    pub fetch: FetchPolicy,
 }
 
 /// Tells `"expected": null` (dropped) from a missing key.
@@ -99,6 +128,10 @@ pub enum FixtureError {
     Config(#[from] super::manifest::ConfigError),
     #[error(transparent)]
     Load(#[from] super::vm::LoadError),
+    #[error("fixture `geoip`: {0}")]
+    GeoIp(String),
+    #[error("fixture `fetch`: cannot start the local HTTP server: {0}")]
+    Fetch(std::io::Error),
 }
 
 /// Runs one event through a fresh VM (setupPlugin, then processEvent).
@@ -106,9 +139,9 @@ pub async fn run_event(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
     event: &Value,
-    limits: Limits,
+    opts: &RunOptions,
 ) -> Result<(Outcome, Vec<LogEntry>), FixtureError> {
-    let (mut outcomes, logs) = run_events(source, config, std::slice::from_ref(event), limits).await?;
+    let (mut outcomes, logs) = run_events(source, config, std::slice::from_ref(event), opts).await?;
     Ok((outcomes.remove(0), logs))
 }
 
@@ -118,7 +151,7 @@ pub async fn run_events(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
     events: &[Value],
-    limits: Limits,
+    opts: &RunOptions,
 ) -> Result<(Vec<Outcome>, Vec<LogEntry>), FixtureError> {
     let logs = Arc::new(MemoryLog::default());
     let ctx = Context {
@@ -131,9 +164,11 @@ pub async fn run_events(
         jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
         logs: logs.clone(),
         capture: None,
-        fetch: Default::default(),
+        fetch: opts.fetch,
+        attachments: Vec::new(),
+        geoip: opts.geoip.clone(),
     };
-    let vm = PluginVm::load(source, ctx, limits)?;
+    let vm = PluginVm::load(source, ctx, opts.limits)?;
     let mut outcomes = Vec::with_capacity(events.len());
     match vm.setup().await {
         Err(e) => outcomes.extend(events.iter().map(|_| error_outcome(format!("setupPlugin: {e}"), &e))),
@@ -196,6 +231,9 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
             }
             _ => return Err(invalid(&p, "give exactly one of `event` and `events`".into())),
         }
+        if f.expected_fetches.is_some() && f.fetch.is_empty() {
+            return Err(invalid(&p, "`expected_fetches` needs a `fetch` map to count".into()));
+        }
         let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         out.push((name, f));
     }
@@ -206,9 +244,9 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
 }
 
 /// Runs one fixture and compares the outcomes with what it expects.
-pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
+pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOptions) -> Result<Report, FixtureError> {
     if super::scenario::is_scenario(f) {
-        return super::scenario::check(source, name, f, limits).await;
+        return super::scenario::check(source, name, f, opts.limits.clone()).await;
     }
     let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
         (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),
@@ -218,13 +256,39 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
         }
         (None, None) => unreachable!("load_fixtures requires event or events"),
     };
-    let (outcomes, logs) = run_events(source, &f.config, &events, limits).await?;
+    let mut opts = opts.clone();
+    let mut config = f.config.clone();
+    if !f.geoip.is_empty() {
+        let entries: Vec<_> = f.geoip.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let bytes = super::geoip::writer::write(&entries).map_err(FixtureError::GeoIp)?;
+        let db = GeoIp::from_bytes(bytes, "the fixture's geoip map").map_err(|e| FixtureError::GeoIp(e.to_string()))?;
+        opts.geoip = Some(Arc::new(db));
+    }
+    // Kept alive until the run ends.
+    let server = if f.fetch.is_empty() {
+        None
+    } else {
+        let server = http::serve(&f.fetch).await.map_err(FixtureError::Fetch)?;
+        config.values_mut().for_each(|v| *v = v.replace("${FETCH}", &server.base_url));
+        opts.fetch.allow_private = true;
+        Some(server)
+    };
+    let (outcomes, logs) = run_events(source, &config, &events, &opts).await?;
     let sequence = events.len() > 1 || f.events.is_some();
     let mut differences = Vec::new();
     for (i, (outcome, want)) in outcomes.iter().zip(expected).enumerate() {
         let prefix = if sequence { format!("event {}: ", i + 1) } else { String::new() };
         differences
             .extend(compare(f.expected_error.as_deref(), want, outcome).into_iter().map(|d| format!("{prefix}{d}")));
+    }
+    if let (Some(want), Some(server)) = (&f.expected_fetches, &server) {
+        let hits = server.hits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for (path, n) in want {
+            let got = hits.get(path).copied().unwrap_or(0);
+            if got != *n {
+                differences.push(format!("~ fetches of {path}: expected {n}, got {got}"));
+            }
+        }
     }
     let outcome = if sequence {
         Outcome::Sequence { results: outcomes }

@@ -13,10 +13,13 @@
 //!   [`scenario`] for fixtures of the async hooks.
 
 pub mod api;
+pub mod archive;
 pub mod clock;
 pub mod convert;
+pub mod error_rate;
 pub mod fetch;
 pub mod fixtures;
+pub mod geoip;
 pub mod jobs;
 pub mod logs;
 pub mod manifest;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::logs::MemoryLog;
-use super::manifest::Manifest;
+use super::manifest::{ConfigError, FieldKind, Manifest};
 use super::{Context, Limits, PluginSource, PluginVm};
-use crate::store::{NewPlugin, Plugin, PluginConfig, PluginConfigUpdate, Store, StoreError, Team};
+use crate::store::{NewPlugin, Plugin, PluginAttachment, PluginConfig, PluginConfigUpdate, Store, StoreError, Team};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -19,6 +19,8 @@ pub enum RegistryError {
     Source(#[from] super::source::SourceError),
     #[error("{0}")]
     Load(#[from] super::vm::LoadError),
+    #[error("{0}")]
+    Archive(#[from] super::archive::ArchiveError),
     #[error("{0}")]
     Config(#[from] super::manifest::ConfigError),
     #[error("{0}")]
@@ -31,16 +33,11 @@ pub enum RegistryError {
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
-/// Reads a plugin folder, checks that it loads, detects its capabilities and
-/// stores its code. Installing a plugin of the same name again updates it.
+/// Reads a plugin folder or archive (.zip, .tar.gz), checks that it loads,
+/// detects its capabilities and stores its code. Installing a plugin of the
+/// same name again updates it.
 pub async fn install(store: &dyn Store, path: &Path) -> Result<Plugin> {
-    if path.is_file() {
-        return Err(RegistryError::Invalid(format!(
-            "{}: installing from an archive is not supported yet; unpack it and install the folder",
-            path.display()
-        )));
-    }
-    let source = PluginSource::from_dir(path)?;
+    let source = if path.is_file() { super::archive::read(path)? } else { PluginSource::from_dir(path)? };
     let vm = load_for_inspection(&source)?;
     let mut files: Vec<(String, String)> = source.files.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     files.push(("plugin.json".into(), serde_json::to_string_pretty(&source.manifest).expect("manifest serializes")));
@@ -71,6 +68,8 @@ fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
         logs: Arc::new(MemoryLog::default()),
         capture: None,
         fetch: Default::default(),
+        attachments: Vec::new(),
+        geoip: None,
     };
     Ok(PluginVm::load(source, ctx, Limits::default())?)
 }
@@ -132,7 +131,12 @@ pub fn raw_config(c: &PluginConfig) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// Largest file accepted for an attachment field: it lives in every state of the config.
+pub const MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
 /// Sets config values (validated against the schema), keeping the others.
+/// An attachment field takes `@PATH`: the file is stored in
+/// posthog_pluginattachment, its content type guessed from the extension.
 pub async fn configure(
     store: &dyn Store,
     team: &Team,
@@ -140,24 +144,87 @@ pub async fn configure(
     set: &[(String, String)],
 ) -> Result<PluginConfig> {
     let config = store.plugin_config(team.id, plugin.id).await?;
+    let manifest = manifest_of(plugin)?;
     let mut raw = raw_config(&config);
+    let mut files = Vec::new();
     for (k, v) in set {
-        raw.insert(k.clone(), v.clone());
+        if manifest.config.iter().any(|f| &f.key == k && f.kind == FieldKind::Attachment) {
+            files.push(read_attachment(k, v)?);
+        } else {
+            raw.insert(k.clone(), v.clone());
+        }
     }
     // Unknown keys and malformed values are refused now; missing required
     // ones only when enabling, so they can be set one at a time.
     let mut lenient = manifest_of(plugin)?;
     lenient.config.iter_mut().for_each(|f| f.required = false);
     lenient.validate_config(&raw)?;
+    for a in &files {
+        store.set_plugin_attachment(&config, a).await?;
+    }
+    // Written even when only attachments changed: the new updated_at makes running states reload.
     let value = Value::Object(raw.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
     Ok(store.update_plugin_config(config.id, &PluginConfigUpdate { config: Some(value), ..Default::default() }).await?)
+}
+
+fn read_attachment(key: &str, value: &str) -> Result<PluginAttachment> {
+    let invalid = |problem: String| RegistryError::Config(ConfigError { key: key.to_string(), problem });
+    let Some(path) = value.strip_prefix('@') else {
+        return Err(invalid("is an attachment: give a file as @PATH".into()));
+    };
+    let path = Path::new(path);
+    let size = std::fs::metadata(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?.len();
+    if size > MAX_ATTACHMENT_BYTES as u64 {
+        return Err(invalid(format!(
+            "{} is {size} bytes; attachments are at most {MAX_ATTACHMENT_BYTES} bytes",
+            path.display()
+        )));
+    }
+    let contents = std::fs::read(path).map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(PluginAttachment { key: key.to_string(), content_type: content_type(&file_name).into(), file_name, contents })
+}
+
+/// The MIME type of a file name, from its extension.
+pub fn content_type(file_name: &str) -> &'static str {
+    let ext = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "txt" | "md" => "text/plain",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "yaml" | "yml" => "application/yaml",
+        "pem" | "crt" => "application/x-pem-file",
+        "mmdb" => "application/octet-stream",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
 }
 
 /// Enables a plugin for a team once its config is complete; clears any
 /// error or automatic disable.
 pub async fn enable(store: &dyn Store, team: &Team, plugin: &Plugin) -> Result<PluginConfig> {
     let config = store.plugin_config(team.id, plugin.id).await?;
-    manifest_of(plugin)?.validate_config(&raw_config(&config))?;
+    let manifest = manifest_of(plugin)?;
+    manifest.validate_config(&raw_config(&config))?;
+    let attached = store.plugin_attachments(config.id).await?;
+    if let Some(f) = manifest
+        .config
+        .iter()
+        .find(|f| f.kind == FieldKind::Attachment && f.required && !attached.iter().any(|a| a.key == f.key))
+    {
+        return Err(RegistryError::Config(ConfigError {
+            key: f.key.clone(),
+            problem: "is a required attachment: set it with --set KEY=@PATH".into(),
+        }));
+    }
     Ok(store
         .update_plugin_config(
             config.id,
@@ -190,9 +257,16 @@ pub async fn reorder(store: &dyn Store, team: &Team, plugins: &[Plugin]) -> Resu
     Ok(out)
 }
 
-/// A config as shown to people: secret values masked.
-pub fn masked(plugin: &Plugin, config: &PluginConfig) -> Value {
+/// A config as shown to people: secret values masked, and each attachment
+/// summarised as `{file_name, content_type, size}` (secret ones masked too).
+pub fn masked(plugin: &Plugin, config: &PluginConfig, attachments: &[PluginAttachment]) -> Value {
     let Ok(manifest) = manifest_of(plugin) else { return Value::Null };
-    let map = config.config.as_object().cloned().unwrap_or_default();
+    let mut map = config.config.as_object().cloned().unwrap_or_default();
+    for a in attachments {
+        let summary = serde_json::json!({
+            "file_name": a.file_name, "content_type": a.content_type, "size": a.contents.len()
+        });
+        map.insert(a.key.clone(), summary);
+    }
     Value::Object(manifest.masked(&map))
 }

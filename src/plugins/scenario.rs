@@ -165,6 +165,8 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
             plugin_name: source.manifest.name.clone(),
         }),
         fetch: super::fetch::FetchPolicy { allow_private: base.is_some(), ..Default::default() },
+        attachments: Vec::new(),
+        geoip: None,
     };
     let vm = PluginVm::load(source, ctx, limits)?;
     let mut events: Vec<Value> = f.event.iter().cloned().chain(f.events.iter().flatten().cloned()).collect();

@@ -31,7 +31,7 @@ pub enum SourceError {
 }
 
 /// Plugin files larger than this are refused: plugin code, not data.
-const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 impl PluginSource {
     pub fn new(manifest: Manifest, files: BTreeMap<String, String>) -> Result<Self, SourceError> {

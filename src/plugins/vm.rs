@@ -6,6 +6,7 @@
 //! into a state are serialised by a mutex, because the deadline and the
 //! meta table are per state.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,9 +238,16 @@ impl PluginVm {
         };
         inner.deadline.arm(limit);
         // Wall time also bounds waiting in async host calls (cache, fetch),
-        // which the CPU deadline pauses for.
+        // which the CPU deadline pauses for. Most calls never wait: the first
+        // poll runs them to the end, and the wall-clock timer is only set up
+        // for those that do (the CPU deadline covers the first poll).
         let wall = limit.max(inner.limits.task);
-        let result = tokio::time::timeout(wall, pcall.call_async::<Value>(args)).await;
+        let mut call = std::pin::pin!(pcall.call_async::<Value>(args));
+        let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        let result = match first {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
+        };
         inner.deadline.disarm();
         let value = match result {
             Err(_) => return Err(CallError::TimeLimit(wall)),

@@ -23,7 +23,9 @@ use async_trait::async_trait;
 use crate::config::{DatabaseBackend, StoreSettings};
 
 pub use error::{ErrorKind, StoreError};
-pub use model::{Group, NewPlugin, NewTeam, Person, Plugin, PluginConfig, PluginConfigUpdate, PluginLog, Team};
+pub use model::{
+    Group, NewPlugin, NewTeam, Person, Plugin, PluginAttachment, PluginConfig, PluginConfigUpdate, PluginLog, Team,
+};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -72,6 +74,11 @@ pub trait PluginStore: Send + Sync {
     async fn update_plugin_config(&self, id: i64, update: &PluginConfigUpdate) -> Result<PluginConfig>;
     /// Configs of one team, or of all, by team then order.
     async fn list_plugin_configs(&self, team_id: Option<i64>) -> Result<Vec<PluginConfig>>;
+
+    /// Stores the attachment of a config field, replacing the one with the same key.
+    async fn set_plugin_attachment(&self, config: &PluginConfig, attachment: &PluginAttachment) -> Result<()>;
+    /// A config's attachments, by key.
+    async fn plugin_attachments(&self, plugin_config_id: i64) -> Result<Vec<PluginAttachment>>;
 
     async fn append_plugin_logs(&self, entries: &[PluginLog]) -> Result<()>;
     /// Entries of a config after `after` (all when None), oldest first, at most `limit`.

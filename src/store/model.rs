@@ -107,6 +107,17 @@ pub struct PluginConfigUpdate {
     pub error: Option<Option<serde_json::Value>>,
 }
 
+/// A file given for an `attachment` config field (posthog_pluginattachment),
+/// seen by the plugin as `meta.attachments[key]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginAttachment {
+    pub key: String,
+    pub content_type: String,
+    pub file_name: String,
+    #[serde(skip)]
+    pub contents: Vec<u8>,
+}
+
 /// One plugin log entry (posthog_pluginlogentry).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PluginLog {

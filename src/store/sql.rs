@@ -25,7 +25,8 @@ macro_rules! impl_sql_store {
             use uuid::Uuid;
 
             use $crate::store::model::{
-                DEFAULT_ORGANIZATION, NewPlugin, NewTeam, Plugin, PluginConfig, PluginConfigUpdate, PluginLog, Team,
+                DEFAULT_ORGANIZATION, NewPlugin, NewTeam, Plugin, PluginAttachment, PluginConfig, PluginConfigUpdate,
+                PluginLog, Team,
             };
             use $crate::store::rows::{PluginConfigRow, PluginLogRow, PluginRow, TeamRow};
             use $crate::store::{PluginStorage, PluginStore, Result, Store, StoreError, TeamStore};
@@ -317,6 +318,53 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(StoreError::query("list plugin configs"))?;
                     rows.into_iter().map(PluginConfig::try_from).collect()
+                }
+
+                async fn set_plugin_attachment(&self, config: &PluginConfig, a: &PluginAttachment) -> Result<()> {
+                    // No unique key on (config, key) in PostHog's table: replace in one transaction.
+                    let mut tx = self.pool.begin().await.map_err(StoreError::query("begin plugin attachment"))?;
+                    sqlx::query("DELETE FROM posthog_pluginattachment WHERE plugin_config_id = $1 AND key = $2")
+                        .bind(config.id)
+                        .bind(&a.key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query("replace a plugin attachment"))?;
+                    sqlx::query(
+                        "INSERT INTO posthog_pluginattachment \
+                           (team_id, plugin_config_id, key, content_type, file_name, file_size, contents) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(config.team_id)
+                    .bind(config.id)
+                    .bind(&a.key)
+                    .bind(&a.content_type)
+                    .bind(&a.file_name)
+                    .bind(a.contents.len() as i32)
+                    .bind(&a.contents)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::query("write a plugin attachment"))?;
+                    tx.commit().await.map_err(StoreError::query("commit plugin attachment"))
+                }
+
+                async fn plugin_attachments(&self, config_id: i64) -> Result<Vec<PluginAttachment>> {
+                    let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as(
+                        "SELECT key, content_type, file_name, contents FROM posthog_pluginattachment \
+                         WHERE plugin_config_id = $1 ORDER BY key",
+                    )
+                    .bind(config_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("read plugin attachments"))?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(key, content_type, file_name, contents)| PluginAttachment {
+                            key,
+                            content_type,
+                            file_name,
+                            contents,
+                        })
+                        .collect())
                 }
 
                 async fn append_plugin_logs(&self, entries: &[PluginLog]) -> Result<()> {

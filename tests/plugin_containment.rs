@@ -1,0 +1,162 @@
+//! Plugins misbehaving inside a running `phs serve` (embedded): hostile code
+//! is stopped per call while other configs and teams keep working, and a
+//! config that keeps failing is disabled automatically until re-enabled.
+
+use serde_json::{Value, json};
+
+use crate::ingest::{cli, post, wait_for_events};
+use crate::plugin_api::plugin_dir;
+use crate::serve::{start, wait_healthy};
+
+fn by_event<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter().find(|r| r["event"] == name).unwrap_or_else(|| panic!("no stored `{name}` event in {rows:?}"))
+}
+
+const HOSTILE: &str = r#"
+    local attacks = {
+      spin = function() while true do end end,
+      bomb = function() local t = {} for i = 1, 1e9 do t[i] = {i} end end,
+      rep = function() local s = string.rep("x", 1e9) end,
+      recurse = function() local function f(n) return f(n + 1) + 1 end f(1) end,
+      io = function() io.open("/etc/passwd") end,
+      os = function() os.execute("touch /tmp/phs-hostile-serve") end,
+      require = function() require("os") end,
+      debug = function() debug.sethook() end,
+      bytecode = function() assert(load("\27Lua\84\0")) end,
+      flood = function() for i = 1, 10000 do console.log("flood", i) end end,
+    }
+    function processEvent(event, meta)
+      local attack = attacks[event.event]
+      if attack then attack() end
+      if event.event == "steal" then
+        -- Keys are prefixed per team and plugin: no spelling reaches team B's.
+        local keys = {"secret", "../secret", "@plugin/1/2/secret"}
+        for _, k in ipairs(keys) do
+          if meta.cache:get(k) ~= nil then event.properties.stolen = k end
+        end
+        event.properties.storage = meta.storage:get("secret", "none")
+      end
+      return event
+    end"#;
+
+const NEIGHBOUR: &str = r#"
+    function processEvent(event, meta)
+      meta.cache:set("secret", "team B's secret")
+      meta.storage:set("secret", "team B's stored secret")
+      event.properties.neighbour = "ok"
+      return event
+    end"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_in_a_running_server_leave_others_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let hostile_team = cli(&d, &["teams", "create", "hostile"]).trim().to_string();
+    let other_team = cli(&d, &["teams", "create", "neighbour"]).trim().to_string();
+    let hostile = plugin_dir(&d, "hostile", json!([]), HOSTILE);
+    let neighbour = plugin_dir(&d, "neighbour", json!([]), NEIGHBOUR);
+    cli(&d, &["plugins", "install", hostile.to_str().unwrap()]);
+    cli(&d, &["plugins", "install", neighbour.to_str().unwrap()]);
+    cli(&d, &["plugins", "install", "lua-plugins/hello-world"]);
+    for (plugin, team) in [("hostile", &hostile_team), ("Hello World", &hostile_team), ("neighbour", &other_team)] {
+        cli(&d, &["plugins", "enable", plugin, "--team", team]);
+    }
+
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch/", server.capture);
+    let attacks =
+        ["spin", "bomb", "rep", "recurse", "io", "os", "require", "debug", "bytecode", "flood", "steal", "plain"];
+    // Team B first, so its cache and storage hold the secret when team A tries to read it.
+    let b = json!({"api_key": other_team, "batch": [{"event": "b1", "distinct_id": "u"}]});
+    assert_eq!(post(&url, "application/json", b.to_string().into_bytes()).await.0, 200);
+    wait_for_events(&d, 1);
+    let batch: Vec<Value> = attacks.iter().map(|a| json!({"event": a, "distinct_id": "attacker"})).collect();
+    let a = json!({"api_key": hostile_team, "batch": batch});
+    assert_eq!(post(&url, "application/json", a.to_string().into_bytes()).await.0, 200);
+    let b = json!({"api_key": other_team, "batch": [{"event": "b2", "distinct_id": "u"}]});
+    assert_eq!(post(&url, "application/json", b.to_string().into_bytes()).await.0, 200);
+
+    let rows = wait_for_events(&d, attacks.len() + 2);
+    for attack in attacks {
+        let p = &by_event(&rows, attack)["properties"];
+        // Each event passes on: the hostile plugin failed, Hello World after it still ran.
+        assert_eq!(p["hello"], "world", "{attack}: {p}");
+        let failed = !matches!(attack, "steal" | "plain" | "flood");
+        let expected = if failed { json!(["hostile (1)"]) } else { json!([]) };
+        assert_eq!(p["$plugins_failed"], expected, "{attack}: {p}");
+    }
+    let steal = &by_event(&rows, "steal")["properties"];
+    assert_eq!(steal.get("stolen"), None, "team A read team B's cache: {steal}");
+    assert_eq!(steal["storage"], "none", "team A read team B's storage");
+    for e in ["b1", "b2"] {
+        assert_eq!(by_event(&rows, e)["properties"]["neighbour"], "ok", "team B's plugin stopped working");
+    }
+    assert!(!std::path::Path::new("/tmp/phs-hostile-serve").exists());
+
+    // The flood was capped: at most one window's worth of console entries.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logs = cli(&d, &["plugins", "logs", "1"]);
+    let console = logs.lines().filter(|l| l.contains("CONSOLE")).count();
+    assert!(console <= phs::plugins::api::LOGS_PER_SECOND as usize, "{console} console entries stored");
+    assert!(logs.contains("time limit") && logs.contains("memory limit"), "{logs}");
+    let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
+    assert!(health.status.success(), "the server is unhealthy after the attacks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_failing_too_often_is_disabled_until_enabled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let team = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let flaky = plugin_dir(
+        &d,
+        "flaky",
+        json!([]),
+        "function processEvent(e) if e.properties.n % 4 ~= 0 then error('flaky ' .. e.properties.n) end return e end",
+    );
+    cli(&d, &["plugins", "install", flaky.to_str().unwrap()]);
+    cli(&d, &["plugins", "install", "lua-plugins/hello-world"]);
+    cli(&d, &["plugins", "enable", "flaky", "--team", &team]);
+    cli(&d, &["plugins", "enable", "Hello World", "--team", &team]);
+
+    let env = [
+        ("PHS_DATA_DIR", d.display().to_string()),
+        ("PHS_PLUGIN_DISABLE_MIN_CALLS", "20".into()),
+        ("PHS_PLUGIN_DISABLE_ERROR_RATE", "0.6".into()),
+    ];
+    let mut server = start(&env);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch/", server.capture);
+    let batch: Vec<Value> =
+        (1..=40).map(|n| json!({"event": "e", "distinct_id": "u", "properties": {"n": n}})).collect();
+    let body = json!({"api_key": team, "batch": batch});
+    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    let rows = wait_for_events(&d, 40);
+
+    // 3 of 4 calls fail (75% >= 60%): the first failure from the 20th call on
+    // (n = 21) disables it; the rest skip it.
+    let failed = |n: i64| {
+        let e = rows.iter().find(|r| r["properties"]["n"] == n).unwrap();
+        assert_eq!(e["properties"]["hello"], "world", "the other plugin kept working");
+        e["properties"]["$plugins_failed"].as_array().unwrap().len()
+    };
+    assert_eq!(failed(19), 1);
+    assert_eq!(failed(20), 0, "n = 20 succeeds");
+    assert_eq!(failed(21), 1);
+    assert_eq!(failed(22), 0, "disabled after its 21st call");
+    assert_eq!(failed(40), 0);
+
+    let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+    let config = listed["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "flaky").unwrap();
+    assert_eq!(config["enabled"], false);
+    let reason = config["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("disabled automatically") && reason.contains("16 of 21 calls failed"), "{reason}");
+    let text = cli(&d, &["plugins", "list"]);
+    assert!(text.lines().any(|l| l.contains("flaky") && l.contains("disabled") && l.contains("16 of 21")), "{text}");
+
+    cli(&d, &["plugins", "enable", "flaky", "--team", &team]);
+    let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+    let config = listed["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "flaky").unwrap();
+    assert_eq!((&config["enabled"], &config["error"]), (&json!(true), &Value::Null));
+}
