@@ -150,6 +150,8 @@ fn vm_with(code: &str, jobs: Arc<MemoryJobs>, logs: Arc<MemoryLog>) -> PluginVm 
         logs,
         capture: None,
         fetch: Default::default(),
+        attachments: Vec::new(),
+        geoip: None,
     };
     let limits = Limits {
         memory: 16 * 1024 * 1024,
@@ -283,7 +285,6 @@ fn scheduler(
         store.clone(),
         plugin_cache,
         None,
-        Limits::default(),
         Default::default(),
         uuid::Uuid::now_v7(),
     );

@@ -18,7 +18,12 @@ fn ctx(team_id: i64, cache: Arc<dyn Cache>) -> Context {
 }
 
 fn limits() -> Limits {
-    Limits { memory: 16 * 1024 * 1024, process_event: Duration::from_millis(500), task: Duration::from_secs(5) }
+    Limits {
+        memory: 16 * 1024 * 1024,
+        process_event: Duration::from_millis(500),
+        on_event: Duration::from_secs(1),
+        task: Duration::from_secs(5),
+    }
 }
 
 /// Runs processEvent once and returns the resulting event's properties.
