@@ -56,7 +56,10 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
     let plugin = failing_plugin(dir.path());
     cli(&env, &["plugins", "install", plugin.to_str().unwrap()]);
     cli(&env, &["plugins", "enable", "Broken", "--team", &token]);
-    let mut server = start(&env);
+    // The plugin must keep failing on every event: no automatic disabling here.
+    let mut serve_env = env.to_vec();
+    serve_env.push(("PHS_PLUGIN_DISABLE_MIN_CALLS", "1000000".into()));
+    let mut server = start(&serve_env);
     wait_healthy(&mut server);
 
     send(&server, &token, 3000).await;

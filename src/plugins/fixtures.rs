@@ -246,7 +246,7 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
 /// Runs one fixture and compares the outcomes with what it expects.
 pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOptions) -> Result<Report, FixtureError> {
     if super::scenario::is_scenario(f) {
-        return super::scenario::check(source, name, f, opts.limits.clone()).await;
+        return super::scenario::check(source, name, f, opts.limits).await;
     }
     let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
         (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),
