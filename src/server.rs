@@ -195,7 +195,14 @@ async fn start_pipeline(
     let teams = Arc::new(TeamCache::new(store.clone()));
     let persons = Arc::new(Persons::new(store.clone(), settings.distinct_id_lru_size));
     let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
-    let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, events, dlq).with_handoff(handoff);
+    // WORKER_CONCURRENCY x TASKS_PER_WORKER keys of a batch (different persons) run at once.
+    let workers = match settings.worker_concurrency {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, events, dlq)
+        .with_handoff(handoff)
+        .with_keys_in_parallel(workers * settings.tasks_per_worker as usize);
     let mut tasks = Vec::new();
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =

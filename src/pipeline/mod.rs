@@ -40,7 +40,8 @@ use crate::metrics::{self, Stage, WorkerStats};
 /// Messages read per batch.
 pub const BATCH: usize = 500;
 
-/// (team, distinct_id) keys processed at once within a batch.
+/// (team, distinct_id) keys processed at once within a batch, unless set
+/// with [`Pipeline::with_keys_in_parallel`].
 const KEYS_IN_PARALLEL: usize = 32;
 
 /// An event waiting for its key's turn, with its place in the batch.
@@ -61,6 +62,7 @@ pub struct Pipeline {
     /// Hands written events to onEvent/exportEvents (the async side), if any.
     pub handoff: Option<Arc<crate::worker::EventHandoff>>,
     worker: Arc<WorkerStats>,
+    keys_in_parallel: usize,
 }
 
 impl Pipeline {
@@ -71,11 +73,26 @@ impl Pipeline {
         sink: Arc<dyn EventSink>,
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
-        Pipeline { teams, plugins, persons, sink, dlq, handoff: None, worker: metrics::global().worker(0) }
+        Pipeline {
+            teams,
+            plugins,
+            persons,
+            sink,
+            dlq,
+            handoff: None,
+            worker: metrics::global().worker(0),
+            keys_in_parallel: KEYS_IN_PARALLEL,
+        }
     }
 
     /// After each batch is written and before it is committed, its events are
     /// queued durably for onEvent/exportEvents: at-least-once delivery to them.
+    /// How many (team, distinct_id) keys of a batch run at once (at least 1).
+    pub fn with_keys_in_parallel(mut self, n: usize) -> Self {
+        self.keys_in_parallel = n.max(1);
+        self
+    }
+
     pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
         self.handoff = Some(handoff);
         self
@@ -200,7 +217,7 @@ impl Pipeline {
                 let k = known.remove(&key);
                 self.process_key(events, k)
             })
-            .buffer_unordered(KEYS_IN_PARALLEL)
+            .buffer_unordered(self.keys_in_parallel)
             .try_concat()
             .await?;
         done.sort_unstable_by_key(|(index, _, _)| *index);
