@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::properties::Update;
 use super::{ATTEMPTS, Changes};
 use crate::pipeline::prepare::EventRow;
 use crate::pipeline::sink::GroupRow;
@@ -95,13 +96,7 @@ impl Groups {
                 }
                 Some(old) => {
                     let mut properties = old.properties.as_object().cloned().unwrap_or_default();
-                    let mut changed = false;
-                    for (k, v) in set {
-                        if properties.get(k) != Some(v) {
-                            properties.insert(k.clone(), v.clone());
-                            changed = true;
-                        }
-                    }
+                    let changed = Update { set: set.clone(), ..Default::default() }.apply(&mut properties);
                     let created_at = old.created_at.min(row.timestamp);
                     if !changed && created_at == old.created_at {
                         return Ok(old);

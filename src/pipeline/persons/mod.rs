@@ -139,9 +139,9 @@ impl Persons {
         let Value::Object(properties) = &mut row.properties else {
             unreachable!("prepare always gives an object");
         };
-        let mut changes = Changes::default();
         if properties.get("$process_person_profile") == Some(&Value::Bool(false)) {
             // Personless events: no person row is read or written.
+            let mut changes = Changes::default();
             self.groups.process(row, &mut changes).await?;
             return Ok(changes);
         }
@@ -149,6 +149,7 @@ impl Persons {
         let update = Update::from_properties(properties);
         let request = merge_request(&row.event, properties);
         let mut attempt = 0;
+        let mut changes;
         let person = loop {
             attempt += 1;
             let epoch = self.epoch.load(Ordering::SeqCst);
@@ -160,9 +161,8 @@ impl Persons {
                     if let Some(k) = known.as_deref_mut() {
                         *k = Known { person: Some(p.clone()), epoch };
                     }
-                    changes.persons.append(&mut tried.persons);
-                    changes.distinct_ids.append(&mut tried.distinct_ids);
-                    changes.warnings.append(&mut tried.warnings);
+                    // Only the attempt that succeeded describes what was written.
+                    changes = tried;
                     break p;
                 }
                 Err(StoreError::Conflict(why)) if attempt < ATTEMPTS => {
