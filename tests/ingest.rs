@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::serve::{start, wait_healthy};
-use crate::util::{phs, stderr, stdout};
 
+/// `phs ARGS` on the embedded data directory `dir`, which must succeed: its stdout.
 pub(crate) fn cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = phs().args(args).env("PHS_DATA_DIR", dir).output().unwrap();
-    assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-    stdout(&out)
+    crate::util::phs_ok(&[("PHS_DATA_DIR", dir.display().to_string())], args)
 }
 
 /// Polls `phs events list --json` until `n` events are stored.

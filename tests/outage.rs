@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::ingest::wait_for_events;
 use crate::serve::{start, wait_healthy};
-use crate::util::{OwnPostgres, phs, stderr};
+use crate::util::{OwnPostgres, phs_ok};
 
 /// Postgres (persons and teams) restarts while events stream in: every
 /// acknowledged event is stored once and every person holds its last update.
@@ -20,11 +20,7 @@ async fn postgres_restart_mid_stream_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let env = [("PHS_DATA_DIR", d.display().to_string()), ("DATABASE_URL", pg.url())];
-    let run = |args: &[&str]| {
-        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| phs_ok(&env, args);
     run(&["migrate"]);
     let token = run(&["teams", "create", "shop"]).trim().to_string();
     let mut server = start(&env);

@@ -195,10 +195,7 @@ async fn attachments_postgres() {
 fn plugins_config_sets_an_attachment_from_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let env = [("PHS_DATA_DIR", tmp.path().join("data").display().to_string())];
-    let run = |args: &[&str]| {
-        let out = crate::util::phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        (out.status.code(), crate::util::stdout(&out), crate::util::stderr(&out))
-    };
+    let run = |args: &[&str]| crate::util::phs_with(&env, args);
     let schema = json!([{"key": "rules", "type": "attachment"}]);
     let dir = plugin_dir(tmp.path(), "Attach CLI", schema, ATTACHMENT_PLUGIN);
     let file = tmp.path().join("list.csv");

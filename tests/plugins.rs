@@ -355,10 +355,7 @@ fn every_bundled_plugin_passes_its_fixtures() {
 
 /// install, config, enable, order, list, remove through the CLI, on one backend.
 fn manage_plugins_via_cli(env: &[(&str, String)]) {
-    let run = |args: &[&str]| {
-        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        (out.status.code(), stdout(&out), stderr(&out))
-    };
+    let run = |args: &[&str]| crate::util::phs_with(env, args);
     let (code, team, err) = run(&["teams", "create", "shop"]);
     assert_eq!(code, Some(0), "{err}");
     let team = team.trim().to_string();

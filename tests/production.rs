@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};
 use crate::sinks::consume;
-use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, stdout, unique};
+use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, unique};
 
 struct Deployment {
     env: Vec<(&'static str, String)>,
@@ -54,9 +54,7 @@ impl Deployment {
     }
 
     fn cli(&self, args: &[&str]) -> String {
-        let out = phs().args(args).envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-        stdout(&out)
+        crate::util::phs_ok(&self.env, args)
     }
 
     fn producer(&self) -> KafkaProducer {
@@ -302,11 +300,7 @@ async fn mixed_deployments_ingest_end_to_end() {
     let keep = |names: &[&str]| -> Vec<(&'static str, String)> {
         d.env.iter().filter(|(k, _)| names.contains(k)).cloned().collect()
     };
-    let cli = |env: &[(&'static str, String)], args: &[&str]| {
-        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-        stdout(&out)
-    };
+    let cli = crate::util::phs_ok;
     let send_and_list = |env: Vec<(&'static str, String)>, event: &'static str| async move {
         let token = cli(&env, &["teams", "create", event]).trim().to_string();
         let mut server = start(&env);

@@ -11,9 +11,7 @@ use crate::serve::{Server, start, wait_healthy};
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr, stdout, unique};
 
 fn cli(envs: &[(&str, String)], args: &[&str]) -> String {
-    let out = phs().args(args).envs(envs.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-    assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-    stdout(&out).trim().to_string()
+    crate::util::phs_ok(envs, args).trim().to_string()
 }
 
 /// A plugin whose processEvent always throws.

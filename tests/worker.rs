@@ -241,11 +241,7 @@ async fn export_events_retried_after_retry_error_delivers_every_event_once() {
 /// with runIn that runs a second later; the queue-latency plugin measures.
 fn tasks_and_jobs_run(env: Vec<(&'static str, String)>) {
     let d = std::path::PathBuf::from(&env.iter().find(|(k, _)| *k == "PHS_DATA_DIR").unwrap().1);
-    let run = |args: &[&str]| {
-        let out = phs().args(args).envs(env.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
-        assert!(out.status.success(), "phs {args:?}: {}", stderr(&out));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| crate::util::phs_ok(&env, args);
     let token = run(&["teams", "create", "clock"]).trim().to_string();
     let ticker = write_plugin(
         &d,

@@ -34,6 +34,19 @@ pub fn phs() -> Command {
     cmd
 }
 
+/// `phs ARGS` with the given environment: its exit code, stdout and stderr.
+pub fn phs_with(envs: &[(&str, String)], args: &[&str]) -> (Option<i32>, String, String) {
+    let out = phs().args(args).envs(envs.iter().map(|(k, v)| (*k, v.as_str()))).output().unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+/// `phs ARGS` with the given environment, which must succeed: its stdout.
+pub fn phs_ok(envs: &[(&str, String)], args: &[&str]) -> String {
+    let (code, out, err) = phs_with(envs, args);
+    assert_eq!(code, Some(0), "phs {args:?}: {err}");
+    out
+}
+
 /// A real service's address from the environment `scripts/test` prepares.
 pub fn service(var: &str) -> String {
     match std::env::var(var) {
