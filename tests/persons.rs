@@ -8,9 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use phs::pipeline::persons::Batch;
 use phs::pipeline::persons::{Persons, Warning};
 use phs::pipeline::prepare::{self, EventRow};
-use phs::store::{NewTeam, Person, Store};
+use phs::store::{NewTeam, Person, Store, StoreError};
 
 /// Generates `<name>_sqlite` and `<name>_postgres` from one async body taking a `Setup`.
 macro_rules! on_both_backends {
@@ -50,7 +51,10 @@ on_both_backends!(
     groups_are_identified_and_attached,
     personless_events_touch_no_person,
     derived_properties_reach_the_person,
-    prefetched_persons_are_not_trusted_after_a_merge,
+    a_batch_writes_each_person_once,
+    a_batch_sees_its_own_joins,
+    a_merge_keeps_the_batch_changes_of_both_persons,
+    a_conflicting_batch_is_redone_without_losing_rows,
 );
 
 struct Setup {
@@ -77,9 +81,21 @@ impl Setup {
         // Each event a second later than the last, so created_at orders are visible.
         let n = self.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         e.entry("timestamp").or_insert(json!(at(n).to_rfc3339()));
-        let mut row = prepare::prepare(e, team, false, Utc::now());
-        let changes = self.persons.process(&mut row, None).await.expect("persons step");
-        (row, changes.warnings)
+        // One event per batch, retried on a conflict as the pipeline retries a
+        // batch: concurrent sends stand for other instances.
+        loop {
+            let mut row = prepare::prepare(e.clone(), team, false, Utc::now());
+            let batch = self.persons.batch();
+            let result = match self.persons.process(&mut row, &batch).await {
+                Ok(changes) => self.persons.flush(batch).await.map(|_| changes),
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(changes) => return (row, changes.warnings),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(err) => panic!("persons step: {err}"),
+            }
+        }
     }
 
     async fn send(&self, event: Value) -> (EventRow, Vec<Warning>) {
@@ -375,18 +391,141 @@ async fn persons_show_an_identify_through_serve() {
     assert!(text.contains("identified    yes") && text.contains("alice") && text.contains("anon-1"), "{text}");
 }
 
-async fn prefetched_persons_are_not_trusted_after_a_merge(s: Setup) {
+/// Runs events through prepare and persons in one batch, without flushing it.
+async fn in_batch(s: &Setup, batch: &Batch, events: Vec<Value>) -> Vec<EventRow> {
+    let mut rows = Vec::new();
+    for event in events {
+        let mut e = event.as_object().unwrap().clone();
+        e.insert("uuid".into(), json!(uuid::Uuid::now_v7().to_string()));
+        let mut row = prepare::prepare(e, s.team, false, Utc::now());
+        s.persons.process(&mut row, batch).await.expect("persons step");
+        rows.push(row);
+    }
+    rows
+}
+
+async fn a_batch_writes_each_person_once(s: Setup) {
+    s.send(pageview("old", json!({"$set": {"n": 0}}))).await;
+    s.send(pageview("twin-a", json!({}))).await;
+    s.send(identify("twin-b", "twin-a", json!({}))).await;
+    let old = s.person("old").await;
+
+    let batch = s.persons.batch();
+    s.persons.prefetch(&batch, s.team, &["old", "new", "twin-a", "twin-b"]).await.unwrap();
+    let rows = in_batch(
+        &s,
+        &batch,
+        vec![
+            pageview("old", json!({"$set": {"n": 1}})),
+            pageview("new", json!({"$set": {"plan": "free"}})),
+            pageview("old", json!({"$set": {"n": 2}, "$set_once": {"first": "x"}})),
+            pageview("new", json!({"$set": {"plan": "pro"}})),
+            // Two distinct ids of one person share its state within the batch.
+            pageview("twin-a", json!({"$set": {"a": 1}})),
+            pageview("twin-b", json!({"$set": {"b": 1}})),
+        ],
+    )
+    .await;
+    assert!(
+        s.store.person_by_distinct_id(s.team, "new").await.unwrap().is_none(),
+        "nothing is written before the flush"
+    );
+    assert_eq!(rows[3].person.as_ref().unwrap().properties["plan"], "pro", "rows see the batch's own updates");
+    assert_eq!(rows[5].person.as_ref().unwrap().properties["a"], 1);
+
+    let written = s.persons.flush(batch).await.unwrap();
+    let old_after = s.person("old").await;
+    assert_eq!(old_after.version, old.version + 1, "one write for the batch's updates");
+    assert_eq!((&old_after.properties["n"], &old_after.properties["first"]), (&json!(2), &json!("x")));
+    let new = s.person("new").await;
+    assert_eq!((new.version, &new.properties["plan"]), (0, &json!("pro")));
+    let twin = s.person("twin-a").await;
+    assert_eq!((&twin.properties["a"], &twin.properties["b"]), (&json!(1), &json!(1)));
+
+    let mut rows: Vec<(String, i64)> =
+        written.persons.iter().map(|p| (p.properties["$creator_event_uuid"].to_string(), p.version)).collect();
+    rows.sort();
+    assert_eq!(written.persons.len(), 3, "one person row per changed person: {rows:?}");
+    let ids: Vec<&str> = written.distinct_ids.iter().map(|d| d.distinct_id.as_str()).collect();
+    assert_eq!(ids, ["new"]);
+}
+
+async fn a_batch_sees_its_own_joins(s: Setup) {
+    let batch = s.persons.batch();
+    let rows = in_batch(
+        &s,
+        &batch,
+        vec![
+            pageview("anon", json!({"$set": {"seen": "anon"}})),
+            identify("user", "anon", json!({"$set": {"email": "a@b.c"}})),
+            pageview("user", json!({"$set": {"plan": "pro"}})),
+            pageview("anon", json!({})),
+        ],
+    )
+    .await;
+    let uuids: Vec<_> = rows.iter().map(|r| r.person.as_ref().unwrap().uuid).collect();
+    assert!(uuids.iter().all(|u| *u == uuids[0]), "one person throughout: {uuids:?}");
+    s.persons.flush(batch).await.unwrap();
+    let p = s.person("user").await;
+    assert_eq!(p.uuid, uuids[0]);
+    assert_eq!(s.ids(&p).await, vec!["anon", "user"]);
+    assert!(p.is_identified);
+    assert_eq!(
+        (&p.properties["seen"], &p.properties["email"], &p.properties["plan"]),
+        (&json!("anon"), &json!("a@b.c"), &json!("pro"))
+    );
+}
+
+async fn a_merge_keeps_the_batch_changes_of_both_persons(s: Setup) {
     s.send(pageview("anon", json!({}))).await;
     s.send(pageview("user", json!({}))).await;
-    let mut known = s.persons.prefetch(s.team, &["anon", "user", "nobody"]).await.unwrap();
-    assert_eq!(known.len(), 3);
-    // Read ahead, then merged away by another key's event of the same batch.
-    s.send(identify("user", "anon", json!({}))).await;
-    let user = s.person("user").await;
+    let anon = s.person("anon").await;
+    let batch = s.persons.batch();
+    in_batch(
+        &s,
+        &batch,
+        vec![
+            pageview("anon", json!({"$set": {"a": 1}})),
+            pageview("user", json!({"$set": {"b": 2}})),
+            identify("user", "anon", json!({"$set": {"c": 3}})),
+            pageview("anon", json!({"$set": {"d": 4}})),
+            pageview("newcomer", json!({})),
+            identify("user", "newcomer", json!({})),
+        ],
+    )
+    .await;
+    let written = s.persons.flush(batch).await.unwrap();
+    let p = s.person("anon").await;
+    assert_eq!(p.uuid, s.person("user").await.uuid);
+    for (k, v) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+        assert_eq!(p.properties[k], v, "{k} lost: {}", p.properties);
+    }
+    assert_eq!(s.ids(&p).await, vec!["anon", "newcomer", "user"]);
+    assert!(written.persons.iter().any(|r| r.uuid == anon.uuid && r.is_deleted), "the merged-away person's row");
+}
 
-    let mut e = pageview("anon", json!({})).as_object().unwrap().clone();
-    e.insert("uuid".into(), json!(uuid::Uuid::now_v7().to_string()));
-    let mut row = prepare::prepare(e, s.team, false, Utc::now());
-    s.persons.process(&mut row, known.get_mut("anon")).await.unwrap();
-    assert_eq!(row.person.unwrap().uuid, user.uuid, "a person read before the merge was used");
+async fn a_conflicting_batch_is_redone_without_losing_rows(s: Setup) {
+    s.send(pageview("anon", json!({}))).await;
+    s.send(pageview("user", json!({}))).await;
+    s.send(pageview("x", json!({}))).await;
+    let anon = s.person("anon").await;
+    let events = || vec![identify("user", "anon", json!({})), pageview("x", json!({"$set": {"mine": 1}}))];
+
+    let batch = s.persons.batch();
+    in_batch(&s, &batch, events()).await;
+    // Another instance writes x meanwhile: this batch's write of x must not overwrite it.
+    s.send(pageview("x", json!({"$set": {"theirs": 1}}))).await;
+    match s.persons.flush(batch).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+
+    let batch = s.persons.batch();
+    in_batch(&s, &batch, events()).await;
+    let written = s.persons.flush(batch).await.unwrap();
+    let x = s.person("x").await;
+    assert_eq!((&x.properties["mine"], &x.properties["theirs"]), (&json!(1), &json!(1)));
+    // The merge was committed by the first attempt; its rows still reach the sinks.
+    assert!(written.persons.iter().any(|r| r.uuid == anon.uuid && r.is_deleted), "{:?}", written.persons);
+    assert!(written.distinct_ids.iter().any(|d| d.distinct_id == "anon" && d.version == 1));
 }

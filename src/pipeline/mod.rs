@@ -47,7 +47,6 @@ const KEYS_IN_PARALLEL: usize = 32;
 /// An event waiting for its key's turn, with its place in the batch.
 struct Keyed {
     index: usize,
-    team_id: i64,
     anonymize_ips: bool,
     event: serde_json::Map<String, serde_json::Value>,
 }
@@ -197,31 +196,32 @@ impl Pipeline {
             let distinct_id = event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default().to_string();
             keys.entry((team.id, distinct_id)).or_default().push(Keyed {
                 index,
-                team_id: team.id,
                 anonymize_ips: team.anonymize_ips,
                 event,
             });
         }
-        let mut known = HashMap::new();
+        // The persons of the batch's distinct ids, and of the ids they would
+        // merge with, are read in one query per team.
+        let persons = self.persons.batch();
         let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
-        for (team, id) in keys.keys() {
-            teams.entry(*team).or_default().push(id);
+        for ((team, id), events) in &keys {
+            let ids = teams.entry(*team).or_default();
+            ids.push(id);
+            ids.extend(events.iter().filter_map(|k| persons::ids::other_distinct_id(&k.event)));
         }
-        for (team, ids) in teams {
-            for (id, k) in w.timed(Stage::Persons, self.persons.prefetch(team, &ids)).await? {
-                known.insert((team, id), k);
-            }
+        for (team, mut ids) in teams {
+            ids.sort_unstable();
+            ids.dedup();
+            w.timed(Stage::Persons, self.persons.prefetch(&persons, team, &ids)).await?;
         }
         let mut done: Vec<(usize, prepare::EventRow, persons::Changes)> = stream::iter(keys)
-            .map(|(key, events)| {
-                let k = known.remove(&key);
-                self.process_key(events, k)
-            })
+            .map(|((team_id, _), events)| self.process_key(team_id, events, &persons))
             .buffer_unordered(self.keys_in_parallel)
             .try_concat()
             .await?;
         done.sort_unstable_by_key(|(index, _, _)| *index);
         let mut batch = SinkBatch::default();
+        w.timed(Stage::Persons, self.persons.flush(persons)).await?.into_batch(&mut batch);
         for (_, row, changes) in done {
             changes.into_batch(&mut batch);
             batch.events.push(row);
@@ -232,16 +232,17 @@ impl Pipeline {
     /// The events of one (team, distinct_id), in order: plugins, prepare, persons.
     async fn process_key(
         &self,
+        team_id: i64,
         events: Vec<Keyed>,
-        mut known: Option<persons::Known>,
+        persons: &persons::Batch,
     ) -> Result<Vec<(usize, prepare::EventRow, persons::Changes)>, crate::store::StoreError> {
         let mut out = Vec::with_capacity(events.len());
         let w = &self.worker;
-        for Keyed { index, team_id, anonymize_ips, event } in events {
+        for Keyed { index, anonymize_ips, event } in events {
             match w.timed(Stage::Plugins, self.plugins.process(team_id, event)).await {
                 Outcome::Event(e) => {
                     let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
-                    let changes = w.timed(Stage::Persons, self.persons.process(&mut row, known.as_mut())).await?;
+                    let changes = w.timed(Stage::Persons, self.persons.process(&mut row, persons)).await?;
                     out.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),

@@ -125,20 +125,12 @@ pub trait PersonStore: Send + Sync {
     ) -> Result<std::collections::HashMap<String, Person>>;
     /// The person's distinct ids with their versions, oldest first.
     async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>>;
-    /// Creates a person (version 0) owning `distinct_ids` (version 0 each).
-    /// Conflict when the uuid or one of the ids is taken.
-    async fn create_person(&self, person: &NewPerson, distinct_ids: &[&str]) -> Result<Person>;
-    /// Writes properties and is_identified if the stored version is still
-    /// `person.version`; returns the person at version + 1.
-    async fn update_person(
-        &self,
-        person: &Person,
-        properties: &serde_json::Value,
-        is_identified: bool,
-    ) -> Result<Person>;
-    /// Points a new distinct id at the person (version 0); Conflict when the
-    /// id is taken or the person is gone.
-    async fn add_distinct_id(&self, person: &Person, distinct_id: &str) -> Result<()>;
+    /// In one transaction, all or nothing: creates the new persons, updates
+    /// the changed ones (each only if still at the version read) and adds
+    /// the distinct ids. Conflict when a version moved, a uuid or distinct id
+    /// is taken, or a person an id is added to is gone. Returns the created
+    /// persons.
+    async fn write_persons(&self, writes: &PersonWrites) -> Result<Vec<Person>>;
     /// In one transaction: writes `target`'s merged fields, moves every
     /// distinct id of `source` to `target` (each version + 1) and deletes
     /// `source`. Both versions are checked. Returns the updated target and
@@ -159,7 +151,7 @@ pub trait PersonStore: Send + Sync {
     async fn write_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Group>;
 }
 
-pub use model::{Job, MergedPerson, NewJob, NewPerson};
+pub use model::{Job, MergedPerson, NewDistinctId, NewJob, NewPerson, PersonUpdate, PersonWrites};
 
 /// The durable queue of plugin jobs (phs_plugin_job): what plugins enqueue
 /// with `meta.jobs`, exportEvents retries, and the written events waiting

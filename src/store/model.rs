@@ -168,6 +168,41 @@ pub struct NewPerson {
     pub is_identified: bool,
 }
 
+/// A batch's person writes, applied in one transaction by
+/// [`crate::store::PersonStore::write_persons`]: all of them or none.
+#[derive(Debug, Clone, Default)]
+pub struct PersonWrites {
+    /// New persons, at version 0.
+    pub creates: Vec<NewPerson>,
+    /// Existing persons, each written only if still at its `version`.
+    pub updates: Vec<PersonUpdate>,
+    /// Distinct ids pointed at persons of `creates` or existing ones (version 0).
+    pub distinct_ids: Vec<NewDistinctId>,
+}
+
+impl PersonWrites {
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.updates.is_empty() && self.distinct_ids.is_empty()
+    }
+}
+
+/// New properties and is_identified of the person `id`, read at `version`.
+#[derive(Debug, Clone)]
+pub struct PersonUpdate {
+    pub id: i64,
+    pub version: i64,
+    pub properties: serde_json::Value,
+    pub is_identified: bool,
+}
+
+/// A distinct id for the person with this uuid.
+#[derive(Debug, Clone)]
+pub struct NewDistinctId {
+    pub team_id: i64,
+    pub person_uuid: Uuid,
+    pub distinct_id: String,
+}
+
 /// The fields of a merge's surviving person.
 #[derive(Debug, Clone)]
 pub struct MergedPerson {

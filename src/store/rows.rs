@@ -146,12 +146,6 @@ pub(crate) struct PersonRow {
     version: i64,
 }
 
-impl PersonRow {
-    pub(crate) fn id(&self) -> i64 {
-        self.id
-    }
-}
-
 impl TryFrom<PersonRow> for Person {
     type Error = StoreError;
     fn try_from(r: PersonRow) -> Result<Person> {

@@ -13,7 +13,7 @@ macro_rules! impl_sql_persons {
             use async_trait::async_trait;
             use sqlx::AssertSqlSafe as Sql;
 
-            use $crate::store::model::{Group, MergedPerson, NewPerson, Person};
+            use $crate::store::model::{Group, MergedPerson, Person, PersonWrites};
             use $crate::store::rows::{GroupRow, PersonByIdRow, PersonRow};
             use $crate::store::{PersonStore, Result, StoreError};
 
@@ -75,6 +75,11 @@ macro_rules! impl_sql_persons {
                     .try_into()
             }
 
+            /// Rows for a `json_records` parameter.
+            fn json_array<T>(items: &[T], row: impl Fn(&T) -> serde_json::Value) -> String {
+                serde_json::Value::Array(items.iter().map(row).collect()).to_string()
+            }
+
             #[async_trait]
             impl PersonStore for $store {
                 async fn person_by_distinct_id(&self, team_id: i64, distinct_id: &str) -> Result<Option<Person>> {
@@ -127,63 +132,95 @@ macro_rules! impl_sql_persons {
                     .map_err(StoreError::query("list a person's distinct ids"))
                 }
 
-                async fn create_person(&self, new: &NewPerson, distinct_ids: &[&str]) -> Result<Person> {
-                    let mut tx = self.pool.begin().await.map_err(StoreError::query("begin creating a person"))?;
-                    let row: PersonRow = sqlx::query_as(Sql(format!(
-                        "INSERT INTO posthog_person (uuid, team_id, properties, created_at, is_identified, version) \
-                         VALUES ($1{u}, $2, $3{j}, $4, $5, 0) RETURNING {cols}",
-                        u = $d::UUID,
-                        j = $d::JSONB,
-                        cols = person_columns("")
-                    )))
-                    .bind(new.uuid.to_string())
-                    .bind(new.team_id)
-                    .bind(new.properties.to_string())
-                    .bind(new.created_at)
-                    .bind(new.is_identified)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(conflict_or("create a person"))?;
-                    for id in distinct_ids {
-                        sqlx::query(
-                            "INSERT INTO posthog_persondistinctid (distinct_id, person_id, team_id, version) \
-                             VALUES ($1, $2, $3, 0)",
-                        )
-                        .bind(*id)
-                        .bind(row.id())
-                        .bind(new.team_id)
+                async fn write_persons(&self, w: &PersonWrites) -> Result<Vec<Person>> {
+                    if w.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    // Each kind of write is one statement over a JSON array of rows, so a
+                    // batch costs three round trips whatever its size.
+                    let mut tx = self.pool.begin().await.map_err(StoreError::query("begin writing persons"))?;
+                    let mut created = Vec::with_capacity(w.creates.len());
+                    if !w.creates.is_empty() {
+                        let rows = json_array(&w.creates, |p| serde_json::json!({
+                                    "uuid": p.uuid, "team_id": p.team_id, "properties": p.properties,
+                                    // The text sqlx itself stores for a timestamp in SQLite.
+                                    "created_at": p.created_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+                                    "is_identified": p.is_identified,
+                                }));
+                        let rows: Vec<PersonRow> = sqlx::query_as(Sql(format!(
+                            "INSERT INTO posthog_person (uuid, team_id, properties, created_at, is_identified, version) \
+                             SELECT v.uuid, v.team_id, v.properties, v.created_at, v.is_identified, 0 FROM {v} \
+                             RETURNING {cols}",
+                            v = $d::json_records(
+                                "$1",
+                                &[
+                                    ("uuid", "uuid"),
+                                    ("team_id", "bigint"),
+                                    ("properties", "jsonb"),
+                                    ("created_at", "timestamptz"),
+                                    ("is_identified", "boolean")
+                                ]
+                            ),
+                            cols = person_columns("")
+                        )))
+                        .bind(rows)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(conflict_or("create persons"))?;
+                        for row in rows {
+                            created.push(Person::try_from(row)?);
+                        }
+                    }
+                    if !w.updates.is_empty() {
+                        let rows = json_array(&w.updates, |u| serde_json::json!({
+                                    "id": u.id, "version": u.version, "properties": u.properties,
+                                    "is_identified": u.is_identified,
+                                }));
+                        let done = sqlx::query(Sql(format!(
+                            "UPDATE posthog_person AS p SET properties = v.properties, \
+                               is_identified = v.is_identified, version = coalesce(p.version, 0) + 1 \
+                             FROM {v} WHERE p.id = v.id AND coalesce(p.version, 0) = v.version",
+                            v = $d::json_records(
+                                "$1",
+                                &[("id", "bigint"), ("version", "bigint"), ("properties", "jsonb"), ("is_identified", "boolean")]
+                            )
+                        )))
+                        .bind(rows)
                         .execute(&mut *tx)
                         .await
-                        .map_err(conflict_or("give a new person its distinct id"))?;
+                        .map_err(StoreError::query("update persons"))?;
+                        if done.rows_affected() != w.updates.len() as u64 {
+                            return Err(StoreError::Conflict(format!(
+                                "{} of {} persons changed or were merged away meanwhile",
+                                w.updates.len() as u64 - done.rows_affected(),
+                                w.updates.len()
+                            )));
+                        }
                     }
-                    tx.commit().await.map_err(conflict_or("commit a new person"))?;
-                    row.try_into()
-                }
-
-                async fn update_person(
-                    &self,
-                    person: &Person,
-                    properties: &serde_json::Value,
-                    is_identified: bool,
-                ) -> Result<Person> {
-                    update_checked(&self.pool, person, properties, is_identified, person.created_at).await
-                }
-
-                async fn add_distinct_id(&self, person: &Person, distinct_id: &str) -> Result<()> {
-                    // Inserted only while the person still exists: a concurrent merge may have deleted it.
-                    let done = sqlx::query(
-                        "INSERT INTO posthog_persondistinctid (distinct_id, person_id, team_id, version) \
-                         SELECT $1, id, team_id, 0 FROM posthog_person WHERE id = $2",
-                    )
-                    .bind(distinct_id)
-                    .bind(person.id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(conflict_or("add a distinct id"))?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::Conflict(format!("person {} was merged away", person.uuid)));
+                    if !w.distinct_ids.is_empty() {
+                        let rows = json_array(&w.distinct_ids, |d| serde_json::json!({
+                                    "team_id": d.team_id, "person_uuid": d.person_uuid, "distinct_id": d.distinct_id,
+                                }));
+                        // Joined with the person, so an id is only added while its person still exists.
+                        let done = sqlx::query(Sql(format!(
+                            "INSERT INTO posthog_persondistinctid (distinct_id, person_id, team_id, version) \
+                             SELECT v.distinct_id, p.id, p.team_id, 0 FROM {v} \
+                             JOIN posthog_person AS p ON p.team_id = v.team_id AND p.uuid = v.person_uuid",
+                            v = $d::json_records(
+                                "$1",
+                                &[("team_id", "bigint"), ("person_uuid", "uuid"), ("distinct_id", "text")]
+                            )
+                        )))
+                        .bind(rows)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(conflict_or("add distinct ids"))?;
+                        if done.rows_affected() != w.distinct_ids.len() as u64 {
+                            return Err(StoreError::Conflict("a person was merged away before its new distinct id was added".into()));
+                        }
                     }
-                    Ok(())
+                    tx.commit().await.map_err(conflict_or("commit person writes"))?;
+                    Ok(created)
                 }
 
                 async fn merge_persons(

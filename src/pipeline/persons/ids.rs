@@ -56,6 +56,17 @@ pub fn merge_request(event: &str, properties: &Map<String, Value>) -> Option<Mer
     Some(MergeRequest { other, dangerous })
 }
 
+/// The string id a raw event (before plugins) would join, if any: read
+/// ahead with the batch's persons, so the join seldom waits on a read.
+pub fn other_distinct_id(event: &Map<String, Value>) -> Option<&str> {
+    let key = match event.get("event")?.as_str()? {
+        "$identify" => "$anon_distinct_id",
+        "$create_alias" | "$merge_dangerously" => "alias",
+        _ => return None,
+    };
+    event.get("properties")?.get(key)?.as_str()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,18 +5,20 @@
 //! `$groupidentify` resolve and update groups. The rules are the later
 //! original's (person-state.ts), see POSTHOG-SEMANTICS.md §2.
 //!
-//! The store's writes are optimistic (versions and unique keys); when one
-//! reports a conflict, the event's whole decision is re-made from fresh
-//! reads, so a concurrent merge or update is never lost. What changed is
-//! returned as rows for the analytic sinks.
+//! Events are decided against a [`Batch`]: the batch's persons are read
+//! ahead in one query, creations and updates stay in memory, and
+//! [`Persons::flush`] writes them in one transaction before the batch's
+//! rows go to the sinks. Every write names the version it read (or a uuid
+//! and distinct ids no one may hold yet), so a concurrent writer elsewhere
+//! makes the flush fail with a conflict and the batch is decided again from
+//! fresh reads: nothing another instance wrote is overwritten.
 
+pub mod batch;
 pub mod groups;
 pub mod ids;
 pub mod properties;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -25,12 +27,14 @@ use crate::pipeline::prepare::{EventPerson, EventRow};
 use crate::pipeline::sink::{DistinctIdRow, PersonRow, SinkBatch};
 use crate::store::{MergedPerson, NewPerson, Person, Store, StoreError};
 
+pub use self::batch::Batch;
+use self::batch::{State, properties_mut};
 use self::ids::{MergeRequest, is_illegal, merge_request};
 use self::properties::Update;
 
-/// Attempts at one event's person decision before the batch is retried: each
-/// conflict means another writer succeeded, so this bounds the writers that
-/// can overtake one event, not the odds.
+/// Attempts at one group write before the batch is retried: each conflict
+/// means another writer succeeded, so this bounds the writers that can
+/// overtake one event, not the odds.
 const ATTEMPTS: usize = 10;
 
 /// A person is created for a distinct id with this uuid, so a redelivered
@@ -43,21 +47,10 @@ pub fn person_uuid(team_id: i64, distinct_id: &str) -> Uuid {
 pub struct Persons {
     store: Arc<dyn Store>,
     groups: groups::Groups,
-    /// Bumped by every merge or join done here: persons read before it may be stale.
-    epoch: AtomicU64,
     /// At most this many distinct ids are read ahead per batch (DISTINCT_ID_LRU_SIZE).
     read_ahead: usize,
-}
-
-/// What a batch already knows about one distinct id's person (read ahead
-/// for the whole batch, then carried from event to event of that key). It
-/// saves a read per event and is dropped as soon as this process merges or
-/// joins anything; a stale person from another instance makes the write
-/// conflict and the event re-decide from a fresh read.
-#[derive(Debug, Clone)]
-pub struct Known {
-    person: Option<Person>,
-    epoch: u64,
+    /// Rows of writes an abandoned batch made, for the next batch to emit.
+    carry: Arc<Mutex<Changes>>,
 }
 
 /// Why an event's persons step did not go as asked; reported as an
@@ -77,7 +70,8 @@ impl Warning {
     }
 }
 
-/// The analytic rows one event's persons step produced.
+/// Rows for the analytic sinks: an event's group rows and warnings, or a
+/// batch's person and distinct id rows ([`Persons::flush`]).
 #[derive(Debug, Default)]
 pub struct Changes {
     pub persons: Vec<PersonRow>,
@@ -91,20 +85,6 @@ impl Changes {
         batch.persons.extend(self.persons);
         batch.distinct_ids.extend(self.distinct_ids);
         batch.groups.extend(self.groups);
-    }
-
-    fn person(&mut self, p: &Person) {
-        self.persons.push(person_row(p, false, p.version));
-    }
-
-    fn distinct_id(&mut self, p: &Person, distinct_id: &str, version: i64) {
-        self.distinct_ids.push(DistinctIdRow {
-            team_id: p.team_id,
-            distinct_id: distinct_id.to_string(),
-            person_uuid: p.uuid,
-            is_deleted: false,
-            version,
-        });
     }
 }
 
@@ -122,198 +102,213 @@ fn person_row(p: &Person, is_deleted: bool, version: i64) -> PersonRow {
 
 impl Persons {
     pub fn new(store: Arc<dyn Store>, read_ahead: usize) -> Self {
-        Persons { groups: groups::Groups::new(store.clone()), store, epoch: AtomicU64::new(0), read_ahead }
+        Persons { groups: groups::Groups::new(store.clone()), store, read_ahead, carry: Default::default() }
+    }
+
+    /// Starts a batch. Dropping it unflushed (the batch failed) keeps the
+    /// rows of what it did write for the next one.
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.carry.clone())
     }
 
     /// Reads the persons of a batch's distinct ids of one team in one query.
-    pub async fn prefetch(&self, team_id: i64, distinct_ids: &[&str]) -> Result<HashMap<String, Known>, StoreError> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
+    pub async fn prefetch(&self, batch: &Batch, team_id: i64, distinct_ids: &[&str]) -> Result<(), StoreError> {
         let distinct_ids = &distinct_ids[..distinct_ids.len().min(self.read_ahead)];
         let mut found = self.store.persons_by_distinct_ids(team_id, distinct_ids).await?;
-        Ok(distinct_ids.iter().map(|id| (id.to_string(), Known { person: found.remove(*id), epoch })).collect())
+        let mut state = batch.state.lock().await;
+        for id in distinct_ids {
+            state.remember(team_id, id, found.remove(*id));
+        }
+        Ok(())
     }
 
-    /// Resolves the event's person and groups, updates them, and fills the
-    /// row's person and group columns.
-    pub async fn process(&self, row: &mut EventRow, mut known: Option<&mut Known>) -> Result<Changes, StoreError> {
+    /// Writes what the batch changed, in one transaction, and returns the
+    /// person and distinct id rows of everything the batch wrote.
+    pub async fn flush(&self, mut batch: Batch) -> Result<Changes, StoreError> {
+        let mut state = batch.state.lock().await;
+        self.write_pending(&mut state).await?;
+        let written = std::mem::take(&mut state.written);
+        drop(state);
+        batch.mark_flushed();
+        Ok(written)
+    }
+
+    async fn write_pending(&self, state: &mut State) -> Result<(), StoreError> {
+        let writes = state.writes();
+        if !writes.is_empty() {
+            let created = self.store.write_persons(&writes).await?;
+            state.stored(created);
+        }
+        Ok(())
+    }
+
+    /// Resolves the event's person and groups, updates them (in the batch),
+    /// and fills the row's person and group columns.
+    pub async fn process(&self, row: &mut EventRow, batch: &Batch) -> Result<Changes, StoreError> {
         let Value::Object(properties) = &mut row.properties else {
             unreachable!("prepare always gives an object");
         };
+        let mut changes = Changes::default();
         if properties.get("$process_person_profile") == Some(&Value::Bool(false)) {
             // Personless events: no person row is read or written.
-            let mut changes = Changes::default();
             self.groups.process(row, &mut changes).await?;
             return Ok(changes);
         }
         properties::add_derived(&row.event, properties);
         let update = Update::from_properties(properties);
         let request = merge_request(&row.event, properties);
-        let mut attempt = 0;
-        let mut changes;
-        let person = loop {
-            attempt += 1;
-            let epoch = self.epoch.load(Ordering::SeqCst);
-            // Only a first attempt may trust what the batch knew; a retry reads afresh.
-            let cached = known.as_deref().filter(|k| attempt == 1 && k.epoch == epoch).map(|k| k.person.clone());
-            let mut tried = Changes::default();
-            match self.decide(row, request.as_ref(), &update, cached, &mut tried).await {
-                Ok(p) => {
-                    if let Some(k) = known.as_deref_mut() {
-                        *k = Known { person: Some(p.clone()), epoch };
-                    }
-                    // Only the attempt that succeeded describes what was written.
-                    changes = tried;
-                    break p;
-                }
-                Err(StoreError::Conflict(why)) if attempt < ATTEMPTS => {
-                    tracing::debug!(%why, attempt, "person changed concurrently; deciding again");
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        // One event decides at a time: the batch's persons are shared between its keys.
+        let mut state = batch.state.lock().await;
+        let uuid = self.decide(&mut state, row, request.as_ref(), &update, &mut changes).await?;
+        let person = &state.entry(uuid).person;
+        row.person = Some(EventPerson {
+            uuid: person.uuid,
+            properties: person.properties.clone(),
+            created_at: person.created_at,
+        });
+        drop(state);
         for w in &changes.warnings {
             tracing::info!(team_id = row.team_id, event_uuid = %row.uuid, warning = w.as_str(), "ingestion warning");
         }
-        row.person =
-            Some(EventPerson { uuid: person.uuid, properties: person.properties, created_at: person.created_at });
         self.groups.process(row, &mut changes).await?;
         Ok(changes)
     }
 
+    /// The person of a distinct id, from the batch or else the store.
+    async fn lookup(&self, state: &mut State, team_id: i64, distinct_id: &str) -> Result<Option<Uuid>, StoreError> {
+        if let Some(known) = state.ids.get(&(team_id, distinct_id.to_string())) {
+            return Ok(*known);
+        }
+        let person = self.store.person_by_distinct_id(team_id, distinct_id).await?;
+        Ok(state.remember(team_id, distinct_id, person))
+    }
+
     async fn decide(
         &self,
+        state: &mut State,
         row: &EventRow,
         request: Option<&MergeRequest>,
         update: &Update,
-        cached: Option<Option<Person>>,
         changes: &mut Changes,
-    ) -> Result<Person, StoreError> {
+    ) -> Result<Uuid, StoreError> {
         if let Some(req) = request {
             if is_illegal(&req.other) || is_illegal(&row.distinct_id) {
                 changes.warnings.push(Warning::IllegalDistinctId);
             } else if req.other != row.distinct_id
-                && let Some(p) = self.join(row, req, update, changes).await?
+                && let Some(p) = self.join(state, row, req, update, changes).await?
             {
                 return Ok(p);
             }
         }
-        let person = match cached {
-            Some(known) => known,
-            None => self.store.person_by_distinct_id(row.team_id, &row.distinct_id).await?,
-        };
-        match person {
-            Some(p) => self.update(p, update, false, changes).await,
-            None => self.create(row, update, &[&row.distinct_id], false, changes).await,
-        }
+        Ok(match self.lookup(state, row.team_id, &row.distinct_id).await? {
+            Some(p) => update_person(state, p, update, false),
+            None => create(state, row, update, &[&row.distinct_id], false),
+        })
     }
 
     /// Joins `req.other` into the event's distinct id; None when refused
     /// (the event then updates its own person only).
     async fn join(
         &self,
+        state: &mut State,
         row: &EventRow,
         req: &MergeRequest,
         update: &Update,
         changes: &mut Changes,
-    ) -> Result<Option<Person>, StoreError> {
+    ) -> Result<Option<Uuid>, StoreError> {
         let target_id = row.distinct_id.as_str();
-        let other = self.store.person_by_distinct_id(row.team_id, &req.other).await?;
-        let target = self.store.person_by_distinct_id(row.team_id, target_id).await?;
+        let other = self.lookup(state, row.team_id, &req.other).await?;
+        let target = self.lookup(state, row.team_id, target_id).await?;
         let person = match (other, target) {
-            (None, None) => self.create(row, update, &[target_id, &req.other], true, changes).await?,
+            (None, None) => create(state, row, update, &[target_id, &req.other], true),
             (Some(o), None) => {
-                self.epoch.fetch_add(1, Ordering::SeqCst);
-                self.store.add_distinct_id(&o, target_id).await?;
-                changes.distinct_id(&o, target_id, 0);
-                self.update(o, update, true, changes).await?
+                state.add_distinct_id(o, target_id);
+                update_person(state, o, update, true)
             }
             (None, Some(t)) => {
-                self.epoch.fetch_add(1, Ordering::SeqCst);
-                self.store.add_distinct_id(&t, &req.other).await?;
-                changes.distinct_id(&t, &req.other, 0);
-                self.update(t, update, true, changes).await?
+                state.add_distinct_id(t, &req.other);
+                update_person(state, t, update, true)
             }
-            (Some(o), Some(t)) if o.id == t.id => self.update(t, update, true, changes).await?,
-            (Some(o), Some(_)) if o.is_identified && !req.dangerous => {
+            (Some(o), Some(t)) if o == t => update_person(state, t, update, true),
+            (Some(o), Some(_)) if state.persons[&o].person.is_identified && !req.dangerous => {
                 changes.warnings.push(Warning::AlreadyIdentified);
                 return Ok(None);
             }
-            (Some(o), Some(t)) => self.merge(t, o, update, changes).await?,
+            (Some(o), Some(t)) => self.merge(state, t, o, update).await?,
         };
         Ok(Some(person))
     }
 
-    /// Merges `source` into `target`: the target's properties win over the
-    /// source's, then the event's update applies; the earlier created_at stays.
-    async fn merge(
-        &self,
-        target: Person,
-        source: Person,
-        update: &Update,
-        changes: &mut Changes,
-    ) -> Result<Person, StoreError> {
-        let mut properties = object(&source.properties);
-        properties.extend(object(&target.properties));
+    /// Merges `source` into `target` in the store at once: the target's
+    /// properties win over the source's, then the event's update applies;
+    /// the earlier created_at stays.
+    async fn merge(&self, state: &mut State, target: Uuid, source: Uuid, update: &Update) -> Result<Uuid, StoreError> {
+        if state.entry(target).new || state.entry(source).new {
+            // The merge needs both persons stored.
+            self.write_pending(state).await?;
+        }
+        let source = state.persons.remove(&source).expect("looked up above");
+        let t = &state.entry(target).person;
+        let mut properties = object(&source.person.properties);
+        properties.extend(object(&t.properties));
         update.apply(&mut properties);
         let merged = MergedPerson {
             properties: Value::Object(properties),
-            created_at: target.created_at.min(source.created_at),
+            created_at: t.created_at.min(source.person.created_at),
             is_identified: true,
         };
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        let (person, moved) = self.store.merge_persons(&target, &source, &merged).await?;
-        changes.person(&person);
+        // A failure fails the batch, which starts over from fresh reads.
+        let (person, moved) = self.store.merge_persons(t, &source.person, &merged).await?;
+        let written = &mut state.written;
+        written.persons.push(person_row(&person, false, person.version));
         // ClickHouse keeps the highest version: the deleted row must outrank any it had.
-        changes.persons.push(person_row(&source, true, source.version + 100));
-        for (id, version) in moved {
-            changes.distinct_id(&person, &id, version);
+        written.persons.push(person_row(&source.person, true, source.person.version + 100));
+        for (id, version) in &moved {
+            written.distinct_ids.push(DistinctIdRow {
+                team_id: person.team_id,
+                distinct_id: id.clone(),
+                person_uuid: person.uuid,
+                is_deleted: false,
+                version: *version,
+            });
         }
-        Ok(person)
+        let team_id = person.team_id;
+        let entry = state.entry(target);
+        // The merge wrote both persons' changes so far; ids the source was
+        // still to get now go to the target.
+        (entry.person, entry.dirty) = (person, false);
+        entry.added.extend(source.added.iter().cloned());
+        for id in moved.into_iter().map(|(id, _)| id).chain(source.added) {
+            state.ids.insert((team_id, id), Some(target));
+        }
+        Ok(target)
     }
+}
 
-    async fn update(
-        &self,
-        person: Person,
-        update: &Update,
-        identify: bool,
-        changes: &mut Changes,
-    ) -> Result<Person, StoreError> {
-        let mut properties = object(&person.properties);
-        let changed = update.apply(&mut properties);
-        let is_identified = person.is_identified || identify;
-        if !changed && is_identified == person.is_identified {
-            return Ok(person);
-        }
-        let person = self.store.update_person(&person, &Value::Object(properties), is_identified).await?;
-        changes.person(&person);
-        Ok(person)
+/// Applies the event's update to the person in the batch.
+fn update_person(state: &mut State, uuid: Uuid, update: &Update, identify: bool) -> Uuid {
+    let entry = state.entry(uuid);
+    let changed = update.apply(properties_mut(&mut entry.person));
+    if changed || (identify && !entry.person.is_identified) {
+        entry.person.is_identified |= identify;
+        entry.dirty = true;
     }
+    uuid
+}
 
-    async fn create(
-        &self,
-        row: &EventRow,
-        update: &Update,
-        distinct_ids: &[&str],
-        is_identified: bool,
-        changes: &mut Changes,
-    ) -> Result<Person, StoreError> {
-        let mut properties = Map::new();
-        update.apply(&mut properties);
-        properties.insert("$creator_event_uuid".into(), Value::String(row.uuid.clone()));
-        let new = NewPerson {
-            uuid: person_uuid(row.team_id, distinct_ids[0]),
-            team_id: row.team_id,
-            properties: Value::Object(properties),
-            created_at: row.timestamp,
-            is_identified,
-        };
-        let person = self.store.create_person(&new, distinct_ids).await?;
-        changes.person(&person);
-        for id in distinct_ids {
-            changes.distinct_id(&person, id, 0);
-        }
-        Ok(person)
-    }
+/// Adds a new person to the batch, owning `distinct_ids`.
+fn create(state: &mut State, row: &EventRow, update: &Update, distinct_ids: &[&str], is_identified: bool) -> Uuid {
+    let mut properties = Map::new();
+    update.apply(&mut properties);
+    properties.insert("$creator_event_uuid".into(), Value::String(row.uuid.clone()));
+    let new = NewPerson {
+        uuid: person_uuid(row.team_id, distinct_ids[0]),
+        team_id: row.team_id,
+        properties: Value::Object(properties),
+        created_at: row.timestamp,
+        is_identified,
+    };
+    state.create(new, distinct_ids)
 }
 
 fn object(v: &Value) -> Map<String, Value> {

@@ -53,6 +53,13 @@ mod dialect {
         format!("SELECT jsonb_array_elements_text({param}::jsonb)")
     }
 
+    /// A FROM item `v` with one row per object of the JSON array bound at
+    /// `param`; `columns` are (name, Postgres type) pairs.
+    pub fn json_records(param: &str, columns: &[(&str, &str)]) -> String {
+        let cols: Vec<String> = columns.iter().map(|(name, ty)| format!("{name} {ty}")).collect();
+        format!("jsonb_to_recordset({param}::jsonb) AS v({})", cols.join(", "))
+    }
+
     /// A transaction holding an advisory lock named `key` until it ends, so
     /// find-or-create steps do not race between instances.
     pub async fn begin_exclusive(pool: &PgPool, key: &str) -> Result<Transaction<'static, Postgres>> {

@@ -62,6 +62,15 @@ mod dialect {
         format!("SELECT value FROM json_each({param})")
     }
 
+    /// A FROM item `v` with one row per object of the JSON array bound at
+    /// `param`; the types are Postgres's and not needed here (an object
+    /// comes out as its JSON text, which is how SQLite stores JSON).
+    pub fn json_records(param: &str, columns: &[(&str, &str)]) -> String {
+        let cols: Vec<String> =
+            columns.iter().map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}")).collect();
+        format!("(SELECT {} FROM json_each({param})) AS v", cols.join(", "))
+    }
+
     /// BEGIN IMMEDIATE takes the database's write lock up front, which is
     /// what serialises find-or-create steps here (the key is not needed).
     pub async fn begin_exclusive(pool: &SqlitePool, _key: &str) -> Result<Transaction<'static, Sqlite>> {
