@@ -74,14 +74,18 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
 }
 
 fn normalize(event: &mut Map<String, Value>) -> Result<(), Invalid> {
-    let name = match event.get("event") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+    let name = match event.get_mut("event") {
+        Some(Value::String(s)) if s.is_empty() => return Err(Invalid::NoEventName),
+        // No more bytes than the limit has chars: nothing to cut, and no copy made.
+        Some(Value::String(s)) if s.len() <= MAX_EVENT_NAME_CHARS => None,
+        Some(Value::String(s)) => Some(std::mem::take(s)),
         Some(Value::Null) | None => return Err(Invalid::NoEventName),
-        Some(Value::String(_)) => return Err(Invalid::NoEventName),
-        Some(other) => other.to_string(),
+        Some(other) => Some(other.to_string()),
     };
-    let name: String = name.chars().take(MAX_EVENT_NAME_CHARS).collect();
-    event.insert("event".into(), Value::String(name));
+    if let Some(name) = name {
+        let name: String = name.chars().take(MAX_EVENT_NAME_CHARS).collect();
+        event.insert("event".into(), Value::String(name));
+    }
     if event.get("distinct_id").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
         return Err(Invalid::NoDistinctId);
     }

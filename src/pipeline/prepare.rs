@@ -70,11 +70,17 @@ pub fn prepare(
     };
     if anonymize_ips {
         properties.remove("$ip");
-    } else if let Some(Value::String(ip)) = event.get("ip") {
-        properties.entry("$ip").or_insert_with(|| Value::String(ip.clone()));
+    } else if !properties.contains_key("$ip")
+        && let Some(ip @ Value::String(_)) = event.remove("ip")
+    {
+        properties.insert("$ip".into(), ip);
     }
     let elements_chain = properties.get("$elements_chain").and_then(Value::as_str).unwrap_or_default().to_string();
-    let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    // The event is consumed here: its strings move into the row rather than being copied.
+    let mut text = |k: &str| match event.remove(k) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
     EventRow {
         uuid: text("uuid"),
         team_id,
