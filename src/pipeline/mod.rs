@@ -17,6 +17,7 @@
 
 pub mod capture;
 pub mod normalize;
+pub mod overflow;
 pub mod persons;
 pub mod plugins;
 pub mod prepare;
@@ -60,8 +61,20 @@ pub struct Pipeline {
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Hands written events to onEvent/exportEvents (the async side), if any.
     pub handoff: Option<Arc<crate::worker::EventHandoff>>,
+    /// Reroutes hot keys' messages (the main pipeline only).
+    overflow: Option<Arc<overflow::Overflow>>,
+    /// Whether this pipeline's source is the one whose lag `phs top` shows.
+    reports_lag: bool,
     worker: Arc<WorkerStats>,
     keys_in_parallel: usize,
+}
+
+/// What [`Pipeline::process`] made of a batch.
+struct Processed<'m> {
+    rows: SinkBatch,
+    letters: Vec<DeadLetter<'m>>,
+    /// Messages of hot keys, with their keys, for the overflow topic.
+    rerouted: Vec<(String, &'m source::Message)>,
 }
 
 impl Pipeline {
@@ -79,6 +92,8 @@ impl Pipeline {
             sink,
             dlq,
             handoff: None,
+            overflow: None,
+            reports_lag: true,
             worker: metrics::global().worker(0),
             keys_in_parallel: KEYS_IN_PARALLEL,
         }
@@ -92,6 +107,20 @@ impl Pipeline {
         self
     }
 
+    /// Sends keys over their burst to the overflow topic.
+    pub fn with_overflow(mut self, overflow: Arc<overflow::Overflow>) -> Self {
+        self.overflow = Some(overflow);
+        self
+    }
+
+    /// Makes this the pipeline of the overflow topic: worker 1 in the
+    /// metrics, and its lag not reported as the main topic's.
+    pub fn consuming_overflow(mut self) -> Self {
+        self.worker = metrics::global().worker(1);
+        self.reports_lag = false;
+        self
+    }
+
     pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
         self.handoff = Some(handoff);
         self
@@ -99,7 +128,9 @@ impl Pipeline {
 
     /// Consumes until `stop` is cancelled, finishing the batch in hand.
     pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
-        if let Some(positions) = source.positions() {
+        if self.reports_lag
+            && let Some(positions) = source.positions()
+        {
             metrics::global().set_positions(positions);
         }
         let w = &self.worker;
@@ -122,7 +153,8 @@ impl Pipeline {
             };
             // A dependency failing mid-batch (the database, for team lookups)
             // retries the whole batch: nothing is written or committed until it passes.
-            let Some((batch, letters)) = self.retry(&stop, "processing a batch", || self.process(&messages)).await
+            let Some(Processed { rows: batch, letters, rerouted }) =
+                self.retry(&stop, "processing a batch", || self.process(&messages)).await
             else {
                 return;
             };
@@ -137,12 +169,28 @@ impl Pipeline {
                 && w.timed(Stage::DeadLetters, self.retry(&stop, "write dead letters", || self.dlq.send(&letters)))
                     .await
                     .is_some()
+                && self
+                    .retry(&stop, "reroute hot keys to the overflow topic", || self.reroute(&rerouted))
+                    .await
+                    .is_some()
                 && w.timed(Stage::Commit, self.retry(&stop, "commit", || source.commit(&offsets))).await.is_some();
             w.end_batch();
             if !done {
                 break;
             }
-            metrics::global().committed(messages.len(), batch.events.len(), letters.iter().map(|l| l.reason));
+            metrics::global().committed(
+                messages.len(),
+                batch.events.len(),
+                rerouted.len(),
+                letters.iter().map(|l| l.reason),
+            );
+        }
+    }
+
+    async fn reroute(&self, messages: &[(String, &source::Message)]) -> Result<(), source::SourceError> {
+        match &self.overflow {
+            Some(o) => o.send(messages).await,
+            None => Ok(()),
         }
     }
 
@@ -158,11 +206,9 @@ impl Pipeline {
     /// Events of one (team, distinct_id) go through plugins and persons in
     /// batch order; different keys run concurrently, so one busy person does
     /// not hold up the others, and the rows come back in batch order.
-    async fn process<'m>(
-        &self,
-        messages: &'m [source::Message],
-    ) -> Result<(SinkBatch, Vec<DeadLetter<'m>>), crate::store::StoreError> {
+    async fn process<'m>(&self, messages: &'m [source::Message]) -> Result<Processed<'m>, crate::store::StoreError> {
         let mut letters = Vec::new();
+        let mut rerouted = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
         let w = &self.worker;
         for (index, m) in messages.iter().enumerate() {
@@ -179,6 +225,13 @@ impl Pipeline {
                     continue;
                 }
             };
+            let distinct_id = decoded.event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default();
+            if let Some(o) = &self.overflow
+                && !o.admit(&decoded.token, distinct_id)
+            {
+                rerouted.push((format!("{}:{distinct_id}", decoded.token), m));
+                continue;
+            }
             let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
                 letters.push(DeadLetter {
                     message: m,
@@ -226,7 +279,7 @@ impl Pipeline {
             changes.into_batch(&mut batch);
             batch.events.push(row);
         }
-        Ok((batch, letters))
+        Ok(Processed { rows: batch, letters, rerouted })
     }
 
     /// The events of one (team, distinct_id), in order: plugins, prepare, persons.
