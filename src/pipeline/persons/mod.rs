@@ -151,7 +151,7 @@ impl Persons {
         let mut changes = Changes::default();
         if properties.get("$process_person_profile") == Some(&Value::Bool(false)) {
             // Personless events: no person row is read or written.
-            self.groups.process(row, &mut changes).await?;
+            self.groups.process(row, batch, &mut changes).await?;
             return Ok(changes);
         }
         properties::add_derived(&row.event, properties);
@@ -170,7 +170,7 @@ impl Persons {
         for w in &changes.warnings {
             tracing::info!(team_id = row.team_id, event_uuid = %row.uuid, warning = w.as_str(), "ingestion warning");
         }
-        self.groups.process(row, &mut changes).await?;
+        self.groups.process(row, batch, &mut changes).await?;
         Ok(changes)
     }
 
