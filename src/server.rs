@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, AdminState};
 use crate::config::{ServeSettings, ServerMode};
 use crate::metrics::report::Identity;
-use crate::migrate::{self, MigrateError, Mode};
+use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub enum ServeError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-    #[error("the database schema is not up to date (pending: {0}); run `phs migrate` first")]
+    #[error("the schema is not up to date (pending: {0}); run `phs migrate` first")]
     SchemaBehind(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -80,12 +80,10 @@ pub async fn run(
     // The embedded database is migrated on start so the first run just works;
     // a production database belongs to `phs migrate`, run on deploy.
     migrate::embedded(store_settings).await?;
-    if store_settings.database_url.is_some() {
-        let steps = migrate::database(store_settings, Mode::Check).await?;
-        let pending: Vec<String> = migrate::pending(&steps).map(|s| s.name.clone()).collect();
-        if !pending.is_empty() {
-            return Err(ServeError::SchemaBehind(pending.join(", ")));
-        }
+    let steps = migrate::check_for_serve(store_settings).await?;
+    let pending: Vec<String> = migrate::pending(&steps).map(|s| s.name.clone()).collect();
+    if !pending.is_empty() {
+        return Err(ServeError::SchemaBehind(pending.join(", ")));
     }
 
     let store = store::connect(store_settings).await?;
