@@ -9,7 +9,8 @@
 //! then is the highest offset of every partition in the batch committed:
 //! at-least-once, never at-most-once. A failed write is retried with backoff
 //! before anything is committed, so a sink outage pauses consumption instead
-//! of losing events.
+//! of losing events. The loop (`run`) reads and processes the next batch
+//! while the current one is written.
 //!
 //! Within a batch, events of one (team, distinct_id) are processed in order
 //! and different keys concurrently. The same loop runs embedded (local log ->
@@ -21,6 +22,7 @@ pub mod overflow;
 pub mod persons;
 pub mod plugins;
 pub mod prepare;
+mod run;
 pub mod sink;
 pub mod source;
 pub mod team;
@@ -34,12 +36,11 @@ use tokio_util::sync::CancellationToken;
 
 use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
-use self::source::Source;
 use self::team::TeamCache;
 use crate::metrics::{self, Stage, WorkerStats};
 
 /// Messages read per batch.
-pub const BATCH: usize = 500;
+pub const BATCH: usize = 5000;
 
 /// (team, distinct_id) keys processed at once within a batch, unless set
 /// with [`Pipeline::with_keys_in_parallel`].
@@ -70,7 +71,7 @@ pub struct Pipeline {
 }
 
 /// What [`Pipeline::process`] made of a batch.
-struct Processed<'m> {
+struct Staged<'m> {
     rows: SinkBatch,
     letters: Vec<DeadLetter<'m>>,
     /// Messages of hot keys, with their keys, for the overflow topic.
@@ -126,67 +127,6 @@ impl Pipeline {
         self
     }
 
-    /// Consumes until `stop` is cancelled, finishing the batch in hand.
-    pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
-        if self.reports_lag
-            && let Some(positions) = source.positions()
-        {
-            metrics::global().set_positions(positions);
-        }
-        let w = &self.worker;
-        while !stop.is_cancelled() {
-            let batch = tokio::select! {
-                b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
-                _ = stop.cancelled() => break,
-            };
-            let messages = match batch {
-                Ok(m) if m.is_empty() => continue,
-                Ok(m) => {
-                    w.begin_batch(m.len());
-                    m
-                }
-                Err(err) => {
-                    tracing::warn!(%err, "reading the source failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            // A dependency failing mid-batch (the database, for team lookups)
-            // retries the whole batch: nothing is written or committed until it passes.
-            let Some(Processed { rows: batch, letters, rerouted }) =
-                self.retry(&stop, "processing a batch", || self.process(&messages)).await
-            else {
-                return;
-            };
-            // Written and dead-lettered before the commit; each retried until it succeeds or we stop.
-            // A Kafka batch spans partitions: each one's highest offset is committed.
-            let offsets = source::highest_offsets(&messages);
-            let done = w
-                .timed(Stage::Write, self.retry(&stop, "write events", || self.sink.write(&batch)))
-                .await
-                .is_some()
-                && self.retry(&stop, "queue events for onEvent/exportEvents", || self.hand_off(&batch)).await.is_some()
-                && w.timed(Stage::DeadLetters, self.retry(&stop, "write dead letters", || self.dlq.send(&letters)))
-                    .await
-                    .is_some()
-                && self
-                    .retry(&stop, "reroute hot keys to the overflow topic", || self.reroute(&rerouted))
-                    .await
-                    .is_some()
-                && w.timed(Stage::Commit, self.retry(&stop, "commit", || source.commit(&offsets))).await.is_some();
-            w.end_batch();
-            if !done {
-                break;
-            }
-            metrics::global().committed(
-                messages.len(),
-                batch.events.len(),
-                rerouted.len(),
-                letters.iter().map(|l| l.reason),
-            );
-        }
-    }
-
     async fn reroute(&self, messages: &[(String, &source::Message)]) -> Result<(), source::SourceError> {
         match &self.overflow {
             Some(o) => o.send(messages).await,
@@ -206,7 +146,7 @@ impl Pipeline {
     /// Events of one (team, distinct_id) go through plugins and persons in
     /// batch order; different keys run concurrently, so one busy person does
     /// not hold up the others, and the rows come back in batch order.
-    async fn process<'m>(&self, messages: &'m [source::Message]) -> Result<Processed<'m>, crate::store::StoreError> {
+    async fn process<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
         let mut letters = Vec::new();
         let mut rerouted = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
@@ -279,7 +219,7 @@ impl Pipeline {
             changes.into_batch(&mut batch);
             batch.events.push(row);
         }
-        Ok(Processed { rows: batch, letters, rerouted })
+        Ok(Staged { rows: batch, letters, rerouted })
     }
 
     /// The events of one (team, distinct_id), in order: plugins, prepare, persons.

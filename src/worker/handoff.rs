@@ -27,21 +27,25 @@ impl EventHandoff {
     /// Enqueues the events for their teams' onEvent/exportEvents plugins, all
     /// in one transaction; nothing when no team has such a plugin.
     pub async fn enqueue(&self, events: &[EventRow]) -> Result<(), StoreError> {
-        let mut by_team: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+        let mut by_team: BTreeMap<i64, Vec<&EventRow>> = BTreeMap::new();
         // onSnapshot, not onEvent, was the original's hook for recordings.
         for e in events.iter().filter(|e| e.event != "$snapshot") {
-            by_team.entry(e.team_id).or_default().push(plugin_event(e));
+            by_team.entry(e.team_id).or_default().push(e);
         }
         let mut jobs = Vec::new();
         let now = chrono::Utc::now();
         for (team_id, team_events) in by_team {
+            // Most teams have no such plugin: their events are not converted at all.
+            let mut payload = None;
             for p in self.runner.team_plugins(team_id).await {
                 if p.vm().has("onEvent") || p.vm().has("exportEvents") {
+                    let events = payload
+                        .get_or_insert_with(|| Value::Array(team_events.iter().map(|e| plugin_event(e)).collect()));
                     jobs.push(NewJob {
                         team_id,
                         plugin_config_id: p.config().id,
                         name: super::EVENTS_JOB.into(),
-                        payload: json!({ "events": team_events }),
+                        payload: json!({ "events": events }),
                         attempt: 0,
                         run_at: now,
                     });
