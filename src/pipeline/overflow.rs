@@ -9,6 +9,12 @@
 //! second pipeline, without a bucket, ingests the overflow with the same
 //! stages: the hot key's events keep their order (keyed as before, the
 //! later original's "preserve locality"), and stop holding up the rest.
+//!
+//! A key that ran dry stays rerouted until its bucket has refilled entirely
+//! (the original's stateful overflow does the same with a TTL): otherwise
+//! every refilled token would send one event down the main pipeline while
+//! the overflow pipeline works on the same person, and the two would keep
+//! conflicting on its writes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,7 +63,14 @@ impl Overflow {
 struct Limiter {
     capacity: f64,
     per_second: f64,
-    buckets: HashMap<String, (f64, Instant)>,
+    buckets: HashMap<String, Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    /// Ran dry and has not refilled since: everything is rerouted.
+    overflowing: bool,
 }
 
 impl Limiter {
@@ -68,22 +81,31 @@ impl Limiter {
     fn take(&mut self, key: &str, now: Instant) -> bool {
         if self.buckets.len() >= BUCKETS_KEPT {
             let (capacity, rate) = (self.capacity, self.per_second);
-            self.buckets.retain(|_, (tokens, at)| *tokens + rate * now.duration_since(*at).as_secs_f64() < capacity);
+            self.buckets.retain(|_, b| b.tokens + rate * now.duration_since(b.at).as_secs_f64() < capacity);
             if self.buckets.len() >= BUCKETS_KEPT {
                 // All hot at once: forgetting them (a fresh burst each) beats scanning on every event.
                 self.buckets.clear();
             }
         }
-        let (tokens, at) = match self.buckets.get_mut(key) {
+        let b = match self.buckets.get_mut(key) {
             Some(b) => b,
-            None => self.buckets.entry(key.to_string()).or_insert((self.capacity, now)),
+            None => self.buckets.entry(key.to_string()).or_insert(Bucket {
+                tokens: self.capacity,
+                at: now,
+                overflowing: false,
+            }),
         };
-        *tokens = (*tokens + self.per_second * now.duration_since(*at).as_secs_f64()).min(self.capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        b.tokens = (b.tokens + self.per_second * now.duration_since(b.at).as_secs_f64()).min(self.capacity);
+        b.at = now;
+        if b.overflowing && b.tokens < self.capacity {
+            return false;
+        }
+        b.overflowing = false;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
             true
         } else {
+            b.overflowing = true;
             false
         }
     }
@@ -116,12 +138,14 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!((0..5).map(|_| l.take("hot", t0)).collect::<Vec<_>>(), [true, true, true, false, false]);
         assert!(l.take("cold", t0), "other keys have their own bucket");
-        // Half a second at 2 per second: one more.
-        let t1 = t0 + Duration::from_millis(500);
-        assert_eq!((0..2).map(|_| l.take("hot", t1)).collect::<Vec<_>>(), [true, false]);
+        // Ran dry: rerouted until the bucket is full again (1.5 s at 2 per second), not per refilled token.
+        let t1 = t0 + Duration::from_millis(1000);
+        assert!(!l.take("hot", t1), "two tokens back, but still overflowing");
+        let t2 = t0 + Duration::from_millis(1500);
+        assert!(l.take("hot", t2), "refilled: back on the main topic");
         // A long pause refills no more than the capacity.
-        let t2 = t1 + Duration::from_secs(3600);
-        assert_eq!((0..4).filter(|_| l.take("hot", t2)).count(), 3);
+        let t3 = t2 + Duration::from_secs(3600);
+        assert_eq!((0..4).filter(|_| l.take("hot", t3)).count(), 3);
     }
 
     #[test]
