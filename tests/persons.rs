@@ -365,7 +365,11 @@ async fn persons_show_an_identify_through_serve() {
     assert_eq!(code, 200);
 
     // Both events stored means both went through persons (the sink writes after them).
-    crate::ingest::wait_for_events(&d, 2);
+    let rows = crate::ingest::wait_for_events(&d, 2);
+    let person_of = |name: &str| rows.iter().find(|r| r["event"] == name).unwrap()["person"].clone();
+    let (viewed, identified) = (person_of("$pageview"), person_of("$identify"));
+    assert_eq!(viewed["uuid"], identified["uuid"], "anon-1 and alice are one person: {rows:?}");
+    assert_eq!(identified["properties"]["email"], "alice@example.com", "the event keeps its person's properties");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let person = loop {
         let out = crate::util::phs()
