@@ -42,6 +42,9 @@ use crate::metrics::{self, Stage, WorkerStats};
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
 
+/// Times a batch is processed again at once after a persons conflict.
+const CONFLICT_RETRIES: usize = 5;
+
 /// (team, distinct_id) keys processed at once within a batch, unless set
 /// with [`Pipeline::with_keys_in_parallel`].
 const KEYS_IN_PARALLEL: usize = 32;
@@ -138,6 +141,22 @@ impl Pipeline {
         match &self.handoff {
             Some(h) => h.enqueue(&batch.events).await,
             None => Ok(()),
+        }
+    }
+
+    /// [`Pipeline::process`], redone at once when its persons conflicted with
+    /// another writer (the retry decides from fresh reads); other failures,
+    /// and conflicts that keep coming, go to the caller's backoff.
+    async fn process_fresh<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.process(messages).await {
+                Err(crate::store::StoreError::Conflict(why)) if attempt < CONFLICT_RETRIES => {
+                    tracing::debug!(%why, attempt, "persons changed concurrently; processing the batch again");
+                }
+                other => return other,
+            }
         }
     }
 

@@ -137,7 +137,7 @@ impl Pipeline {
         // A dependency failing mid-batch (the database, for team lookups)
         // retries the whole batch: nothing is written or committed until it passes.
         let Some(Staged { rows: batch, letters, rerouted }) =
-            self.retry(stop, "processing a batch", || self.process(&messages)).await
+            self.retry(stop, "processing a batch", || self.process_fresh(&messages)).await
         else {
             return Next::Stopped;
         };
