@@ -176,8 +176,11 @@ impl Persons {
 
     /// The person of a distinct id, from the batch or else the store.
     async fn lookup(&self, state: &mut State, team_id: i64, distinct_id: &str) -> Result<Option<Uuid>, StoreError> {
-        if let Some(known) = state.ids.get(&(team_id, distinct_id.to_string())) {
-            return Ok(*known);
+        match state.ids.get(&(team_id, distinct_id.to_string())) {
+            // A merge elsewhere may have moved an id this batch read before: then its person is gone here.
+            Some(Some(uuid)) if !state.persons.contains_key(uuid) => {}
+            Some(known) => return Ok(*known),
+            None => {}
         }
         let person = self.store.person_by_distinct_id(team_id, distinct_id).await?;
         Ok(state.remember(team_id, distinct_id, person))
