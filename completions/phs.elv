@@ -74,6 +74,8 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --plugin-disable-window-seconds 'Seconds of the window in which a plugin config''s error rate is counted'
             cand --plugin-fetch-allow-private 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)'
             cand --kafka-clickhouse-topics 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog''s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server'
+            cand --event-overflow-bucket-capacity 'Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline ingests them, so one flooding person does not hold up everyone else''s batches. 0 turns it off'
+            cand --event-overflow-bucket-replenish-rate 'Events per second at which a (token, distinct_id)''s burst allowance refills'
             cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'
             cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network'
             cand --capture-addr 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)'

@@ -13,9 +13,10 @@ use tokio::net::TcpListener;
 use crate::admin::{self, AdminState};
 use crate::config::{ServeSettings, ServerMode};
 use crate::metrics::report::Identity;
-use crate::migrate::{self, MigrateError, Mode};
+use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
+use crate::pipeline::overflow::{KafkaOverflow, Overflow};
 use crate::pipeline::persons::Persons;
 use crate::pipeline::plugins::{PluginRunner, RunnerOptions};
 use crate::pipeline::sink::clickhouse::ClickHouseEvents;
@@ -40,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub enum ServeError {
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-    #[error("the database schema is not up to date (pending: {0}); run `phs migrate` first")]
+    #[error("the schema is not up to date (pending: {0}); run `phs migrate` first")]
     SchemaBehind(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -79,12 +80,10 @@ pub async fn run(
     // The embedded database is migrated on start so the first run just works;
     // a production database belongs to `phs migrate`, run on deploy.
     migrate::embedded(store_settings).await?;
-    if store_settings.database_url.is_some() {
-        let steps = migrate::database(store_settings, Mode::Check).await?;
-        let pending: Vec<String> = migrate::pending(&steps).map(|s| s.name.clone()).collect();
-        if !pending.is_empty() {
-            return Err(ServeError::SchemaBehind(pending.join(", ")));
-        }
+    let steps = migrate::check_for_serve(store_settings).await?;
+    let pending: Vec<String> = migrate::pending(&steps).map(|s| s.name.clone()).collect();
+    if !pending.is_empty() {
+        return Err(ServeError::SchemaBehind(pending.join(", ")));
     }
 
     let store = store::connect(store_settings).await?;
@@ -200,25 +199,47 @@ async fn start_pipeline(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
-    let pipeline = Pipeline::new(teams.clone(), runner.clone(), persons, events, dlq)
-        .with_handoff(handoff)
-        .with_keys_in_parallel(workers * settings.tasks_per_worker as usize);
+    let pipeline = || {
+        Pipeline::new(teams.clone(), runner.clone(), persons.clone(), events.clone(), dlq.clone())
+            .with_handoff(handoff.clone())
+            .with_keys_in_parallel(workers * settings.tasks_per_worker as usize)
+    };
     let mut tasks = Vec::new();
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
                 .map_err(ServeError::Pipeline)?;
-        tasks.push(worker::start(worker, store, cache, runner, stop.clone()));
+        tasks.push(worker::start(worker, store, cache, runner.clone(), stop.clone()));
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
         tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
         return Ok(tasks);
     }
     // Joined only here, so an async-only instance never takes partitions from the group.
-    let source: Box<dyn Source> = match log {
+    let source: Box<dyn Source> = match &log {
         Some(log) => Box::new(log.consumer("phs-ingestion").await.map_err(|e| fail(&e))?),
         None => Box::new(KafkaSource::new(&s.kafka).map_err(|e| fail(&e))?),
     };
+    let mut main = pipeline();
+    if settings.event_overflow_bucket_capacity > 0 {
+        let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match (&kafka, &log) {
+            (Some(producer), _) => {
+                let topic = producer.topic(&format!("{}_overflow", s.kafka.kafka_consumption_topic));
+                let to = Arc::new(KafkaOverflow { producer: producer.clone(), topic });
+                (to, Box::new(KafkaSource::overflow(&s.kafka).map_err(|e| fail(&e))?))
+            }
+            (None, _) => {
+                let overflow = LocalLog::open_overflow(&s.data_dir).await.map_err(|e| fail(&e))?;
+                let from = Box::new(overflow.consumer("phs-ingestion").await.map_err(|e| fail(&e))?);
+                (Arc::new(overflow), from)
+            }
+        };
+        let rate = settings.event_overflow_bucket_replenish_rate;
+        main = main.with_overflow(Arc::new(Overflow::new(settings.event_overflow_bucket_capacity, rate, to)));
+        let overflow = pipeline().consuming_overflow();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move { overflow.run(from, stop).await }));
+    }
 
     let capture = capture::router(CaptureState { producer, teams });
     let listener = TcpListener::bind(settings.capture_addr)
@@ -232,7 +253,7 @@ async fn start_pipeline(
             tracing::error!(%err, "capture endpoint failed");
         }
     });
-    tasks.push(tokio::spawn(async move { pipeline.run(source, stop).await }));
+    tasks.push(tokio::spawn(async move { main.run(source, stop).await }));
     Ok(tasks)
 }
 

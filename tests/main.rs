@@ -13,6 +13,7 @@ mod ingest;
 mod jobs;
 mod migrate;
 mod outage;
+mod overflow;
 mod persons;
 mod plugin_api;
 mod plugin_containment;

@@ -55,6 +55,7 @@ on_both_backends!(
     a_batch_sees_its_own_joins,
     a_merge_keeps_the_batch_changes_of_both_persons,
     a_conflicting_batch_is_redone_without_losing_rows,
+    a_batch_sees_its_own_group_writes,
 );
 
 struct Setup {
@@ -364,7 +365,11 @@ async fn persons_show_an_identify_through_serve() {
     assert_eq!(code, 200);
 
     // Both events stored means both went through persons (the sink writes after them).
-    crate::ingest::wait_for_events(&d, 2);
+    let rows = crate::ingest::wait_for_events(&d, 2);
+    let person_of = |name: &str| rows.iter().find(|r| r["event"] == name).unwrap()["person"].clone();
+    let (viewed, identified) = (person_of("$pageview"), person_of("$identify"));
+    assert_eq!(viewed["uuid"], identified["uuid"], "anon-1 and alice are one person: {rows:?}");
+    assert_eq!(identified["properties"]["email"], "alice@example.com", "the event keeps its person's properties");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let person = loop {
         let out = crate::util::phs()
@@ -528,4 +533,19 @@ async fn a_conflicting_batch_is_redone_without_losing_rows(s: Setup) {
     // The merge was committed by the first attempt; its rows still reach the sinks.
     assert!(written.persons.iter().any(|r| r.uuid == anon.uuid && r.is_deleted), "{:?}", written.persons);
     assert!(written.distinct_ids.iter().any(|d| d.distinct_id == "anon" && d.version == 1));
+}
+
+async fn a_batch_sees_its_own_group_writes(s: Setup) {
+    let gi = |size: i64| {
+        json!({"event": "$groupidentify", "distinct_id": "u",
+               "properties": {"$group_type": "company", "$group_key": "acme", "$group_set": {"size": size}}})
+    };
+    let view = || pageview("u", json!({"$groups": {"company": "acme"}}));
+    let batch = s.persons.batch();
+    let rows = in_batch(&s, &batch, vec![view(), gi(10), view(), gi(20), view()]).await;
+    s.persons.flush(batch).await.unwrap();
+    assert_eq!(rows[0].groups[0], None, "no group yet");
+    assert_eq!(rows[2].groups[0].as_ref().unwrap()["size"], 10);
+    assert_eq!(rows[4].groups[0].as_ref().unwrap()["size"], 20, "the batch's read is replaced by its write");
+    assert_eq!(s.store.group(s.team, 0, "acme").await.unwrap().unwrap().properties["size"], 20);
 }

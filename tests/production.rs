@@ -17,15 +17,15 @@ use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};
 use crate::sinks::consume;
 use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, unique};
 
-struct Deployment {
-    env: Vec<(&'static str, String)>,
-    settings: StoreSettings,
+pub(crate) struct Deployment {
+    pub env: Vec<(&'static str, String)>,
+    pub settings: StoreSettings,
     dir: tempfile::TempDir,
 }
 
 impl Deployment {
     /// A migrated deployment of its own (8 partitions, `phs migrate`'s default).
-    async fn new() -> Self {
+    pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let env = vec![
             ("DATABASE_URL", fresh_postgres_db().await),

@@ -135,6 +135,20 @@ async fn serve_refuses_an_unmigrated_production_database() {
 }
 
 #[test]
+fn serve_refuses_an_unmigrated_clickhouse_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&[
+        ("PHS_DATA_DIR", dir.path().display().to_string()),
+        ("CLICKHOUSE_HOST", crate::util::clickhouse_host()),
+        ("CLICKHOUSE_DATABASE", crate::util::unique("phs_unmigrated")),
+    ]);
+    let out = server_output(server);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("0001 events persons") && err.contains("phs migrate"), "{err}");
+}
+
+#[test]
 fn serve_reports_a_taken_admin_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

@@ -251,6 +251,23 @@ pub struct ServeSettings {
           num_args = 0..=1, default_missing_value = "true", help_heading = "Ingestion")]
     pub kafka_clickhouse_topics: bool,
 
+    /// Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic
+    /// (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline
+    /// ingests them, so one flooding person does not hold up everyone else's batches. 0 turns it off.
+    #[arg(
+        long,
+        env = "EVENT_OVERFLOW_BUCKET_CAPACITY",
+        value_name = "EVENT_OVERFLOW_BUCKET_CAPACITY",
+        default_value_t = 1000,
+        help_heading = "Ingestion"
+    )]
+    pub event_overflow_bucket_capacity: u32,
+
+    /// Events per second at which a (token, distinct_id)'s burst allowance refills.
+    #[arg(long, env = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE", value_name = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE",
+          default_value_t = 1.0, value_parser = parse::per_second, help_heading = "Ingestion")]
+    pub event_overflow_bucket_replenish_rate: f64,
+
     /// Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches:
     /// it could serve a person that another instance has merged away).
     #[arg(

@@ -137,6 +137,14 @@ pub fn rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A finite rate of at least 0 (per second).
+pub fn per_second(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("`{s}` is not a number of events per second (0 or more, e.g. 1.5)")),
+    }
+}
+
 pub fn topic_name(s: &str) -> Result<String, String> {
     let ok =
         !s.is_empty() && s.len() <= 249 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

@@ -33,6 +33,8 @@ pub struct Metrics {
     epoch: Instant,
     pub events_in: Counter,
     pub events_out: Counter,
+    /// Events of hot keys sent to the overflow topic.
+    pub events_overflowed: Counter,
     dropped: Mutex<BTreeMap<String, u64>>,
     dead_letters: Mutex<BTreeMap<String, u64>>,
     stages: Vec<Histogram>,
@@ -71,6 +73,7 @@ impl Metrics {
             epoch: Instant::now(),
             events_in: Counter::default(),
             events_out: Counter::default(),
+            events_overflowed: Counter::default(),
             dropped: Mutex::default(),
             dead_letters: Mutex::default(),
             stages: Stage::ALL.iter().map(|_| Histogram::new(MICROS)).collect(),
@@ -104,16 +107,24 @@ impl Metrics {
     }
 
     /// A batch of `read` messages is committed: `written` events reached the
-    /// sink, one dead letter per reason given, and plugins dropped the rest.
-    /// Counted only once committed, so a retried batch is not counted twice.
-    pub fn committed<'a>(&self, read: usize, written: usize, dead_letters: impl Iterator<Item = &'a str>) {
+    /// sink, `overflowed` went to the overflow topic, one dead letter per
+    /// reason given, and plugins dropped the rest. Counted only once
+    /// committed, so a retried batch is not counted twice.
+    pub fn committed<'a>(
+        &self,
+        read: usize,
+        written: usize,
+        overflowed: usize,
+        dead_letters: impl Iterator<Item = &'a str>,
+    ) {
         self.events_out.add(written as u64);
+        self.events_overflowed.add(overflowed as u64);
         let mut letters = 0;
         for reason in dead_letters {
             self.dead_letter(reason);
             letters += 1;
         }
-        let by_plugins = read.saturating_sub(written + letters);
+        let by_plugins = read.saturating_sub(written + overflowed + letters);
         if by_plugins > 0 {
             self.dropped("plugin", by_plugins as u64);
         }
@@ -252,8 +263,8 @@ mod tests {
     #[test]
     fn a_committed_batch_splits_into_written_dead_lettered_and_dropped_by_plugins() {
         let m = Metrics::new();
-        m.committed(10, 7, ["malformed_data"].into_iter());
-        m.committed(3, 3, std::iter::empty());
+        m.committed(10, 7, 0, ["malformed_data"].into_iter());
+        m.committed(3, 3, 0, std::iter::empty());
         assert_eq!(m.events_out.get(), 10);
         assert_eq!(m.dead_letter_counts(), vec![("malformed_data".to_string(), 1)]);
         assert_eq!(m.dropped_counts(), vec![("malformed_data".to_string(), 1), ("plugin".to_string(), 2)]);

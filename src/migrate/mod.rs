@@ -81,6 +81,23 @@ pub async fn database(settings: &StoreSettings, mode: Mode) -> Result<Vec<Step>,
     }
 }
 
+/// Checks the stores `phs serve` writes through a schema of phs's: the
+/// production database and, when reachable, ClickHouse. (The Kafka topics are checked by
+/// the broker itself: producing to a missing one fails with its name.)
+pub async fn check_for_serve(settings: &StoreSettings) -> Result<Vec<Step>, MigrateError> {
+    let mut steps = match settings.database_url {
+        Some(_) => database(settings, Mode::Check).await?,
+        None => Vec::new(),
+    };
+    match clickhouse::run(&settings.clickhouse, Mode::Check).await {
+        Ok(more) => steps.extend(more),
+        // ClickHouse down is an outage, not a deploy mistake: serve starts, the
+        // sink retries, and readiness says what is missing.
+        Err(err) => tracing::warn!(%err, "cannot check the ClickHouse schema now; starting anyway"),
+    }
+    Ok(steps)
+}
+
 /// Brings the embedded database up to date; `phs serve` calls it so the
 /// embedded default needs no separate migrate step.
 pub async fn embedded(settings: &StoreSettings) -> Result<Vec<Step>, MigrateError> {

@@ -18,6 +18,7 @@
 
 pub mod capture;
 pub mod normalize;
+pub mod overflow;
 pub mod persons;
 pub mod plugins;
 pub mod prepare;
@@ -41,6 +42,9 @@ use crate::metrics::{self, Stage, WorkerStats};
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
 
+/// Times a batch is processed again at once after a persons conflict.
+const CONFLICT_RETRIES: usize = 5;
+
 /// (team, distinct_id) keys processed at once within a batch, unless set
 /// with [`Pipeline::with_keys_in_parallel`].
 const KEYS_IN_PARALLEL: usize = 32;
@@ -61,8 +65,20 @@ pub struct Pipeline {
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Hands written events to onEvent/exportEvents (the async side), if any.
     pub handoff: Option<Arc<crate::worker::EventHandoff>>,
+    /// Reroutes hot keys' messages (the main pipeline only).
+    overflow: Option<Arc<overflow::Overflow>>,
+    /// Whether this pipeline's source is the one whose lag `phs top` shows.
+    reports_lag: bool,
     worker: Arc<WorkerStats>,
     keys_in_parallel: usize,
+}
+
+/// What [`Pipeline::process`] made of a batch.
+struct Staged<'m> {
+    rows: SinkBatch,
+    letters: Vec<DeadLetter<'m>>,
+    /// Messages of hot keys, with their keys, for the overflow topic.
+    rerouted: Vec<(String, &'m source::Message)>,
 }
 
 impl Pipeline {
@@ -80,6 +96,8 @@ impl Pipeline {
             sink,
             dlq,
             handoff: None,
+            overflow: None,
+            reports_lag: true,
             worker: metrics::global().worker(0),
             keys_in_parallel: KEYS_IN_PARALLEL,
         }
@@ -93,9 +111,30 @@ impl Pipeline {
         self
     }
 
+    /// Sends keys over their burst to the overflow topic.
+    pub fn with_overflow(mut self, overflow: Arc<overflow::Overflow>) -> Self {
+        self.overflow = Some(overflow);
+        self
+    }
+
+    /// Makes this the pipeline of the overflow topic: worker 1 in the
+    /// metrics, and its lag not reported as the main topic's.
+    pub fn consuming_overflow(mut self) -> Self {
+        self.worker = metrics::global().worker(1);
+        self.reports_lag = false;
+        self
+    }
+
     pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
         self.handoff = Some(handoff);
         self
+    }
+
+    async fn reroute(&self, messages: &[(String, &source::Message)]) -> Result<(), source::SourceError> {
+        match &self.overflow {
+            Some(o) => o.send(messages).await,
+            None => Ok(()),
+        }
     }
 
     async fn hand_off(&self, batch: &SinkBatch) -> Result<(), crate::store::StoreError> {
@@ -105,16 +144,30 @@ impl Pipeline {
         }
     }
 
+    /// [`Pipeline::process`], redone at once when its persons conflicted with
+    /// another writer (the retry decides from fresh reads); other failures,
+    /// and conflicts that keep coming, go to the caller's backoff.
+    async fn process_fresh<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.process(messages).await {
+                Err(crate::store::StoreError::Conflict(why)) if attempt < CONFLICT_RETRIES => {
+                    tracing::debug!(%why, attempt, "persons changed concurrently; processing the batch again");
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs the stages on a batch: the rows to write and the dead letters.
     ///
     /// Events of one (team, distinct_id) go through plugins and persons in
     /// batch order; different keys run concurrently, so one busy person does
     /// not hold up the others, and the rows come back in batch order.
-    async fn process<'m>(
-        &self,
-        messages: &'m [source::Message],
-    ) -> Result<(SinkBatch, Vec<DeadLetter<'m>>), crate::store::StoreError> {
+    async fn process<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
         let mut letters = Vec::new();
+        let mut rerouted = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
         let w = &self.worker;
         for (index, m) in messages.iter().enumerate() {
@@ -131,6 +184,13 @@ impl Pipeline {
                     continue;
                 }
             };
+            let distinct_id = decoded.event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default();
+            if let Some(o) = &self.overflow
+                && !o.admit(&decoded.token, distinct_id)
+            {
+                rerouted.push((format!("{}:{distinct_id}", decoded.token), m));
+                continue;
+            }
             let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
                 letters.push(DeadLetter {
                     message: m,
@@ -178,7 +238,7 @@ impl Pipeline {
             changes.into_batch(&mut batch);
             batch.events.push(row);
         }
-        Ok((batch, letters))
+        Ok(Staged { rows: batch, letters, rerouted })
     }
 
     /// The events of one (team, distinct_id), in order: plugins, prepare, persons.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::sink::{DeadLetter, EventSink, SinkBatch, SinkError};
 use super::source::{self, Message, Source};
-use super::{BATCH, Pipeline};
+use super::{BATCH, Pipeline, Staged};
 use crate::metrics::{self, Stage};
 
 /// A processed batch waiting for its writes and commit.
@@ -25,6 +25,8 @@ struct Processed {
     /// Shared with the task that writes it to the sinks.
     batch: Arc<SinkBatch>,
     letters: Vec<Letter>,
+    /// Hot keys' messages for the overflow topic, with their keys.
+    rerouted: Vec<(String, Message)>,
     /// The highest offset of each partition in the batch.
     offsets: Vec<(i32, i64)>,
 }
@@ -73,7 +75,9 @@ enum Next {
 impl Pipeline {
     /// Consumes until `stop` is cancelled, finishing the batches in hand.
     pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
-        if let Some(positions) = source.positions() {
+        if self.reports_lag
+            && let Some(positions) = source.positions()
+        {
             metrics::global().set_positions(positions);
         }
         let w = &self.worker;
@@ -95,7 +99,12 @@ impl Pipeline {
                 if !done {
                     break;
                 }
-                metrics::global().committed(p.read, p.batch.events.len(), p.letters.iter().map(|l| l.reason.as_str()));
+                metrics::global().committed(
+                    p.read,
+                    p.batch.events.len(),
+                    p.rerouted.len(),
+                    p.letters.iter().map(|l| l.reason.as_str()),
+                );
             }
             match next {
                 Next::Batch(p) => {
@@ -127,12 +136,15 @@ impl Pipeline {
         };
         // A dependency failing mid-batch (the database, for team lookups)
         // retries the whole batch: nothing is written or committed until it passes.
-        let Some((batch, letters)) = self.retry(stop, "processing a batch", || self.process(&messages)).await else {
+        let Some(Staged { rows: batch, letters, rerouted }) =
+            self.retry(stop, "processing a batch", || self.process_fresh(&messages)).await
+        else {
             return Next::Stopped;
         };
         Next::Batch(Processed {
             read: messages.len(),
             letters: letters.into_iter().map(Letter::owned).collect(),
+            rerouted: rerouted.into_iter().map(|(key, m)| (key, m.clone())).collect(),
             offsets: source::highest_offsets(&messages),
             batch: Arc::new(batch),
         })
@@ -143,12 +155,14 @@ impl Pipeline {
     async fn write(&self, p: &Processed, stop: &CancellationToken) -> bool {
         let w = &self.worker;
         let letters: Vec<DeadLetter> = p.letters.iter().map(Letter::borrowed).collect();
+        let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, m)| (k.clone(), m)).collect();
         let write = || write_elsewhere(self.sink.clone(), p.batch.clone());
         w.timed(Stage::Write, self.retry(stop, "write events", write)).await.is_some()
             && self.retry(stop, "queue events for onEvent/exportEvents", || self.hand_off(&p.batch)).await.is_some()
             && w.timed(Stage::DeadLetters, self.retry(stop, "write dead letters", || self.dlq.send(&letters)))
                 .await
                 .is_some()
+            && self.retry(stop, "reroute hot keys to the overflow topic", || self.reroute(&rerouted)).await.is_some()
     }
 }
 

@@ -9,6 +9,8 @@
 //! - cast suffixes: `BIGINT`, `TEXT`, `JSONB`, `UUID`, `TIMESTAMPTZ`, `INT`,
 //!   empty for SQLite, whose columns hold text;
 //! - `NOW` and `SKIP_LOCKED` (the job queue's claim);
+//! - `json_strings(param, column)`, a FROM item `ids` of the strings of a
+//!   JSON array parameter;
 //! - `json_records(param, columns)`, a FROM item of the objects of a JSON
 //!   array parameter, for writing many rows in one statement;
 //! - `begin_exclusive(pool, key)`, a transaction that holds a lock named by `key`.

@@ -106,11 +106,11 @@ macro_rules! impl_sql_persons {
                         return Ok(Default::default());
                     }
                     let rows: Vec<PersonByIdRow> = sqlx::query_as(Sql(format!(
-                        "SELECT d.distinct_id, {cols} FROM posthog_persondistinctid AS d \
-                         JOIN posthog_person AS p ON p.id = d.person_id \
-                         WHERE d.team_id = $1 AND d.distinct_id IN ({ids})",
+                        "SELECT d.distinct_id, {cols} FROM {ids} \
+                         JOIN posthog_persondistinctid AS d ON d.team_id = $1 AND d.distinct_id = ids.distinct_id \
+                         JOIN posthog_person AS p ON p.id = d.person_id",
                         cols = person_columns("p."),
-                        ids = $d::json_strings("$2")
+                        ids = $d::json_strings("$2", "distinct_id")
                     )))
                     .bind(team_id)
                     .bind(serde_json::to_string(distinct_ids).expect("strings serialize"))

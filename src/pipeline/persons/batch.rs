@@ -27,6 +27,8 @@ use crate::store::{NewDistinctId, NewPerson, Person, PersonUpdate, PersonWrites}
 /// The persons state of one batch; see the module doc.
 pub struct Batch {
     pub(super) state: tokio::sync::Mutex<State>,
+    /// (team, group type index, key) -> the group's properties (None: no such group).
+    groups: Mutex<HashMap<(i64, i32, String), Option<Value>>>,
     /// Where an abandoned batch leaves the rows of writes it already made.
     carry: Arc<Mutex<Changes>>,
     flushed: bool,
@@ -57,7 +59,21 @@ pub(super) struct Entry {
 impl Batch {
     pub(super) fn new(carry: Arc<Mutex<Changes>>) -> Self {
         let written = std::mem::take(&mut *carry.lock().expect("carry lock"));
-        Batch { state: tokio::sync::Mutex::new(State { written, ..State::default() }), carry, flushed: false }
+        Batch {
+            state: tokio::sync::Mutex::new(State { written, ..State::default() }),
+            groups: Mutex::default(),
+            carry,
+            flushed: false,
+        }
+    }
+
+    /// A group's properties as this batch last read or wrote them; None when not read yet.
+    pub(super) fn group(&self, team_id: i64, index: i32, key: &str) -> Option<Option<Value>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner()).get(&(team_id, index, key.to_string())).cloned()
+    }
+
+    pub(super) fn remember_group(&self, team_id: i64, index: i32, key: &str, properties: Option<Value>) {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner()).insert((team_id, index, key.to_string()), properties);
     }
 
     pub(super) fn mark_flushed(&mut self) {

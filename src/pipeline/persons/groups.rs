@@ -2,19 +2,26 @@
 //! properties and fills the row's group columns; `$groupidentify` creates
 //! or updates the group with `$group_set`. A team has at most five group
 //! types, indexed 0-4 in order of first use.
+//!
+//! A type's index never changes once assigned, so it is cached for good;
+//! a group's properties are read once per batch ([`Batch`]) however many of
+//! its events carry it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
 use super::properties::Update;
-use super::{ATTEMPTS, Changes};
+use super::{ATTEMPTS, Batch, Changes};
 use crate::pipeline::prepare::EventRow;
 use crate::pipeline::sink::GroupRow;
 use crate::store::{Group, Store, StoreError};
 
 pub struct Groups {
     store: Arc<dyn Store>,
+    /// (team, group type) -> its index, once assigned.
+    types: Mutex<HashMap<(i64, String), i32>>,
 }
 
 fn key_text(v: &Value) -> Option<String> {
@@ -27,10 +34,22 @@ fn key_text(v: &Value) -> Option<String> {
 
 impl Groups {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Groups { store }
+        Groups { store, types: Mutex::default() }
     }
 
-    pub async fn process(&self, row: &mut EventRow, changes: &mut Changes) -> Result<(), StoreError> {
+    async fn type_index(&self, team_id: i64, group_type: &str) -> Result<Option<i32>, StoreError> {
+        let key = (team_id, group_type.to_string());
+        if let Some(i) = self.types.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(Some(*i));
+        }
+        let index = self.store.group_type_index(team_id, group_type).await?;
+        if let Some(i) = index {
+            self.types.lock().unwrap_or_else(|p| p.into_inner()).insert(key, i);
+        }
+        Ok(index)
+    }
+
+    pub async fn process(&self, row: &mut EventRow, batch: &Batch, changes: &mut Changes) -> Result<(), StoreError> {
         let props = row.properties.as_object().expect("prepare always gives an object");
         if row.event == "$groupidentify"
             && let (Some(kind), Some(key)) = (
@@ -39,8 +58,9 @@ impl Groups {
             )
         {
             let set = props.get("$group_set").and_then(Value::as_object).cloned().unwrap_or_default();
-            if let Some(index) = self.store.group_type_index(row.team_id, &kind).await? {
+            if let Some(index) = self.type_index(row.team_id, &kind).await? {
                 let group = self.identify(row, index, &key, &set).await?;
+                batch.remember_group(row.team_id, index, &key, Some(group.properties.clone()));
                 changes.groups.push(GroupRow {
                     team_id: group.team_id,
                     group_type_index: group.group_type_index,
@@ -58,13 +78,21 @@ impl Groups {
             _ => Vec::new(),
         };
         for (kind, key) in wanted {
-            let Some(index) = self.store.group_type_index(row.team_id, &kind).await? else {
+            let Some(index) = self.type_index(row.team_id, &kind).await? else {
                 continue;
             };
             let props = row.properties.as_object_mut().expect("an object");
             props.insert(format!("$group_{index}"), Value::String(key.clone()));
-            if let Some(group) = self.store.group(row.team_id, index, &key).await? {
-                row.groups[index as usize] = Some(group.properties);
+            let properties = match batch.group(row.team_id, index, &key) {
+                Some(known) => known,
+                None => {
+                    let read = self.store.group(row.team_id, index, &key).await?.map(|g| g.properties);
+                    batch.remember_group(row.team_id, index, &key, read.clone());
+                    read
+                }
+            };
+            if let Some(p) = properties {
+                row.groups[index as usize] = Some(p);
             }
         }
         Ok(())

@@ -151,7 +151,7 @@ impl Persons {
         let mut changes = Changes::default();
         if properties.get("$process_person_profile") == Some(&Value::Bool(false)) {
             // Personless events: no person row is read or written.
-            self.groups.process(row, &mut changes).await?;
+            self.groups.process(row, batch, &mut changes).await?;
             return Ok(changes);
         }
         properties::add_derived(&row.event, properties);
@@ -170,14 +170,17 @@ impl Persons {
         for w in &changes.warnings {
             tracing::info!(team_id = row.team_id, event_uuid = %row.uuid, warning = w.as_str(), "ingestion warning");
         }
-        self.groups.process(row, &mut changes).await?;
+        self.groups.process(row, batch, &mut changes).await?;
         Ok(changes)
     }
 
     /// The person of a distinct id, from the batch or else the store.
     async fn lookup(&self, state: &mut State, team_id: i64, distinct_id: &str) -> Result<Option<Uuid>, StoreError> {
-        if let Some(known) = state.ids.get(&(team_id, distinct_id.to_string())) {
-            return Ok(*known);
+        match state.ids.get(&(team_id, distinct_id.to_string())) {
+            // A merge elsewhere may have moved an id this batch read before: then its person is gone here.
+            Some(Some(uuid)) if !state.persons.contains_key(uuid) => {}
+            Some(known) => return Ok(*known),
+            None => {}
         }
         let person = self.store.person_by_distinct_id(team_id, distinct_id).await?;
         Ok(state.remember(team_id, distinct_id, person))

@@ -44,12 +44,24 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Joins the consumer group and subscribes; an error when KAFKA_HOSTS is unset.
+    /// Joins the consumer group and subscribes to the consumption topic; an
+    /// error when KAFKA_HOSTS is unset.
     pub fn new(settings: &KafkaSettings) -> Result<Self, SourceError> {
+        Self::subscribe(settings, &settings.kafka_consumption_topic, &settings.kafka_consumer_group)
+    }
+
+    /// The overflow topic's consumer, in a group of its own (see [`crate::pipeline::overflow`]).
+    pub fn overflow(settings: &KafkaSettings) -> Result<Self, SourceError> {
+        let topic = format!("{}_overflow", settings.kafka_consumption_topic);
+        Self::subscribe(settings, &topic, &format!("{}-overflow", settings.kafka_consumer_group))
+    }
+
+    /// `topic` is before KAFKA_PREFIX.
+    fn subscribe(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Self, SourceError> {
         let mut config = crate::kafka::client_config(settings)
             .ok_or_else(|| SourceError::new("create the Kafka consumer", "KAFKA_HOSTS is not set"))?;
         config
-            .set("group.id", &settings.kafka_consumer_group)
+            .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -58,7 +70,7 @@ impl KafkaSource {
             .set("heartbeat.interval.ms", "2000");
         let consumer: StreamConsumer<RebalanceLog> =
             config.create_with_context(RebalanceLog).map_err(|e| SourceError::new("create the Kafka consumer", e))?;
-        let topic = settings.topic(&settings.kafka_consumption_topic);
+        let topic = settings.topic(topic);
         consumer.subscribe(&[&topic]).map_err(|e| SourceError::new("subscribe to the consumption topic", e))?;
         Ok(KafkaSource { consumer: Arc::new(consumer), topic })
     }

@@ -26,9 +26,18 @@ pub struct LocalLog {
 
 impl LocalLog {
     pub async fn open(dir: &Path) -> Result<Self, SourceError> {
+        Self::open_file(dir, "ingestion-log.sqlite3").await
+    }
+
+    /// The embedded overflow topic (see [`crate::pipeline::overflow`]).
+    pub async fn open_overflow(dir: &Path) -> Result<Self, SourceError> {
+        Self::open_file(dir, "overflow-log.sqlite3").await
+    }
+
+    async fn open_file(dir: &Path, file: &str) -> Result<Self, SourceError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| SourceError { context: "create the data directory", source: Box::new(e) })?;
-        let path = dir.join("ingestion-log.sqlite3");
+        let path = dir.join(file);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(err("open the ingestion log"))?
             .create_if_missing(true)

@@ -57,9 +57,10 @@ mod dialect {
     /// Not needed: SQLite's single writer makes a claiming UPDATE atomic.
     pub const SKIP_LOCKED: &str = "";
 
-    /// A subquery yielding the strings of a JSON array bound as text.
-    pub fn json_strings(param: &str) -> String {
-        format!("SELECT value FROM json_each({param})")
+    /// A FROM item `ids` with the strings of a JSON array bound as text in
+    /// column `column`.
+    pub fn json_strings(param: &str, column: &str) -> String {
+        format!("(SELECT value AS {column} FROM json_each({param})) AS ids")
     }
 
     /// A FROM item `v` with one row per object of the JSON array bound at

@@ -1,0 +1,87 @@
+//! Hot keys: past its burst, a (token, distinct_id)'s events go to the
+//! overflow topic and a second pipeline ingests them. Every event is still
+//! stored once, the hot person's updates still apply in order, and the
+//! count of rerouted events is exported.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::serve::{start, wait_healthy};
+
+/// Sends 40 events of one person (each `$set`ting `n` to its index) and 3
+/// of each of five others, in one request, with a burst of 5 and no
+/// refill, to a `phs serve` with `env`; checks what `phs` then shows.
+async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
+    let cli = |args: &[&str]| crate::util::phs_ok(&env, args);
+    let token = cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut server_env = env.clone();
+    server_env.push(("EVENT_OVERFLOW_BUCKET_CAPACITY", "5".into()));
+    server_env.push(("EVENT_OVERFLOW_BUCKET_REPLENISH_RATE", "0".into()));
+    let mut server = start(&server_env);
+    wait_healthy(&mut server);
+
+    let mut batch: Vec<Value> =
+        (0..40).map(|i| json!({"event": "click", "distinct_id": "hot", "properties": {"$set": {"n": i}}})).collect();
+    for cold in 0..5 {
+        for _ in 0..3 {
+            batch.push(json!({"event": "click", "distinct_id": format!("cold-{cold}")}));
+        }
+    }
+    let url = format!("http://{}/batch", server.capture);
+    let body = json!({"api_key": token, "batch": batch}).to_string().into_bytes();
+    let (code, reply) = crate::ingest::post(&url, "application/json", body).await;
+    assert_eq!(code, 200, "{reply}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let out = cli(&["events", "list", "--json", "--limit", "1000"]);
+        let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if rows.len() >= 55 {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "only {} of 55 events stored after 60 s", rows.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let uuids: std::collections::HashSet<&str> = rows.iter().map(|r| r["uuid"].as_str().unwrap()).collect();
+    assert_eq!((rows.len(), uuids.len()), (55, 55), "every event stored once");
+    let mut per_id: HashMap<&str, usize> = HashMap::new();
+    for r in &rows {
+        *per_id.entry(r["distinct_id"].as_str().unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_id["hot"], 40);
+    assert!((0..5).all(|c| per_id[format!("cold-{c}").as_str()] == 3), "{per_id:?}");
+
+    // The overflow pipeline runs after the main one wrote the first five: the last $set wins.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let person: Value =
+            serde_json::from_str(&cli(&["persons", "show", "hot", "--team", "shop", "--json"])).unwrap();
+        if person["properties"]["n"] == 39 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the hot person's last update is missing: {person}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "phs_events_overflowed_total 35"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_hot_key_goes_to_the_overflow_log() {
+    let dir = tempfile::tempdir().unwrap();
+    hot_key_overflows(vec![("PHS_DATA_DIR", dir.path().display().to_string())]).await;
+    assert!(dir.path().join("overflow-log.sqlite3").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_a_hot_key_goes_to_the_overflow_topic() {
+    let d = crate::production::Deployment::new().await;
+    hot_key_overflows(d.env.clone()).await;
+    let overflow = d.settings.kafka.topic("events_plugin_ingestion_overflow");
+    let rerouted = crate::sinks::consume(&d.settings, &overflow, 35).await;
+    assert_eq!(rerouted.len(), 35);
+    assert!(rerouted.iter().all(|m| m.payload.windows(5).any(|w| w == b"\"hot\"")), "only the hot key overflows");
+}
