@@ -314,7 +314,9 @@ fn main() {
 }
 
 /// Seconds phs spent in each pipeline stage (its `/metrics` histogram sums):
-/// where the time went. Per-message stages overlap when keys run concurrently.
+/// where the time went. Per-message stages overlap when keys run concurrently,
+/// batches overlap (one is written while the next is processed), and `poll`
+/// and `batch` include the overflow pipeline's waits on its empty topic.
 async fn stage_seconds(admin: &str) -> Vec<(String, f64)> {
     let text = reqwest::get(format!("http://{admin}/metrics"))
         .await
