@@ -30,9 +30,16 @@ impl ClientContext for RebalanceLog {}
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let partitions = |list: &TopicPartitionList| list.elements().iter().map(|e| e.partition()).collect::<Vec<_>>();
+        // The overflow consumer (a group of its own) logs here too: the topic tells them apart.
+        let topic =
+            |list: &TopicPartitionList| list.elements().first().map(|e| e.topic().to_string()).unwrap_or_default();
         match rebalance {
-            Rebalance::Assign(list) => tracing::info!(partitions = ?partitions(list), "kafka partitions assigned"),
-            Rebalance::Revoke(list) => tracing::info!(partitions = ?partitions(list), "kafka partitions revoked"),
+            Rebalance::Assign(list) => {
+                tracing::info!(topic = %topic(list), partitions = ?partitions(list), "kafka partitions assigned")
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(topic = %topic(list), partitions = ?partitions(list), "kafka partitions revoked")
+            }
             Rebalance::Error(err) => tracing::warn!(%err, "kafka rebalance failed"),
         }
     }
