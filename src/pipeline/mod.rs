@@ -217,6 +217,13 @@ impl Pipeline {
         let persons = self.persons.batch();
         let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
         for ((team, id), events) in &keys {
+            // Personless events read no person: a key with only those needs no read.
+            let personless = |k: &Keyed| {
+                k.event.get("properties").and_then(|p| p.as_object()).is_some_and(persons::ids::is_personless)
+            };
+            if events.iter().all(personless) {
+                continue;
+            }
             let ids = teams.entry(*team).or_default();
             ids.push(id);
             ids.extend(events.iter().filter_map(|k| persons::ids::other_distinct_id(&k.event)));

@@ -67,6 +67,11 @@ pub fn other_distinct_id(event: &Map<String, Value>) -> Option<&str> {
     event.get("properties")?.get(key)?.as_str()
 }
 
+/// Event properties marked `$process_person_profile: false`: the event reads and writes no person.
+pub fn is_personless(properties: &Map<String, Value>) -> bool {
+    properties.get("$process_person_profile") == Some(&Value::Bool(false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

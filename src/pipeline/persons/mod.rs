@@ -149,7 +149,7 @@ impl Persons {
             unreachable!("prepare always gives an object");
         };
         let mut changes = Changes::default();
-        if properties.get("$process_person_profile") == Some(&Value::Bool(false)) {
+        if ids::is_personless(properties) {
             // Personless events: no person row is read or written.
             self.groups.process(row, batch, &mut changes).await?;
             return Ok(changes);
