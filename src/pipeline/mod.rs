@@ -42,6 +42,9 @@ use crate::metrics::{self, Stage, WorkerStats};
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
 
+/// Messages decoded between yields to the runtime.
+const YIELD_EVERY: usize = 256;
+
 /// Times a batch is processed again at once after a persons conflict.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -171,6 +174,10 @@ impl Pipeline {
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
         let w = &self.worker;
         for (index, m) in messages.iter().enumerate() {
+            if index % YIELD_EVERY == YIELD_EVERY - 1 {
+                // Decoding a batch awaits nothing else: let the writing and polling tasks on this thread run.
+                tokio::task::yield_now().await;
+            }
             let decoded = match w.timed_sync(Stage::Normalize, || normalize::decode(&m.payload)) {
                 Ok(d) => d,
                 Err(e) => {
