@@ -11,7 +11,7 @@ pub fn topics(settings: &KafkaSettings) -> Vec<String> {
     let input = settings.kafka_consumption_topic.clone();
     let mut names = vec![
         format!("{input}_dlq"),
-        format!("{input}_overflow"),
+        settings.overflow_topic(),
         "clickhouse_events_json".into(),
         "clickhouse_person".into(),
         "clickhouse_person_distinct_id".into(),

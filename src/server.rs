@@ -224,7 +224,7 @@ async fn start_pipeline(
     if settings.event_overflow_bucket_capacity > 0 {
         let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match (&kafka, &log) {
             (Some(producer), _) => {
-                let topic = producer.topic(&format!("{}_overflow", s.kafka.kafka_consumption_topic));
+                let topic = producer.topic(&s.kafka.overflow_topic());
                 let to = Arc::new(KafkaOverflow { producer: producer.clone(), topic });
                 (to, Box::new(KafkaSource::overflow(&s.kafka).map_err(|e| fail(&e))?))
             }

@@ -411,4 +411,9 @@ impl KafkaSettings {
     pub fn topic(&self, name: &str) -> String {
         format!("{}{}", self.kafka_prefix, name)
     }
+
+    /// Where hot keys' events go ([`crate::pipeline::overflow`]), before KAFKA_PREFIX.
+    pub fn overflow_topic(&self) -> String {
+        format!("{}_overflow", self.kafka_consumption_topic)
+    }
 }

@@ -192,10 +192,8 @@ impl Pipeline {
                 }
             };
             let distinct_id = decoded.event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default();
-            if let Some(o) = &self.overflow
-                && !o.admit(&decoded.token, distinct_id)
-            {
-                rerouted.push((format!("{}:{distinct_id}", decoded.token), m));
+            if let Some(key) = self.overflow.as_ref().and_then(|o| o.reroute_key(&decoded.token, distinct_id)) {
+                rerouted.push((key, m));
                 continue;
             }
             let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::source::producer::{KafkaProducer, Record};
+use super::source::producer::KafkaProducer;
 use super::source::{Message, Producer, SourceError};
 
 /// Buckets kept before full ones (keys quiet long enough) are forgotten.
@@ -39,14 +39,15 @@ impl Overflow {
         Overflow { limiter: Mutex::new(Limiter::new(capacity as f64, per_second)), to }
     }
 
-    /// Whether an event of this key stays on the main topic (it takes a token).
-    pub fn admit(&self, token: &str, distinct_id: &str) -> bool {
+    /// None when an event of this key stays on the main topic (it took a
+    /// token); else the key to reroute it under.
+    pub fn reroute_key(&self, token: &str, distinct_id: &str) -> Option<String> {
         let key = format!("{token}:{distinct_id}");
-        let admitted = self.limiter.lock().unwrap_or_else(|p| p.into_inner()).take(&key, Instant::now());
-        if !admitted {
-            tracing::debug!(key, "over the per-key burst; rerouted to the overflow topic");
+        if self.limiter.lock().unwrap_or_else(|p| p.into_inner()).take(&key, Instant::now()) {
+            return None;
         }
-        admitted
+        tracing::debug!(key, "over the per-key burst; rerouted to the overflow topic");
+        Some(key)
     }
 
     /// Appends the messages to the overflow topic, durably.
@@ -120,9 +121,7 @@ pub struct KafkaOverflow {
 #[async_trait]
 impl Producer for KafkaOverflow {
     async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
-        let records: Vec<Record> =
-            messages.iter().map(|(k, p)| Record { key: Some(k), payload: p, headers: Vec::new() }).collect();
-        self.producer.send(&self.topic, &records).await
+        self.producer.append_to(&self.topic, messages).await
     }
 }
 

@@ -29,9 +29,9 @@ pub struct Batch {
     pub(super) state: tokio::sync::Mutex<State>,
     /// (team, group type index, key) -> the group's properties (None: no such group).
     groups: Mutex<HashMap<(i64, i32, String), Option<Value>>>,
-    /// Where an abandoned batch leaves the rows of writes it already made.
+    /// Where an abandoned batch leaves the rows of writes it already made
+    /// (a flushed batch has handed them on and leaves nothing).
     carry: Arc<Mutex<Changes>>,
-    flushed: bool,
 }
 
 #[derive(Default)]
@@ -59,12 +59,7 @@ pub(super) struct Entry {
 impl Batch {
     pub(super) fn new(carry: Arc<Mutex<Changes>>) -> Self {
         let written = std::mem::take(&mut *carry.lock().expect("carry lock"));
-        Batch {
-            state: tokio::sync::Mutex::new(State { written, ..State::default() }),
-            groups: Mutex::default(),
-            carry,
-            flushed: false,
-        }
+        Batch { state: tokio::sync::Mutex::new(State { written, ..State::default() }), groups: Mutex::default(), carry }
     }
 
     /// A group's properties as this batch last read or wrote them; None when not read yet.
@@ -75,20 +70,14 @@ impl Batch {
     pub(super) fn remember_group(&self, team_id: i64, index: i32, key: &str, properties: Option<Value>) {
         self.groups.lock().unwrap_or_else(|p| p.into_inner()).insert((team_id, index, key.to_string()), properties);
     }
-
-    pub(super) fn mark_flushed(&mut self) {
-        self.flushed = true;
-    }
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        if !self.flushed {
-            let written = std::mem::take(&mut self.state.get_mut().written);
-            let mut carry = self.carry.lock().expect("carry lock");
-            carry.persons.extend(written.persons);
-            carry.distinct_ids.extend(written.distinct_ids);
-        }
+        let written = std::mem::take(&mut self.state.get_mut().written);
+        let mut carry = self.carry.lock().expect("carry lock");
+        carry.persons.extend(written.persons);
+        carry.distinct_ids.extend(written.distinct_ids);
     }
 }
 

@@ -124,13 +124,11 @@ impl Persons {
 
     /// Writes what the batch changed, in one transaction, and returns the
     /// person and distinct id rows of everything the batch wrote.
-    pub async fn flush(&self, mut batch: Batch) -> Result<Changes, StoreError> {
+    pub async fn flush(&self, batch: Batch) -> Result<Changes, StoreError> {
         let mut state = batch.state.lock().await;
         self.write_pending(&mut state).await?;
-        let written = std::mem::take(&mut state.written);
-        drop(state);
-        batch.mark_flushed();
-        Ok(written)
+        // Taken, so dropping the batch carries nothing over.
+        Ok(std::mem::take(&mut state.written))
     }
 
     async fn write_pending(&self, state: &mut State) -> Result<(), StoreError> {

@@ -59,8 +59,7 @@ impl KafkaSource {
 
     /// The overflow topic's consumer, in a group of its own (see [`crate::pipeline::overflow`]).
     pub fn overflow(settings: &KafkaSettings) -> Result<Self, SourceError> {
-        let topic = format!("{}_overflow", settings.kafka_consumption_topic);
-        Self::subscribe(settings, &topic, &format!("{}-overflow", settings.kafka_consumer_group))
+        Self::subscribe(settings, &settings.overflow_topic(), &format!("{}-overflow", settings.kafka_consumer_group))
     }
 
     /// `topic` is before KAFKA_PREFIX.

@@ -53,6 +53,13 @@ impl KafkaProducer {
         self.settings.topic(name)
     }
 
+    /// Produces keyed messages to `topic` (with its prefix), waiting for every delivery report.
+    pub async fn append_to(&self, topic: &str, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+        let records: Vec<Record> =
+            messages.iter().map(|(k, p)| Record { key: Some(k), payload: p, headers: Vec::new() }).collect();
+        self.send(topic, &records).await
+    }
+
     /// Produces `records` to `topic` and waits for every delivery report.
     pub async fn send(&self, topic: &str, records: &[Record<'_>]) -> Result<(), SourceError> {
         let mut pending = Vec::with_capacity(records.len());
@@ -96,9 +103,6 @@ impl Producer for KafkaProducer {
     /// Appends to the consumption topic, keyed by `token:distinct_id` so one
     /// person's events stay in order on one partition.
     async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
-        let topic = self.topic(&self.settings.kafka_consumption_topic);
-        let records: Vec<Record> =
-            messages.iter().map(|(k, p)| Record { key: Some(k), payload: p, headers: Vec::new() }).collect();
-        self.send(&topic, &records).await
+        self.append_to(&self.topic(&self.settings.kafka_consumption_topic), messages).await
     }
 }
