@@ -65,8 +65,16 @@ async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
-    assert!(metrics.lines().any(|l| l == "phs_events_overflowed_total 35"), "{metrics}");
+    // Counted once the main batch is committed, which can come after its events are visible.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "phs_events_overflowed_total 35") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "35 rerouted events were never counted:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
