@@ -1,4 +1,7 @@
-//! `phs serve`: run the server until SIGINT or SIGTERM.
+//! `phs serve`: run the server until SIGINT or SIGTERM. The first signal
+//! drains (the batches in hand are written and committed); a second one, or
+//! PHS_SHUTDOWN_TIMEOUT_SECONDS without the drain finishing, exits at once
+//! with code 1, leaving the uncommitted events to be delivered again.
 
 use std::process::ExitCode;
 
@@ -16,8 +19,33 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
-    phs::server::run(opts.settings, shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
+    let bound = std::time::Duration::from_secs(opts.settings.shutdown_timeout_seconds);
+    let (signalled, first) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    };
+    let forced = async move {
+        if first.await.is_err() {
+            // The server ended on its own: nothing to force.
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = shutdown_signal() => "a second signal",
+            _ = tokio::time::sleep(bound) => "PHS_SHUTDOWN_TIMEOUT_SECONDS",
+        }
+    };
+    tokio::select! {
+        served = phs::server::run(opts.settings, shutdown) => {
+            served?;
+            Ok(ExitCode::SUCCESS)
+        }
+        why = forced => {
+            tracing::error!("exiting before the batches in hand were committed ({why}); they will be delivered again");
+            // At once: the runtime's shutdown would wait for the very tasks being abandoned.
+            std::process::exit(1)
+        }
+    }
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

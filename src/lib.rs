@@ -15,6 +15,7 @@
 //! plug into.
 
 pub mod config;
+pub mod error;
 pub mod telemetry;
 
 pub mod cache;
@@ -36,3 +37,4 @@ pub mod admin;
 pub mod health;
 pub mod instances;
 pub mod server;
+pub mod supervisor;

@@ -2,6 +2,8 @@
 //! starts ingestion (capture endpoint and pipeline, on Kafka/ClickHouse or
 //! embedded as configured) and the async side (job worker, scheduler) as
 //! PLUGIN_SERVER_MODE says, and runs the admin listener until shutdown.
+//! Every long-lived task runs under a [`Supervisor`]: one that ends early
+//! stops the rest, and `run` returns its reason.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
 use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
+use crate::supervisor::{Supervisor, TaskFailed};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Error)]
@@ -63,6 +66,8 @@ pub enum ServeError {
     Pipeline(String),
     #[error("admin listener failed: {0}")]
     Admin(#[source] std::io::Error),
+    #[error(transparent)]
+    Task(#[from] TaskFailed),
 }
 
 /// Runs until `shutdown` resolves: stops accepting, lets the pipeline finish
@@ -100,7 +105,8 @@ pub async fn run(
         }
     });
     let instance_id = uuid::Uuid::now_v7();
-    let tasks = start_pipeline(&settings, store.clone(), cache.clone(), stop.clone(), instance_id).await?;
+    let mut tasks = Supervisor::new(stop.clone());
+    start_pipeline(&settings, store.clone(), cache.clone(), &mut tasks, instance_id).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
@@ -113,6 +119,7 @@ pub async fn run(
         started_at,
         mode,
         max_stale: std::time::Duration::from_secs(settings.healthcheck_max_stale_seconds),
+        max_failing: std::time::Duration::from_secs(settings.health_max_failing_seconds),
         identity: Arc::new(Identity {
             id: instance_id.to_string(),
             mode: mode.into(),
@@ -120,15 +127,33 @@ pub async fn run(
             started_at,
         }),
     };
-    start_observability(&settings, cache.clone(), &state.identity, stop.clone());
+    start_observability(&settings, cache.clone(), &state.identity, &mut tasks);
     tracing::info!(%admin_addr, mode = state.mode, version = env!("CARGO_PKG_VERSION"), "phs is serving");
-    axum::serve(listener, admin::router(state))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await
-        .map_err(ServeError::Admin)?;
-    for handle in tasks {
-        let _ = handle.await;
-    }
+    // The admin listener outlives the other tasks, so /_health tells the
+    // truth (503 with the reason) while they drain after a failure.
+    let admin_stop = CancellationToken::new();
+    let mut admin = tokio::spawn(
+        axum::serve(listener, admin::router(state)).with_graceful_shutdown(admin_stop.clone().cancelled_owned()).into_future(),
+    );
+    let waiting = tasks.wait();
+    tokio::pin!(waiting);
+    let outcome = tokio::select! {
+        outcome = &mut waiting => outcome,
+        served = &mut admin => {
+            let err = match served {
+                Ok(Ok(())) => std::io::Error::other("the admin listener ended"),
+                Ok(Err(e)) => e,
+                Err(e) => std::io::Error::other(e.to_string()),
+            };
+            tracing::error!(%err, "the admin listener failed; stopping phs");
+            stop.cancel();
+            let _ = waiting.await;
+            return Err(ServeError::Admin(err));
+        }
+    };
+    admin_stop.cancel();
+    let _ = admin.await;
+    outcome?;
     tracing::info!("phs stopped");
     Ok(())
 }
@@ -139,14 +164,15 @@ pub async fn run(
 /// capture's producer, DLQ topic) with KAFKA_HOSTS, else the local log;
 /// ClickHouse with CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse
 /// Kafka topics when PHS_KAFKA_CLICKHOUSE_TOPICS is on. Any mix works.
-/// Returns the tasks to wait for on shutdown.
+/// Its tasks run under `tasks`.
 async fn start_pipeline(
     settings: &ServeSettings,
     store: Arc<dyn store::Store>,
     cache: Arc<dyn cache::Cache>,
-    stop: CancellationToken,
+    tasks: &mut Supervisor,
     instance_id: uuid::Uuid,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, ServeError> {
+) -> Result<(), ServeError> {
+    let stop = tasks.stop();
     let s = &settings.store;
     let fail = |e: &dyn std::fmt::Display| ServeError::Pipeline(e.to_string());
     let kafka = match s.kafka.kafka_hosts {
@@ -204,16 +230,15 @@ async fn start_pipeline(
             .with_handoff(handoff.clone())
             .with_keys_in_parallel(workers * settings.tasks_per_worker as usize)
     };
-    let mut tasks = Vec::new();
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
                 .map_err(ServeError::Pipeline)?;
-        tasks.push(worker::start(worker, store, cache, runner.clone(), stop.clone()));
+        worker::start(worker, store, cache, runner.clone(), tasks);
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
         tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
-        return Ok(tasks);
+        return Ok(());
     }
     // Joined only here, so an async-only instance never takes partitions from the group.
     let source: Box<dyn Source> = match &log {
@@ -238,7 +263,7 @@ async fn start_pipeline(
         main = main.with_overflow(Arc::new(Overflow::new(settings.event_overflow_bucket_capacity, rate, to)));
         let overflow = pipeline().consuming_overflow();
         let stop = stop.clone();
-        tasks.push(tokio::spawn(async move { overflow.run(from, stop).await }));
+        tasks.spawn("overflow pipeline", async move { overflow.run(from, stop).await });
     }
 
     let capture = capture::router(CaptureState { producer, teams });
@@ -247,14 +272,12 @@ async fn start_pipeline(
         .map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;
     tracing::info!(capture_addr = %settings.capture_addr, "capture endpoint listening");
     let capture_stop = stop.clone();
-    tokio::spawn(async move {
+    tasks.spawn("capture endpoint", async move {
         let app = capture.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(capture_stop.cancelled_owned()).await {
-            tracing::error!(%err, "capture endpoint failed");
-        }
+        axum::serve(listener, app).with_graceful_shutdown(capture_stop.cancelled_owned()).await.map_err(|e| e.to_string())
     });
-    tasks.push(tokio::spawn(async move { main.run(source, stop).await }));
-    Ok(tasks)
+    tasks.spawn("pipeline", async move { main.run(source, stop).await });
+    Ok(())
 }
 
 /// The metrics sampler, the heartbeat and (with STATSD_HOST) the StatsD exporter.
@@ -262,10 +285,11 @@ fn start_observability(
     settings: &ServeSettings,
     cache: Arc<dyn cache::Cache>,
     who: &Identity,
-    stop: CancellationToken,
+    tasks: &mut Supervisor,
 ) {
+    let stop = tasks.stop();
     let metrics = crate::metrics::global();
-    tokio::spawn(crate::metrics::sampler::run(metrics, stop.clone()));
+    tasks.spawn_infallible("metrics sampler", crate::metrics::sampler::run(metrics, stop.clone()));
     let heartbeat = crate::instances::Heartbeat {
         id: who.id.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -273,11 +297,12 @@ fn start_observability(
         admin_addr: who.admin_addr.clone(),
         started_at: who.started_at,
     };
-    tokio::spawn(crate::instances::beat(cache, heartbeat, stop.clone()));
+    tasks.spawn_infallible("heartbeat", crate::instances::beat(cache, heartbeat, stop.clone()));
     if let Some(host) = &settings.statsd_host {
         let target = format!("{host}:{}", settings.statsd_port);
         tracing::info!(%target, prefix = %settings.statsd_prefix, "exporting metrics to StatsD");
         let period = crate::metrics::sampler::PERIOD;
-        tokio::spawn(crate::metrics::statsd::run(metrics, target, settings.statsd_prefix.clone(), period, stop));
+        let prefix = settings.statsd_prefix.clone();
+        tasks.spawn_infallible("statsd exporter", crate::metrics::statsd::run(metrics, target, prefix, period, stop));
     }
 }

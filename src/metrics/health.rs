@@ -1,14 +1,28 @@
-//! Liveness beyond "the process answers": ingestion that stopped while
-//! events wait, or a worker stuck on one batch, makes `/_health` fail.
+//! Liveness beyond "the process answers": a supervised task that ended,
+//! ingestion that stopped while events wait, a batch that keeps failing, or
+//! a worker stuck on one batch makes `/_health` fail.
 
 use std::time::Duration;
 
 use super::Metrics;
 
 impl Metrics {
-    /// Why this instance is not live, or None. `max_stale` is HEALTHCHECK_MAX_STALE_SECONDS.
-    pub fn liveness(&self, max_stale: Duration) -> Option<String> {
+    /// A supervised task ended before shutdown: the instance is not live
+    /// from now on (it is stopping, and exits non-zero).
+    pub fn task_ended(&self, reason: String) {
+        let mut ended = super::lock(&self.ended);
+        if ended.is_none() {
+            *ended = Some(reason);
+        }
+    }
+
+    /// Why this instance is not live, or None. `max_stale` is
+    /// HEALTHCHECK_MAX_STALE_SECONDS, `max_failing` PHS_HEALTH_MAX_FAILING_SECONDS.
+    pub fn liveness(&self, max_stale: Duration, max_failing: Duration) -> Option<String> {
         let mut reasons = Vec::new();
+        if let Some(ended) = super::lock(&self.ended).clone() {
+            reasons.push(ended);
+        }
         let waiting: i64 = self.latest_positions().iter().map(|p| (p.end - p.committed).max(0)).sum();
         let stale = self.since_progress();
         if waiting > 0 && stale > max_stale {
@@ -19,6 +33,15 @@ impl Metrics {
             ));
         }
         for w in self.workers() {
+            if let Some(f) = w.failing().filter(|f| f.since.elapsed() > max_failing) {
+                reasons.push(format!(
+                    "worker {} failing to {} for {} s: {}",
+                    w.id,
+                    f.what,
+                    f.since.elapsed().as_secs(),
+                    f.error
+                ));
+            }
             if let Some(held) = w.holding_for().filter(|h| *h > max_stale) {
                 reasons.push(format!(
                     "worker {} stuck in stage `{}` for {} s on a batch of {}",

@@ -47,6 +47,8 @@ pub struct Metrics {
     positions: Mutex<Option<Arc<dyn Positions>>>,
     /// Micros since `epoch` of the last sign of progress: a commit, or no lag at all.
     last_progress: AtomicU64,
+    /// Why a supervised task ended before shutdown, once one has.
+    ended: Mutex<Option<String>>,
     pub sampler: sampler::Sampler,
 }
 
@@ -71,6 +73,7 @@ impl Metrics {
     pub fn new() -> Self {
         Metrics {
             epoch: Instant::now(),
+            ended: Mutex::default(),
             events_in: Counter::default(),
             events_out: Counter::default(),
             events_overflowed: Counter::default(),

@@ -2,6 +2,7 @@
 //! batch, and how much of its time went to batches (the busy ratio).
 
 use std::future::Future;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -61,6 +62,16 @@ pub struct WorkerStats {
     batch_since: AtomicU64,
     stage: AtomicU8,
     in_hand: AtomicU64,
+    /// The failure a retry loop of this worker is in, if any.
+    failing: Mutex<Option<Failing>>,
+}
+
+/// A call that keeps failing: what, since when, and its latest error.
+#[derive(Debug, Clone)]
+pub struct Failing {
+    pub what: &'static str,
+    pub since: Instant,
+    pub error: String,
 }
 
 impl WorkerStats {
@@ -71,6 +82,7 @@ impl WorkerStats {
             batch_since: AtomicU64::new(0),
             stage: AtomicU8::new(IDLE),
             in_hand: AtomicU64::new(0),
+            failing: Mutex::new(None),
         }
     }
 
@@ -129,6 +141,25 @@ impl WorkerStats {
         let since = self.batch_since.load(Ordering::Relaxed);
         let current = if since > 0 { global().micros_since_epoch(Instant::now()).saturating_sub(since - 1) } else { 0 };
         self.busy.load(Ordering::Relaxed) + current
+    }
+
+    /// `what` failed (again) with `error` and will be retried.
+    pub fn failed(&self, what: &'static str, error: String) {
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match f.as_mut() {
+            Some(f) if f.what == what => f.error = error,
+            _ => *f = Some(Failing { what, since: Instant::now(), error }),
+        }
+    }
+
+    /// The call being retried passed (or was given up).
+    pub fn recovered(&self) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The failure being retried, if any.
+    pub fn failing(&self) -> Option<Failing> {
+        self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// How long the batch in hand has been held; None when idle.

@@ -7,21 +7,26 @@
 //! are queued for onEvent/exportEvents ([`crate::worker::handoff`]),
 //! messages that cannot be ingested go to the dead-letter queue, and only
 //! then is the highest offset of every partition in the batch committed:
-//! at-least-once, never at-most-once. A failed write is retried with backoff
-//! before anything is committed, so a sink outage pauses consumption instead
-//! of losing events. The loop (`run`) reads and processes the next batch
+//! at-least-once, never at-most-once. Every failure decides by its kind
+//! ([`crate::error::ErrorKind`]): a transient one is retried with backoff
+//! before anything is committed, so an outage pauses consumption instead of
+//! losing events; a data one is narrowed down to the messages at fault
+//! (`bisect`), which are dead-lettered while the rest flows on; a fatal one
+//! stops the pipeline. The loop (`run`) reads and processes the next batch
 //! while the current one is written.
 //!
 //! Within a batch, events of one (team, distinct_id) are processed in order
 //! and different keys concurrently. The same loop runs embedded (local log ->
 //! SQLite) and in production (Kafka -> ClickHouse and the ClickHouse topics).
 
+mod bisect;
 pub mod capture;
 pub mod normalize;
 pub mod overflow;
 pub mod persons;
 pub mod plugins;
 pub mod prepare;
+mod retry;
 mod run;
 pub mod sink;
 pub mod source;
@@ -29,10 +34,8 @@ pub mod team;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
-use tokio_util::sync::CancellationToken;
 
 use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
@@ -82,6 +85,8 @@ struct Staged<'m> {
     letters: Vec<DeadLetter<'m>>,
     /// Messages of hot keys, with their keys, for the overflow topic.
     rerouted: Vec<(String, &'m source::Message)>,
+    /// For each of `rows.events`, the index of its message in the batch.
+    origins: Vec<usize>,
 }
 
 impl Pipeline {
@@ -131,20 +136,6 @@ impl Pipeline {
     pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
         self.handoff = Some(handoff);
         self
-    }
-
-    async fn reroute(&self, messages: &[(String, &source::Message)]) -> Result<(), source::SourceError> {
-        match &self.overflow {
-            Some(o) => o.send(messages).await,
-            None => Ok(()),
-        }
-    }
-
-    async fn hand_off(&self, batch: &SinkBatch) -> Result<(), crate::store::StoreError> {
-        match &self.handoff {
-            Some(h) => h.enqueue(&batch.events).await,
-            None => Ok(()),
-        }
     }
 
     /// [`Pipeline::process`], redone at once when its persons conflicted with
@@ -246,11 +237,13 @@ impl Pipeline {
         done.sort_unstable_by_key(|(index, _, _)| *index);
         let mut batch = SinkBatch::default();
         w.timed(Stage::Persons, self.persons.flush(persons)).await?.into_batch(&mut batch);
-        for (_, row, changes) in done {
+        let mut origins = Vec::with_capacity(done.len());
+        for (index, row, changes) in done {
             changes.into_batch(&mut batch);
             batch.events.push(row);
+            origins.push(index);
         }
-        Ok(Staged { rows: batch, letters, rerouted })
+        Ok(Staged { rows: batch, letters, rerouted, origins })
     }
 
     /// The events of one (team, distinct_id), in order: plugins, prepare, persons.
@@ -273,27 +266,5 @@ impl Pipeline {
             }
         }
         Ok(out)
-    }
-
-    /// Retries `op` with backoff (100 ms doubling to 10 s) until it succeeds
-    /// or `stop` is cancelled; None when stopped first.
-    async fn retry<T, F, Fut, E>(&self, stop: &CancellationToken, what: &str, mut op: F) -> Option<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, E>>,
-        E: std::fmt::Display,
-    {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            match op().await {
-                Ok(v) => return Some(v),
-                Err(err) => tracing::warn!(%err, retry_in_ms = delay.as_millis() as u64, "{what} failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => return None,
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
-        }
     }
 }

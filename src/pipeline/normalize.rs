@@ -2,6 +2,13 @@
 //! see, and normalise it: outer fields win over `data`'s (the later
 //! original's rule), event names are strings cut to 200 characters,
 //! top-level `$set`/`$set_once` merge into the properties' (top level wins).
+//!
+//! Values the stores would refuse are made safe here, as PostHog's later
+//! versions do, rather than failing a write further on: NUL characters in
+//! any string or key become U+FFFD (Postgres text and jsonb cannot hold
+//! them), and distinct ids are cut to 200 characters (PostHog's capture
+//! limit). An event whose uuid is not a UUID is refused (a dead letter), as
+//! the original refuses it.
 
 use serde_json::{Map, Value};
 
@@ -22,6 +29,8 @@ pub enum Invalid {
     NoDistinctId,
     #[error("the message is {0} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")]
     TooLarge(usize),
+    #[error("not a valid UUID: `{0}`")]
+    BadUuid(String),
 }
 
 impl Invalid {
@@ -34,11 +43,14 @@ impl Invalid {
             Invalid::NoEventName => "missing_event_name",
             Invalid::NoDistinctId => "missing_distinct_id",
             Invalid::TooLarge(_) => "oversized_event",
+            Invalid::BadUuid(_) => "invalid_uuid",
         }
     }
 }
 
 pub const MAX_EVENT_NAME_CHARS: usize = 200;
+/// PostHog's capture cuts distinct ids to this many characters.
+pub const MAX_DISTINCT_ID_CHARS: usize = 200;
 /// Larger events are refused, like Kafka's default 1 MB message limit would.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
@@ -56,12 +68,31 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
         return Err(Invalid::TooLarge(payload.len()));
     }
     let text = std::str::from_utf8(payload).map_err(|_| Invalid::NotUtf8)?;
-    let msg: CapturedEvent = serde_json::from_str(text).map_err(|e| Invalid::BadMessage(e.to_string()))?;
+    let mut msg: CapturedEvent = serde_json::from_str(text).map_err(|e| Invalid::BadMessage(e.to_string()))?;
     let mut event = match serde_json::from_str::<Value>(&msg.data) {
         Ok(Value::Object(o)) => o,
         Ok(_) => return Err(Invalid::BadData("not an object".into())),
         Err(e) => return Err(Invalid::BadData(e.to_string())),
     };
+    // JSON can only carry a NUL as the escape `\u0000` (escaped once more inside `data`): without one, nothing to walk.
+    if memchr::memmem::find(payload, b"u0000").is_some() {
+        for s in [&mut msg.token, &mut msg.distinct_id, &mut msg.uuid, &mut msg.site_url, &mut msg.now] {
+            replace_nul(s);
+        }
+        if let Some(s) = msg.ip.as_mut() {
+            replace_nul(s);
+        }
+        if let Some(s) = msg.sent_at.as_mut() {
+            replace_nul(s);
+        }
+        event = sanitize_object(event);
+    }
+    if uuid::Uuid::parse_str(&msg.uuid).is_err() {
+        return Err(Invalid::BadUuid(msg.uuid.chars().take(64).collect()));
+    }
+    if msg.distinct_id.chars().nth(MAX_DISTINCT_ID_CHARS).is_some() {
+        msg.distinct_id = msg.distinct_id.chars().take(MAX_DISTINCT_ID_CHARS).collect();
+    }
     // The outer (capture) fields win over the event's own.
     event.insert("uuid".into(), Value::String(msg.uuid));
     event.insert("distinct_id".into(), Value::String(msg.distinct_id));
@@ -71,6 +102,45 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
     event.insert("sent_at".into(), msg.sent_at.map(Value::String).unwrap_or(Value::Null));
     normalize(&mut event)?;
     Ok(Decoded { token: msg.token, event })
+}
+
+const REPLACEMENT: &str = "\u{FFFD}";
+
+fn replace_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', REPLACEMENT);
+    }
+}
+
+/// Replaces NUL in every key and string of `value`, iteratively so that
+/// deep nesting cannot overflow the stack.
+fn sanitize_object(object: Map<String, Value>) -> Map<String, Value> {
+    let mut root = Value::Object(object);
+    let mut stack: Vec<&mut Value> = vec![&mut root];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) => replace_nul(s),
+            Value::Array(a) => stack.extend(a.iter_mut()),
+            Value::Object(o) => {
+                if o.keys().any(|k| k.contains('\0')) {
+                    let owned = std::mem::take(o);
+                    *o = owned
+                        .into_iter()
+                        .map(|(mut k, v)| {
+                            replace_nul(&mut k);
+                            (k, v)
+                        })
+                        .collect();
+                }
+                stack.extend(o.values_mut());
+            }
+            _ => {}
+        }
+    }
+    match root {
+        Value::Object(o) => o,
+        _ => Map::new(),
+    }
 }
 
 fn normalize(event: &mut Map<String, Value>) -> Result<(), Invalid> {
@@ -111,7 +181,7 @@ mod tests {
     use super::*;
 
     fn msg(data: &str) -> Vec<u8> {
-        serde_json::json!({"uuid": "u", "distinct_id": "d", "ip": "1.1.1.1", "site_url": "s", "data": data,
+        serde_json::json!({"uuid": "0190b2a4-0000-7000-8000-000000000000", "distinct_id": "d", "ip": "1.1.1.1", "site_url": "s", "data": data,
                            "token": "t", "now": "2024-01-01T00:00:00Z", "sent_at": null})
         .to_string()
         .into_bytes()
@@ -126,6 +196,33 @@ mod tests {
         assert_eq!(d.event["distinct_id"], "d");
         assert_eq!(d.event["properties"]["$set"], serde_json::json!({"a": 1, "b": 2}));
         assert!(d.event.get("$set").is_none());
+    }
+
+    #[test]
+    fn nul_characters_become_replacement_characters_everywhere() {
+        let payload = serde_json::json!({"uuid": "0190b2a4-0000-7000-8000-000000000000", "distinct_id": "a\u{0}b",
+            "ip": null, "site_url": "s", "token": "t\u{0}", "now": "2024-01-01T00:00:00Z", "sent_at": null,
+            "data": r#"{"event": "e\u0000", "properties": {"k\u0000": ["v\u0000", {"deep\u0000": "x\u0000"}]}}"#})
+        .to_string();
+        let d = decode(payload.as_bytes()).unwrap();
+        assert_eq!(d.token, "t\u{FFFD}");
+        assert_eq!(d.event["distinct_id"], "a\u{FFFD}b");
+        assert_eq!(d.event["event"], "e\u{FFFD}");
+        assert_eq!(d.event["properties"]["k\u{FFFD}"], serde_json::json!(["v\u{FFFD}", {"deep\u{FFFD}": "x\u{FFFD}"}]));
+        assert!(!serde_json::to_string(&d.event).unwrap().contains("\\u0000"));
+    }
+
+    #[test]
+    fn an_invalid_uuid_is_refused_and_long_distinct_ids_are_cut() {
+        let payload = |uuid: &str, id: &str| {
+            serde_json::json!({"uuid": uuid, "distinct_id": id, "ip": null, "site_url": "s", "token": "t",
+                "now": "2024-01-01T00:00:00Z", "sent_at": null, "data": r#"{"event": "e"}"#})
+            .to_string()
+        };
+        assert_eq!(decode(payload("nope", "d").as_bytes()).unwrap_err().reason(), "invalid_uuid");
+        let long = "é".repeat(500);
+        let d = decode(payload("0190b2a4-0000-7000-8000-000000000000", &long).as_bytes()).unwrap();
+        assert_eq!(d.event["distinct_id"].as_str().unwrap().chars().count(), MAX_DISTINCT_ID_CHARS);
     }
 
     #[test]

@@ -23,7 +23,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::source::producer::KafkaProducer;
-use super::source::{Message, Producer, SourceError};
+use super::source::{Message, Producer};
+use crate::error::PipeError;
 
 /// Buckets kept before full ones (keys quiet long enough) are forgotten.
 const BUCKETS_KEPT: usize = 100_000;
@@ -51,7 +52,7 @@ impl Overflow {
     }
 
     /// Appends the messages to the overflow topic, durably.
-    pub async fn send(&self, messages: &[(String, &Message)]) -> Result<(), SourceError> {
+    pub async fn send(&self, messages: &[(String, &Message)]) -> Result<(), PipeError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -120,7 +121,7 @@ pub struct KafkaOverflow {
 
 #[async_trait]
 impl Producer for KafkaOverflow {
-    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
         self.producer.append_to(&self.topic, messages).await
     }
 }

@@ -40,7 +40,8 @@ fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 /// The event's time, as the original computes it (timestamps.ts):
 /// `timestamp` corrected by the client's clock skew (`now - sent_at`) when
 /// both are given, else `now - offset`, else `timestamp`, else `now`; more
-/// than 23 h in the future becomes `now`.
+/// than 23 h in the future becomes `now`, and so does a time out of range
+/// (an offset of 10^18 ms, say), as the original ignores invalid timestamps.
 pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
     let props = event.get("properties").and_then(Value::as_object);
     let ignore_sent_at = props.and_then(|p| p.get("$ignore_sent_at")).and_then(Value::as_bool).unwrap_or(false);
@@ -48,11 +49,12 @@ pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> Date
     let sent_at = if ignore_sent_at { None } else { time(event.get("sent_at")) };
     let offset = event.get("offset").and_then(Value::as_i64);
     let t = match (timestamp, sent_at, offset) {
-        (Some(ts), Some(sent), _) => now + (ts - sent),
-        (_, _, Some(ms)) => now - Duration::milliseconds(ms),
-        (Some(ts), None, None) => ts,
-        (None, _, None) => now,
+        (Some(ts), Some(sent), _) => now.checked_add_signed(ts - sent),
+        (_, _, Some(ms)) => Duration::try_milliseconds(ms).and_then(|d| now.checked_sub_signed(d)),
+        (Some(ts), None, None) => Some(ts),
+        (None, _, None) => None,
     };
+    let t = t.unwrap_or(now);
     if t > now + Duration::hours(23) { now } else { t }
 }
 
@@ -129,6 +131,11 @@ mod tests {
             "far future clamps"
         );
         assert_eq!(resolve_timestamp(&obj(json!({"timestamp": "garbage"})), now), now);
+        for offset in [i64::MAX, i64::MIN, 1_000_000_000_000_000_000, -1_000_000_000_000_000_000] {
+            assert_eq!(resolve_timestamp(&obj(json!({"offset": offset})), now), now, "offset {offset}");
+        }
+        let far = obj(json!({"timestamp": "9999-12-31T23:59:59Z", "sent_at": "0001-01-01T00:00:00Z"}));
+        assert_eq!(resolve_timestamp(&far, now), now, "a skew correction out of range");
     }
 
     #[test]

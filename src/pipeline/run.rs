@@ -8,15 +8,23 @@
 //! kept: batch N's offsets are committed only after all of N is written,
 //! and batch N+1's writes start only after N's commit, so a commit never
 //! covers an unwritten event and offsets only move forward.
+//!
+//! At shutdown no new batch is read, and the batch in hand is written and
+//! committed before `run` returns: its writes and commit are retried without
+//! regard to the stop, so a stop never leaves written-but-uncommitted events
+//! to be delivered twice. The shutdown timeout bounds that drain.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::sink::{DeadLetter, EventSink, SinkBatch, SinkError};
+use super::bisect::Halt;
+use super::retry::{Retried, retry};
+use super::sink::{DeadLetter, SinkBatch};
 use super::source::{self, Message, Source};
 use super::{BATCH, Pipeline, Staged};
+use crate::error::{ErrorKind, Kinded};
 use crate::metrics::{self, Stage};
 
 /// A processed batch waiting for its writes and commit.
@@ -27,6 +35,10 @@ struct Processed {
     letters: Vec<Letter>,
     /// Hot keys' messages for the overflow topic, with their keys.
     rerouted: Vec<(String, Message)>,
+    /// The batch's messages, and for each event row the index of its message:
+    /// an event a sink refuses is dead-lettered as the message it came from.
+    messages: Vec<Message>,
+    origins: Vec<usize>,
     /// The highest offset of each partition in the batch.
     offsets: Vec<(i32, i64)>,
 }
@@ -68,13 +80,13 @@ enum Next {
     Batch(Processed),
     /// Nothing arrived, or reading failed (logged, after a pause).
     Nothing,
-    /// Stopped while reading or processing.
-    Stopped,
+    Halted(Halt),
 }
 
 impl Pipeline {
-    /// Consumes until `stop` is cancelled, finishing the batches in hand.
-    pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) {
+    /// Consumes until `stop` is cancelled, finishing the batch in hand; an
+    /// error is a failure that no retry can fix, and the reason to exit.
+    pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) -> Result<(), String> {
         if self.reports_lag
             && let Some(positions) = source.positions()
         {
@@ -84,26 +96,31 @@ impl Pipeline {
         let mut in_hand: Option<Processed> = None;
         loop {
             let reading = !stop.is_cancelled();
-            let next = async { if reading { self.next_batch(source.as_mut(), &stop).await } else { Next::Stopped } };
+            let next =
+                async { if reading { self.next_batch(source.as_mut(), &stop).await } else { Next::Halted(Halt::Stopped) } };
             let (written, next) = match &in_hand {
-                Some(p) => tokio::join!(self.write(p, &stop), next),
-                None => (true, next.await),
+                Some(p) => tokio::join!(self.write(p), next),
+                None => (Ok(Vec::new()), next.await),
             };
             if let Some(p) = in_hand.take() {
+                let refused = match written {
+                    Ok(refused) => refused,
+                    Err(Halt::Fatal(why)) => return Err(why),
+                    Err(Halt::Stopped) => return Ok(()),
+                };
                 // A Kafka batch spans partitions: each one's highest offset is committed.
-                let done = written
-                    && w.timed(Stage::Commit, self.retry(&stop, "commit", || source.commit(&p.offsets)))
-                        .await
-                        .is_some();
-                w.end_batch();
-                if !done {
-                    break;
+                let commit = || source.commit(&p.offsets);
+                match w.timed(Stage::Commit, retry(w, None, "commit offsets", commit)).await {
+                    Retried::Done(()) => {}
+                    Retried::Refused(e) => return Err(format!("committing offsets: {e}")),
+                    Retried::Stopped => return Ok(()),
                 }
+                w.end_batch();
                 metrics::global().committed(
                     p.read,
-                    p.batch.events.len(),
+                    p.batch.events.len() - refused.len(),
                     p.rerouted.len(),
-                    p.letters.iter().map(|l| l.reason.as_str()),
+                    p.letters.iter().map(|l| l.reason.as_str()).chain(refused.iter().copied()),
                 );
             }
             match next {
@@ -113,7 +130,8 @@ impl Pipeline {
                     in_hand = Some(p);
                 }
                 Next::Nothing if reading => {}
-                Next::Nothing | Next::Stopped => break,
+                Next::Nothing | Next::Halted(Halt::Stopped) => return Ok(()),
+                Next::Halted(Halt::Fatal(why)) => return Err(why),
             }
         }
     }
@@ -123,53 +141,149 @@ impl Pipeline {
         let w = &self.worker;
         let polled = tokio::select! {
             b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
-            _ = stop.cancelled() => return Next::Stopped,
+            _ = stop.cancelled() => return Next::Halted(Halt::Stopped),
         };
         let messages = match polled {
-            Ok(m) if m.is_empty() => return Next::Nothing,
+            Ok(m) if m.is_empty() => {
+                w.recovered();
+                return Next::Nothing;
+            }
             Ok(m) => m,
+            Err(err) if err.kind() == ErrorKind::Fatal => {
+                return Next::Halted(Halt::Fatal(format!("reading the source: {err}")));
+            }
             Err(err) => {
                 tracing::warn!(%err, "reading the source failed; retrying");
+                w.failed("read the source", err.to_string());
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return Next::Nothing;
             }
         };
         // A dependency failing mid-batch (the database, for team lookups)
         // retries the whole batch: nothing is written or committed until it passes.
-        let Some(Staged { rows: batch, letters, rerouted }) =
-            self.retry(stop, "processing a batch", || self.process_fresh(&messages)).await
-        else {
-            return Next::Stopped;
+        let Staged { rows: batch, letters, rerouted, origins } = match self.stage(&messages, stop).await {
+            Ok(s) => s,
+            Err(halt) => return Next::Halted(halt),
         };
+        let letters = letters.into_iter().map(Letter::owned).collect();
+        let rerouted = rerouted.into_iter().map(|(key, m)| (key, m.clone())).collect();
         Next::Batch(Processed {
             read: messages.len(),
-            letters: letters.into_iter().map(Letter::owned).collect(),
-            rerouted: rerouted.into_iter().map(|(key, m)| (key, m.clone())).collect(),
+            letters,
+            rerouted,
             offsets: source::highest_offsets(&messages),
+            origins,
+            messages,
             batch: Arc::new(batch),
         })
     }
 
-    /// Writes a processed batch everywhere it goes before its commit, each
-    /// write retried until it succeeds; false when stopped first.
-    async fn write(&self, p: &Processed, stop: &CancellationToken) -> bool {
+    /// Writes a processed batch everywhere it goes before its commit. Each
+    /// write is retried while its failure is transient; events a sink refuses
+    /// become dead letters (their reasons are returned for the metrics).
+    async fn write(&self, p: &Processed) -> Result<Vec<&'static str>, Halt> {
         let w = &self.worker;
-        let letters: Vec<DeadLetter> = p.letters.iter().map(Letter::borrowed).collect();
+        let refused = w.timed(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
+        let mut letters: Vec<DeadLetter> = p.letters.iter().map(Letter::borrowed).collect();
+        for (index, error) in &refused {
+            let message = &p.messages[p.origins[*index]];
+            tracing::warn!(partition = message.partition, offset = message.offset, %error,
+                "the sink refused an event; it goes to the dead-letter queue");
+            letters.push(DeadLetter {
+                message,
+                reason: "sink_refused",
+                detail: error.clone(),
+                stage: "write",
+                team_id: Some(p.batch.events[*index].team_id),
+            });
+        }
+        let written: std::borrow::Cow<[crate::pipeline::prepare::EventRow]> = if refused.is_empty() {
+            (&p.batch.events[..]).into()
+        } else {
+            let skip: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+            p.batch.events.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, e)| e.clone()).collect()
+        };
+        self.hand_off_each(&written).await?;
         let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, m)| (k.clone(), m)).collect();
-        let write = || write_elsewhere(self.sink.clone(), p.batch.clone());
-        w.timed(Stage::Write, self.retry(stop, "write events", write)).await.is_some()
-            && self.retry(stop, "queue events for onEvent/exportEvents", || self.hand_off(&p.batch)).await.is_some()
-            && w.timed(Stage::DeadLetters, self.retry(stop, "write dead letters", || self.dlq.send(&letters)))
-                .await
-                .is_some()
-            && self.retry(stop, "reroute hot keys to the overflow topic", || self.reroute(&rerouted)).await.is_some()
+        for (key, message) in self.reroute_each(&rerouted).await? {
+            tracing::warn!(%key, "the overflow topic refused a message; it goes to the dead-letter queue");
+            letters.push(DeadLetter {
+                message,
+                reason: "overflow_refused",
+                detail: "the overflow topic refused the message".into(),
+                stage: "overflow",
+                team_id: None,
+            });
+        }
+        w.timed(Stage::DeadLetters, self.send_letters(&letters)).await?;
+        Ok(refused.iter().map(|_| "sink_refused").collect())
+    }
+
+    /// Queues the written events for onEvent/exportEvents; when the queue
+    /// refuses the batch for a data reason, each event is queued alone and
+    /// the ones still refused are logged and skipped (they are stored; only
+    /// their onEvent/exportEvents is lost, which is better than a stalled partition).
+    async fn hand_off_each(&self, events: &[crate::pipeline::prepare::EventRow]) -> Result<(), Halt> {
+        let Some(h) = &self.handoff else { return Ok(()) };
+        match refusal(retry(&self.worker, None, "queue events for onEvent/exportEvents", || h.enqueue(events)).await)? {
+            None => return Ok(()),
+            Some(err) => tracing::warn!(%err, "the job queue refused a batch; queueing its events one by one"),
+        }
+        for e in events {
+            let one = std::slice::from_ref(e);
+            if let Some(err) = refusal(retry(&self.worker, None, "queue an event for onEvent", || h.enqueue(one)).await)? {
+                tracing::error!(%err, uuid = %e.uuid, "the job queue refused an event; its onEvent/exportEvents is skipped");
+                metrics::global().dropped("handoff_refused", 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends hot keys' messages to the overflow topic; returns the ones it
+    /// refuses for a data reason, one by one.
+    async fn reroute_each<'p>(&self, messages: &[(String, &'p Message)]) -> Result<Vec<(String, &'p Message)>, Halt> {
+        let Some(o) = &self.overflow else { return Ok(Vec::new()) };
+        if refusal(retry(&self.worker, None, "reroute hot keys to the overflow topic", || o.send(messages)).await)?
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        let mut refused = Vec::new();
+        for m in messages {
+            let one = std::slice::from_ref(m);
+            if refusal(retry(&self.worker, None, "reroute a hot key's message", || o.send(one)).await)?.is_some() {
+                refused.push(m.clone());
+            }
+        }
+        Ok(refused)
+    }
+
+    /// Sends dead letters; a letter the queue refuses on its own (too large
+    /// for the dead-letter topic, say) is logged in full and dropped.
+    async fn send_letters(&self, letters: &[DeadLetter<'_>]) -> Result<(), Halt> {
+        if refusal(retry(&self.worker, None, "write dead letters", || self.dlq.send(letters)).await)?.is_none() {
+            return Ok(());
+        }
+        for l in letters {
+            let one = std::slice::from_ref(l);
+            if let Some(err) = refusal(retry(&self.worker, None, "write a dead letter", || self.dlq.send(one)).await)? {
+                tracing::error!(%err, reason = l.reason, detail = %l.detail, partition = l.message.partition,
+                    offset = l.message.offset, payload = %String::from_utf8_lossy(&l.message.payload),
+                    "the dead-letter queue refused a message; it is dropped");
+                metrics::global().dropped("dead_letter_refused", 1);
+            }
+        }
+        Ok(())
     }
 }
 
-/// Writes `batch` to `sink` on a task of its own, so that turning rows into
-/// the sink's format runs on another core than the next batch's processing.
-async fn write_elsewhere(sink: Arc<dyn EventSink>, batch: Arc<SinkBatch>) -> Result<(), SinkError> {
-    tokio::spawn(async move { sink.write(&batch).await })
-        .await
-        .map_err(|e| SinkError { context: "write events (the writing task failed)", source: Box::new(e) })?
+/// A retry without a stop: done (None), refused for a data reason (the
+/// error), or a fatal failure that halts.
+fn refusal<E: Kinded + std::fmt::Display>(r: Retried<(), E>) -> Result<Option<E>, Halt> {
+    match r {
+        Retried::Done(()) => Ok(None),
+        Retried::Refused(e) if e.kind() == ErrorKind::Fatal => Err(Halt::Fatal(e.to_string())),
+        Retried::Refused(e) => Ok(Some(e)),
+        Retried::Stopped => Err(Halt::Stopped),
+    }
 }

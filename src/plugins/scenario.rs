@@ -31,7 +31,8 @@ use serde_json::{Value, json};
 use super::fixtures::{Fixture, FixtureError, Outcome, Report};
 use super::logs::MemoryLog;
 use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
-use crate::pipeline::source::{Producer, SourceError};
+use crate::pipeline::source::Producer;
+use crate::error::PipeError;
 use crate::store::JobQueue;
 
 /// One reply of the fixture's HTTP responder.
@@ -92,7 +93,7 @@ struct Captured(Mutex<Vec<Value>>);
 
 #[async_trait]
 impl Producer for Captured {
-    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
         let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
         for (_, payload) in messages {
             let message: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);

@@ -2,14 +2,7 @@
 
 use thiserror::Error;
 
-/// What a caller does with a failed store call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The database is unreachable or overloaded: retry with backoff.
-    Transient,
-    /// The request itself is wrong (constraint, bad value): do not retry.
-    Data,
-}
+pub use crate::error::ErrorKind;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -45,12 +38,13 @@ impl StoreError {
             StoreError::Invalid(_) => ErrorKind::Data,
             // Still failing after the caller's own retries: back off and retry the batch.
             StoreError::Conflict(_) => ErrorKind::Transient,
-            StoreError::Query { source, .. } => match source {
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                    ErrorKind::Transient
-                }
-                _ => ErrorKind::Data,
-            },
+            StoreError::Query { source, .. } => ErrorKind::of_sqlx(source),
         }
+    }
+}
+
+impl crate::error::Kinded for StoreError {
+    fn kind(&self) -> ErrorKind {
+        StoreError::kind(self)
     }
 }

@@ -22,11 +22,11 @@ pub mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::pipeline::plugins::PluginRunner;
 use crate::store::Store;
+use crate::supervisor::Supervisor;
 
 pub use handoff::EventHandoff;
 
@@ -79,24 +79,23 @@ impl WorkerSettings {
     }
 }
 
-/// Starts the job worker and the scheduler; the returned handle finishes
-/// after `stop`, once the export buffers are flushed.
+/// Starts the job worker, the export sweeper and the scheduler under
+/// `tasks`; after its stop, the job worker flushes the export buffers.
 pub fn start(
     settings: WorkerSettings,
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     runner: Arc<PluginRunner>,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+    tasks: &mut Supervisor,
+) {
+    let stop = tasks.stop();
     let exports = events::Exports::new(runner.clone(), store.clone());
     let worker = jobs::JobWorker::new(store, runner.clone(), exports.clone(), settings.job_poll);
     let scheduler = schedule::Scheduler::new(runner, cache, &settings);
-    tokio::spawn(async move {
-        let sweeping = tokio::spawn(exports.clone().sweep(stop.clone()));
-        let scheduling = tokio::spawn(scheduler.run(stop.clone()));
+    tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));
+    tasks.spawn_infallible("scheduler", scheduler.run(stop.clone()));
+    tasks.spawn_infallible("job worker", async move {
         worker.run(stop).await;
-        let _ = scheduling.await;
-        let _ = sweeping.await;
         exports.flush_all().await;
-    })
+    });
 }

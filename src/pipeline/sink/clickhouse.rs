@@ -10,11 +10,58 @@ use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{EventFilter, EventRow, EventSink, SinkBatch, SinkError};
+use super::{EventFilter, EventRow, EventSink, SinkBatch};
+use crate::error::PipeError;
+use crate::error::ErrorKind;
 use crate::pipeline::prepare::EventPerson;
 
-fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> SinkError {
-    move |e| SinkError { context, source: Box::new(e) }
+fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {
+    move |e| PipeError::new(kind(&e), context, e)
+}
+
+/// ClickHouse's error codes for a value it cannot take: the rows are at
+/// fault, and bisecting the batch finds them. Every other server error
+/// (too many parts, memory, timeouts, a table being altered) may pass.
+const DATA_CODES: &[u32] = &[
+    6,   // CANNOT_PARSE_TEXT
+    26,  // CANNOT_PARSE_QUOTED_STRING
+    27,  // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  // ATTEMPT_TO_READ_AFTER_EOF
+    33,  // CANNOT_READ_ALL_DATA
+    38,  // CANNOT_PARSE_DATE
+    41,  // CANNOT_PARSE_DATETIME
+    53,  // TYPE_MISMATCH
+    69,  // ARGUMENT_OUT_OF_BOUND
+    70,  // CANNOT_CONVERT_TYPE
+    72,  // CANNOT_PARSE_NUMBER
+    117, // INCORRECT_DATA
+    131, // TOO_LARGE_STRING_SIZE
+    321, // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    376, // CANNOT_PARSE_UUID
+];
+
+/// Codes that no retry fixes: a missing table or column, bad credentials.
+const FATAL_CODES: &[u32] = &[16, 47, 60, 81, 192, 193, 194, 497, 516];
+
+fn kind(e: &clickhouse::error::Error) -> ErrorKind {
+    use clickhouse::error::Error as E;
+    match e {
+        E::BadResponse(text) => {
+            let code = text
+                .split_once("Code: ")
+                .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u32>().ok());
+            match code {
+                Some(c) if DATA_CODES.contains(&c) => ErrorKind::Data,
+                Some(c) if FATAL_CODES.contains(&c) => ErrorKind::Fatal,
+                _ => ErrorKind::Transient,
+            }
+        }
+        // Our rows failed to serialize: retrying the same rows cannot help.
+        E::Custom(_) | E::SequenceMustHaveLength | E::InvalidUtf8Encoding(_) => ErrorKind::Data,
+        E::SchemaMismatch(_) | E::InvalidParams(_) | E::Unsupported(_) => ErrorKind::Fatal,
+        _ => ErrorKind::Transient,
+    }
 }
 
 /// Microseconds since the epoch: how the schema keeps times (18.16 has no DateTime64).
@@ -163,7 +210,7 @@ async fn insert<T: Row + clickhouse::RowWrite>(
     client: &Client,
     table: &'static str,
     rows: &[T::Value<'_>],
-) -> Result<(), SinkError> {
+) -> Result<(), PipeError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -176,7 +223,7 @@ async fn insert<T: Row + clickhouse::RowWrite>(
 
 #[async_trait]
 impl EventSink for ClickHouseEvents {
-    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError> {
+    async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         let now = Utc::now().timestamp() as u32;
         // Persons and distinct ids first: an event is never visible before the person it points to.
         insert::<PersonCh>(
@@ -237,7 +284,7 @@ impl EventSink for ClickHouseEvents {
         insert::<EventCh>(&self.client, "events", &events).await
     }
 
-    async fn latest(&self, f: &EventFilter) -> Result<Vec<EventRow>, SinkError> {
+    async fn latest(&self, f: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events FINAL WHERE 1");
         for (column, given) in
             [("team_id", f.team_id.is_some()), ("distinct_id", f.distinct_id.is_some()), ("event", f.event.is_some())]

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use super::{DeadLetter, DeadLetterQueue};
-use crate::pipeline::source::SourceError;
+use crate::error::PipeError;
 use crate::pipeline::source::producer::{KafkaProducer, Record};
 
 pub struct DlqTopic {
@@ -23,7 +23,7 @@ impl DlqTopic {
 
 #[async_trait]
 impl DeadLetterQueue for DlqTopic {
-    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), SourceError> {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), PipeError> {
         let records: Vec<Record> = letters
             .iter()
             .map(|l| {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{EventFilter, EventRow, EventSink, SinkBatch, SinkError};
+use super::{EventFilter, EventRow, EventSink, SinkBatch};
+use crate::error::PipeError;
 
 pub struct Fanout {
     /// The first one answers `latest`.
@@ -24,14 +25,14 @@ impl Fanout {
 
 #[async_trait]
 impl EventSink for Fanout {
-    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError> {
+    async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         for sink in &self.sinks {
             sink.write(batch).await?;
         }
         Ok(())
     }
 
-    async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, SinkError> {
+    async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
         self.sinks[0].latest(filter).await
     }
 }

@@ -12,17 +12,11 @@ pub mod topics;
 
 use async_trait::async_trait;
 
+use crate::error::PipeError;
+
 pub use self::rows::{DistinctIdRow, GroupRow, PersonRow, SinkBatch};
 use super::prepare::EventRow;
-use super::source::{Message, SourceError};
-
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct SinkError {
-    pub context: &'static str,
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
+use super::source::Message;
 
 #[async_trait]
 pub trait EventSink: Send + Sync {
@@ -30,9 +24,9 @@ pub trait EventSink: Send + Sync {
     /// person row with the same version) replaces it, so a redelivered batch
     /// does not duplicate anything. A sink may ignore what it does not mirror
     /// (the embedded one keeps persons in the relational store only).
-    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError>;
+    async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError>;
     /// The latest events, newest first, for `phs events list`.
-    async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, SinkError>;
+    async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, PipeError>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,5 +51,5 @@ pub struct DeadLetter<'a> {
 
 #[async_trait]
 pub trait DeadLetterQueue: Send + Sync {
-    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), SourceError>;
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), PipeError>;
 }

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{EventFilter, EventRow, EventSink, SinkBatch, SinkError};
+use super::{EventFilter, EventRow, EventSink, SinkBatch};
+use crate::error::PipeError;
 use crate::pipeline::prepare::EventPerson;
 
-fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> SinkError {
-    move |e| SinkError { context, source: Box::new(e) }
+fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
+    PipeError::sqlx(context)
 }
 
 const PERSON_COLUMNS: [&str; 3] = ["person_id", "person_properties", "person_created_at"];
@@ -27,9 +28,9 @@ pub struct SqliteEvents {
 }
 
 impl SqliteEvents {
-    pub async fn open(dir: &Path) -> Result<Self, SinkError> {
+    pub async fn open(dir: &Path) -> Result<Self, PipeError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SinkError { context: "create the data directory", source: Box::new(e) })?;
+            .map_err(|e| PipeError::transient("create the data directory", e))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("events.sqlite3").display()))
             .map_err(err("open the events store"))?
             .create_if_missing(true)
@@ -73,7 +74,7 @@ fn ts(t: &DateTime<Utc>) -> String {
 
 #[async_trait]
 impl EventSink for SqliteEvents {
-    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError> {
+    async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         let mut tx = self.pool.begin().await.map_err(err("begin an events write"))?;
         for r in &batch.events {
             sqlx::query(
@@ -99,7 +100,7 @@ impl EventSink for SqliteEvents {
         tx.commit().await.map_err(err("commit events"))
     }
 
-    async fn latest(&self, f: &EventFilter) -> Result<Vec<EventRow>, SinkError> {
+    async fn latest(&self, f: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
         let rows: Vec<StoredEvent> = sqlx::query_as(
             "SELECT uuid, team_id, event, distinct_id, properties, timestamp, created_at, elements_chain, \
                person_id, person_properties, person_created_at FROM events \

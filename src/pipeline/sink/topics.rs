@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{EventFilter, EventRow, EventSink, SinkBatch, SinkError};
+use super::{EventFilter, EventRow, EventSink, SinkBatch};
+use crate::error::PipeError;
 use crate::pipeline::source::producer::{KafkaProducer, Record};
 
 /// A time as ClickHouse's JSON input reads it.
@@ -62,7 +63,7 @@ impl ClickHouseTopics {
     }
 
     /// Produces `(key, JSON)` messages to `topic` and waits for their delivery.
-    async fn send(&self, topic: &str, messages: Vec<(String, Value)>) -> Result<(), SinkError> {
+    async fn send(&self, topic: &str, messages: Vec<(String, Value)>) -> Result<(), PipeError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -73,13 +74,13 @@ impl ClickHouseTopics {
         self.producer
             .send(topic, &records)
             .await
-            .map_err(|e| SinkError { context: "produce to the ClickHouse topics", source: Box::new(e) })
+            .map_err(|e| PipeError::new(e.kind, "produce to the ClickHouse topics", e))
     }
 }
 
 #[async_trait]
 impl EventSink for ClickHouseTopics {
-    async fn write(&self, batch: &SinkBatch) -> Result<(), SinkError> {
+    async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         let persons = batch.persons.iter().map(|p| {
             let v = json!({
                 "id": p.uuid.to_string(), "created_at": clickhouse_time(&p.created_at),
@@ -110,7 +111,7 @@ impl EventSink for ClickHouseTopics {
     }
 
     /// The topics are write-only: `phs events list` reads the sink before this one.
-    async fn latest(&self, _filter: &EventFilter) -> Result<Vec<EventRow>, SinkError> {
+    async fn latest(&self, _filter: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
         Ok(Vec::new())
     }
 }

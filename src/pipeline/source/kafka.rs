@@ -15,7 +15,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::{Message, PartitionPosition, Positions, Source, SourceError};
+use super::{Message, PartitionPosition, Positions, Source};
+use crate::error::PipeError;
 use crate::config::KafkaSettings;
 
 /// After the first message of a batch, how long to wait for more before
@@ -53,19 +54,19 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// Joins the consumer group and subscribes to the consumption topic; an
     /// error when KAFKA_HOSTS is unset.
-    pub fn new(settings: &KafkaSettings) -> Result<Self, SourceError> {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, PipeError> {
         Self::subscribe(settings, &settings.kafka_consumption_topic, &settings.kafka_consumer_group)
     }
 
     /// The overflow topic's consumer, in a group of its own (see [`crate::pipeline::overflow`]).
-    pub fn overflow(settings: &KafkaSettings) -> Result<Self, SourceError> {
+    pub fn overflow(settings: &KafkaSettings) -> Result<Self, PipeError> {
         Self::subscribe(settings, &settings.overflow_topic(), &format!("{}-overflow", settings.kafka_consumer_group))
     }
 
     /// `topic` is before KAFKA_PREFIX.
-    fn subscribe(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Self, SourceError> {
+    fn subscribe(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Self, PipeError> {
         let mut config = crate::kafka::client_config(settings)
-            .ok_or_else(|| SourceError::new("create the Kafka consumer", "KAFKA_HOSTS is not set"))?;
+            .ok_or_else(|| PipeError::transient("create the Kafka consumer", "KAFKA_HOSTS is not set"))?;
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
@@ -75,16 +76,16 @@ impl KafkaSource {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000");
         let consumer: StreamConsumer<RebalanceLog> =
-            config.create_with_context(RebalanceLog).map_err(|e| SourceError::new("create the Kafka consumer", e))?;
+            config.create_with_context(RebalanceLog).map_err(|e| PipeError::transient("create the Kafka consumer", e))?;
         let topic = settings.topic(topic);
-        consumer.subscribe(&[&topic]).map_err(|e| SourceError::new("subscribe to the consumption topic", e))?;
+        consumer.subscribe(&[&topic]).map_err(|e| PipeError::transient("subscribe to the consumption topic", e))?;
         Ok(KafkaSource { consumer: Arc::new(consumer), topic })
     }
 }
 
 #[async_trait]
 impl Source for KafkaSource {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, PipeError> {
         let mut batch = Vec::new();
         let mut deadline = Instant::now() + wait;
         while batch.len() < max {
@@ -99,7 +100,7 @@ impl Source for KafkaSource {
             };
             let m = match ready {
                 Ok(m) => m,
-                Err(e) if batch.is_empty() => return Err(SourceError::new("read the consumption topic", e)),
+                Err(e) if batch.is_empty() => return Err(PipeError::transient("read the consumption topic", e)),
                 // Hand on what was read; the error shows again on the next poll if it lasts.
                 Err(_) => break,
             };
@@ -120,14 +121,14 @@ impl Source for KafkaSource {
         Some(Arc::new(KafkaPositions { consumer: self.consumer.clone(), topic: self.topic.clone() }))
     }
 
-    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError> {
-        let owned = self.consumer.assignment().map_err(|e| SourceError::new("read the partition assignment", e))?;
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), PipeError> {
+        let owned = self.consumer.assignment().map_err(|e| PipeError::transient("read the partition assignment", e))?;
         let mut offsets = TopicPartitionList::new();
         for &(partition, offset) in positions {
             if owned.find_partition(&self.topic, partition).is_some() {
                 offsets
                     .add_partition_offset(&self.topic, partition, Offset::Offset(offset + 1))
-                    .map_err(|e| SourceError::new("build the offsets to commit", e))?;
+                    .map_err(|e| PipeError::transient("build the offsets to commit", e))?;
             } else {
                 tracing::info!(partition, offset, "partition no longer assigned; not committing it");
             }
@@ -139,8 +140,8 @@ impl Source for KafkaSource {
         // A synchronous commit blocks on the broker's answer: keep it off the async workers.
         tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
             .await
-            .map_err(|e| SourceError::new("commit offsets", e))?
-            .map_err(|e| SourceError::new("commit offsets", e))
+            .map_err(|e| PipeError::transient("commit offsets", e))?
+            .map_err(|e| PipeError::transient("commit offsets", e))
     }
 }
 
@@ -153,7 +154,7 @@ struct KafkaPositions {
 
 #[async_trait]
 impl Positions for KafkaPositions {
-    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError> {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, PipeError> {
         let (consumer, topic) = (self.consumer.clone(), self.topic.clone());
         // Both calls ask the broker and block: keep them off the async workers.
         tokio::task::spawn_blocking(move || {
@@ -171,7 +172,7 @@ impl Positions for KafkaPositions {
             Ok(out)
         })
         .await
-        .map_err(|e| SourceError::new("read the consumer positions", e))?
-        .map_err(|e: rdkafka::error::KafkaError| SourceError::new("read the consumer positions", e))
+        .map_err(|e| PipeError::transient("read the consumer positions", e))?
+        .map_err(|e: rdkafka::error::KafkaError| PipeError::transient("read the consumer positions", e))
     }
 }

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Message, PartitionPosition, Positions, Producer, Source, SourceError};
+use super::{Message, PartitionPosition, Positions, Producer, Source};
+use crate::error::PipeError;
 use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
 
-fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> SourceError {
-    move |e| SourceError { context, source: Box::new(e) }
+fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
+    PipeError::sqlx(context)
 }
 
 /// The log file, shared by the capture side and the consumer.
@@ -25,18 +26,18 @@ pub struct LocalLog {
 }
 
 impl LocalLog {
-    pub async fn open(dir: &Path) -> Result<Self, SourceError> {
+    pub async fn open(dir: &Path) -> Result<Self, PipeError> {
         Self::open_file(dir, "ingestion-log.sqlite3").await
     }
 
     /// The embedded overflow topic (see [`crate::pipeline::overflow`]).
-    pub async fn open_overflow(dir: &Path) -> Result<Self, SourceError> {
+    pub async fn open_overflow(dir: &Path) -> Result<Self, PipeError> {
         Self::open_file(dir, "overflow-log.sqlite3").await
     }
 
-    async fn open_file(dir: &Path, file: &str) -> Result<Self, SourceError> {
+    async fn open_file(dir: &Path, file: &str) -> Result<Self, PipeError> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| SourceError { context: "create the data directory", source: Box::new(e) })?;
+            .map_err(|e| PipeError::transient("create the data directory", e))?;
         let path = dir.join(file);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(err("open the ingestion log"))?
@@ -79,7 +80,7 @@ impl LocalLog {
     }
 
     /// The offset of the last message appended (0 when empty).
-    pub async fn end_offset(&self) -> Result<i64, SourceError> {
+    pub async fn end_offset(&self) -> Result<i64, PipeError> {
         sqlx::query_scalar("SELECT coalesce(max(offset), 0) FROM log")
             .fetch_one(&self.pool)
             .await
@@ -87,7 +88,7 @@ impl LocalLog {
     }
 
     /// The last committed offset of a consumer (0 when it never committed).
-    pub async fn committed(&self, consumer: &str) -> Result<i64, SourceError> {
+    pub async fn committed(&self, consumer: &str) -> Result<i64, PipeError> {
         let v: Option<i64> = sqlx::query_scalar("SELECT committed FROM consumer_offsets WHERE consumer = $1")
             .bind(consumer)
             .fetch_optional(&self.pool)
@@ -97,7 +98,7 @@ impl LocalLog {
     }
 
     /// A reader for `consumer`, starting after its committed offset.
-    pub async fn consumer(&self, consumer: &str) -> Result<LocalLogSource, SourceError> {
+    pub async fn consumer(&self, consumer: &str) -> Result<LocalLogSource, PipeError> {
         let position = self.committed(consumer).await?;
         Ok(LocalLogSource { log: self.clone(), consumer: consumer.to_string(), position })
     }
@@ -105,7 +106,7 @@ impl LocalLog {
 
 #[async_trait]
 impl Producer for LocalLog {
-    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
         let mut tx = self.pool.begin().await.map_err(err("begin an append"))?;
         for (key, payload) in messages {
             sqlx::query("INSERT INTO log (key, payload) VALUES ($1, $2)")
@@ -121,7 +122,7 @@ impl Producer for LocalLog {
 
 #[async_trait]
 impl DeadLetterQueue for LocalLog {
-    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), SourceError> {
+    async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), PipeError> {
         let mut tx = self.pool.begin().await.map_err(err("begin a dead-letter write"))?;
         for l in letters {
             sqlx::query(
@@ -143,7 +144,7 @@ impl DeadLetterQueue for LocalLog {
 
 impl LocalLog {
     /// Dead letters by reason, for tests and `phs top`.
-    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, SourceError> {
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, PipeError> {
         sqlx::query_as("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason")
             .fetch_all(&self.pool)
             .await
@@ -160,7 +161,7 @@ pub struct LocalLogSource {
 
 #[async_trait]
 impl Source for LocalLogSource {
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError> {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, PipeError> {
         let deadline = Instant::now() + wait;
         loop {
             let rows: Vec<(i64, Vec<u8>)> =
@@ -186,7 +187,7 @@ impl Source for LocalLogSource {
         }
     }
 
-    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError> {
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), PipeError> {
         // The log has one partition (0).
         let Some(offset) = positions.iter().map(|(_, o)| *o).max() else { return Ok(()) };
         sqlx::query(
@@ -216,7 +217,7 @@ struct LocalLogPositions {
 
 #[async_trait]
 impl Positions for LocalLogPositions {
-    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError> {
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, PipeError> {
         let committed = self.log.committed(&self.consumer).await?;
         let end = self.log.end_offset().await?;
         Ok(vec![PartitionPosition { topic: TOPIC.into(), partition: 0, committed, end }])

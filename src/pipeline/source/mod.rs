@@ -7,8 +7,11 @@ pub mod local_log;
 pub mod producer;
 
 use async_trait::async_trait;
+
+use crate::error::PipeError;
 use std::sync::Arc;
 use std::time::Duration;
+
 
 /// One raw message: the capture-format JSON and its position.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,24 +21,16 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct SourceError {
-    pub context: &'static str,
-    #[source]
-    pub source: Box<dyn std::error::Error + Send + Sync>,
-}
-
 #[async_trait]
 pub trait Source: Send + Sync {
     /// Up to `max` messages after the last ones returned, waiting up to
     /// `wait` for the first; an empty batch means nothing arrived.
-    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, SourceError>;
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>, PipeError>;
     /// Marks everything up to and including each `(partition, offset)` as
     /// done. Called only after those messages are written to every sink. A
     /// partition this reader no longer owns (after a rebalance) is skipped:
     /// its new owner re-reads from the last commit, which is at-least-once.
-    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), SourceError>;
+    async fn commit(&self, positions: &[(i32, i64)]) -> Result<(), PipeError>;
     /// A handle that reads this consumer's committed offsets and the log ends
     /// (consumer lag), usable while the source itself is busy polling.
     fn positions(&self) -> Option<Arc<dyn Positions>> {
@@ -56,7 +51,7 @@ pub struct PartitionPosition {
 
 #[async_trait]
 pub trait Positions: Send + Sync {
-    async fn positions(&self) -> Result<Vec<PartitionPosition>, SourceError>;
+    async fn positions(&self) -> Result<Vec<PartitionPosition>, PipeError>;
 }
 
 /// The highest offset of every partition present in `messages`, sorted by
@@ -70,17 +65,11 @@ pub fn highest_offsets(messages: &[Message]) -> Vec<(i32, i64)> {
     highest.into_iter().collect()
 }
 
-impl SourceError {
-    pub fn new(context: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        SourceError { context, source: source.into() }
-    }
-}
-
 /// Where capture puts accepted events (the local log, or the Kafka topic).
 #[async_trait]
 pub trait Producer: Send + Sync {
     /// Appends messages durably: when this returns Ok they survive a crash.
-    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError>;
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError>;
 }
 
 #[cfg(test)]

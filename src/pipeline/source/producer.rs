@@ -11,7 +11,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::{Producer, SourceError};
+use super::Producer;
+use crate::error::{ErrorKind, PipeError};
 use crate::config::KafkaSettings;
 
 /// One message to produce.
@@ -30,9 +31,9 @@ pub struct KafkaProducer {
 
 impl KafkaProducer {
     /// A producer for the configured brokers; an error when KAFKA_HOSTS is unset.
-    pub fn new(settings: &KafkaSettings) -> Result<Self, SourceError> {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, PipeError> {
         let mut config = crate::kafka::client_config(settings)
-            .ok_or_else(|| SourceError::new("create the Kafka producer", "KAFKA_HOSTS is not set"))?;
+            .ok_or_else(|| PipeError::transient("create the Kafka producer", "KAFKA_HOSTS is not set"))?;
         config
             .set("acks", "all")
             // Latency of an SDK request matters more than batching here; the
@@ -44,7 +45,7 @@ impl KafkaProducer {
             .set("message.max.bytes", (16 * 1024 * 1024).to_string())
             // A broker that stays down surfaces as an error within bounded time.
             .set("message.timeout.ms", "30000");
-        let producer = config.create().map_err(|e| SourceError::new("create the Kafka producer", e))?;
+        let producer = config.create().map_err(|e| PipeError::transient("create the Kafka producer", e))?;
         Ok(KafkaProducer { producer, settings: settings.clone() })
     }
 
@@ -54,14 +55,14 @@ impl KafkaProducer {
     }
 
     /// Produces keyed messages to `topic` (with its prefix), waiting for every delivery report.
-    pub async fn append_to(&self, topic: &str, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+    pub async fn append_to(&self, topic: &str, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
         let records: Vec<Record> =
             messages.iter().map(|(k, p)| Record { key: Some(k), payload: p, headers: Vec::new() }).collect();
         self.send(topic, &records).await
     }
 
     /// Produces `records` to `topic` and waits for every delivery report.
-    pub async fn send(&self, topic: &str, records: &[Record<'_>]) -> Result<(), SourceError> {
+    pub async fn send(&self, topic: &str, records: &[Record<'_>]) -> Result<(), PipeError> {
         let mut pending = Vec::with_capacity(records.len());
         for r in records {
             let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
@@ -83,15 +84,15 @@ impl KafkaProducer {
                         record = back;
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    Err((e, _)) => return Err(SourceError::new("produce to Kafka", e)),
+                    Err((e, _)) => return Err(PipeError::new(kafka_kind(&e), "produce to Kafka", e)),
                 }
             }
         }
         for result in join_all(pending).await {
             match result {
                 Ok(Ok(_)) => {}
-                Ok(Err((e, _))) => return Err(SourceError::new("deliver to Kafka", e)),
-                Err(_) => return Err(SourceError::new("deliver to Kafka", "the producer was dropped")),
+                Ok(Err((e, _))) => return Err(PipeError::new(kafka_kind(&e), "deliver to Kafka", e)),
+                Err(_) => return Err(PipeError::transient("deliver to Kafka", "the producer was dropped")),
             }
         }
         Ok(())
@@ -102,7 +103,24 @@ impl KafkaProducer {
 impl Producer for KafkaProducer {
     /// Appends to the consumption topic, keyed by `token:distinct_id` so one
     /// person's events stay in order on one partition.
-    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), SourceError> {
+    async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
         self.append_to(&self.topic(&self.settings.kafka_consumption_topic), messages).await
+    }
+}
+
+/// A message the broker refuses for its size or shape is the data's fault;
+/// everything else (brokers down, timeouts, leaders moving) may pass.
+pub fn kafka_kind(e: &KafkaError) -> ErrorKind {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::MessageSizeTooLarge | C::InvalidMessage | C::InvalidMessageSize | C::InvalidRecord) => ErrorKind::Data,
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication
+            | C::UnknownTopic,
+        ) => ErrorKind::Fatal,
+        _ => ErrorKind::Transient,
     }
 }
