@@ -84,6 +84,8 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('--admin-addr', '--admin-addr', [CompletionResultType]::ParameterName, 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network')
             [CompletionResult]::new('--capture-addr', '--capture-addr', [CompletionResultType]::ParameterName, 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)')
             [CompletionResult]::new('--healthcheck-max-stale-seconds', '--healthcheck-max-stale-seconds', [CompletionResultType]::ParameterName, 'Seconds without ingesting anything, while events wait, before /_health fails')
+            [CompletionResult]::new('--health-max-failing-seconds', '--health-max-failing-seconds', [CompletionResultType]::ParameterName, 'Seconds one batch may keep failing (a dependency down, a write refused and retried) before /_health fails; it passes again once the batch goes through')
+            [CompletionResult]::new('--shutdown-timeout-seconds', '--shutdown-timeout-seconds', [CompletionResultType]::ParameterName, 'Seconds SIGTERM waits for the batches in hand to be written and committed before phs exits anyway (with code 1); a second SIGTERM exits at once')
             [CompletionResult]::new('--statsd-host', '--statsd-host', [CompletionResultType]::ParameterName, 'StatsD host; unset disables StatsD export')
             [CompletionResult]::new('--statsd-port', '--statsd-port', [CompletionResultType]::ParameterName, 'StatsD port')
             [CompletionResult]::new('--statsd-prefix', '--statsd-prefix', [CompletionResultType]::ParameterName, 'Prefix of every StatsD metric')

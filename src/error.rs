@@ -56,8 +56,9 @@ impl ErrorKind {
             return match n & 0xff {
                 // BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL
                 5 | 6 | 7 | 10 | 13 | 14 | 15 => ErrorKind::Transient,
-                // READONLY, CORRUPT, NOTADB, AUTH
-                8 | 11 | 26 | 23 => ErrorKind::Fatal,
+                // ERROR (no such table or column: SQLite is typed loosely, so a
+                // value is rarely at fault), READONLY, CORRUPT, NOTADB, AUTH
+                1 | 8 | 11 | 26 | 23 => ErrorKind::Fatal,
                 _ => ErrorKind::Data,
             };
         }
@@ -157,5 +158,6 @@ mod tests {
         assert_eq!(k("2067"), ErrorKind::Data, "SQLITE_CONSTRAINT_UNIQUE");
         assert_eq!(k("18"), ErrorKind::Data, "SQLITE_TOOBIG");
         assert_eq!(k("11"), ErrorKind::Fatal, "SQLITE_CORRUPT");
+        assert_eq!(k("1"), ErrorKind::Fatal, "SQLITE_ERROR: no such table");
     }
 }

@@ -35,9 +35,9 @@ use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
+use crate::supervisor::{Supervisor, TaskFailed};
 use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
-use crate::supervisor::{Supervisor, TaskFailed};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Error)]
@@ -133,7 +133,9 @@ pub async fn run(
     // truth (503 with the reason) while they drain after a failure.
     let admin_stop = CancellationToken::new();
     let mut admin = tokio::spawn(
-        axum::serve(listener, admin::router(state)).with_graceful_shutdown(admin_stop.clone().cancelled_owned()).into_future(),
+        axum::serve(listener, admin::router(state))
+            .with_graceful_shutdown(admin_stop.clone().cancelled_owned())
+            .into_future(),
     );
     let waiting = tasks.wait();
     tokio::pin!(waiting);
@@ -274,19 +276,17 @@ async fn start_pipeline(
     let capture_stop = stop.clone();
     tasks.spawn("capture endpoint", async move {
         let app = capture.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(capture_stop.cancelled_owned()).await.map_err(|e| e.to_string())
+        axum::serve(listener, app)
+            .with_graceful_shutdown(capture_stop.cancelled_owned())
+            .await
+            .map_err(|e| e.to_string())
     });
     tasks.spawn("pipeline", async move { main.run(source, stop).await });
     Ok(())
 }
 
 /// The metrics sampler, the heartbeat and (with STATSD_HOST) the StatsD exporter.
-fn start_observability(
-    settings: &ServeSettings,
-    cache: Arc<dyn cache::Cache>,
-    who: &Identity,
-    tasks: &mut Supervisor,
-) {
+fn start_observability(settings: &ServeSettings, cache: Arc<dyn cache::Cache>, who: &Identity, tasks: &mut Supervisor) {
     let stop = tasks.stop();
     let metrics = crate::metrics::global();
     tasks.spawn_infallible("metrics sampler", crate::metrics::sampler::run(metrics, stop.clone()));

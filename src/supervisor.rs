@@ -64,7 +64,9 @@ impl Supervisor {
         while let Some(joined) = self.tasks.join_next_with_id().await {
             let (id, outcome) = match joined {
                 Ok((id, outcome)) => (id, outcome),
-                Err(e) if e.is_panic() => (e.id(), Err(format!("panicked: {}", crate::error::panic_message(e.into_panic())))),
+                Err(e) if e.is_panic() => {
+                    (e.id(), Err(format!("panicked: {}", crate::error::panic_message(e.into_panic()))))
+                }
                 Err(e) => (e.id(), Err("was cancelled".to_string())),
             };
             let task = self.names.get(&id).copied().unwrap_or("unnamed");
@@ -84,7 +86,6 @@ impl Supervisor {
         first.map_or(Ok(()), Err)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

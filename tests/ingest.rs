@@ -216,7 +216,7 @@ async fn malformed_log_messages_go_to_the_dead_letter_queue() {
         b"{not json".to_vec(),
         vec![0xff, 0xfe, 0x00],
         serde_json::to_vec(&unknown).unwrap(),
-        json!({"uuid": "u", "distinct_id": "d", "ip": null, "site_url": "s", "data": "{\"properties\": {}}", "token": token,
+        json!({"uuid": uuid::Uuid::now_v7().to_string(), "distinct_id": "d", "ip": null, "site_url": "s", "data": "{\"properties\": {}}", "token": token,
                "now": "2024-01-01T00:00:00Z", "sent_at": null}).to_string().into_bytes(),
         {
             let mut huge: Value = serde_json::from_slice(&good("huge")).unwrap();

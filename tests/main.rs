@@ -12,6 +12,7 @@ mod completions;
 mod ingest;
 mod jobs;
 mod migrate;
+mod never_stall;
 mod outage;
 mod overflow;
 mod persons;

@@ -53,16 +53,16 @@ impl Deployment {
         d
     }
 
-    fn cli(&self, args: &[&str]) -> String {
+    pub(crate) fn cli(&self, args: &[&str]) -> String {
         crate::util::phs_ok(&self.env, args)
     }
 
-    fn producer(&self) -> KafkaProducer {
+    pub(crate) fn producer(&self) -> KafkaProducer {
         KafkaProducer::new(&self.settings.kafka).unwrap()
     }
 
     /// `phs events list --json` (read from ClickHouse) once it shows `n` events.
-    fn wait_for_events(&self, n: usize) -> Vec<Value> {
+    pub(crate) fn wait_for_events(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = self.cli(&["events", "list", "--json", "--limit", "100000"]);
@@ -98,7 +98,7 @@ impl Deployment {
 }
 
 /// A message in the capture format, as produced straight to the topic.
-fn capture_message(token: &str, event: &str, distinct_id: &str) -> (String, Vec<u8>, String) {
+pub(crate) fn capture_message(token: &str, event: &str, distinct_id: &str) -> (String, Vec<u8>, String) {
     let uuid = uuid::Uuid::now_v7().to_string();
     let m = json!({"uuid": uuid, "distinct_id": distinct_id, "ip": "10.0.0.1", "site_url": "http://x",
                    "data": json!({"event": event, "properties": {"direct": true}}).to_string(), "token": token,
@@ -111,7 +111,7 @@ async fn post(url: &str, body: &Value) -> u16 {
     r.send().await.unwrap().status().as_u16()
 }
 
-fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Some(s) = server.child.try_wait().unwrap() {

@@ -74,7 +74,6 @@ impl From<StoreError> for Failure {
     }
 }
 
-
 impl Pipeline {
     /// Runs the stages on `messages`, retrying transient failures; a data
     /// failure is narrowed down to the messages at fault, which come back as
@@ -190,7 +189,10 @@ async fn write_elsewhere(sink: Arc<dyn EventSink>, batch: Arc<SinkBatch>) -> Res
     match tokio::spawn(async move { sink.write(&batch).await }).await {
         Ok(r) => r,
         // A panic while encoding rows is the rows' fault: halving finds the one.
-        Err(e) if e.is_panic() => Err(PipeError::data("write events (the writing task panicked)", crate::error::panic_message(e.into_panic()))),
+        Err(e) if e.is_panic() => Err(PipeError::data(
+            "write events (the writing task panicked)",
+            crate::error::panic_message(e.into_panic()),
+        )),
         Err(e) => Err(PipeError::transient("write events (the writing task failed)", e)),
     }
 }

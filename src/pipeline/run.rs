@@ -96,8 +96,9 @@ impl Pipeline {
         let mut in_hand: Option<Processed> = None;
         loop {
             let reading = !stop.is_cancelled();
-            let next =
-                async { if reading { self.next_batch(source.as_mut(), &stop).await } else { Next::Halted(Halt::Stopped) } };
+            let next = async {
+                if reading { self.next_batch(source.as_mut(), &stop).await } else { Next::Halted(Halt::Stopped) }
+            };
             let (written, next) = match &in_hand {
                 Some(p) => tokio::join!(self.write(p), next),
                 None => (Ok(Vec::new()), next.await),
@@ -231,7 +232,9 @@ impl Pipeline {
         }
         for e in events {
             let one = std::slice::from_ref(e);
-            if let Some(err) = refusal(retry(&self.worker, None, "queue an event for onEvent", || h.enqueue(one)).await)? {
+            if let Some(err) =
+                refusal(retry(&self.worker, None, "queue an event for onEvent", || h.enqueue(one)).await)?
+            {
                 tracing::error!(%err, uuid = %e.uuid, "the job queue refused an event; its onEvent/exportEvents is skipped");
                 metrics::global().dropped("handoff_refused", 1);
             }

@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use super::fixtures::{Fixture, FixtureError, Outcome, Report};
 use super::logs::MemoryLog;
 use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
-use crate::pipeline::source::Producer;
 use crate::error::PipeError;
+use crate::pipeline::source::Producer;
 use crate::store::JobQueue;
 
 /// One reply of the fixture's HTTP responder.

@@ -22,7 +22,6 @@ pub mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use crate::cache::Cache;
 use crate::pipeline::plugins::PluginRunner;
 use crate::store::Store;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
-use crate::error::PipeError;
 use crate::error::ErrorKind;
+use crate::error::PipeError;
 use crate::pipeline::prepare::EventPerson;
 
 fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {

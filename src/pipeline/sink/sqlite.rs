@@ -29,8 +29,7 @@ pub struct SqliteEvents {
 
 impl SqliteEvents {
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| PipeError::transient("create the data directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("events.sqlite3").display()))
             .map_err(err("open the events store"))?
             .create_if_missing(true)

@@ -16,8 +16,8 @@ use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
 use super::{Message, PartitionPosition, Positions, Source};
-use crate::error::PipeError;
 use crate::config::KafkaSettings;
+use crate::error::PipeError;
 
 /// After the first message of a batch, how long to wait for more before
 /// handing a partial batch on: bounds the added latency.
@@ -75,8 +75,9 @@ impl KafkaSource {
             // A crashed instance's partitions go to the others after this long.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "2000");
-        let consumer: StreamConsumer<RebalanceLog> =
-            config.create_with_context(RebalanceLog).map_err(|e| PipeError::transient("create the Kafka consumer", e))?;
+        let consumer: StreamConsumer<RebalanceLog> = config
+            .create_with_context(RebalanceLog)
+            .map_err(|e| PipeError::transient("create the Kafka consumer", e))?;
         let topic = settings.topic(topic);
         consumer.subscribe(&[&topic]).map_err(|e| PipeError::transient("subscribe to the consumption topic", e))?;
         Ok(KafkaSource { consumer: Arc::new(consumer), topic })

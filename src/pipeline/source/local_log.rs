@@ -36,8 +36,7 @@ impl LocalLog {
     }
 
     async fn open_file(dir: &Path, file: &str) -> Result<Self, PipeError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| PipeError::transient("create the data directory", e))?;
+        std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
         let path = dir.join(file);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
             .map_err(err("open the ingestion log"))?

@@ -12,7 +12,6 @@ use crate::error::PipeError;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 /// One raw message: the capture-format JSON and its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {

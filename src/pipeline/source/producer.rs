@@ -12,8 +12,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::Producer;
-use crate::error::{ErrorKind, PipeError};
 use crate::config::KafkaSettings;
+use crate::error::{ErrorKind, PipeError};
 
 /// One message to produce.
 pub struct Record<'a> {

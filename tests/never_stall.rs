@@ -1,0 +1,253 @@
+//! Regression tests for the inputs and failures that used to stop ingestion
+//! for every team while `/_health` stayed green, each through a running
+//! `phs serve`: poison events are stored made safe or dead-lettered and the
+//! events after them flow on; a batch that keeps failing turns `/_health`
+//! 503 and back to 200 once it passes; a dead pipeline stops the server with
+//! its reason; SIGTERM's drain is bounded.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::ingest::{cli, post, wait_for_events};
+use crate::production::{Deployment, capture_message, wait_exit};
+use crate::serve::{Server, sigterm, start, wait_healthy};
+use crate::util::{clickhouse_host, free_port, phs_ok, unique};
+
+/// `/_health`'s status and body.
+async fn health(server: &Server) -> (u16, Value) {
+    let r = reqwest::get(format!("http://{}/_health", server.addr)).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `/_health` until it answers `code`, within `within`; its body.
+async fn health_becomes(server: &Server, code: u16, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (got, body) = health(server).await;
+        if got == code {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/_health stayed {got} ({body}), want {code} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn by_event<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter().find(|r| r["event"] == name).unwrap_or_else(|| panic!("no stored `{name}` event in {rows:?}"))
+}
+
+/// The events that used to poison a partition, sent through capture.
+fn poison_batch(token: &str) -> Value {
+    json!({"api_key": token, "batch": [
+        {"event": "huge_offset", "distinct_id": "p1", "offset": 1_000_000_000_000_000_000i64},
+        {"event": "negative_offset", "distinct_id": "p1", "offset": -1_000_000_000_000_000_000i64},
+        {"event": "skewed", "distinct_id": "p1", "timestamp": "9999-12-31T23:59:59Z", "sent_at": "0001-01-01T00:00:00Z"},
+        {"event": "nul\u{0}name", "distinct_id": "a\u{0}b", "properties": {"k\u{0}": "v\u{0}", "$set": {"n\u{0}": "x\u{0}"}}},
+        {"event": "after", "distinct_id": "p2"},
+    ]})
+}
+
+fn assert_made_safe(rows: &[Value], before: chrono::DateTime<chrono::Utc>) {
+    for name in ["huge_offset", "negative_offset", "skewed"] {
+        let t: chrono::DateTime<chrono::Utc> = by_event(rows, name)["timestamp"].as_str().unwrap().parse().unwrap();
+        assert!(t >= before - chrono::Duration::seconds(5), "{name}'s out-of-range time should become now: {t}");
+    }
+    let nul = by_event(rows, "nul\u{FFFD}name");
+    assert_eq!(nul["distinct_id"], "a\u{FFFD}b");
+    assert_eq!(nul["properties"]["k\u{FFFD}"], "v\u{FFFD}");
+    by_event(rows, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_poison_events_are_made_safe_or_dead_lettered_and_the_rest_flows() {
+    use phs::pipeline::source::Producer;
+    use phs::pipeline::source::local_log::LocalLog;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let before = chrono::Utc::now();
+    let (code, _) = post(
+        &format!("http://{}/batch/", server.capture),
+        "application/json",
+        poison_batch(&token).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    // Straight into the log, past capture's checks: a uuid that is not one.
+    let log = LocalLog::open(&d).await.unwrap();
+    let (key, mut bad_uuid, _) = capture_message(&token, "bad_uuid", "p3");
+    let mut m: Value = serde_json::from_slice(&bad_uuid).unwrap();
+    m["uuid"] = json!("not-a-uuid");
+    bad_uuid = serde_json::to_vec(&m).unwrap();
+    let (key2, last, _) = capture_message(&token, "last", "p3");
+    log.append(&[(key, bad_uuid), (key2, last)]).await.unwrap();
+
+    let rows = wait_for_events(&d, 6);
+    assert_made_safe(&rows, before);
+    by_event(&rows, "last");
+    assert!(rows.iter().all(|r| r["event"] != "bad_uuid"), "{rows:?}");
+    let person = cli(&d, &["persons", "show", "a\u{FFFD}b", "--team", &token, "--json"]);
+    let person: Value = serde_json::from_str(&person).unwrap();
+    assert_eq!(person["properties"]["n\u{FFFD}"], "x\u{FFFD}");
+    assert_eq!(log.dead_letter_counts().await.unwrap(), vec![("invalid_uuid".to_string(), 1)]);
+    assert_eq!(health(&server).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_poison_events_are_made_safe_or_dead_lettered_and_the_rest_flows() {
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+    let before = chrono::Utc::now();
+    let (code, _) = post(
+        &format!("http://{}/batch/", server.capture),
+        "application/json",
+        poison_batch(&token).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (key, bad, _) = capture_message(&token, "bad_uuid", "p3");
+    let mut m: Value = serde_json::from_slice(&bad).unwrap();
+    m["uuid"] = json!("not-a-uuid");
+    let (key2, last, _) = capture_message(&token, "last", "p3");
+    use phs::pipeline::source::Producer;
+    d.producer().append(&[(key, serde_json::to_vec(&m).unwrap()), (key2, last)]).await.unwrap();
+
+    let rows = d.wait_for_events(6);
+    assert_made_safe(&rows, before);
+    by_event(&rows, "last");
+    // Postgres holds the person under the made-safe id (a NUL used to fail the read-ahead forever).
+    let person: Value =
+        serde_json::from_str(&d.cli(&["persons", "show", "a\u{FFFD}b", "--team", &token, "--json"])).unwrap();
+    assert_eq!(person["properties"]["n\u{FFFD}"], "x\u{FFFD}");
+    let letters = crate::sinks::consume(&d.settings, &d.settings.kafka.topic("events_plugin_ingestion_dlq"), 1).await;
+    assert_eq!(letters[0].headers["reason"], "invalid_uuid");
+    assert_eq!(health(&server).await.0, 200);
+}
+
+/// Forwards `port` to ClickHouse once started: until then, ClickHouse is "down".
+async fn clickhouse_proxy(port: u16) -> tokio::task::JoinHandle<()> {
+    let target = clickhouse_host().trim_start_matches("http://").to_string();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    })
+}
+
+/// An embedded server whose events go to ClickHouse through `port`, where nothing listens yet.
+/// Also returns the team's token and the settings that reach ClickHouse through `port`.
+fn with_clickhouse_down(
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[(&'static str, String)],
+) -> (Server, String, Vec<(&'static str, String)>) {
+    let database = unique("phs_t");
+    let real = [
+        ("PHS_DATA_DIR", dir.display().to_string()),
+        ("CLICKHOUSE_HOST", clickhouse_host()),
+        ("CLICKHOUSE_DATABASE", database.clone()),
+    ];
+    phs_ok(&real, &["migrate"]);
+    let token = phs_ok(&real, &["teams", "create", "shop"]).trim().to_string();
+    let mut env = vec![
+        ("PHS_DATA_DIR", dir.display().to_string()),
+        ("CLICKHOUSE_HOST", format!("127.0.0.1:{port}")),
+        ("CLICKHOUSE_DATABASE", database),
+    ];
+    let through_port = env.clone();
+    env.extend(extra.iter().cloned());
+    (start(&env), token, through_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_keeps_failing_turns_health_503_until_it_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, token, env) =
+        with_clickhouse_down(dir.path(), port, &[("PHS_HEALTH_MAX_FAILING_SECONDS", "2".into())]);
+    wait_healthy(&mut server);
+    let body = json!({"api_key": token, "batch": [{"event": "waiting", "distinct_id": "d"}]});
+    let (code, _) =
+        post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(code, 200, "capture accepts while the sink is down: the local log holds the event");
+    let report = health_becomes(&server, 503, Duration::from_secs(30)).await;
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("failing to write events"), "{reason}");
+
+    let _proxy = clickhouse_proxy(port).await;
+    health_becomes(&server, 200, Duration::from_secs(30)).await;
+    let stored = phs_ok(&env, &["events", "list", "--json"]);
+    assert!(stored.contains("\"waiting\""), "the retried batch is stored once ClickHouse answers: {stored}");
+}
+
+#[test]
+fn a_dead_pipeline_stops_the_server_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let mut server = crate::serve::start_logged(&[("PHS_DATA_DIR", d.display().to_string())], &d.join("serve.log"));
+    wait_healthy(&mut server);
+    // A table gone under a running server: no retry can fix that.
+    let events = d.join("events.sqlite3");
+    let dropped = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE events'); c.commit()"])
+        .arg(&events)
+        .status()
+        .unwrap();
+    assert!(dropped.success());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
+    let (code, _) = rt.block_on(post(
+        &format!("http://{}/batch/", server.capture),
+        "application/json",
+        body.to_string().into_bytes(),
+    ));
+    assert_eq!(code, 200);
+    let status = wait_exit(&mut server, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "a fatal pipeline failure exits non-zero");
+    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    assert!(log.contains("task `pipeline` failed") && log.contains("no such table"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_within_its_bound_and_a_second_one_exits_at_once() {
+    // The batch in hand cannot be written (ClickHouse down): the drain waits for it...
+    for second_signal in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let (mut server, token, _) =
+            with_clickhouse_down(dir.path(), port, &[("PHS_SHUTDOWN_TIMEOUT_SECONDS", "4".into())]);
+        wait_healthy(&mut server);
+        let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
+        let (code, _) =
+            post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
+        assert_eq!(code, 200);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let sent = Instant::now();
+        sigterm(&server.child);
+        if second_signal {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(server.child.try_wait().unwrap().is_none(), "the first SIGTERM drains, it does not exit at once");
+            sigterm(&server.child);
+        }
+        let status = wait_exit(&mut server, Duration::from_secs(10));
+        let took = sent.elapsed();
+        assert_eq!(status.code(), Some(1), "an unfinished drain exits 1");
+        if second_signal {
+            assert!(took < Duration::from_secs(3), "a second SIGTERM exits at once, took {took:?}");
+        } else {
+            assert!(took >= Duration::from_secs(3), "...up to PHS_SHUTDOWN_TIMEOUT_SECONDS, took {took:?}");
+        }
+    }
+}
