@@ -48,6 +48,7 @@ fn limits() -> Limits {
         memory: 16 * 1024 * 1024,
         process_event: Duration::from_millis(200),
         on_event: Duration::from_millis(500),
+        task_cpu: Duration::from_secs(2),
         task: Duration::from_secs(2),
     }
 }

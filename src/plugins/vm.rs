@@ -7,9 +7,11 @@
 //! meta table are per state.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -113,10 +115,12 @@ impl PluginVm {
             .set_mode(mlua::ChunkMode::Text)
             .into_function()
             .map_err(|e| LoadError::Compile { file: main.clone(), message: clean(&e.to_string()) })?;
-        deadline.arm(limits.task);
-        let returned: mlua::Result<Value> = chunk.call(());
+        deadline.arm(limits.task_cpu);
+        let returned = std::panic::catch_unwind(AssertUnwindSafe(|| chunk.call::<Value>(())));
         deadline.disarm();
-        let returned = returned.map_err(|e| LoadError::Run(classify(&e, &limits)))?;
+        let returned = returned
+            .map_err(|panic| LoadError::Run(host_panic(&*panic)))?
+            .map_err(|e| LoadError::Run(classify(&e, &limits)))?;
         // A main file may `return { processEvent = ... }` or define globals.
         let hooks = match returned {
             Value::Table(t) => t,
@@ -211,7 +215,7 @@ impl PluginVm {
         let limit = match hook {
             Hook::Top("processEvent") => inner.limits.process_event,
             Hook::Top("onEvent") => inner.limits.on_event,
-            _ => inner.limits.task,
+            _ => inner.limits.task_cpu,
         };
         let lua = &inner.lua;
         let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
@@ -242,7 +246,9 @@ impl PluginVm {
         // poll runs them to the end, and the wall-clock timer is only set up
         // for those that do (the CPU deadline covers the first poll).
         let wall = limit.max(inner.limits.task);
-        let mut call = std::pin::pin!(pcall.call_async::<Value>(args));
+        // mlua catches a panic in a host function and resumes it once the
+        // error reaches Rust, here: it becomes this call's error, not the server's.
+        let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
         let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         let result = match first {
             std::task::Poll::Ready(r) => Ok(r),
@@ -251,7 +257,8 @@ impl PluginVm {
         inner.deadline.disarm();
         let value = match result {
             Err(_) => return Err(CallError::TimeLimit(wall)),
-            Ok(r) => r.map_err(|e| classify(&e, &inner.limits))?,
+            Ok(Err(panic)) => return Err(host_panic(&*panic)),
+            Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,
         };
         match value {
             Value::Nil => Ok(None),
@@ -348,6 +355,16 @@ pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
         return CallError::MemoryLimit(limits.memory);
     }
     CallError::Plugin { message: text }
+}
+
+/// A panic inside a host function, as the error of the call that made it.
+fn host_panic(panic: &(dyn std::any::Any + Send)) -> CallError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    CallError::Plugin { message: format!("phs internal error: a host function panicked ({what})") }
 }
 
 /// Drops mlua's Rust-side decoration, keeping the Lua message and traceback.
