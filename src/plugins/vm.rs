@@ -323,12 +323,18 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
                     Value::String(s) => s.to_string_lossy(),
                     v => v.to_string().unwrap_or_else(|_| "error object".into()),
                 };
-                Value::String(lua.traceback(Some(&msg), 2)?)
+                Value::String(lua.traceback(Some(&msg), 3)?)
             }
         })
     })?;
+    // Host errors (userdata) skip the Rust handler: converting one that
+    // carries a panic into a Value would resume the panic inside the handler.
     lua.load(
-        r#"local xpcall, error, handler = ...
+        r#"local xpcall, error, add_traceback, type = ...
+           local function handler(e)
+             if type(e) == "userdata" then return e end
+             return add_traceback(e)
+           end
            return function(f, ...)
              local ok, result = xpcall(f, handler, ...)
              if ok then return result end
@@ -336,7 +342,12 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
            end"#,
     )
     .set_name("=phs:call")
-    .call::<Function>((lua.globals().get::<Function>("xpcall")?, lua.globals().get::<Function>("error")?, handler))
+    .call::<Function>((
+        lua.globals().get::<Function>("xpcall")?,
+        lua.globals().get::<Function>("error")?,
+        handler,
+        lua.globals().get::<Function>("type")?,
+    ))
 }
 
 /// Sorts an mlua error into a limit or the plugin's own error.
@@ -381,5 +392,52 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plugins::{Manifest, logs::MemoryLog};
+
+    fn vm(code: &str) -> PluginVm {
+        let manifest = Manifest::parse(r#"{"name": "panicky"}"#).unwrap();
+        let source = PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap();
+        let ctx = Context {
+            team_id: 1,
+            plugin_id: 1,
+            plugin_config_id: 1,
+            config: Default::default(),
+            cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+            storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+            jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
+            logs: Arc::new(MemoryLog::default()),
+            capture: None,
+            fetch: Default::default(),
+            attachments: Vec::new(),
+            geoip: None,
+        };
+        PluginVm::load(&source, ctx, Limits::default()).unwrap()
+    }
+
+    /// Any host function that panics (a bug not found yet) fails only its call.
+    #[tokio::test]
+    async fn a_panicking_host_function_fails_the_call_not_the_server() {
+        let vm = vm("function processEvent(e) if e.event == 'boom' then boom() end return e end");
+        {
+            let inner = vm.inner.lock().await;
+            let boom = inner.lua.create_function(|_, ()| -> mlua::Result<()> { panic!("a host bug") }).unwrap();
+            inner.lua.globals().set("boom", boom).unwrap();
+        }
+        let err = vm.process_event(&serde_json::json!({"event": "boom"})).await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::Plugin { message } if message.contains("panicked") && message.contains("a host bug")),
+            "{err:?}"
+        );
+        // The state still serves the next call.
+        let ok = vm.process_event(&serde_json::json!({"event": "fine"})).await.unwrap();
+        assert!(matches!(ok, ProcessOutcome::Event(e) if e["event"] == "fine"));
     }
 }
