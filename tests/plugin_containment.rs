@@ -213,7 +213,8 @@ async fn escapes_from_the_limits_are_stopped_while_another_team_keeps_ingesting(
 
     const N: usize = 4000;
     let baseline = ingest(&url, &d, &b, "before", N).await;
-    let attacks: Vec<Value> = ["pattern", "gc", "ttl", "plain"].iter().map(|e| json!({"event": e, "distinct_id": "x"})).collect();
+    let attacks: Vec<Value> =
+        ["pattern", "gc", "ttl", "plain"].iter().map(|e| json!({"event": e, "distinct_id": "x"})).collect();
     let body = json!({"api_key": a, "batch": attacks});
     assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
     let body = json!({"api_key": c, "batch": [{"event": "setup", "distinct_id": "x"}]});

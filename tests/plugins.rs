@@ -99,9 +99,11 @@ async fn hostile_plugins_are_contained() {
         ("catastrophic pattern", "string.find(string.rep('a', 20000), string.rep('a*', 40) .. 'b')", |e| {
             matches!(e, CallError::TimeLimit(_))
         }),
-        ("catastrophic pattern in pcall", "while true do pcall(string.match, ('a'):rep(20000), ('a-'):rep(40) .. 'b') end", |e| {
-            matches!(e, CallError::TimeLimit(_))
-        }),
+        (
+            "catastrophic pattern in pcall",
+            "while true do pcall(string.match, ('a'):rep(20000), ('a-'):rep(40) .. 'b') end",
+            |e| matches!(e, CallError::TimeLimit(_)),
+        ),
         ("catastrophic method call", "local s = ('a'):rep(5000) s:gsub(('.-'):rep(30) .. 'b', '')", |e| {
             matches!(e, CallError::TimeLimit(_))
         }),
@@ -109,9 +111,11 @@ async fn hostile_plugins_are_contained() {
         ("looping __gc", "setmetatable({}, {__gc = function() while true do end end})", |e| {
             e.to_string().contains("__gc")
         }),
-        ("__gc on a userdata's metatable", "local ok, err = pcall(error, RetryError('x')) local mt = getmetatable(err) mt.__gc = function() while true do end end", |e| {
-            !e.is_limit()
-        }),
+        (
+            "__gc on a userdata's metatable",
+            "local ok, err = pcall(error, RetryError('x')) local mt = getmetatable(err) mt.__gc = function() while true do end end",
+            |e| !e.is_limit(),
+        ),
         ("cache TTL of math.huge", "meta.cache:set('k', 1, math.huge)", |e| e.to_string().contains("TTL")),
         ("cache TTL of NaN", "meta.cache:expire('k', 0/0)", |e| e.to_string().contains("TTL")),
     ];

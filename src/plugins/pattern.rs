@@ -86,7 +86,15 @@ pub struct Matcher<'a, B: FnMut() -> bool> {
 
 impl<'a, B: FnMut() -> bool> Matcher<'a, B> {
     pub fn new(src: &'a [u8], pat: &'a [u8], budget: B) -> Self {
-        Matcher { src, pat, level: 0, caps: [(0, CapLen::Unfinished); MAX_CAPTURES], depth: MAX_DEPTH, steps: 0, budget }
+        Matcher {
+            src,
+            pat,
+            level: 0,
+            caps: [(0, CapLen::Unfinished); MAX_CAPTURES],
+            depth: MAX_DEPTH,
+            steps: 0,
+            budget,
+        }
     }
 
     /// Tries to match the whole pattern at subject offset `s`; the end of the match if it does.

@@ -70,9 +70,8 @@ pub fn install(lua: &Lua, string: &Table, deadline: Arc<Deadline>, memory: usize
     let d = deadline.clone();
     let gmatch = lua.create_function(move |lua, args: MultiValue| reply(lua, &d, gmatch(lua, &d, &args)))?;
     let d = deadline;
-    let gsub = lua.create_function(move |lua, args: MultiValue| {
-        reply(lua, &d, gsub(lua, &d, &raw_pcall, memory, &args))
-    })?;
+    let gsub =
+        lua.create_function(move |lua, args: MultiValue| reply(lua, &d, gsub(lua, &d, &raw_pcall, memory, &args)))?;
     lua.load(
         r#"local string, find, match, gmatch, gsub = ...
            local error = error

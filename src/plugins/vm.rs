@@ -404,7 +404,8 @@ mod tests {
 
     fn vm(code: &str) -> PluginVm {
         let manifest = Manifest::parse(r#"{"name": "panicky"}"#).unwrap();
-        let source = PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap();
+        let source =
+            PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap();
         let ctx = Context {
             team_id: 1,
             plugin_id: 1,

@@ -79,16 +79,100 @@ fn text(lua: &Lua, s: &str) -> Value {
 fn a_table_of_cases_matches_lua() {
     let (lua, _) = state();
     let patterns: &[&str] = &[
-        "", "a", "^a", "a$", "^$", "^", "$", "a*", "a+", "a-", "a?", ".", ".-b", "(a)(b)", "()a()", "(a*(.)%w(%s*))",
-        "%d+", "%a+", "[%a_][%w_]*", "[^%s]+", "[a-c]+", "[]]", "[^]]", "[a-]", "[-a]", "[%]]", "%bxy", "%b()", "%b",
-        "%bx", "%f[%w]%w+", "%f[%W]", "%f[%a]", "%f", "%fx", "(a)%1", "(.)%1", "()%1", "%0", "(a", "a)", "%", "[a",
-        "[^", "[%", "(()", "%w+@%w+%.%a+", "^(%w+)=(%w*)$", "(h)(e)(l)(l)(o)", "%s*$", "x*$", "^x*", "%.", "%%", "%z",
-        "%g+", "%c", "%p+", "%x+", "%u%l+", "[%d%.]+", "(%d+)%.(%d+)", "a.-a", "(a-)b", "^(a?)b", ".*", "(.*)x",
-        "%[", "[%w-]+", "[a-c-e]", "%1", "(%1)", "(a)(%2)",
+        "",
+        "a",
+        "^a",
+        "a$",
+        "^$",
+        "^",
+        "$",
+        "a*",
+        "a+",
+        "a-",
+        "a?",
+        ".",
+        ".-b",
+        "(a)(b)",
+        "()a()",
+        "(a*(.)%w(%s*))",
+        "%d+",
+        "%a+",
+        "[%a_][%w_]*",
+        "[^%s]+",
+        "[a-c]+",
+        "[]]",
+        "[^]]",
+        "[a-]",
+        "[-a]",
+        "[%]]",
+        "%bxy",
+        "%b()",
+        "%b",
+        "%bx",
+        "%f[%w]%w+",
+        "%f[%W]",
+        "%f[%a]",
+        "%f",
+        "%fx",
+        "(a)%1",
+        "(.)%1",
+        "()%1",
+        "%0",
+        "(a",
+        "a)",
+        "%",
+        "[a",
+        "[^",
+        "[%",
+        "(()",
+        "%w+@%w+%.%a+",
+        "^(%w+)=(%w*)$",
+        "(h)(e)(l)(l)(o)",
+        "%s*$",
+        "x*$",
+        "^x*",
+        "%.",
+        "%%",
+        "%z",
+        "%g+",
+        "%c",
+        "%p+",
+        "%x+",
+        "%u%l+",
+        "[%d%.]+",
+        "(%d+)%.(%d+)",
+        "a.-a",
+        "(a-)b",
+        "^(a?)b",
+        ".*",
+        "(.*)x",
+        "%[",
+        "[%w-]+",
+        "[a-c-e]",
+        "%1",
+        "(%1)",
+        "(a)(%2)",
     ];
     let subjects: &[&str] = &[
-        "", "a", "aaa", "ab", "hello world", "(foo(bar))baz", "xaybx", "key=value", "a=", "  trim  ", "12.5 and 3.75",
-        "user@example.com", "THE (quick) fox", "a\0b", "x]y-z", "aa bb aa", "hello", "%d", "^$",
+        "",
+        "a",
+        "aaa",
+        "ab",
+        "hello world",
+        "(foo(bar))baz",
+        "xaybx",
+        "key=value",
+        "a=",
+        "  trim  ",
+        "12.5 and 3.75",
+        "user@example.com",
+        "THE (quick) fox",
+        "a\0b",
+        "x]y-z",
+        "aa bb aa",
+        "hello",
+        "%d",
+        "^$",
     ];
     let mut failures = Vec::new();
     for p in patterns {
@@ -102,7 +186,10 @@ fn a_table_of_cases_matches_lua() {
                 failures.extend(compare(&lua, "gmatch", s.as_bytes(), p.as_bytes(), Value::Integer(init), Value::Nil));
             }
             failures.extend(compare(&lua, "find", s.as_bytes(), p.as_bytes(), Value::Integer(1), Value::Boolean(true)));
-            for r in ["[%0]", "<%1>", "%2", "%%", "%", "%x", "", "<tbl>", "<fn>", "<nil>", "<false>", "<bad>", "<err>", "<num>"] {
+            for r in [
+                "[%0]", "<%1>", "%2", "%%", "%", "%x", "", "<tbl>", "<fn>", "<nil>", "<false>", "<bad>", "<err>",
+                "<num>",
+            ] {
                 failures.extend(compare(&lua, "gsub", s.as_bytes(), p.as_bytes(), text(&lua, r), Value::Nil));
             }
             failures.extend(compare(&lua, "gsub", s.as_bytes(), p.as_bytes(), text(&lua, "-"), Value::Integer(1)));
@@ -138,7 +225,12 @@ fn a_table_of_cases_matches_lua() {
     for (f, s, p, a3, a4) in odd {
         failures.extend(cmp.call::<Option<String>>((*f, s.clone(), p.clone(), a3.clone(), a4.clone())).unwrap());
     }
-    assert!(failures.is_empty(), "{} differences, first ones:\n{}", failures.len(), failures[..failures.len().min(15)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences, first ones:\n{}",
+        failures.len(),
+        failures[..failures.len().min(15)].join("\n")
+    );
 }
 
 /// A small deterministic generator (64-bit LCG), so failures reproduce.
@@ -170,7 +262,7 @@ fn generated_cases_match_lua() {
     for _ in 0..6000 {
         let mut p = String::new();
         for _ in 0..rng.next() % 7 {
-            p.push_str(*rng.pick(tokens));
+            p.push_str(rng.pick::<&str>(tokens));
         }
         let s: Vec<u8> = (0..rng.next() % 14).map(|_| *rng.pick(alphabet)).collect();
         let init = match rng.next() % 3 {
@@ -184,14 +276,19 @@ fn generated_cases_match_lua() {
                     0 => Value::Integer((rng.next() % 4) as i64),
                     _ => Value::Nil,
                 };
-                (text(&lua, *rng.pick(&repls)), n)
+                (text(&lua, rng.pick::<&str>(&repls)), n)
             }
             "find" if rng.next() % 4 == 0 => (init.clone(), Value::Boolean(true)),
             _ => (init, Value::Nil),
         };
         failures.extend(compare(&lua, f, &s, p.as_bytes(), a3, a4));
     }
-    assert!(failures.is_empty(), "{} differences, first ones:\n{}", failures.len(), failures[..failures.len().min(15)].join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences, first ones:\n{}",
+        failures.len(),
+        failures[..failures.len().min(15)].join("\n")
+    );
 }
 
 #[test]
@@ -219,9 +316,13 @@ fn errors_name_the_callers_line_as_lua_does() {
 fn methods_on_strings_use_ours() {
     let lua = sandbox::new_state(&Default::default()).unwrap().0;
     // The string metatable's __index is the string table, so methods resolve to ours.
-    let same: bool = lua.load("return ('x').find == string.find and getmetatable('').__index == string").eval().unwrap();
+    let same: bool =
+        lua.load("return ('x').find == string.find and getmetatable('').__index == string").eval().unwrap();
     assert!(same);
-    let r: (i64, i64, String) = lua.load("local s = 'key=value' local a, b = s:find('=', 1, true) return a, b, s:match('(%w+)$')").eval().unwrap();
+    let r: (i64, i64, String) = lua
+        .load("local s = 'key=value' local a, b = s:find('=', 1, true) return a, b, s:match('(%w+)$')")
+        .eval()
+        .unwrap();
     assert_eq!(r, (4, 4, "value".into()));
 }
 
@@ -253,7 +354,8 @@ fn gsub_output_is_bounded_by_the_memory_limit() {
     let limits = sandbox::Limits { memory: 4 * 1024 * 1024, ..Default::default() };
     let (lua, deadline) = sandbox::new_state(&limits).unwrap();
     deadline.arm(Duration::from_secs(5));
-    let err = lua.load(r#"local s = string.rep("x", 100000) local r = string.rep("y", 1000) return s:gsub(".", r)"#)
+    let err = lua
+        .load(r#"local s = string.rep("x", 100000) local r = string.rep("y", 1000) return s:gsub(".", r)"#)
         .exec()
         .unwrap_err();
     assert!(sandbox::is_memory_error(&err), "{err}");
