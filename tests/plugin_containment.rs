@@ -160,3 +160,85 @@ async fn a_config_failing_too_often_is_disabled_until_enabled_again() {
     let config = listed["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "flaky").unwrap();
     assert_eq!((&config["enabled"], &config["error"]), (&json!(true), &Value::Null));
 }
+
+/// Team A's plugins hit every path that used to escape the limits; team C's
+/// setupPlugin spins.
+const ESCAPES: &str = r#"
+    function processEvent(event, meta)
+      if event.event == "pattern" then string.find(string.rep("a", 20000), string.rep("a*", 40) .. "b") end
+      if event.event == "gc" then setmetatable({}, {__gc = function() while true do end end}) end
+      if event.event == "ttl" then meta.cache:set("k", 1, math.huge) end
+      return event
+    end"#;
+
+const SPINNING_SETUP: &str = "function setupPlugin() while true do end end function processEvent(e) return e end";
+
+/// Posts `n` events named `name` for `token` in batches, then returns how
+/// long it took until all of them were stored.
+async fn ingest(url: &str, d: &std::path::Path, token: &str, name: &str, n: usize) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    for chunk in 0..n / 100 {
+        let batch: Vec<Value> =
+            (0..100).map(|i| json!({"event": name, "distinct_id": format!("u{}", (chunk * 100 + i) % 50)})).collect();
+        let body = json!({"api_key": token, "batch": batch});
+        assert_eq!(post(url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    }
+    let limit = (n + 10).to_string();
+    loop {
+        let out = cli(d, &["events", "list", "--event", name, "--limit", &limit, "--json"]);
+        if out.lines().count() >= n {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(40), "{name}: only {} stored", out.lines().count());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escapes_from_the_limits_are_stopped_while_another_team_keeps_ingesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let a = cli(&d, &["teams", "create", "escapes"]).trim().to_string();
+    let b = cli(&d, &["teams", "create", "neighbour"]).trim().to_string();
+    let c = cli(&d, &["teams", "create", "spinning setup"]).trim().to_string();
+    for (name, code) in [("escapes", ESCAPES), ("neighbour", NEIGHBOUR), ("spinner", SPINNING_SETUP)] {
+        cli(&d, &["plugins", "install", plugin_dir(&d, name, json!([]), code).to_str().unwrap()]);
+    }
+    for (plugin, team) in [("escapes", &a), ("neighbour", &b), ("spinner", &c)] {
+        cli(&d, &["plugins", "enable", plugin, "--team", team]);
+    }
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch/", server.capture);
+
+    const N: usize = 4000;
+    let baseline = ingest(&url, &d, &b, "before", N).await;
+    let attacks: Vec<Value> =
+        ["pattern", "gc", "ttl", "plain"].iter().map(|e| json!({"event": e, "distinct_id": "x"})).collect();
+    let body = json!({"api_key": a, "batch": attacks});
+    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    let body = json!({"api_key": c, "batch": [{"event": "setup", "distinct_id": "x"}]});
+    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    let during = ingest(&url, &d, &b, "during", N).await;
+    let ratio = baseline.as_secs_f64() / during.as_secs_f64();
+    eprintln!("team B: {N} events in {baseline:?} alone, {during:?} next to the attacks ({:.0}%)", ratio * 100.0);
+    assert!(ratio >= 0.5, "team B's throughput fell to {:.0}% ({baseline:?} -> {during:?})", ratio * 100.0);
+
+    // Every attack failed its own call, and the events still passed on.
+    let rows = wait_for_events(&d, 2 * N + 5);
+    for attack in ["pattern", "gc", "ttl"] {
+        assert_eq!(by_event(&rows, attack)["properties"]["$plugins_failed"], json!(["escapes (1)"]), "{attack}");
+    }
+    assert_eq!(by_event(&rows, "plain")["properties"]["$plugins_failed"], json!([]));
+    assert_eq!(by_event(&rows, "setup")["properties"]["$plugins_failed"], json!(["spinner (3)"]));
+    assert_eq!(by_event(&rows, "during")["properties"]["neighbour"], "ok");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let logs = cli(&d, &["plugins", "logs", "1"]);
+    for expected in ["time limit of 500 ms", "__gc", "TTL"] {
+        assert!(logs.contains(expected), "no `{expected}` in the logs:\n{logs}");
+    }
+    let logs = cli(&d, &["plugins", "logs", "3"]);
+    assert!(logs.contains("setupPlugin failed (attempt 1 of 5): plugin exceeded its time limit of 2000 ms"), "{logs}");
+    let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
+    assert!(health.status.success(), "the server is unhealthy after the attacks");
+}

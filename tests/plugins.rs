@@ -48,6 +48,7 @@ fn limits() -> Limits {
         memory: 16 * 1024 * 1024,
         process_event: Duration::from_millis(200),
         on_event: Duration::from_millis(500),
+        task_cpu: Duration::from_secs(2),
         task: Duration::from_secs(2),
     }
 }
@@ -94,6 +95,29 @@ async fn hostile_plugins_are_contained() {
         ("string.dump", "load(string.dump(function() end))", |e| e.to_string().contains("dump")),
         ("binary chunk", "assert(load('\\27Lua\\84\\0'))", |e| e.to_string().contains("binary")),
         ("full collectgarbage", "collectgarbage('stop')", |e| e.to_string().contains("not available")),
+        // lstrlib's C matcher would backtrack for ever; ours stops at the deadline.
+        ("catastrophic pattern", "string.find(string.rep('a', 20000), string.rep('a*', 40) .. 'b')", |e| {
+            matches!(e, CallError::TimeLimit(_))
+        }),
+        (
+            "catastrophic pattern in pcall",
+            "while true do pcall(string.match, ('a'):rep(20000), ('a-'):rep(40) .. 'b') end",
+            |e| matches!(e, CallError::TimeLimit(_)),
+        ),
+        ("catastrophic method call", "local s = ('a'):rep(5000) s:gsub(('.-'):rep(30) .. 'b', '')", |e| {
+            matches!(e, CallError::TimeLimit(_))
+        }),
+        // Finalizers run with hooks off: one that loops would hang the state.
+        ("looping __gc", "setmetatable({}, {__gc = function() while true do end end})", |e| {
+            e.to_string().contains("__gc")
+        }),
+        (
+            "__gc on a userdata's metatable",
+            "local ok, err = pcall(error, RetryError('x')) local mt = getmetatable(err) mt.__gc = function() while true do end end",
+            |e| !e.is_limit(),
+        ),
+        ("cache TTL of math.huge", "meta.cache:set('k', 1, math.huge)", |e| e.to_string().contains("TTL")),
+        ("cache TTL of NaN", "meta.cache:expire('k', 0/0)", |e| e.to_string().contains("TTL")),
     ];
     for (name, code, expected) in cases {
         let started = std::time::Instant::now();
@@ -110,6 +134,17 @@ async fn hostile_plugins_are_contained() {
         }
     }
     assert!(!std::path::Path::new("/tmp/phs-pwned").exists());
+}
+
+#[tokio::test]
+async fn a_cpu_bound_setup_is_stopped_by_the_cpu_limit_not_the_wall_limit() {
+    let limits = Limits { task_cpu: Duration::from_millis(300), task: Duration::from_secs(30), ..limits() };
+    let code = "function setupPlugin() while true do end end function processEvent(e) return e end";
+    let vm = PluginVm::load(&source(code), ctx(1, memory_cache(), Arc::new(MemoryLog::default())), limits).unwrap();
+    let started = std::time::Instant::now();
+    let err = vm.setup().await.expect_err("the loop is stopped");
+    assert_eq!(err, CallError::TimeLimit(Duration::from_millis(300)));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]

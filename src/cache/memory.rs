@@ -89,7 +89,8 @@ impl Cache for MemoryCache {
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Option<Duration>) -> Result<()> {
-        let expires_at = ttl.map(|t| Instant::now() + t);
+        // A TTL too long for an Instant never expires rather than panicking.
+        let expires_at = ttl.and_then(|t| Instant::now().checked_add(t));
         self.with_entry(key, |m| {
             m.insert(key.to_string(), Entry { value: Stored::Plain(value.to_string()), expires_at })
         });
@@ -113,7 +114,7 @@ impl Cache for MemoryCache {
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         Ok(self.with_entry(key, |m| match m.get_mut(key) {
             Some(e) => {
-                e.expires_at = Some(Instant::now() + ttl);
+                e.expires_at = Instant::now().checked_add(ttl);
                 true
             }
             None => false,
@@ -130,7 +131,7 @@ impl Cache for MemoryCache {
             _ => {
                 m.insert(
                     key.to_string(),
-                    Entry { value: Stored::Plain(owner.to_string()), expires_at: Some(Instant::now() + ttl) },
+                    Entry { value: Stored::Plain(owner.to_string()), expires_at: Instant::now().checked_add(ttl) },
                 );
                 true
             }

@@ -4,6 +4,7 @@
 //! - [`manifest`]: plugin.json and config validation;
 //! - [`source`]: a plugin's files;
 //! - [`sandbox`]: the locked-down Lua state and its limits;
+//! - [`pattern`] and [`strings`]: Lua pattern matching with a time budget;
 //! - [`api`]: the globals and `meta` a plugin sees;
 //! - [`vm`]: one config's state, its capabilities and hook calls;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
@@ -23,12 +24,14 @@ pub mod geoip;
 pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod pattern;
 pub mod registry;
 pub mod retry;
 pub mod sandbox;
 pub mod scaffold;
 pub mod scenario;
 pub mod source;
+pub mod strings;
 pub mod vm;
 
 pub use api::Context;

@@ -8,6 +8,11 @@
 //! deadline; it is a *global* hook so coroutines created by the plugin are
 //! covered too. Memory is bounded by mlua's allocator limit, which also stops
 //! string.rep/concat bombs; deep recursion ends in Lua's own stack overflow.
+//!
+//! Two things run Lua-visible work where the hook never fires, so they are
+//! replaced: lstrlib's pattern matcher (C, see [`super::strings`]), and
+//! `__gc` finalizers (Lua turns hooks off while one runs), which
+//! `setmetatable` refuses to install.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +30,13 @@ pub struct Limits {
     pub process_event: Duration,
     /// CPU and wall time of one onEvent call (the original gave it the full 30 s).
     pub on_event: Duration,
-    /// CPU and wall time of setupPlugin, teardownPlugin, exportEvents, scheduled tasks and jobs.
+    /// CPU time of setupPlugin, teardownPlugin, exportEvents, scheduled
+    /// tasks and jobs. Far below `task`: their work is mostly awaiting fetch
+    /// and the cache, which does not count, and a CPU-bound call stalls the
+    /// calls queued behind it for as long as it runs.
+    pub task_cpu: Duration,
+    /// Wall time of any call, including time awaiting host calls (the
+    /// original's 30 s task timeout).
     pub task: Duration,
 }
 
@@ -35,6 +46,7 @@ impl Default for Limits {
             memory: 32 * 1024 * 1024,
             process_event: Duration::from_millis(500),
             on_event: Duration::from_secs(5),
+            task_cpu: Duration::from_secs(2),
             task: Duration::from_secs(30),
         }
     }
@@ -56,7 +68,7 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Deadline {
             base: Instant::now(),
             at_nanos: AtomicU64::new(0),
@@ -85,7 +97,8 @@ impl Deadline {
         self.at_nanos.store(0, Ordering::Relaxed);
     }
 
-    fn exceeded(&self) -> Option<Duration> {
+    /// The limit when the armed deadline has passed; trips it then.
+    pub(super) fn exceeded(&self) -> Option<Duration> {
         let at = self.at_nanos.load(Ordering::Relaxed);
         let over = at != 0 && self.base.elapsed().as_nanos() as u64 > at;
         if over {
@@ -94,7 +107,7 @@ impl Deadline {
         over.then(|| self.limit())
     }
 
-    fn limit(&self) -> Duration {
+    pub(super) fn limit(&self) -> Duration {
         Duration::from_nanos(self.limit_nanos.load(Ordering::Relaxed))
     }
 
@@ -128,6 +141,9 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
             None => Ok(VmState::Continue),
         },
     )?;
+    let string: mlua::Table = lua.globals().get("string")?;
+    super::strings::install(&lua, &string, deadline.clone(), limits.memory)?;
+    no_finalizers(&lua)?;
     uncatchable_limits(&lua, deadline.clone())?;
     // Set last: the setup above allocates, and the limit is the plugin's budget.
     lua.set_memory_limit(limits.memory)?;
@@ -171,6 +187,27 @@ fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
     })?;
     g.raw_set("collectgarbage", count)?;
     Ok(())
+}
+
+/// Lua runs `__gc` finalizers with hooks off, so a looping finalizer would
+/// hang the state at the next collection. An object is marked for
+/// finalization only when `setmetatable` (`lua_setmetatable`) is given a
+/// metatable whose raw `__gc` is not nil (lgc.c `luaC_checkfinalizer`; the
+/// manual, 2.5.3: a `__gc` added later does not mark it), and with `debug`
+/// not loaded that is the plugin's only way to set a table's metatable.
+fn no_finalizers(lua: &Lua) -> mlua::Result<()> {
+    lua.load(
+        r#"local g = ...
+           local raw_setmetatable, rawget, type, error = g.setmetatable, g.rawget, g.type, g.error
+           g.setmetatable = function(t, mt)
+             if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+               error("setmetatable: plugins cannot set __gc (finalizers run outside the time limit)", 2)
+             end
+             return raw_setmetatable(t, mt)
+           end"#,
+    )
+    .set_name("=phs:finalizers")
+    .call::<()>(lua.globals())
 }
 
 /// pcall, xpcall and coroutines catch errors, including the time-limit error

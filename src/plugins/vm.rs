@@ -7,9 +7,11 @@
 //! meta table are per state.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use mlua::{Function, Lua, Table, Value};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -113,10 +115,12 @@ impl PluginVm {
             .set_mode(mlua::ChunkMode::Text)
             .into_function()
             .map_err(|e| LoadError::Compile { file: main.clone(), message: clean(&e.to_string()) })?;
-        deadline.arm(limits.task);
-        let returned: mlua::Result<Value> = chunk.call(());
+        deadline.arm(limits.task_cpu);
+        let returned = std::panic::catch_unwind(AssertUnwindSafe(|| chunk.call::<Value>(())));
         deadline.disarm();
-        let returned = returned.map_err(|e| LoadError::Run(classify(&e, &limits)))?;
+        let returned = returned
+            .map_err(|panic| LoadError::Run(host_panic(&*panic)))?
+            .map_err(|e| LoadError::Run(classify(&e, &limits)))?;
         // A main file may `return { processEvent = ... }` or define globals.
         let hooks = match returned {
             Value::Table(t) => t,
@@ -211,7 +215,7 @@ impl PluginVm {
         let limit = match hook {
             Hook::Top("processEvent") => inner.limits.process_event,
             Hook::Top("onEvent") => inner.limits.on_event,
-            _ => inner.limits.task,
+            _ => inner.limits.task_cpu,
         };
         let lua = &inner.lua;
         let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
@@ -242,7 +246,9 @@ impl PluginVm {
         // poll runs them to the end, and the wall-clock timer is only set up
         // for those that do (the CPU deadline covers the first poll).
         let wall = limit.max(inner.limits.task);
-        let mut call = std::pin::pin!(pcall.call_async::<Value>(args));
+        // mlua catches a panic in a host function and resumes it once the
+        // error reaches Rust, here: it becomes this call's error, not the server's.
+        let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
         let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         let result = match first {
             std::task::Poll::Ready(r) => Ok(r),
@@ -251,7 +257,8 @@ impl PluginVm {
         inner.deadline.disarm();
         let value = match result {
             Err(_) => return Err(CallError::TimeLimit(wall)),
-            Ok(r) => r.map_err(|e| classify(&e, &inner.limits))?,
+            Ok(Err(panic)) => return Err(host_panic(&*panic)),
+            Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,
         };
         match value {
             Value::Nil => Ok(None),
@@ -316,12 +323,18 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
                     Value::String(s) => s.to_string_lossy(),
                     v => v.to_string().unwrap_or_else(|_| "error object".into()),
                 };
-                Value::String(lua.traceback(Some(&msg), 2)?)
+                Value::String(lua.traceback(Some(&msg), 3)?)
             }
         })
     })?;
+    // Host errors (userdata) skip the Rust handler: converting one that
+    // carries a panic into a Value would resume the panic inside the handler.
     lua.load(
-        r#"local xpcall, error, handler = ...
+        r#"local xpcall, error, add_traceback, type = ...
+           local function handler(e)
+             if type(e) == "userdata" then return e end
+             return add_traceback(e)
+           end
            return function(f, ...)
              local ok, result = xpcall(f, handler, ...)
              if ok then return result end
@@ -329,7 +342,12 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
            end"#,
     )
     .set_name("=phs:call")
-    .call::<Function>((lua.globals().get::<Function>("xpcall")?, lua.globals().get::<Function>("error")?, handler))
+    .call::<Function>((
+        lua.globals().get::<Function>("xpcall")?,
+        lua.globals().get::<Function>("error")?,
+        handler,
+        lua.globals().get::<Function>("type")?,
+    ))
 }
 
 /// Sorts an mlua error into a limit or the plugin's own error.
@@ -350,6 +368,16 @@ pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     CallError::Plugin { message: text }
 }
 
+/// A panic inside a host function, as the error of the call that made it.
+fn host_panic(panic: &(dyn std::any::Any + Send)) -> CallError {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    CallError::Plugin { message: format!("phs internal error: a host function panicked ({what})") }
+}
+
 /// Drops mlua's Rust-side decoration, keeping the Lua message and traceback.
 fn clean(s: &str) -> String {
     let s = s.strip_prefix("runtime error: ").unwrap_or(s);
@@ -364,5 +392,53 @@ fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "a string",
         serde_json::Value::Array(_) => "an array",
         serde_json::Value::Object(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plugins::{Manifest, logs::MemoryLog};
+
+    fn vm(code: &str) -> PluginVm {
+        let manifest = Manifest::parse(r#"{"name": "panicky"}"#).unwrap();
+        let source =
+            PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap();
+        let ctx = Context {
+            team_id: 1,
+            plugin_id: 1,
+            plugin_config_id: 1,
+            config: Default::default(),
+            cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+            storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+            jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
+            logs: Arc::new(MemoryLog::default()),
+            capture: None,
+            fetch: Default::default(),
+            attachments: Vec::new(),
+            geoip: None,
+        };
+        PluginVm::load(&source, ctx, Limits::default()).unwrap()
+    }
+
+    /// Any host function that panics (a bug not found yet) fails only its call.
+    #[tokio::test]
+    async fn a_panicking_host_function_fails_the_call_not_the_server() {
+        let vm = vm("function processEvent(e) if e.event == 'boom' then boom() end return e end");
+        {
+            let inner = vm.inner.lock().await;
+            let boom = inner.lua.create_function(|_, ()| -> mlua::Result<()> { panic!("a host bug") }).unwrap();
+            inner.lua.globals().set("boom", boom).unwrap();
+        }
+        let err = vm.process_event(&serde_json::json!({"event": "boom"})).await.unwrap_err();
+        assert!(
+            matches!(&err, CallError::Plugin { message } if message.contains("panicked") && message.contains("a host bug")),
+            "{err:?}"
+        );
+        // The state still serves the next call.
+        let ok = vm.process_event(&serde_json::json!({"event": "fine"})).await.unwrap();
+        assert!(matches!(ok, ProcessOutcome::Event(e) if e["event"] == "fine"));
     }
 }

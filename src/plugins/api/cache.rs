@@ -16,6 +16,22 @@ use super::{Context, decode, encode, host_error, method};
 /// Elements one `lpush` may add, as in the original.
 pub const MAX_LPUSH: usize = 1000;
 
+/// The longest TTL a plugin may give (10 years): a longer one is a mistake,
+/// and one near `Duration::MAX` would overflow the in-process cache's
+/// expiry instant.
+pub const MAX_TTL_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// A TTL in seconds from plugin code, checked (NaN, infinities and huge
+/// values would panic in `Duration::from_secs_f64`).
+fn checked_ttl(op: &str, secs: f64) -> mlua::Result<Duration> {
+    if !(0.0..=MAX_TTL_SECONDS).contains(&secs) {
+        return Err(mlua::Error::runtime(format!(
+            "cache.{op}: the TTL must be a number of seconds between 0 and {MAX_TTL_SECONDS}, not {secs}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<Table> {
     let prefix = Arc::new(format!("@plugin/{}/{}/", ctx.plugin_id, ctx.team_id));
     let t = lua.create_table()?;
@@ -38,10 +54,9 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         method(lua, deadline, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let text = encode(&lua, value);
-            async move {
-                let ttl = ttl.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
-                c.set(&k, &text?, ttl).await.map_err(host_error)
-            }
+            // No TTL, or 0 or less, keeps the value until it is deleted, as before.
+            let ttl = ttl.filter(|s| s.is_nan() || *s > 0.0).map(|s| checked_ttl("set", s)).transpose();
+            async move { c.set(&k, &text?, ttl?).await.map_err(host_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -57,7 +72,8 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         "expire",
         method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { c.expire(&k, Duration::from_secs_f64(ttl.max(0.001))).await.map_err(host_error) }
+            let ttl = checked_ttl("expire", if ttl.is_nan() { ttl } else { ttl.max(0.001) });
+            async move { c.expire(&k, ttl?).await.map_err(host_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
