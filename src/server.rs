@@ -62,8 +62,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("ingestion: {0}")]
-    Pipeline(String),
+    #[error(transparent)]
+    Pipeline(#[from] crate::error::PipeError),
+    #[error("{0}")]
+    Config(String),
     #[error("admin listener failed: {0}")]
     Admin(#[source] std::io::Error),
     #[error(transparent)]
@@ -176,25 +178,24 @@ async fn start_pipeline(
 ) -> Result<(), ServeError> {
     let stop = tasks.stop();
     let s = &settings.store;
-    let fail = |e: &dyn std::fmt::Display| ServeError::Pipeline(e.to_string());
     let kafka = match s.kafka.kafka_hosts {
-        Some(_) => Some(KafkaProducer::new(&s.kafka).map_err(|e| fail(&e))?),
+        Some(_) => Some(KafkaProducer::new(&s.kafka)?),
         None => None,
     };
     let events: Arc<dyn EventSink> = match crate::clickhouse::client(&s.clickhouse) {
         Some(client) => Arc::new(ClickHouseEvents::new(client)),
-        None => Arc::new(SqliteEvents::open(&s.data_dir).await.map_err(|e| fail(&e))?),
+        None => Arc::new(SqliteEvents::open(&s.data_dir).await?),
     };
     let events = match (&kafka, settings.kafka_clickhouse_topics) {
         (_, false) => events,
         (Some(producer), true) => {
             Arc::new(Fanout::new(vec![events, Arc::new(ClickHouseTopics::new(producer.clone()))]))
         }
-        (None, true) => return Err(fail(&"PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS")),
+        (None, true) => return Err(ServeError::Config("PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS".into())),
     };
     let log = match kafka {
         Some(_) => None,
-        None => Some(LocalLog::open(&s.data_dir).await.map_err(|e| fail(&e))?),
+        None => Some(LocalLog::open(&s.data_dir).await?),
     };
     let (producer, dlq): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>) = match (&kafka, &log) {
         (Some(producer), _) => {
@@ -235,7 +236,7 @@ async fn start_pipeline(
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
-                .map_err(ServeError::Pipeline)?;
+                .map_err(ServeError::Config)?;
         worker::start(worker, store, cache, runner.clone(), tasks);
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
@@ -244,8 +245,8 @@ async fn start_pipeline(
     }
     // Joined only here, so an async-only instance never takes partitions from the group.
     let source: Box<dyn Source> = match &log {
-        Some(log) => Box::new(log.consumer("phs-ingestion").await.map_err(|e| fail(&e))?),
-        None => Box::new(KafkaSource::new(&s.kafka).map_err(|e| fail(&e))?),
+        Some(log) => Box::new(log.consumer("phs-ingestion").await?),
+        None => Box::new(KafkaSource::new(&s.kafka)?),
     };
     let mut main = pipeline();
     if settings.event_overflow_bucket_capacity > 0 {
@@ -253,11 +254,11 @@ async fn start_pipeline(
             (Some(producer), _) => {
                 let topic = producer.topic(&s.kafka.overflow_topic());
                 let to = Arc::new(KafkaOverflow { producer: producer.clone(), topic });
-                (to, Box::new(KafkaSource::overflow(&s.kafka).map_err(|e| fail(&e))?))
+                (to, Box::new(KafkaSource::overflow(&s.kafka)?))
             }
             (None, _) => {
-                let overflow = LocalLog::open_overflow(&s.data_dir).await.map_err(|e| fail(&e))?;
-                let from = Box::new(overflow.consumer("phs-ingestion").await.map_err(|e| fail(&e))?);
+                let overflow = LocalLog::open_overflow(&s.data_dir).await?;
+                let from = Box::new(overflow.consumer("phs-ingestion").await?);
                 (Arc::new(overflow), from)
             }
         };
