@@ -48,6 +48,24 @@ fn poison_batch(token: &str) -> Value {
     ]})
 }
 
+/// Sends [`poison_batch`] through capture; when it was sent.
+async fn send_poison(server: &Server, token: &str) -> chrono::DateTime<chrono::Utc> {
+    let before = chrono::Utc::now();
+    let url = format!("http://{}/batch/", server.capture);
+    let (code, _) = post(&url, "application/json", poison_batch(token).to_string().into_bytes()).await;
+    assert_eq!(code, 200);
+    before
+}
+
+/// Messages straight into the topic or log, past capture's checks: a uuid that is not one, then a valid event.
+fn past_capture(token: &str) -> Vec<(String, Vec<u8>)> {
+    let (key, bad, _) = capture_message(token, "bad_uuid", "p3");
+    let mut m: Value = serde_json::from_slice(&bad).unwrap();
+    m["uuid"] = json!("not-a-uuid");
+    let (key2, last, _) = capture_message(token, "last", "p3");
+    vec![(key, serde_json::to_vec(&m).unwrap()), (key2, last)]
+}
+
 fn assert_made_safe(rows: &[Value], before: chrono::DateTime<chrono::Utc>) {
     for name in ["huge_offset", "negative_offset", "skewed"] {
         let t: chrono::DateTime<chrono::Utc> = by_event(rows, name)["timestamp"].as_str().unwrap().parse().unwrap();
@@ -68,22 +86,9 @@ async fn embedded_poison_events_are_made_safe_or_dead_lettered_and_the_rest_flow
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
     let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
     wait_healthy(&mut server);
-    let before = chrono::Utc::now();
-    let (code, _) = post(
-        &format!("http://{}/batch/", server.capture),
-        "application/json",
-        poison_batch(&token).to_string().into_bytes(),
-    )
-    .await;
-    assert_eq!(code, 200);
-    // Straight into the log, past capture's checks: a uuid that is not one.
+    let before = send_poison(&server, &token).await;
     let log = LocalLog::open(&d).await.unwrap();
-    let (key, mut bad_uuid, _) = capture_message(&token, "bad_uuid", "p3");
-    let mut m: Value = serde_json::from_slice(&bad_uuid).unwrap();
-    m["uuid"] = json!("not-a-uuid");
-    bad_uuid = serde_json::to_vec(&m).unwrap();
-    let (key2, last, _) = capture_message(&token, "last", "p3");
-    log.append(&[(key, bad_uuid), (key2, last)]).await.unwrap();
+    log.append(&past_capture(&token)).await.unwrap();
 
     let rows = wait_for_events(&d, 6);
     assert_made_safe(&rows, before);
@@ -102,20 +107,9 @@ async fn production_poison_events_are_made_safe_or_dead_lettered_and_the_rest_fl
     let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
     let mut server = start(&d.env);
     wait_healthy(&mut server);
-    let before = chrono::Utc::now();
-    let (code, _) = post(
-        &format!("http://{}/batch/", server.capture),
-        "application/json",
-        poison_batch(&token).to_string().into_bytes(),
-    )
-    .await;
-    assert_eq!(code, 200);
-    let (key, bad, _) = capture_message(&token, "bad_uuid", "p3");
-    let mut m: Value = serde_json::from_slice(&bad).unwrap();
-    m["uuid"] = json!("not-a-uuid");
-    let (key2, last, _) = capture_message(&token, "last", "p3");
+    let before = send_poison(&server, &token).await;
     use phs::pipeline::source::Producer;
-    d.producer().append(&[(key, serde_json::to_vec(&m).unwrap()), (key2, last)]).await.unwrap();
+    d.producer().append(&past_capture(&token)).await.unwrap();
 
     let rows = d.wait_for_events(6);
     assert_made_safe(&rows, before);
