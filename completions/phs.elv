@@ -80,7 +80,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network'
             cand --capture-addr 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)'
             cand --healthcheck-max-stale-seconds 'Seconds without ingesting anything, while events wait, before /_health fails'
-            cand --health-max-failing-seconds 'Seconds one batch may keep failing (a dependency down, a write refused and retried) before /_health fails; it passes again once the batch goes through'
+            cand --health-max-batch-seconds 'Seconds one batch may be held, or keep failing (a dependency down and retried), before /_health fails; it passes again once the batch goes through'
             cand --shutdown-timeout-seconds 'Seconds SIGTERM waits for the batches in hand to be written and committed before phs exits anyway (with code 1); a second SIGTERM exits at once'
             cand --statsd-host 'StatsD host; unset disables StatsD export'
             cand --statsd-port 'StatsD port'

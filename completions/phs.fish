@@ -97,7 +97,7 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -
 complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l capture-addr -d 'Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l healthcheck-max-stale-seconds -d 'Seconds without ingesting anything, while events wait, before /_health fails' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l health-max-failing-seconds -d 'Seconds one batch may keep failing (a dependency down, a write refused and retried) before /_health fails; it passes again once the batch goes through' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l health-max-batch-seconds -d 'Seconds one batch may be held, or keep failing (a dependency down and retried), before /_health fails; it passes again once the batch goes through' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l shutdown-timeout-seconds -d 'Seconds SIGTERM waits for the batches in hand to be written and committed before phs exits anyway (with code 1); a second SIGTERM exits at once' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l statsd-host -d 'StatsD host; unset disables StatsD export' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l statsd-port -d 'StatsD port' -r

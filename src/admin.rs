@@ -24,8 +24,8 @@ pub struct AdminState {
     pub mode: &'static str,
     /// HEALTHCHECK_MAX_STALE_SECONDS.
     pub max_stale: Duration,
-    /// PHS_HEALTH_MAX_FAILING_SECONDS.
-    pub max_failing: Duration,
+    /// PHS_HEALTH_MAX_BATCH_SECONDS.
+    pub max_batch: Duration,
     pub identity: Arc<Identity>,
 }
 
@@ -57,7 +57,7 @@ pub fn router(state: AdminState) -> Router {
 /// Liveness: the process answers, ingestion is not stale while events wait,
 /// and no worker is stuck on a batch.
 async fn health(State(s): State<AdminState>) -> Response {
-    respond(report(&s, Vec::new(), metrics::global().liveness(s.max_stale, s.max_failing)))
+    respond(report(&s, Vec::new(), metrics::global().liveness(s.max_stale, s.max_batch)))
 }
 
 async fn prometheus() -> Response {
@@ -67,7 +67,7 @@ async fn prometheus() -> Response {
 
 async fn snapshot(State(s): State<AdminState>) -> Response {
     let m = metrics::global();
-    Json(m.report(&s.identity, m.liveness(s.max_stale, s.max_failing)).await).into_response()
+    Json(m.report(&s.identity, m.liveness(s.max_stale, s.max_batch)).await).into_response()
 }
 
 /// Readiness: every store this instance depends on answers within 2 s.

@@ -121,7 +121,7 @@ pub async fn run(
         started_at,
         mode,
         max_stale: std::time::Duration::from_secs(settings.healthcheck_max_stale_seconds),
-        max_failing: std::time::Duration::from_secs(settings.health_max_failing_seconds),
+        max_batch: std::time::Duration::from_secs(settings.health_max_batch_seconds),
         identity: Arc::new(Identity {
             id: instance_id.to_string(),
             mode: mode.into(),

@@ -22,10 +22,15 @@ async fn health(server: &Server) -> (u16, Value) {
 
 /// Polls `/_health` until it answers `code`, within `within`; its body.
 async fn health_becomes(server: &Server, code: u16, within: Duration) -> Value {
+    health_until(server, code, "", within).await
+}
+
+/// Polls `/_health` until it answers `code` with `reason` in its body, within `within`; its body.
+async fn health_until(server: &Server, code: u16, reason: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let (got, body) = health(server).await;
-        if got == code {
+        if got == code && body.to_string().contains(reason) {
             return body;
         }
         assert!(Instant::now() < deadline, "/_health stayed {got} ({body}), want {code} within {within:?}");
@@ -169,15 +174,14 @@ async fn a_batch_that_keeps_failing_turns_health_503_until_it_passes() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let (mut server, token, env) =
-        with_clickhouse_down(dir.path(), port, &[("PHS_HEALTH_MAX_FAILING_SECONDS", "2".into())]);
+        with_clickhouse_down(dir.path(), port, &[("PHS_HEALTH_MAX_BATCH_SECONDS", "2".into())]);
     wait_healthy(&mut server);
     let body = json!({"api_key": token, "batch": [{"event": "waiting", "distinct_id": "d"}]});
     let (code, _) =
         post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
     assert_eq!(code, 200, "capture accepts while the sink is down: the local log holds the event");
-    let report = health_becomes(&server, 503, Duration::from_secs(30)).await;
-    let reason = report["reason"].as_str().unwrap();
-    assert!(reason.contains("failing to write events"), "{reason}");
+    let report = health_until(&server, 503, "failing to write events", Duration::from_secs(30)).await;
+    assert!(report["reason"].as_str().unwrap().contains("network error"), "the error is named: {report}");
 
     let _proxy = clickhouse_proxy(port).await;
     health_becomes(&server, 200, Duration::from_secs(30)).await;
@@ -244,4 +248,28 @@ async fn sigterm_drains_within_its_bound_and_a_second_one_exits_at_once() {
             assert!(took >= Duration::from_secs(3), "...up to PHS_SHUTDOWN_TIMEOUT_SECONDS, took {took:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_batch_turns_health_503_within_its_bound_and_back() {
+    use sqlx::Connection;
+    let db = crate::util::fresh_postgres_db().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", db.clone()), ("PHS_DATA_DIR", dir.path().display().to_string())];
+    phs_ok(&env, &["migrate"]);
+    let token = phs_ok(&env, &["teams", "create", "shop"]).trim().to_string();
+    let mut envs = env.to_vec();
+    envs.push(("PHS_HEALTH_MAX_BATCH_SECONDS", "2".into()));
+    let mut server = start(&envs);
+    wait_healthy(&mut server);
+    // A lock that never errors: the batch waits in the persons stage without failing.
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("LOCK TABLE posthog_person IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+    let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
+    let url = format!("http://{}/batch/", server.capture);
+    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    health_until(&server, 503, "stuck processing a batch, in stage `persons`", Duration::from_secs(30)).await;
+    tx.rollback().await.unwrap();
+    health_becomes(&server, 200, Duration::from_secs(30)).await;
 }

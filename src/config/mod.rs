@@ -305,12 +305,12 @@ pub struct ServeSettings {
           help_heading = "Observability")]
     pub healthcheck_max_stale_seconds: u64,
 
-    /// Seconds one batch may keep failing (a dependency down, a write refused
-    /// and retried) before /_health fails; it passes again once the batch goes through.
-    #[arg(long, env = "PHS_HEALTH_MAX_FAILING_SECONDS", value_name = "PHS_HEALTH_MAX_FAILING_SECONDS",
+    /// Seconds one batch may be held, or keep failing (a dependency down and
+    /// retried), before /_health fails; it passes again once the batch goes through.
+    #[arg(long, env = "PHS_HEALTH_MAX_BATCH_SECONDS", value_name = "PHS_HEALTH_MAX_BATCH_SECONDS",
           default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..),
           help_heading = "Observability")]
-    pub health_max_failing_seconds: u64,
+    pub health_max_batch_seconds: u64,
 
     /// Seconds SIGTERM waits for the batches in hand to be written and committed
     /// before phs exits anyway (with code 1); a second SIGTERM exits at once.

@@ -17,8 +17,9 @@ impl Metrics {
     }
 
     /// Why this instance is not live, or None. `max_stale` is
-    /// HEALTHCHECK_MAX_STALE_SECONDS, `max_failing` PHS_HEALTH_MAX_FAILING_SECONDS.
-    pub fn liveness(&self, max_stale: Duration, max_failing: Duration) -> Option<String> {
+    /// HEALTHCHECK_MAX_STALE_SECONDS, `max_batch` PHS_HEALTH_MAX_BATCH_SECONDS:
+    /// the longest one batch may be held or keep failing.
+    pub fn liveness(&self, max_stale: Duration, max_batch: Duration) -> Option<String> {
         let mut reasons = Vec::new();
         if let Some(ended) = super::lock(&self.ended).clone() {
             reasons.push(ended);
@@ -33,7 +34,8 @@ impl Metrics {
             ));
         }
         for w in self.workers() {
-            if let Some(f) = w.failing().filter(|f| f.since.elapsed() > max_failing) {
+            let failing = w.failing();
+            if let Some(f) = failing.as_ref().filter(|f| f.since.elapsed() > max_batch) {
                 reasons.push(format!(
                     "worker {} failing to {} for {} s: {}",
                     w.id,
@@ -42,7 +44,16 @@ impl Metrics {
                     f.error
                 ));
             }
-            if let Some(held) = w.holding_for().filter(|h| *h > max_stale) {
+            if let Some(took) = w.processing_for().filter(|t| *t > max_batch) {
+                reasons.push(format!(
+                    "worker {} stuck processing a batch, in stage `{}`, for {} s",
+                    w.id,
+                    w.stage_name(),
+                    took.as_secs()
+                ));
+            }
+            // A failing batch is held too; its failure says more than the stage.
+            if let Some(held) = w.holding_for().filter(|h| *h > max_batch && failing.is_none()) {
                 reasons.push(format!(
                     "worker {} stuck in stage `{}` for {} s on a batch of {}",
                     w.id,

@@ -64,6 +64,8 @@ pub struct WorkerStats {
     in_hand: AtomicU64,
     /// The failure a retry loop of this worker is in, if any.
     failing: Mutex<Option<Failing>>,
+    /// When the batch being read and processed (not yet in hand) was polled; None when none is.
+    processing_since: Mutex<Option<Instant>>,
 }
 
 /// A call that keeps failing: what, since when, and its latest error.
@@ -83,6 +85,7 @@ impl WorkerStats {
             stage: AtomicU8::new(IDLE),
             in_hand: AtomicU64::new(0),
             failing: Mutex::new(None),
+            processing_since: Mutex::new(None),
         }
     }
 
@@ -141,6 +144,16 @@ impl WorkerStats {
         let since = self.batch_since.load(Ordering::Relaxed);
         let current = if since > 0 { global().micros_since_epoch(Instant::now()).saturating_sub(since - 1) } else { 0 };
         self.busy.load(Ordering::Relaxed) + current
+    }
+
+    /// A polled batch is being processed (`true`), or is done with (`false`).
+    pub fn processing(&self, started: bool) {
+        *self.processing_since.lock().unwrap_or_else(|p| p.into_inner()) = started.then(Instant::now);
+    }
+
+    /// How long the batch being processed has taken so far.
+    pub fn processing_for(&self) -> Option<std::time::Duration> {
+        self.processing_since.lock().unwrap_or_else(|p| p.into_inner()).map(|at| at.elapsed())
     }
 
     /// `what` failed (again) with `error` and will be retried.

@@ -162,7 +162,10 @@ impl Pipeline {
         };
         // A dependency failing mid-batch (the database, for team lookups)
         // retries the whole batch: nothing is written or committed until it passes.
-        let Staged { rows: batch, letters, rerouted, origins } = match self.stage(&messages, stop).await {
+        w.processing(true);
+        let staged = self.stage(&messages, stop).await;
+        w.processing(false);
+        let Staged { rows: batch, letters, rerouted, origins } = match staged {
             Ok(s) => s,
             Err(halt) => return Next::Halted(halt),
         };
