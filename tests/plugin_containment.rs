@@ -242,3 +242,35 @@ async fn escapes_from_the_limits_are_stopped_while_another_team_keeps_ingesting(
     let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
     assert!(health.status.success(), "the server is unhealthy after the attacks");
 }
+
+/// A processEvent that runs out of time holds up its whole batch, other
+/// teams' events included: after three in a row the config is disabled,
+/// long before the error rate would notice, and the events flow on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_running_out_of_time_is_disabled_after_three_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let slow_team = cli(&d, &["teams", "create", "slow"]).trim().to_string();
+    let other_team = cli(&d, &["teams", "create", "other"]).trim().to_string();
+    let spinner = plugin_dir(&d, "spinner", json!([]), "function processEvent(e) while true do end end");
+    cli(&d, &["plugins", "install", spinner.to_str().unwrap()]);
+    cli(&d, &["plugins", "enable", "spinner", "--team", &slow_team]);
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch/", server.capture);
+    // One request per event: each its own batch, so each call is its own time limit.
+    for i in 0..8 {
+        let body = json!({"api_key": slow_team, "batch": [{"event": format!("slow{i}"), "distinct_id": "s"}]});
+        assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+        let body = json!({"api_key": other_team, "batch": [{"event": format!("other{i}"), "distinct_id": "o"}]});
+        assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    }
+    let rows = wait_for_events(&d, 16);
+    let failed = rows.iter().filter(|r| r["properties"]["$plugins_failed"].as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(failed.count(), 3, "three calls ran out of time, then the config was off: {rows:?}");
+    let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+    let config = listed["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "spinner").unwrap();
+    assert_eq!(config["enabled"], false);
+    let reason = config["error"]["message"].as_str().unwrap();
+    assert!(reason.contains("ran out of time 3 times in a row"), "{reason}");
+}

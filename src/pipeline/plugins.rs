@@ -33,6 +33,12 @@ use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
 
 /// Setup attempts before a config is disabled (the later original's 5).
 pub const MAX_SETUP_FAILURES: u32 = 5;
+
+/// processEvent calls in a row that may run out of time before the config is
+/// disabled: each one holds up its whole batch, every team's events in it
+/// included, for the full limit, so the error rate's 100 calls would be far
+/// too many.
+pub const MAX_TIME_LIMITS_IN_A_ROW: u32 = 3;
 /// How long a team's list of plugin configs is trusted before it is re-read.
 const REFRESH: Duration = Duration::from_secs(2);
 
@@ -53,6 +59,8 @@ pub struct Loaded {
     /// Set when this instance disabled the config, so it stops at once
     /// rather than at the next re-read of the team's configs.
     disabled: AtomicBool,
+    /// processEvent calls in a row that hit the time limit.
+    time_limits: std::sync::atomic::AtomicU32,
 }
 
 impl Loaded {
@@ -171,9 +179,24 @@ impl PluginRunner {
                     let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                     self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
                     self.record_error(p, &e.to_string(), Some(&input)).await;
+                    if matches!(e, crate::plugins::vm::CallError::TimeLimit(_)) {
+                        let n = p.time_limits.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n >= MAX_TIME_LIMITS_IN_A_ROW {
+                            let reason = format!(
+                                "disabled automatically: processEvent ran out of time {n} times in a row ({e}); \
+                                 each such call holds up every event of its batch"
+                            );
+                            self.disable(p, reason).await;
+                        }
+                    } else {
+                        p.time_limits.store(0, Ordering::Relaxed);
+                    }
                     true
                 }
             };
+            if !failed_call {
+                p.time_limits.store(0, Ordering::Relaxed);
+            }
             if failed_call {
                 failed.push(p.label.clone());
             }
@@ -384,6 +407,7 @@ impl PluginRunner {
             stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
             errors: Default::default(),
             disabled: AtomicBool::new(false),
+            time_limits: std::sync::atomic::AtomicU32::new(0),
         })
     }
 }
