@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 
 use phs::config::StoreSettings;
 use phs::pipeline::capture::parse::CapturedEvent;
-use phs::pipeline::source::Producer;
 use phs::pipeline::source::local_log::LocalLog;
 use phs::pipeline::source::producer::KafkaProducer;
+use phs::wire::Producer;
 use rand::{Rng, RngExt, SeedableRng};
 use serde_json::json;
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use phs_tui::{Instance, InstanceStatus, Report, Snapshot};
+use phs_report::{Instance, InstanceStatus, Report, Snapshot};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 

@@ -17,6 +17,7 @@
 pub mod config;
 pub mod error;
 pub mod telemetry;
+pub mod wire;
 
 pub mod cache;
 pub mod clickhouse;

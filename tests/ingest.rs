@@ -197,8 +197,8 @@ async fn real_sdk_requests_are_accepted() {
 
 #[tokio::test]
 async fn malformed_log_messages_go_to_the_dead_letter_queue() {
-    use phs::pipeline::source::Producer;
     use phs::pipeline::source::local_log::LocalLog;
+    use phs::wire::Producer;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();

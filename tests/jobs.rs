@@ -282,7 +282,7 @@ fn scheduler(
     key: &str,
     ttl: Duration,
 ) -> Arc<phs::worker::schedule::Scheduler> {
-    let runner = phs::pipeline::plugins::PluginRunner::new(
+    let runner = phs::plugins::runner::PluginRunner::new(
         store.clone(),
         plugin_cache,
         None,

@@ -84,8 +84,8 @@ fn assert_made_safe(rows: &[Value], before: chrono::DateTime<chrono::Utc>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_poison_events_are_made_safe_or_dead_lettered_and_the_rest_flows() {
-    use phs::pipeline::source::Producer;
     use phs::pipeline::source::local_log::LocalLog;
+    use phs::wire::Producer;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
@@ -113,7 +113,7 @@ async fn production_poison_events_are_made_safe_or_dead_lettered_and_the_rest_fl
     let mut server = start(&d.env);
     wait_healthy(&mut server);
     let before = send_poison(&server, &token).await;
-    use phs::pipeline::source::Producer;
+    use phs::wire::Producer;
     d.producer().append(&past_capture(&token)).await.unwrap();
 
     let rows = d.wait_for_events(6);

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use phs::pipeline::persons::Batch;
 use phs::pipeline::persons::{Persons, Warning};
-use phs::pipeline::prepare::{self, EventRow};
+use phs::pipeline::prepare;
 use phs::store::{NewTeam, Person, Store, StoreError};
+use phs::wire::EventRow;
 
 /// Generates `<name>_sqlite` and `<name>_postgres` from one async body taking a `Setup`.
 macro_rules! on_both_backends {

@@ -120,8 +120,8 @@ const ATTACHMENT_PLUGIN: &str = r#"
     end"#;
 
 async fn attachments_behave(store: Arc<dyn phs::store::Store>) {
-    use phs::pipeline::plugins::{Outcome, PluginRunner, RunnerOptions};
     use phs::plugins::registry;
+    use phs::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
     let tmp = tempfile::tempdir().unwrap();
     let schema = json!([
         {"key": "rules", "type": "attachment", "required": true},

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use phs::config::StoreSettings;
-use phs::pipeline::source::Producer;
 use phs::pipeline::source::producer::KafkaProducer;
+use phs::wire::Producer;
 use serde_json::{Value, json};
 
 use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};

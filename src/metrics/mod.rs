@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use self::primitives::{Counter, Histogram, MICROS, SIZES};
 pub use self::workers::{Stage, WorkerStats};
-use crate::pipeline::source::Positions;
+use crate::wire::Positions;
 
 /// Recent plugin errors kept for `phs top`.
 const RECENT_ERRORS: usize = 200;
@@ -41,7 +41,7 @@ pub struct Metrics {
     pub batch_size: Histogram,
     workers: Mutex<Vec<Arc<WorkerStats>>>,
     plugins: Mutex<BTreeMap<i64, Arc<PluginStats>>>,
-    errors: Mutex<VecDeque<phs_tui::PluginError>>,
+    errors: Mutex<VecDeque<phs_report::PluginError>>,
     /// Plugin log entries waiting to be written.
     pub plugin_log_queue: AtomicI64,
     positions: Mutex<Option<Arc<dyn Positions>>>,
@@ -188,7 +188,7 @@ impl Metrics {
         if errors.len() == RECENT_ERRORS {
             errors.pop_back();
         }
-        errors.push_front(phs_tui::PluginError {
+        errors.push_front(phs_report::PluginError {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             team_id: p.team_id,
             config_id: p.config_id,
@@ -199,7 +199,7 @@ impl Metrics {
         });
     }
 
-    pub fn recent_errors(&self) -> Vec<phs_tui::PluginError> {
+    pub fn recent_errors(&self) -> Vec<phs_report::PluginError> {
         lock(&self.errors).iter().cloned().collect()
     }
 

@@ -1,7 +1,7 @@
 //! The `/_snapshot` body: counters, the sampler's window and the recent
-//! errors turned into the [`phs_tui::Report`] that `phs top` renders.
+//! errors turned into the [`phs_report::Report`] that `phs top` renders.
 
-use phs_tui::{Count, PartitionLag, PluginRow, PluginState, Quantiles, Report, Worker};
+use phs_report::{Count, PartitionLag, PluginRow, PluginState, Quantiles, Report, Worker};
 
 use super::Metrics;
 use super::primitives::MICROS;

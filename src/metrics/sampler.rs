@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::primitives::Buckets;
 use super::{Metrics, lock};
-use crate::pipeline::source::PartitionPosition;
+use crate::wire::PartitionPosition;
 
 /// Samples kept: one a second for a minute.
 pub const WINDOW: usize = 60;

@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::retry::{Retried, retry};
 use super::sink::{DeadLetter, EventSink, SinkBatch};
-use super::source::Message;
 use super::{Pipeline, Staged};
 use crate::error::{ErrorKind, Kinded, PipeError};
 use crate::store::StoreError;
+use crate::wire::Message;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -4,7 +4,7 @@
 //! A batch is read from the source, each message goes through the stages,
 //! the surviving rows (events, and the person, distinct id and group rows
 //! their persons step changed) are written to the sink, the written events
-//! are queued for onEvent/exportEvents ([`crate::worker::handoff`]),
+//! are queued for onEvent/exportEvents ([`crate::wire::Handoff`]),
 //! messages that cannot be ingested go to the dead-letter queue, and only
 //! then is the highest offset of every partition in the batch committed:
 //! at-least-once, never at-most-once. Every failure decides by its kind
@@ -24,7 +24,6 @@ pub mod capture;
 pub mod normalize;
 pub mod overflow;
 pub mod persons;
-pub mod plugins;
 pub mod prepare;
 mod retry;
 mod run;
@@ -37,10 +36,10 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use self::plugins::{Outcome, PluginRunner};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
 use self::team::TeamCache;
 use crate::metrics::{self, Stage, WorkerStats};
+use crate::plugins::runner::{Outcome, PluginRunner};
 
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
@@ -70,7 +69,7 @@ pub struct Pipeline {
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Hands written events to onEvent/exportEvents (the async side), if any.
-    pub handoff: Option<Arc<crate::worker::EventHandoff>>,
+    pub handoff: Option<Arc<dyn crate::wire::Handoff>>,
     /// Reroutes hot keys' messages (the main pipeline only).
     overflow: Option<Arc<overflow::Overflow>>,
     /// Whether this pipeline's source is the one whose lag `phs top` shows.
@@ -84,7 +83,7 @@ struct Staged<'m> {
     rows: SinkBatch,
     letters: Vec<DeadLetter<'m>>,
     /// Messages of hot keys, with their keys, for the overflow topic.
-    rerouted: Vec<(String, &'m source::Message)>,
+    rerouted: Vec<(String, &'m crate::wire::Message)>,
     /// For each of `rows.events`, the index of its message in the batch.
     origins: Vec<usize>,
 }
@@ -133,7 +132,7 @@ impl Pipeline {
         self
     }
 
-    pub fn with_handoff(mut self, handoff: Arc<crate::worker::EventHandoff>) -> Self {
+    pub fn with_handoff(mut self, handoff: Arc<dyn crate::wire::Handoff>) -> Self {
         self.handoff = Some(handoff);
         self
     }
@@ -141,7 +140,10 @@ impl Pipeline {
     /// [`Pipeline::process`], redone at once when its persons conflicted with
     /// another writer (the retry decides from fresh reads); other failures,
     /// and conflicts that keep coming, go to the caller's backoff.
-    async fn process_fresh<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
+    async fn process_fresh<'m>(
+        &self,
+        messages: &'m [crate::wire::Message],
+    ) -> Result<Staged<'m>, crate::store::StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -159,7 +161,7 @@ impl Pipeline {
     /// Events of one (team, distinct_id) go through plugins and persons in
     /// batch order; different keys run concurrently, so one busy person does
     /// not hold up the others, and the rows come back in batch order.
-    async fn process<'m>(&self, messages: &'m [source::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
+    async fn process<'m>(&self, messages: &'m [crate::wire::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
         let mut letters = Vec::new();
         let mut rerouted = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
@@ -229,7 +231,7 @@ impl Pipeline {
             ids.dedup();
             w.timed(Stage::Persons, self.persons.prefetch(&persons, team, &ids)).await?;
         }
-        let mut done: Vec<(usize, prepare::EventRow, persons::Changes)> = stream::iter(keys)
+        let mut done: Vec<(usize, crate::wire::EventRow, persons::Changes)> = stream::iter(keys)
             .map(|((team_id, _), events)| self.process_key(team_id, events, &persons))
             .buffer_unordered(self.keys_in_parallel)
             .try_concat()
@@ -252,7 +254,7 @@ impl Pipeline {
         team_id: i64,
         events: Vec<Keyed>,
         persons: &persons::Batch,
-    ) -> Result<Vec<(usize, prepare::EventRow, persons::Changes)>, crate::store::StoreError> {
+    ) -> Result<Vec<(usize, crate::wire::EventRow, persons::Changes)>, crate::store::StoreError> {
         let mut out = Vec::with_capacity(events.len());
         let w = &self.worker;
         for Keyed { index, anonymize_ips, event } in events {

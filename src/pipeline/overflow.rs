@@ -23,8 +23,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::source::producer::KafkaProducer;
-use super::source::{Message, Producer};
 use crate::error::PipeError;
+use crate::wire::{Message, Producer};
 
 /// Buckets kept before full ones (keys quiet long enough) are forgotten.
 const BUCKETS_KEPT: usize = 100_000;

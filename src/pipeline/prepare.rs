@@ -3,35 +3,9 @@
 //! anonymises IPs.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// A row of the events table, as every events sink stores it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventRow {
-    pub uuid: String,
-    pub team_id: i64,
-    pub event: String,
-    pub distinct_id: String,
-    /// The properties as a JSON object.
-    pub properties: Value,
-    pub timestamp: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub elements_chain: String,
-    /// The person the event was attributed to, as it was after this event
-    /// (None when persons are not processed for it).
-    pub person: Option<EventPerson>,
-    /// Properties of the event's groups by group type index, as they were after this event.
-    pub groups: [Option<Value>; 5],
-}
-
-/// The person columns of an event row (PostHog's persons-on-events).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EventPerson {
-    pub uuid: uuid::Uuid,
-    pub properties: Value,
-    pub created_at: DateTime<Utc>,
-}
+use crate::wire::EventRow;
 
 fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     v.and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc))

@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 use super::bisect::Halt;
 use super::retry::{Retried, retry};
 use super::sink::{DeadLetter, SinkBatch};
-use super::source::{self, Message, Source};
+use super::source::Source;
 use super::{BATCH, Pipeline, Staged};
 use crate::error::{ErrorKind, Kinded};
 use crate::metrics::{self, Stage};
+use crate::wire::Message;
 
 /// A processed batch waiting for its writes and commit.
 struct Processed {
@@ -175,7 +176,7 @@ impl Pipeline {
             read: messages.len(),
             letters,
             rerouted,
-            offsets: source::highest_offsets(&messages),
+            offsets: crate::wire::highest_offsets(&messages),
             origins,
             messages,
             batch: Arc::new(batch),
@@ -201,7 +202,7 @@ impl Pipeline {
                 team_id: Some(p.batch.events[*index].team_id),
             });
         }
-        let written: std::borrow::Cow<[crate::pipeline::prepare::EventRow]> = if refused.is_empty() {
+        let written: std::borrow::Cow<[crate::wire::EventRow]> = if refused.is_empty() {
             (&p.batch.events[..]).into()
         } else {
             let skip: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
@@ -227,7 +228,7 @@ impl Pipeline {
     /// refuses the batch for a data reason, each event is queued alone and
     /// the ones still refused are logged and skipped (they are stored; only
     /// their onEvent/exportEvents is lost, which is better than a stalled partition).
-    async fn hand_off_each(&self, events: &[crate::pipeline::prepare::EventRow]) -> Result<(), Halt> {
+    async fn hand_off_each(&self, events: &[crate::wire::EventRow]) -> Result<(), Halt> {
         let Some(h) = &self.handoff else { return Ok(()) };
         match refusal(retry(&self.worker, None, "queue events for onEvent/exportEvents", || h.enqueue(events)).await)? {
             None => return Ok(()),

@@ -48,7 +48,7 @@ pub struct Context {
 /// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
 #[derive(Clone)]
 pub struct Capture {
-    pub producer: Arc<dyn crate::pipeline::source::Producer>,
+    pub producer: Arc<dyn crate::wire::Producer>,
     pub token: String,
     /// The default distinct_id of captured events, as in the original: the plugin's name.
     pub plugin_name: String,

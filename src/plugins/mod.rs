@@ -7,6 +7,7 @@
 //! - [`pattern`] and [`strings`]: Lua pattern matching with a time budget;
 //! - [`api`]: the globals and `meta` a plugin sees;
 //! - [`vm`]: one config's state, its capabilities and hook calls;
+//! - [`runner`]: every team's loaded configs and the processEvent chain;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
 //! - [`retry`]: the `RetryError` global; [`clock`]: `os.now()`;
 //! - [`logs`]: plugin log entries;
@@ -27,6 +28,7 @@ pub mod manifest;
 pub mod pattern;
 pub mod registry;
 pub mod retry;
+pub mod runner;
 pub mod sandbox;
 pub mod scaffold;
 pub mod scenario;

@@ -32,8 +32,8 @@ use super::fixtures::{Fixture, FixtureError, Outcome, Report};
 use super::logs::MemoryLog;
 use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
 use crate::error::PipeError;
-use crate::pipeline::source::Producer;
 use crate::store::JobQueue;
+use crate::wire::Producer;
 
 /// One reply of the fixture's HTTP responder.
 #[derive(Debug, Clone, Deserialize)]

@@ -25,9 +25,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::plugins::{Loaded, PluginRunner};
 use crate::plugins::CallError;
 use crate::plugins::logs::{LogLevel, LogSource};
+use crate::plugins::runner::{Loaded, PluginRunner};
 use crate::store::{NewJob, Store};
 
 /// Attempts of one onEvent call when it raises RetryError.

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::pipeline::plugins::PluginRunner;
-use crate::pipeline::prepare::EventRow;
+use crate::error::PipeError;
+use crate::plugins::runner::PluginRunner;
 use crate::store::{NewJob, Store, StoreError};
+use crate::wire::{EventRow, Handoff};
 
 pub struct EventHandoff {
     runner: Arc<PluginRunner>,
@@ -26,7 +27,7 @@ impl EventHandoff {
 
     /// Enqueues the events for their teams' onEvent/exportEvents plugins, all
     /// in one transaction; nothing when no team has such a plugin.
-    pub async fn enqueue(&self, events: &[EventRow]) -> Result<(), StoreError> {
+    async fn enqueue_jobs(&self, events: &[EventRow]) -> Result<(), StoreError> {
         let mut by_team: BTreeMap<i64, Vec<&EventRow>> = BTreeMap::new();
         // onSnapshot, not onEvent, was the original's hook for recordings.
         for e in events.iter().filter(|e| e.event != "$snapshot") {
@@ -76,4 +77,13 @@ pub fn plugin_event(e: &EventRow) -> Value {
         "$set_once": prop("$set_once"),
         "elements_chain": e.elements_chain,
     })
+}
+
+#[async_trait::async_trait]
+impl Handoff for EventHandoff {
+    async fn enqueue(&self, events: &[EventRow]) -> Result<(), PipeError> {
+        self.enqueue_jobs(events)
+            .await
+            .map_err(|e| PipeError::new(e.kind(), "queue events for onEvent/exportEvents", e))
+    }
 }

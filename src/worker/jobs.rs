@@ -14,8 +14,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Exports};
-use crate::pipeline::plugins::PluginRunner;
 use crate::plugins::logs::{LogLevel, LogSource};
+use crate::plugins::runner::PluginRunner;
 use crate::store::{Job, Store};
 
 /// How long a claimed job is hidden from other workers: longer than an

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::pipeline::plugins::PluginRunner;
+use crate::plugins::runner::PluginRunner;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 

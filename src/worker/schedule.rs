@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::WorkerSettings;
 use crate::cache::Cache;
-use crate::pipeline::plugins::PluginRunner;
 use crate::plugins::logs::{LogLevel, LogSource};
+use crate::plugins::runner::PluginRunner;
 
 pub const LOCK_KEY: &str = "plugin-server:locks:schedule";
 

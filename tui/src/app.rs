@@ -5,7 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 
 use crate::panels::{self, Key, Panel, Row};
-use crate::snapshot::Snapshot;
+use phs_report::Snapshot;
 
 /// What the keyboard is talking to.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,17 +6,17 @@
 //! one-way (`phs -> phs-tui`) keeps ratatui and crossterm out of the pipeline
 //! library and lets the rendering tests run without any service.
 //!
-//! [`snapshot`] the wire and view model; [`panels`] turns it into table rows;
+//! The wire and view model is the `phs-report` crate, which the server
+//! library uses without this crate; [`panels`] turns it into table rows;
 //! [`app`] is state and keys; [`ui`] draws; [`term`] runs the terminal loop.
 
 pub mod app;
 pub mod panels;
-pub mod snapshot;
 pub mod term;
 pub mod theme;
 mod ui;
 
-pub use snapshot::{
+pub use phs_report::{
     Count, Instance, InstanceStatus, PartitionLag, PluginError, PluginRow, PluginState, Quantiles, Report, Snapshot,
     Worker,
 };

@@ -2,7 +2,7 @@
 //! them. Filtering, sorting and selection work on these rows the same way
 //! for every panel (see [`crate::app`]).
 
-use crate::snapshot::{Instance, InstanceStatus, PluginError, Snapshot};
+use phs_report::{Instance, InstanceStatus, PluginError, Snapshot};
 use crate::theme::{Level, busy_level, lag_level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, TestBackend};
 
 use crate::app::App;
-use crate::snapshot::Snapshot;
+use phs_report::Snapshot;
 use crate::theme::Theme;
 use crate::ui;
 

@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier};
 
 use crate::app::{App, Mode};
 use crate::panels::Panel;
-use crate::snapshot::*;
+use phs_report::*;
 use crate::term::render_text;
 use crate::theme::Theme;
 

@@ -17,8 +17,8 @@ use serde_json::json;
 
 pub use parse::{CaptureError, CapturedEvent};
 
-use super::source::Producer;
 use super::team::TeamCache;
+use crate::wire::Producer;
 
 #[derive(Clone)]
 pub struct CaptureState {

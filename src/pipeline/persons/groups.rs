@@ -14,9 +14,9 @@ use serde_json::{Map, Value};
 
 use super::properties::Update;
 use super::{ATTEMPTS, Batch, Changes};
-use crate::pipeline::prepare::EventRow;
 use crate::pipeline::sink::GroupRow;
 use crate::store::{Group, Store, StoreError};
+use crate::wire::EventRow;
 
 pub struct Groups {
     store: Arc<dyn Store>,

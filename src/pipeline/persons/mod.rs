@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::pipeline::prepare::{EventPerson, EventRow};
 use crate::pipeline::sink::{DistinctIdRow, PersonRow, SinkBatch};
 use crate::store::{MergedPerson, NewPerson, Person, Store, StoreError};
+use crate::wire::{EventPerson, EventRow};
 
 pub use self::batch::Batch;
 use self::batch::{State, properties_mut};

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::ErrorKind;
 use crate::error::PipeError;
-use crate::pipeline::prepare::EventPerson;
+use crate::wire::EventPerson;
 
 fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {
     move |e| PipeError::new(kind(&e), context, e)

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use crate::error::PipeError;
 
 pub use self::rows::{DistinctIdRow, GroupRow, PersonRow, SinkBatch};
-use super::prepare::EventRow;
-use super::source::Message;
+use crate::wire::EventRow;
+use crate::wire::Message;
 
 #[async_trait]
 pub trait EventSink: Send + Sync {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pipeline::prepare::EventRow;
+use crate::wire::EventRow;
 
 #[derive(Debug, Clone, Default)]
 pub struct SinkBatch {

@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::PipeError;
-use crate::pipeline::prepare::EventPerson;
+use crate::wire::EventPerson;
 
 fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
     PipeError::sqlx(context)

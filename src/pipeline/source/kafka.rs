@@ -15,9 +15,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::{ClientContext, Message as _, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use super::{Message, PartitionPosition, Positions, Source};
+use super::Source;
 use crate::config::KafkaSettings;
 use crate::error::PipeError;
+use crate::wire::{Message, PartitionPosition, Positions};
 
 /// After the first message of a batch, how long to wait for more before
 /// handing a partial batch on: bounds the added latency.

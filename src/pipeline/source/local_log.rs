@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Message, PartitionPosition, Positions, Producer, Source};
+use super::Source;
 use crate::error::PipeError;
 use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
+use crate::wire::{Message, PartitionPosition, Positions, Producer};
 
 fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
     PipeError::sqlx(context)

@@ -11,9 +11,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::Producer;
 use crate::config::KafkaSettings;
 use crate::error::{ErrorKind, PipeError};
+use crate::wire::Producer;
 
 /// One message to produce.
 pub struct Record<'a> {

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row as TableRow, Sparkline, Table
 
 use crate::app::{App, Mode};
 use crate::panels::{Panel, duration, num};
-use crate::snapshot::InstanceStatus;
+use phs_report::InstanceStatus;
 use crate::theme::{Level, Theme};
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {

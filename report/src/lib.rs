@@ -1,4 +1,4 @@
-//! The view model `phs top` renders, and the wire shape of an instance's
+//! phs-report: the view model `phs top` renders, and the wire shape of an instance's
 //! `/_snapshot` endpoint: the server fills a [`Report`], `phs top` polls
 //! every instance into a [`Snapshot`]. One definition serves both ends and
 //! `phs top --once --json`.

@@ -1,4 +1,7 @@
-//! Stage 3: a team's enabled plugins run processEvent in order.
+//! The plugin runtime's service: a team's enabled plugin configs, loaded
+//! and set up, and the processEvent chain the pipeline runs on each event
+//! (its third stage). The async side (onEvent, exportEvents, jobs, tasks)
+//! uses the same configs.
 //!
 //! As in the original: a plugin that throws leaves the last good event and
 //! is listed in `$plugins_failed`; one that returns nil drops the event and
@@ -21,7 +24,6 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
-use super::source::Producer;
 use crate::cache::Cache;
 use crate::plugins::api::Capture;
 use crate::plugins::error_rate::{ErrorRatePolicy, ErrorWindow};
@@ -30,6 +32,7 @@ use crate::plugins::geoip::GeoIp;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
+use crate::wire::Producer;
 
 /// Setup attempts before a config is disabled (the later original's 5).
 pub const MAX_SETUP_FAILURES: u32 = 5;
