@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::store::{Store, StoreError, Team};
+use crate::store::{StoreError, Team, TeamStore};
 
 const TTL: Duration = Duration::from_secs(30);
 /// Short, so a team created just after its first refused event starts working quickly.
@@ -29,13 +29,13 @@ struct Entries {
 }
 
 pub struct TeamCache {
-    store: Arc<dyn Store>,
+    store: Arc<dyn TeamStore>,
     /// Shared, not cloned, per event: a team holds several strings.
     cached: Mutex<Entries>,
 }
 
 impl TeamCache {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn TeamStore>) -> Self {
         let kept = NonZeroUsize::new(UNKNOWN_KEPT).expect("a non-zero constant");
         TeamCache { store, cached: Mutex::new(Entries { known: HashMap::new(), unknown: LruCache::new(kept) }) }
     }

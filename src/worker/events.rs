@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::plugins::CallError;
 use crate::plugins::logs::{LogLevel, LogSource};
 use crate::plugins::runner::{Loaded, PluginRunner};
-use crate::store::{NewJob, Store};
+use crate::store::{JobQueue, NewJob};
 
 /// Attempts of one onEvent call when it raises RetryError.
 pub const ON_EVENT_ATTEMPTS: u32 = 3;
@@ -110,12 +110,12 @@ struct Buffer {
 /// The export buffers of every plugin config on this instance.
 pub struct Exports {
     runner: Arc<PluginRunner>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn JobQueue>,
     buffers: Mutex<HashMap<i64, Buffer>>,
 }
 
 impl Exports {
-    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn JobQueue>) -> Arc<Self> {
         Arc::new(Exports { runner, store, buffers: Mutex::new(HashMap::new()) })
     }
 

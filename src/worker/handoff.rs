@@ -12,16 +12,16 @@ use serde_json::{Value, json};
 
 use crate::error::PipeError;
 use crate::plugins::runner::PluginRunner;
-use crate::store::{NewJob, Store, StoreError};
+use crate::store::{JobQueue, NewJob, StoreError};
 use crate::wire::{EventRow, Handoff};
 
 pub struct EventHandoff {
     runner: Arc<PluginRunner>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn JobQueue>,
 }
 
 impl EventHandoff {
-    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn Store>) -> Self {
+    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn JobQueue>) -> Self {
         EventHandoff { runner, store }
     }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{self, Exports};
 use crate::plugins::logs::{LogLevel, LogSource};
 use crate::plugins::runner::PluginRunner;
-use crate::store::{Job, Store};
+use crate::store::{Job, JobQueue};
 
 /// How long a claimed job is hidden from other workers: longer than an
 /// export buffer may hold its events (600 s) plus a task's time limit.
@@ -25,14 +25,14 @@ pub const LEASE: Duration = Duration::from_secs(15 * 60);
 pub const CONCURRENCY: usize = 16;
 
 pub struct JobWorker {
-    store: Arc<dyn Store>,
+    store: Arc<dyn JobQueue>,
     runner: Arc<PluginRunner>,
     exports: Arc<Exports>,
     poll: Duration,
 }
 
 impl JobWorker {
-    pub fn new(store: Arc<dyn Store>, runner: Arc<PluginRunner>, exports: Arc<Exports>, poll: Duration) -> Arc<Self> {
+    pub fn new(store: Arc<dyn JobQueue>, runner: Arc<PluginRunner>, exports: Arc<Exports>, poll: Duration) -> Arc<Self> {
         Arc::new(JobWorker { store, runner, exports, poll })
     }
 

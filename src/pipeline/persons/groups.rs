@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 use super::properties::Update;
 use super::{ATTEMPTS, Batch, Changes};
 use crate::pipeline::sink::GroupRow;
-use crate::store::{Group, Store, StoreError};
+use crate::store::{Group, PersonStore, StoreError};
 use crate::wire::EventRow;
 
 pub struct Groups {
-    store: Arc<dyn Store>,
+    store: Arc<dyn PersonStore>,
     /// (team, group type) -> its index, once assigned.
     types: Mutex<HashMap<(i64, String), i32>>,
 }
@@ -33,7 +33,7 @@ fn key_text(v: &Value) -> Option<String> {
 }
 
 impl Groups {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn PersonStore>) -> Self {
         Groups { store, types: Mutex::default() }
     }
 

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::pipeline::sink::{DistinctIdRow, PersonRow, SinkBatch};
-use crate::store::{MergedPerson, NewPerson, Person, Store, StoreError};
+use crate::store::{MergedPerson, NewPerson, Person, PersonStore, StoreError};
 use crate::wire::{EventPerson, EventRow};
 
 pub use self::batch::Batch;
@@ -45,7 +45,7 @@ pub fn person_uuid(team_id: i64, distinct_id: &str) -> Uuid {
 }
 
 pub struct Persons {
-    store: Arc<dyn Store>,
+    store: Arc<dyn PersonStore>,
     groups: groups::Groups,
     /// At most this many distinct ids are read ahead per batch (DISTINCT_ID_LRU_SIZE).
     read_ahead: usize,
@@ -101,7 +101,7 @@ fn person_row(p: &Person, is_deleted: bool, version: i64) -> PersonRow {
 }
 
 impl Persons {
-    pub fn new(store: Arc<dyn Store>, read_ahead: usize) -> Self {
+    pub fn new(store: Arc<dyn PersonStore>, read_ahead: usize) -> Self {
         Persons { groups: groups::Groups::new(store.clone()), store, read_ahead, carry: Default::default() }
     }
 
