@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use phs::pipeline::source::Producer;
 use serde_json::{Map, Value, json};
 
-use crate::serve::{Server, start, wait_healthy};
+use crate::serve::{Server, start_logged, wait_healthy};
 use crate::util::production::Deployment;
 
 /// A row check: Err says what is wrong with the stored event.
@@ -846,7 +846,13 @@ async fn health(client: &reqwest::Client, server: &Server) -> Result<(), String>
 
 /// Sends every case (HTTP, then raw), each followed by a valid event, waits
 /// once, and fails with every case that went wrong.
-async fn run_corpus(target: impl Target, server: &mut Server, raw_into: &dyn Producer, token: &str) {
+async fn run_corpus(
+    target: impl Target,
+    server: &mut Server,
+    raw_into: &dyn Producer,
+    token: &str,
+    log: &std::path::Path,
+) {
     let started = Instant::now();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     let http = http_cases(token);
@@ -936,7 +942,18 @@ async fn run_corpus(target: impl Target, server: &mut Server, raw_into: &dyn Pro
         sent.len() - failed.len()
     );
     problems.extend(failed);
-    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    if !problems.is_empty() {
+        // The server's warnings and errors say why (a panic, a refused write, a retry loop).
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let noteworthy: Vec<&str> =
+            text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked")).collect();
+        let tail = noteworthy[noteworthy.len().saturating_sub(30)..].join("\n");
+        panic!(
+            "{} problems:\n{}\n\nthe server's last warnings and errors:\n{tail}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
 }
 
 /// Small enough that a stuck batch shows on /_health during the run.
@@ -948,10 +965,12 @@ async fn embedded_survives_the_hostile_corpus() {
     let d = dir.path().to_path_buf();
     let token = crate::ingest::cli(&d, &["teams", "create", "hostile"]).trim().to_string();
     let env = [("PHS_DATA_DIR", d.display().to_string()), ("HEALTHCHECK_MAX_STALE_SECONDS", STALE_SECONDS.into())];
-    let mut server = start(&env);
+    // A log file, not a pipe: nobody reads a pipe, and a full one would block the server.
+    let log_file = d.join("serve.log");
+    let mut server = start_logged(&env, &log_file);
     wait_healthy(&mut server);
     let log = phs::pipeline::source::local_log::LocalLog::open(&d).await.unwrap();
-    run_corpus(Embedded { dir: d.clone() }, &mut server, &log, &token).await;
+    run_corpus(Embedded { dir: d.clone() }, &mut server, &log, &token, &log_file).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -960,9 +979,10 @@ async fn production_survives_the_hostile_corpus() {
     let token = d.cli(&["teams", "create", "hostile"]).trim().to_string();
     let mut env = d.env.clone();
     env.push(("HEALTHCHECK_MAX_STALE_SECONDS", STALE_SECONDS.into()));
-    let mut server = start(&env);
+    let log_file = d.dir.path().join("serve.log");
+    let mut server = start_logged(&env, &log_file);
     wait_healthy(&mut server);
     let producer = d.producer();
     let dlq = d.read_topic("events_plugin_ingestion_dlq");
-    run_corpus(Production { d, dlq }, &mut server, &producer, &token).await;
+    run_corpus(Production { d, dlq }, &mut server, &producer, &token, &log_file).await;
 }

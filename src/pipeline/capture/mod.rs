@@ -105,3 +105,24 @@ async fn capture(
         Err(err) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("events not accepted, retry: {err}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_that_cannot_be_a_teams_are_refused_without_a_lookup() {
+        assert!(plausible_token("phc_abc123"));
+        assert!(!plausible_token("phc_abc\u{0}"));
+        assert!(!plausible_token(&"t".repeat(MAX_TOKEN_CHARS + 1)));
+    }
+
+    #[test]
+    fn only_an_ip_address_in_x_forwarded_for_is_taken() {
+        let peer: SocketAddr = "10.1.1.1:5000".parse().unwrap();
+        assert_eq!(client_ip(Some(" 203.0.113.9 , 10.0.0.1"), peer), "203.0.113.9");
+        assert_eq!(client_ip(Some("2001:db8::1"), peer), "2001:db8::1");
+        assert_eq!(client_ip(Some("not-an-ip, 1.2.3.4"), peer), "10.1.1.1");
+        assert_eq!(client_ip(None, peer), "10.1.1.1");
+    }
+}
