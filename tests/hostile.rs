@@ -529,6 +529,63 @@ fn http_cases(t: &str) -> Vec<Http> {
     ]
 }
 
+/// A request written byte for byte on a TCP connection, for what an HTTP
+/// client library will not send: its expected answer is always a 4xx status
+/// line (a dropped connection or a 5xx is a failure).
+struct Wire {
+    name: &'static str,
+    bytes: Vec<u8>,
+    expect: Expect,
+}
+
+fn wire_cases(t: &str) -> Vec<Wire> {
+    let w = |name: &'static str, code: u16, build: &dyn Fn(&str, String) -> String| {
+        let body = String::from_utf8(with(t, &mark(name), json!({}))).unwrap();
+        Wire { name, bytes: build(&mark(name), body).into_bytes(), expect: Refused(code) }
+    };
+    vec![
+        w("wire_not_http", 400, &|m, _| format!("HELLO {m}\r\n\r\n")),
+        w("wire_content_length_short", 400, &|_, b| {
+            format!(
+                "POST /e HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5\r\nconnection: close\r\n\r\n{b}"
+            )
+        }),
+        w("wire_content_length_garbage", 400, &|_, b| {
+            format!("POST /e HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\nconnection: close\r\n\r\n{b}")
+        }),
+        w("wire_header_too_large", 431, &|_, b| {
+            format!(
+                "POST /e HTTP/1.1\r\nhost: x\r\nx-junk: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                "j".repeat(1 << 20),
+                b.len()
+            )
+        }),
+        w("wire_nul_in_header", 400, &|_, b| {
+            format!(
+                "POST /e HTTP/1.1\r\nhost: x\r\nx-forwarded-for: 1.2.3.4\0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                b.len()
+            )
+        }),
+        w("wire_bad_chunked", 400, &|_, b| {
+            format!(
+                "POST /e HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{b}\r\n0\r\n\r\n"
+            )
+        }),
+    ]
+}
+
+/// Writes `bytes` and reads the status of the answer; None when the connection closed without one.
+async fn send_wire(addr: &str, bytes: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    // The server may answer (and close) before reading it all, as it should for a huge header.
+    let _ = conn.write_all(bytes).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut answer)).await;
+    let line = String::from_utf8_lossy(&answer);
+    line.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
 struct Raw {
     name: &'static str,
     /// The messages, put into the topic one after the other.
@@ -836,6 +893,17 @@ fn complete(sent: &[Sent], follow_ups: &[String], seen: &Observed, production: b
         })
 }
 
+/// Sends the valid event that follows case `name`: its marker, once accepted.
+async fn follow_up(client: &reqwest::Client, server: &Server, token: &str, name: &str) -> Result<String, String> {
+    let f = follow_up_mark(name);
+    let body = json!({"token": token, "event": "follow_up", "distinct_id": f});
+    let r = client.post(format!("http://{}/e", server.capture)).body(body.to_string()).send().await;
+    match r.map(|r| r.status().as_u16()) {
+        Ok(200) => Ok(f),
+        other => Err(format!("{name}: the valid event after it got {other:?}")),
+    }
+}
+
 async fn health(client: &reqwest::Client, server: &Server) -> Result<(), String> {
     match client.get(format!("http://{}/_health", server.addr)).send().await {
         Ok(r) if r.status() == 200 => Ok(()),
@@ -858,6 +926,7 @@ async fn run_corpus(
     let http = http_cases(token);
     let raws = raw_cases(token);
     let mut names: Vec<&str> = http.iter().map(|c| c.name).chain(raws.iter().map(|c| c.name)).collect();
+    names.extend(wire_cases(token).iter().map(|c| c.name));
     names.sort();
     let n = names.len();
     names.dedup();
@@ -883,12 +952,24 @@ async fn run_corpus(
             }
         };
         sent.push(Sent { name: c.name, status, expect: &c.expect, raw: vec![] });
-        let f = follow_up_mark(c.name);
-        let body = json!({"token": token, "event": "follow_up", "distinct_id": f});
-        let r = client.post(format!("http://{}/e", server.capture)).body(body.to_string()).send().await;
-        match r.map(|r| r.status().as_u16()) {
-            Ok(200) => follow_ups.push(f),
-            other => problems.push(format!("{}: the valid event after it got {other:?}", c.name)),
+        match follow_up(&client, server, token, c.name).await {
+            Ok(f) => follow_ups.push(f),
+            Err(e) => problems.push(e),
+        }
+        if let Err(e) = health(&client, server).await {
+            problems.push(format!("{}: {e}", c.name));
+        }
+    }
+    let wires = wire_cases(token);
+    for c in &wires {
+        let status = send_wire(&server.capture, &c.bytes).await;
+        if status.is_none() {
+            problems.push(format!("{}: the connection closed without an answer", c.name));
+        }
+        sent.push(Sent { name: c.name, status: Some(status.unwrap_or(0)), expect: &c.expect, raw: vec![] });
+        match follow_up(&client, server, token, c.name).await {
+            Ok(f) => follow_ups.push(f),
+            Err(e) => problems.push(e),
         }
         if let Err(e) = health(&client, server).await {
             problems.push(format!("{}: {e}", c.name));
@@ -934,9 +1015,10 @@ async fn run_corpus(
     let failed: Vec<String> =
         sent.iter().filter_map(|s| judge(s, &seen, target.production()).map(|p| format!("{}: {p}", s.name))).collect();
     eprintln!(
-        "{} cases ({} HTTP, {} raw), sent in {http_time:?}, judged after {:?}: {} as expected",
+        "{} cases ({} HTTP, {} on the wire, {} raw), sent in {http_time:?}, judged after {:?}: {} as expected",
         sent.len(),
         http.len(),
+        wires.len(),
         raws.len(),
         started.elapsed(),
         sent.len() - failed.len()
