@@ -9,6 +9,7 @@ mod util;
 mod cache;
 mod cli;
 mod completions;
+mod hostile;
 mod ingest;
 mod jobs;
 mod migrate;

@@ -8,59 +8,15 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use phs::config::StoreSettings;
-use phs::pipeline::source::producer::KafkaProducer;
 use phs::wire::Producer;
 use serde_json::{Value, json};
 
 use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};
 use crate::sinks::consume;
-use crate::util::{clickhouse_host, fresh_postgres_db, kafka_hosts, phs, stderr, unique};
-
-pub(crate) struct Deployment {
-    pub env: Vec<(&'static str, String)>,
-    pub settings: StoreSettings,
-    dir: tempfile::TempDir,
-}
+pub(crate) use crate::util::production::Deployment;
+use crate::util::{phs, stderr};
 
 impl Deployment {
-    /// A migrated deployment of its own (8 partitions, `phs migrate`'s default).
-    pub async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let env = vec![
-            ("DATABASE_URL", fresh_postgres_db().await),
-            ("CLICKHOUSE_HOST", clickhouse_host()),
-            ("CLICKHOUSE_DATABASE", unique("phs_t")),
-            ("KAFKA_HOSTS", kafka_hosts()),
-            ("KAFKA_PREFIX", format!("{}_", unique("t"))),
-            ("KAFKA_CONSUMER_GROUP", unique("g")),
-            ("PHS_DATA_DIR", dir.path().display().to_string()),
-        ];
-        let settings = {
-            use clap::Parser;
-            #[derive(Parser)]
-            struct P {
-                #[command(flatten)]
-                s: StoreSettings,
-            }
-            let args = env.iter().flat_map(|(k, v)| [format!("--{}", k.to_lowercase().replace('_', "-")), v.clone()]);
-            let args: Vec<String> =
-                std::iter::once("x".to_string()).chain(args).map(|a| a.replace("--phs-", "--")).collect();
-            P::try_parse_from(args).expect("settings parse").s
-        };
-        let d = Deployment { env, settings, dir };
-        d.cli(&["migrate"]);
-        d
-    }
-
-    pub(crate) fn cli(&self, args: &[&str]) -> String {
-        crate::util::phs_ok(&self.env, args)
-    }
-
-    pub(crate) fn producer(&self) -> KafkaProducer {
-        KafkaProducer::new(&self.settings.kafka).unwrap()
-    }
-
     /// `phs events list --json` (read from ClickHouse) once it shows `n` events.
     pub(crate) fn wait_for_events(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use super::capture::CapturedEvent;
+use super::capture::parse::{MAX_DISTINCT_ID_CHARS, cut_distinct_id};
 
 /// Why a message cannot be ingested; it goes to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,8 +50,7 @@ impl Invalid {
 }
 
 pub const MAX_EVENT_NAME_CHARS: usize = 200;
-/// PostHog's capture cuts distinct ids to this many characters.
-pub const MAX_DISTINCT_ID_CHARS: usize = 200;
+
 /// Larger events are refused, like Kafka's default 1 MB message limit would.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
@@ -91,7 +91,7 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
         return Err(Invalid::BadUuid(msg.uuid.chars().take(64).collect()));
     }
     if msg.distinct_id.chars().nth(MAX_DISTINCT_ID_CHARS).is_some() {
-        msg.distinct_id = msg.distinct_id.chars().take(MAX_DISTINCT_ID_CHARS).collect();
+        msg.distinct_id = cut_distinct_id(&msg.distinct_id);
     }
     // The outer (capture) fields win over the event's own.
     event.insert("uuid".into(), Value::String(msg.uuid));

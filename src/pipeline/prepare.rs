@@ -15,7 +15,9 @@ fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
 /// `timestamp` corrected by the client's clock skew (`now - sent_at`) when
 /// both are given, else `now - offset`, else `timestamp`, else `now`; more
 /// than 23 h in the future becomes `now`, and so does a time out of range
-/// (an offset of 10^18 ms, say), as the original ignores invalid timestamps.
+/// (an offset of 10^18 ms, say, or a year before 1970, which ClickHouse's
+/// DateTime and Postgres's persons cannot both hold), as the original
+/// ignores invalid timestamps.
 pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> DateTime<Utc> {
     let props = event.get("properties").and_then(Value::as_object);
     let ignore_sent_at = props.and_then(|p| p.get("$ignore_sent_at")).and_then(Value::as_bool).unwrap_or(false);
@@ -28,8 +30,10 @@ pub fn resolve_timestamp(event: &Map<String, Value>, now: DateTime<Utc>) -> Date
         (Some(ts), None, None) => Some(ts),
         (None, _, None) => None,
     };
-    let t = t.unwrap_or(now);
-    if t > now + Duration::hours(23) { now } else { t }
+    match t {
+        Some(t) if t >= DateTime::UNIX_EPOCH && t <= now + Duration::hours(23) => t,
+        _ => now,
+    }
 }
 
 pub fn prepare(
@@ -38,7 +42,11 @@ pub fn prepare(
     anonymize_ips: bool,
     created_at: DateTime<Utc>,
 ) -> EventRow {
-    let now = time(event.get("now")).unwrap_or(created_at);
+    // The message's `now` is capture's clock; one from the future (a forged
+    // raw message) is not believed, nor one before the epoch.
+    let now = time(event.get("now"))
+        .filter(|n| *n >= DateTime::UNIX_EPOCH && *n <= created_at + Duration::hours(23))
+        .unwrap_or(created_at);
     let timestamp = resolve_timestamp(&event, now);
     let mut properties = match event.remove("properties") {
         Some(Value::Object(p)) => p,
@@ -110,6 +118,8 @@ mod tests {
         }
         let far = obj(json!({"timestamp": "9999-12-31T23:59:59Z", "sent_at": "0001-01-01T00:00:00Z"}));
         assert_eq!(resolve_timestamp(&far, now), now, "a skew correction out of range");
+        let year0 = obj(json!({"timestamp": "0000-01-01T00:00:00Z"}));
+        assert_eq!(resolve_timestamp(&year0, now), now, "before the epoch");
     }
 
     #[test]

@@ -32,7 +32,12 @@ pub struct JobWorker {
 }
 
 impl JobWorker {
-    pub fn new(store: Arc<dyn JobQueue>, runner: Arc<PluginRunner>, exports: Arc<Exports>, poll: Duration) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn JobQueue>,
+        runner: Arc<PluginRunner>,
+        exports: Arc<Exports>,
+        poll: Duration,
+    ) -> Arc<Self> {
         Arc::new(JobWorker { store, runner, exports, poll })
     }
 

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 mod own_postgres;
+pub mod production;
 pub use own_postgres::OwnPostgres;
 use std::sync::atomic::{AtomicU32, Ordering};
 

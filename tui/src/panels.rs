@@ -2,8 +2,8 @@
 //! them. Filtering, sorting and selection work on these rows the same way
 //! for every panel (see [`crate::app`]).
 
-use phs_report::{Instance, InstanceStatus, PluginError, Snapshot};
 use crate::theme::{Level, busy_level, lag_level};
+use phs_report::{Instance, InstanceStatus, PluginError, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panel {

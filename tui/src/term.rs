@@ -12,9 +12,9 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, TestBackend};
 
 use crate::app::App;
-use phs_report::Snapshot;
 use crate::theme::Theme;
 use crate::ui;
+use phs_report::Snapshot;
 
 /// How long the loop waits for a key before looking at the channel again.
 const TICK: Duration = Duration::from_millis(100);

@@ -8,9 +8,9 @@ use ratatui::style::{Color, Modifier};
 
 use crate::app::{App, Mode};
 use crate::panels::Panel;
-use phs_report::*;
 use crate::term::render_text;
 use crate::theme::Theme;
+use phs_report::*;
 
 const PLAIN: Theme = Theme { color: false };
 

@@ -1,7 +1,9 @@
 //! The capture endpoint (CAPTURE_ADDR): PostHog's capture API (`/e`,
 //! `/capture`, `/batch`, `/i/v0/e`, with or without a trailing slash) so
 //! the real SDKs can send to phs. A request is answered 200 only once its
-//! events are durably appended; unknown tokens get 401, bad bodies 400.
+//! events are durably appended; unknown tokens get 401, bad bodies 400,
+//! bodies or events over the limits 413. A hostile request gets a 4xx, never
+//! a 5xx: only an unavailable store or log answers 503 (the SDK retries those).
 
 pub mod parse;
 
@@ -9,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -31,7 +33,28 @@ pub fn router(state: CaptureState) -> Router {
     for path in ["/e", "/capture", "/batch", "/i/v0/e", "/track", "/engage"] {
         r = r.route(path, any(capture)).route(&format!("{path}/"), any(capture));
     }
-    r.with_state(state)
+    // axum's default (2 MiB) would cut bodies the parser accepts; gzip bodies are bounded there after inflating.
+    r.layer(DefaultBodyLimit::max(parse::MAX_BODY_BYTES)).with_state(state)
+}
+
+/// Longer tokens are no token phs issues, so they are refused without a lookup.
+const MAX_TOKEN_CHARS: usize = 200;
+
+/// Whether `token` could be a team's token at all. Others (huge, or with
+/// control characters such as NUL, which Postgres refuses in text and would
+/// turn into a 503) are unknown without asking the store.
+fn plausible_token(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_CHARS && !token.chars().any(char::is_control)
+}
+
+/// The client's address: the first X-Forwarded-For entry when it is an IP
+/// address (anything else there is not stored as `$ip`), else the peer's.
+fn client_ip(forwarded_for: Option<&str>, peer: SocketAddr) -> String {
+    forwarded_for
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or(peer.ip())
+        .to_string()
 }
 
 fn reply(code: StatusCode, message: &str) -> Response {
@@ -46,10 +69,7 @@ async fn capture(
     body: axum::body::Bytes,
 ) -> Response {
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-    let ip = header("x-forwarded-for")
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
-        .unwrap_or_else(|| peer.ip().to_string());
+    let ip = client_ip(header("x-forwarded-for"), peer);
     let site_url = header("origin")
         .map(String::from)
         .unwrap_or_else(|| format!("http://{}", header("host").unwrap_or("localhost")));
@@ -63,9 +83,13 @@ async fn capture(
     };
     let events = match parse::parse(&req) {
         Ok(e) => e,
+        Err(e) if e.too_large() => return reply(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
         Err(e) => return reply(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     for e in &events {
+        if !plausible_token(&e.token) {
+            return reply(StatusCode::UNAUTHORIZED, "unknown API token");
+        }
         match s.teams.by_token(&e.token).await {
             Ok(Some(_)) => {}
             Ok(None) => return reply(StatusCode::UNAUTHORIZED, &format!("unknown API token `{}`", e.token)),
@@ -79,5 +103,26 @@ async fn capture(
     match s.producer.append(&messages).await {
         Ok(()) => (StatusCode::OK, axum::Json(json!({"status": 1}))).into_response(),
         Err(err) => reply(StatusCode::SERVICE_UNAVAILABLE, &format!("events not accepted, retry: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_that_cannot_be_a_teams_are_refused_without_a_lookup() {
+        assert!(plausible_token("phc_abc123"));
+        assert!(!plausible_token("phc_abc\u{0}"));
+        assert!(!plausible_token(&"t".repeat(MAX_TOKEN_CHARS + 1)));
+    }
+
+    #[test]
+    fn only_an_ip_address_in_x_forwarded_for_is_taken() {
+        let peer: SocketAddr = "10.1.1.1:5000".parse().unwrap();
+        assert_eq!(client_ip(Some(" 203.0.113.9 , 10.0.0.1"), peer), "203.0.113.9");
+        assert_eq!(client_ip(Some("2001:db8::1"), peer), "2001:db8::1");
+        assert_eq!(client_ip(Some("not-an-ip, 1.2.3.4"), peer), "10.1.1.1");
+        assert_eq!(client_ip(None, peer), "10.1.1.1");
     }
 }

@@ -5,6 +5,11 @@
 //! Accepted bodies: JSON (one event, an array, or `{api_key, batch: [...]}`),
 //! form-encoded `data=` holding base64 or plain JSON, and gzip (detected by
 //! its magic bytes, whatever the `compression` parameter says).
+//!
+//! Capture refuses here what the pipeline could only dead-letter silently,
+//! so the sender learns why: events without a string name, uuids that are
+//! not UUIDs, and events too large for one message. Distinct ids are cut to
+//! [`MAX_DISTINCT_ID_CHARS`], as PostHog's capture does.
 
 use std::io::Read;
 
@@ -16,6 +21,16 @@ use uuid::Uuid;
 
 /// Bodies larger than this (after decompression) are refused.
 pub const MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
+
+/// Longer distinct ids are cut to this many characters (PostHog's capture
+/// does the same; persons keep distinct ids in a varchar(400)).
+pub const MAX_DISTINCT_ID_CHARS: usize = 200;
+
+/// Larger events (as captured messages) are refused with 413: below Kafka's
+/// default `message.max.bytes` (1,000,012, which counts the record batch
+/// around the message too), since a broker refusing one turns into a 503
+/// the SDK would retry forever; the pipeline's own limit is higher.
+pub const MAX_EVENT_BYTES: usize = 960 * 1024;
 
 /// What the HTTP layer knows about the request.
 pub struct Request<'a> {
@@ -63,6 +78,19 @@ pub enum CaptureError {
     NoDistinctId(usize),
     #[error("event {0} has no API token (api_key, token or properties.token)")]
     NoToken(usize),
+    #[error("event {0} has no event name (`event` must be a non-empty string)")]
+    NoEventName(usize),
+    #[error("event {0} has a uuid that is not a UUID")]
+    InvalidUuid(usize),
+    #[error("event {0} is larger than {max} KiB", max = MAX_EVENT_BYTES / 1024)]
+    EventTooLarge(usize),
+}
+
+impl CaptureError {
+    /// Whether the request is refused for its size (413) rather than its content (400).
+    pub fn too_large(&self) -> bool {
+        matches!(self, CaptureError::TooLarge | CaptureError::EventTooLarge(_))
+    }
 }
 
 pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
@@ -119,8 +147,17 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
             .flatten()
             .find_map(stringify_id)
             .ok_or(CaptureError::NoDistinctId(i))?;
-        let uuid = str_of(&event, "uuid").unwrap_or_else(|| Uuid::now_v7().to_string());
-        out.push(CapturedEvent {
+        if event.get("event").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(CaptureError::NoEventName(i));
+        }
+        // A uuid the SDK sent must be one: the stores key events by it.
+        let uuid = match event.get("uuid") {
+            None | Some(Value::Null) => Uuid::now_v7().to_string(),
+            Some(Value::String(s)) if s.is_empty() => Uuid::now_v7().to_string(),
+            Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| CaptureError::InvalidUuid(i))?.to_string(),
+            Some(_) => return Err(CaptureError::InvalidUuid(i)),
+        };
+        let captured = CapturedEvent {
             uuid,
             distinct_id,
             ip: req.ip.clone(),
@@ -129,7 +166,11 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
             token,
             now: iso(req.now),
             sent_at: sent_at.clone(),
-        });
+        };
+        if message_len(&captured) > MAX_EVENT_BYTES {
+            return Err(CaptureError::EventTooLarge(i));
+        }
+        out.push(captured);
     }
     Ok(out)
 }
@@ -138,10 +179,34 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
 }
 
-/// distinct_id as a string; numbers are stringified, empty values skipped.
+/// The message's size as the pipeline sees it, without serializing a copy.
+fn message_len(e: &CapturedEvent) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, e).expect("captured events serialize");
+    n.0
+}
+
+/// `id` cut to [`MAX_DISTINCT_ID_CHARS`] characters: at capture, and again
+/// at normalize for messages that reached the topic some other way.
+pub fn cut_distinct_id(id: &str) -> String {
+    id.chars().take(MAX_DISTINCT_ID_CHARS).collect()
+}
+
+/// distinct_id as a string, cut to [`MAX_DISTINCT_ID_CHARS`]; numbers are
+/// stringified, empty values skipped.
 fn stringify_id(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::String(s) if !s.trim().is_empty() => Some(cut_distinct_id(s)),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -228,5 +293,25 @@ mod tests {
         assert_eq!(parse(&req("", None, br#"[1]"#)), Err(CaptureError::NotAnObject(0)));
         assert_eq!(parse(&req("", None, br#"[]"#)), Err(CaptureError::NoEvents));
         assert!(matches!(parse(&req("", None, &[0x1f, 0x8b, 0, 1])), Err(CaptureError::Gzip(_))));
+    }
+
+    #[test]
+    fn names_uuids_sizes_and_long_distinct_ids() {
+        let one = |body: serde_json::Value| parse(&req("", None, body.to_string().as_bytes()));
+        let ev = |extra: serde_json::Value| {
+            let mut e = serde_json::json!({"event": "e", "distinct_id": "d", "api_key": "t"});
+            e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            one(e)
+        };
+        assert_eq!(ev(serde_json::json!({"event": ""})), Err(CaptureError::NoEventName(0)));
+        assert_eq!(ev(serde_json::json!({"event": 7})), Err(CaptureError::NoEventName(0)));
+        assert_eq!(ev(serde_json::json!({"uuid": "nope"})), Err(CaptureError::InvalidUuid(0)));
+        assert_eq!(ev(serde_json::json!({"uuid": 5})), Err(CaptureError::InvalidUuid(0)));
+        let upper = "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B";
+        assert_eq!(ev(serde_json::json!({"uuid": upper})).unwrap()[0].uuid, upper.to_lowercase());
+        let big = ev(serde_json::json!({"properties": {"x": "y".repeat(1_100_000)}}));
+        assert!(big.as_ref().is_err_and(CaptureError::too_large), "{big:?}");
+        let long = ev(serde_json::json!({"distinct_id": "é".repeat(500)})).unwrap();
+        assert_eq!(long[0].distinct_id.chars().count(), MAX_DISTINCT_ID_CHARS);
     }
 }

@@ -24,9 +24,17 @@ pub struct Groups {
     types: Mutex<HashMap<(i64, String), i32>>,
 }
 
+/// PostHog's columns for group types and keys (`varchar(400)`): a longer one
+/// is ignored, as a sixth group type is, rather than failing the event.
+const MAX_GROUP_CHARS: usize = 400;
+
+fn fits(s: &str) -> bool {
+    s.chars().nth(MAX_GROUP_CHARS).is_none()
+}
+
 fn key_text(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::String(s) if !s.is_empty() && fits(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -38,6 +46,10 @@ impl Groups {
     }
 
     async fn type_index(&self, team_id: i64, group_type: &str) -> Result<Option<i32>, StoreError> {
+        if !fits(group_type) {
+            tracing::info!(team_id, "a group type over {MAX_GROUP_CHARS} characters; ignored");
+            return Ok(None);
+        }
         let key = (team_id, group_type.to_string());
         if let Some(i) = self.types.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(Some(*i));

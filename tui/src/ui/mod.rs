@@ -11,8 +11,8 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row as TableRow, Sparkline, Table
 
 use crate::app::{App, Mode};
 use crate::panels::{Panel, duration, num};
-use phs_report::InstanceStatus;
 use crate::theme::{Level, Theme};
+use phs_report::InstanceStatus;
 
 pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
     let instances = app.snapshot.instances.len().max(1) as u16;

@@ -1,0 +1,113 @@
+//! A production deployment of its own for one test: a fresh Postgres
+//! database, ClickHouse database, topic prefix and consumer group, migrated
+//! with `phs migrate`; and a reader that collects a topic in the background.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phs::config::StoreSettings;
+use phs::pipeline::source::producer::KafkaProducer;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+
+use super::{clickhouse_host, fresh_postgres_db, kafka_hosts, unique};
+
+pub struct Deployment {
+    pub env: Vec<(&'static str, String)>,
+    pub settings: StoreSettings,
+    pub dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// A migrated deployment of its own (8 partitions, `phs migrate`'s default).
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let env = vec![
+            ("DATABASE_URL", fresh_postgres_db().await),
+            ("CLICKHOUSE_HOST", clickhouse_host()),
+            ("CLICKHOUSE_DATABASE", unique("phs_t")),
+            ("KAFKA_HOSTS", kafka_hosts()),
+            ("KAFKA_PREFIX", format!("{}_", unique("t"))),
+            ("KAFKA_CONSUMER_GROUP", unique("g")),
+            ("PHS_DATA_DIR", dir.path().display().to_string()),
+        ];
+        let settings = {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct P {
+                #[command(flatten)]
+                s: StoreSettings,
+            }
+            let args = env.iter().flat_map(|(k, v)| [format!("--{}", k.to_lowercase().replace('_', "-")), v.clone()]);
+            let args: Vec<String> =
+                std::iter::once("x".to_string()).chain(args).map(|a| a.replace("--phs-", "--")).collect();
+            P::try_parse_from(args).expect("settings parse").s
+        };
+        let d = Deployment { env, settings, dir };
+        d.cli(&["migrate"]);
+        d
+    }
+
+    /// `phs ARGS` against this deployment, which must succeed: its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        super::phs_ok(&self.env, args)
+    }
+
+    pub fn producer(&self) -> KafkaProducer {
+        KafkaProducer::new(&self.settings.kafka).unwrap()
+    }
+
+    /// Collects every message of `topic` (prefixed) from the start, in the
+    /// background, into the returned list, until the list is dropped.
+    pub fn read_topic(&self, topic: &str) -> TopicReader {
+        let mut config = phs::kafka::client_config(&self.settings.kafka).unwrap();
+        config.set("group.id", unique("reader")).set("auto.offset.reset", "earliest");
+        let consumer: StreamConsumer = config.create().unwrap();
+        consumer.subscribe(&[&self.settings.kafka.topic(topic)]).unwrap();
+        let got: Arc<Mutex<Vec<Read>>> = Arc::default();
+        let sink = got.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        use rdkafka::message::Headers;
+                        h.iter()
+                            .map(|h| {
+                                (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                sink.lock().unwrap().push(Read { payload: m.payload().unwrap_or_default().to_vec(), headers });
+            }
+        });
+        TopicReader { got, task }
+    }
+}
+
+/// One message read from a topic: its payload and headers.
+#[derive(Clone)]
+pub struct Read {
+    pub payload: Vec<u8>,
+    pub headers: std::collections::HashMap<String, String>,
+}
+
+pub struct TopicReader {
+    got: Arc<Mutex<Vec<Read>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TopicReader {
+    /// The messages read so far.
+    pub fn read(&self) -> Vec<Read> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TopicReader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
