@@ -428,9 +428,7 @@ fn http_cases(t: &str) -> Vec<Http> {
             let g: Map<String, Value> = (0..50).map(|i| (format!("type{i}"), json!(format!("k{i}")))).collect();
             props(t, m, json!({"$groups": g}))
         }),
-        case("groups_huge_type_name", STORED, |m| {
-            props(t, m, json!({"$groups": obj(lorem(10_000), json!("k"))}))
-        }),
+        case("groups_huge_type_name", STORED, |m| props(t, m, json!({"$groups": obj(lorem(10_000), json!("k"))}))),
         case("groups_nul", Stored(1, no_nul), |m| props(t, m, json!({"$groups": {"co\u{0}": "k\u{0}"}}))),
         case("groupidentify_odd", STORED, |m| {
             with(

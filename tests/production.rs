@@ -175,6 +175,33 @@ async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
     assert!(stored.is_subset(&sent), "ClickHouse holds events nobody sent");
 }
 
+/// SIGTERM mid-stream drains: the batch in hand is written and committed, so
+/// after a restart ClickHouse holds every acknowledged event once, even
+/// before its merges could collapse a redelivered copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_then_restart_stores_every_acknowledged_event_once_without_merges() {
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch", server.capture);
+    let stream = crate::serve::stream_batches(&url, &token);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sigterm(&server.child);
+    assert!(wait_exit(&mut server, Duration::from_secs(30)).success(), "the drain ends cleanly");
+    let (acked, _) = stream.finish().await;
+    assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
+
+    let mut server = start(&d.env);
+    wait_healthy(&mut server);
+    let (stored, _) = d.wait_for_uuids(&acked).await;
+    let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
+    let rows: u64 = client.query("SELECT count() FROM events").fetch_one().await.unwrap();
+    assert_eq!(rows as usize, stored.len(), "rows without FINAL: a batch was written twice");
+    sigterm(&server.child);
+    assert!(wait_exit(&mut server, Duration::from_secs(30)).success());
+}
+
 /// The partitions of the consumption topic a server's log says it owns now
 /// (its last assignment; the overflow consumer's are on another topic).
 fn assigned(log: &Path) -> Option<BTreeSet<i32>> {
