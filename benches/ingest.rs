@@ -32,9 +32,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use phs::config::StoreSettings;
-use phs::pipeline::capture::parse::CapturedEvent;
 use phs::pipeline::source::local_log::LocalLog;
 use phs::pipeline::source::producer::KafkaProducer;
+use phs::wire::CapturedEvent;
 use phs::wire::Producer;
 use rand::{Rng, RngExt, SeedableRng};
 use serde_json::json;

@@ -12,8 +12,8 @@
 
 use serde_json::{Map, Value};
 
-use super::capture::CapturedEvent;
 use super::capture::parse::{MAX_DISTINCT_ID_CHARS, cut_distinct_id};
+use crate::wire::CapturedEvent;
 
 /// Why a message cannot be ingested; it goes to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -178,7 +178,7 @@ fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resul
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let data =
                 serde_json::json!({"event": event, "distinct_id": distinct_id, "properties": props, "timestamp": now});
-            let message = crate::pipeline::capture::CapturedEvent {
+            let message = crate::wire::CapturedEvent {
                 uuid: uuid::Uuid::now_v7().to_string(),
                 distinct_id: distinct_id.clone(),
                 ip: None,

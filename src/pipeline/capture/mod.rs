@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::json;
 
-pub use parse::{CaptureError, CapturedEvent};
+pub use parse::CaptureError;
 
 use super::team::TeamCache;
 use crate::wire::Producer;

@@ -15,8 +15,9 @@ use std::io::Read;
 
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::wire::CapturedEvent;
 use uuid::Uuid;
 
 /// Bodies larger than this (after decompression) are refused.
@@ -40,20 +41,6 @@ pub struct Request<'a> {
     pub ip: Option<String>,
     pub site_url: String,
     pub now: DateTime<Utc>,
-}
-
-/// One event in the capture format, as produced to the ingestion topic or log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CapturedEvent {
-    pub uuid: String,
-    pub distinct_id: String,
-    pub ip: Option<String>,
-    pub site_url: String,
-    /// The event itself, as a JSON string.
-    pub data: String,
-    pub token: String,
-    pub now: String,
-    pub sent_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
