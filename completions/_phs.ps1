@@ -69,8 +69,6 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('--tasks-per-worker', '--tasks-per-worker', [CompletionResultType]::ParameterName, 'Events each worker processes concurrently (different persons only)')
             [CompletionResult]::new('--plugin-server-mode', '--plugin-server-mode', [CompletionResultType]::ParameterName, 'Which parts of the server this instance runs. Unset: all of them')
             [CompletionResult]::new('--schedule-lock-ttl', '--schedule-lock-ttl', [CompletionResultType]::ParameterName, 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks')
-            [CompletionResult]::new('--plugins-reload-pubsub-channel', '--plugins-reload-pubsub-channel', [CompletionResultType]::ParameterName, 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes')
-            [CompletionResult]::new('--base-dir', '--base-dir', [CompletionResultType]::ParameterName, 'Base path for resolving local plugins')
             [CompletionResult]::new('--disable-mmdb', '--disable-mmdb', [CompletionResultType]::ParameterName, 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)')
             [CompletionResult]::new('--mmdb-file-location', '--mmdb-file-location', [CompletionResultType]::ParameterName, 'MaxMind City database (.mmdb) behind plugins'' `meta.geoip.locate`. Unset: locate raises an error')
             [CompletionResult]::new('--plugin-disable-error-rate', '--plugin-disable-error-rate', [CompletionResultType]::ParameterName, 'Share of failed calls (0-1] within a window that disables a plugin config automatically')

@@ -65,8 +65,6 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --tasks-per-worker 'Events each worker processes concurrently (different persons only)'
             cand --plugin-server-mode 'Which parts of the server this instance runs. Unset: all of them'
             cand --schedule-lock-ttl 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks'
-            cand --plugins-reload-pubsub-channel 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes'
-            cand --base-dir 'Base path for resolving local plugins'
             cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'
             cand --mmdb-file-location 'MaxMind City database (.mmdb) behind plugins'' `meta.geoip.locate`. Unset: locate raises an error'
             cand --plugin-disable-error-rate 'Share of failed calls (0-1] within a window that disables a plugin config automatically'

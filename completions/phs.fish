@@ -79,8 +79,6 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l tasks-per-worker -d 'E
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-server-mode -d 'Which parts of the server this instance runs. Unset: all of them' -r -f -a "ingestion\t'Only ingestion: source -> plugins\' processEvent -> persons -> sinks'
 async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l schedule-lock-ttl -d 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l plugins-reload-pubsub-channel -d 'Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l base-dir -d 'Base path for resolving local plugins' -r -F
 complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l mmdb-file-location -d 'MaxMind City database (.mmdb) behind plugins\' `meta.geoip.locate`. Unset: locate raises an error' -r

@@ -34,11 +34,9 @@ fn serve_help_shows_every_setting_with_env_name_and_default() {
     for var in [
         "DATABASE_URL",
         "REDIS_URL",
-        "BASE_DIR",
         "WORKER_CONCURRENCY",
         "TASKS_PER_WORKER",
         "SCHEDULE_LOCK_TTL",
-        "PLUGINS_RELOAD_PUBSUB_CHANNEL",
         "CLICKHOUSE_HOST",
         "CLICKHOUSE_DATABASE",
         "CLICKHOUSE_USER",
@@ -67,7 +65,7 @@ fn serve_help_shows_every_setting_with_env_name_and_default() {
     ] {
         assert!(help.contains(&format!("[env: {var}")), "`phs serve --help` lacks {var}");
     }
-    for default in ["events_plugin_ingestion", "reload-plugins", "plugin-server.", "127.0.0.1:6738", "7200", "900000"] {
+    for default in ["events_plugin_ingestion", "plugin-server.", "127.0.0.1:6738", "7200", "900000"] {
         assert!(help.contains(&format!("[default: {default}]")), "`phs serve --help` lacks default {default}");
     }
 }

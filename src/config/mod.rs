@@ -199,20 +199,6 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u64).range(1..), help_heading = "Plugins")]
     pub schedule_lock_ttl: u64,
 
-    /// Redis channel on which `phs plugins reload` (or PostHog) announces plugin changes.
-    #[arg(
-        long,
-        env = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
-        value_name = "PLUGINS_RELOAD_PUBSUB_CHANNEL",
-        default_value = "reload-plugins",
-        help_heading = "Plugins"
-    )]
-    pub plugins_reload_pubsub_channel: String,
-
-    /// Base path for resolving local plugins.
-    #[arg(long, env = "BASE_DIR", value_name = "BASE_DIR", default_value = ".", help_heading = "Plugins")]
-    pub base_dir: PathBuf,
-
     /// Disable MaxMind GeoIP lookups for plugins (`meta.geoip`).
     #[arg(long, env = "DISABLE_MMDB", value_name = "DISABLE_MMDB", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
           default_value_t = false, num_args = 0..=1, default_missing_value = "true", help_heading = "Plugins")]
