@@ -105,12 +105,7 @@ async fn heartbeats(opts: &Opts) -> anyhow::Result<Vec<String>> {
         )
         .into());
     };
-    let cache = phs::cache::redis::RedisCache::connect(url).await?;
-    let found = phs::instances::discover(&cache).await?;
-    if found.is_empty() {
-        anyhow::bail!("no phs instance has a heartbeat in Redis at {}", phs::config::redact(url));
-    }
-    Ok(found.into_iter().map(|h| h.admin_addr).collect())
+    Ok(phs::instances::admin_addrs(url).await?)
 }
 
 async fn check(client: &reqwest::Client, server: &str, ready: bool) -> InstanceResult {

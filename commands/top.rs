@@ -127,10 +127,5 @@ async fn discover(opts: &Opts) -> anyhow::Result<Vec<String>> {
         return Ok(opts.servers.clone());
     }
     let Some(url) = &opts.redis_url else { return Ok(vec![opts.admin_addr.clone()]) };
-    let cache = phs::cache::redis::RedisCache::connect(url).await?;
-    let found = instances::discover(&cache).await?;
-    if found.is_empty() {
-        anyhow::bail!("no phs instance has a heartbeat in Redis; is `phs serve` running with this REDIS_URL?");
-    }
-    Ok(found.into_iter().map(|h| h.admin_addr).collect())
+    Ok(instances::admin_addrs(url).await?)
 }

@@ -59,6 +59,26 @@ pub async fn discover(cache: &dyn Cache) -> cache::Result<Vec<Heartbeat>> {
     Ok(found)
 }
 
+/// Why no instance could be discovered.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
+    #[error("no phs instance has a heartbeat in Redis at {0}; is `phs serve` running with this REDIS_URL?")]
+    NoneFound(String),
+}
+
+/// The admin addresses of every instance with a heartbeat in the Redis at
+/// `redis_url`, oldest first; finding none is an error.
+pub async fn admin_addrs(redis_url: &url::Url) -> Result<Vec<String>, DiscoverError> {
+    let cache = cache::redis::RedisCache::connect(redis_url).await?;
+    let found = discover(&cache).await?;
+    if found.is_empty() {
+        return Err(DiscoverError::NoneFound(crate::config::redact(redis_url)));
+    }
+    Ok(found.into_iter().map(|h| h.admin_addr).collect())
+}
+
 /// `http://host:port` from `host:port` or a URL, without a trailing slash.
 pub fn base_url(server: &str) -> String {
     let s = server.trim_end_matches('/');
