@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
-use phs::pipeline::sink::clickhouse::ClickHouseEvents;
-use phs::pipeline::sink::sqlite::SqliteEvents;
-use phs::pipeline::sink::{EventFilter, EventSink};
+use phs::pipeline::sink::EventFilter;
 
 /// Look at stored events.
 #[derive(Debug, Args)]
@@ -41,10 +39,7 @@ pub enum Action {
 
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let Action::List { team, distinct_id, event, limit, json } = opts.action;
-    let sink: Box<dyn EventSink> = match phs::clickhouse::client(&opts.store.clickhouse) {
-        Some(client) => Box::new(ClickHouseEvents::new(client)),
-        None => Box::new(SqliteEvents::open(&opts.store.data_dir).await?),
-    };
+    let sink = phs::pipeline::sink::events_store(&opts.store).await?;
     let rows = sink.latest(&EventFilter { team_id: team, distinct_id, event, limit }).await?;
     for r in rows {
         if json {

@@ -20,12 +20,10 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
 use crate::pipeline::persons::Persons;
-use crate::pipeline::sink::clickhouse::ClickHouseEvents;
 use crate::pipeline::sink::dlq_topic::DlqTopic;
 use crate::pipeline::sink::fanout::Fanout;
-use crate::pipeline::sink::sqlite::SqliteEvents;
 use crate::pipeline::sink::topics::ClickHouseTopics;
-use crate::pipeline::sink::{DeadLetterQueue, EventSink};
+use crate::pipeline::sink::DeadLetterQueue;
 use crate::pipeline::source::Source;
 use crate::pipeline::source::kafka::KafkaSource;
 use crate::pipeline::source::local_log::LocalLog;
@@ -183,10 +181,7 @@ async fn start_pipeline(
         Some(_) => Some(KafkaProducer::new(&s.kafka)?),
         None => None,
     };
-    let events: Arc<dyn EventSink> = match crate::clickhouse::client(&s.clickhouse) {
-        Some(client) => Arc::new(ClickHouseEvents::new(client)),
-        None => Arc::new(SqliteEvents::open(&s.data_dir).await?),
-    };
+    let events = crate::pipeline::sink::events_store(s).await?;
     let events = match (&kafka, settings.kafka_clickhouse_topics) {
         (_, false) => events,
         (Some(producer), true) => {

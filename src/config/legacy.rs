@@ -34,7 +34,9 @@ const NODE_ONLY: &[(&str, Treatment)] = &[
     ("SENTRY_DSN", Treatment::Ignored("phs does not report to Sentry; errors go to logs and plugin log entries")),
     (
         "BASE_DIR",
-        Treatment::Ignored("phs stores a plugin's code in the database at `phs plugins install`; no path is resolved later"),
+        Treatment::Ignored(
+            "phs stores a plugin's code in the database at `phs plugins install`; no path is resolved later",
+        ),
     ),
     ("KAFKA_PRODUCER_LINGER_MS", Treatment::MapTo("KAFKA_FLUSH_FREQUENCY_MS")),
     ("KAFKA_PRODUCER_BATCH_SIZE", Treatment::MapTo("KAFKA_MAX_MESSAGE_BATCH_SIZE")),

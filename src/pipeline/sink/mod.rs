@@ -18,6 +18,15 @@ pub use self::rows::{DistinctIdRow, GroupRow, PersonRow, SinkBatch};
 use crate::wire::EventRow;
 use crate::wire::Message;
 
+/// The events store the settings choose: ClickHouse with CLICKHOUSE_HOST,
+/// else SQLite in PHS_DATA_DIR. One choice for `phs serve` and `phs events list`.
+pub async fn events_store(settings: &crate::config::StoreSettings) -> Result<std::sync::Arc<dyn EventSink>, PipeError> {
+    Ok(match crate::clickhouse::client(&settings.clickhouse) {
+        Some(client) => std::sync::Arc::new(clickhouse::ClickHouseEvents::new(client)),
+        None => std::sync::Arc::new(sqlite::SqliteEvents::open(&settings.data_dir).await?),
+    })
+}
+
 #[async_trait]
 pub trait EventSink: Send + Sync {
     /// Writes a batch durably; re-writing an event with the same uuid (or a
