@@ -126,11 +126,28 @@ fn unknown_subcommand_is_a_usage_error() {
 #[test]
 fn closed_stdout_is_not_an_error() {
     use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
     use std::process::Stdio;
-    let mut child = phs().args(["completions", "zsh"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // A one-page pipe, shrunk before phs starts writing: the output cannot
+    // all fit before the reader goes, so phs really writes into a closed pipe
+    // (the 64 KiB default could hold most of it).
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 and fcntl on descriptors this process creates and then owns; close-on-exec,
+    // so the child holds only the write end (as its stdout) and the reader is the last read end.
+    let (read, write) = unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0, "pipe: {}", std::io::Error::last_os_error());
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    let size = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 4096) };
+    assert!(size >= 4096, "could not shrink the pipe: {}", std::io::Error::last_os_error());
+    let full = std::fs::read("completions/_phs").unwrap().len();
+    assert!(full > 4 * size as usize, "the output ({full} bytes) must outgrow the pipe ({size} bytes)");
+    let mut child =
+        phs().args(["completions", "zsh"]).stdout(Stdio::from(write)).stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = std::fs::File::from(read);
     let mut first = [0u8; 16];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
-    drop(child.stdout.take());
+    reader.read_exact(&mut first).unwrap();
+    drop(reader);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "exit {:?}: {}", out.status.code(), stderr(&out));
 }
