@@ -110,7 +110,13 @@ async fn on_event_sees_every_written_event_after_processing() {
     let stored = wait_for_events(&d, 3);
     // The RetryError of `flaky` costs one 3 s wait before the second attempt.
     let seen = collector.wait(30, "onEvent saw 3 events", |s| s.len() >= 3).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the queue holds no job, nothing is left that could deliver an event again.
+    let store = phs::store::connect(&crate::util::store_settings(None, &d)).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.pending_jobs(None).await.unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline, "onEvent jobs still pending after 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(collector.requests().len(), 3, "an event reached onEvent twice: {seen:?}");
 
     let mut stored_uuids: Vec<&str> = stored.iter().map(|e| e["uuid"].as_str().unwrap()).collect();
