@@ -51,7 +51,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
                 r.team_id,
                 r.event,
                 r.distinct_id,
-                r.properties
+                r.properties_json()
             ))?;
         }
     }

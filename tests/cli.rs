@@ -142,8 +142,7 @@ fn closed_stdout_is_not_an_error() {
     assert!(size >= 4096, "could not shrink the pipe: {}", std::io::Error::last_os_error());
     let full = std::fs::read("completions/_phs").unwrap().len();
     assert!(full > 4 * size as usize, "the output ({full} bytes) must outgrow the pipe ({size} bytes)");
-    let child =
-        phs().args(["completions", "zsh"]).stdout(Stdio::from(write)).stderr(Stdio::piped()).spawn().unwrap();
+    let child = phs().args(["completions", "zsh"]).stdout(Stdio::from(write)).stderr(Stdio::piped()).spawn().unwrap();
     let mut reader = std::fs::File::from(read);
     let mut first = [0u8; 16];
     reader.read_exact(&mut first).unwrap();

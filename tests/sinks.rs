@@ -58,7 +58,7 @@ fn event(uuid: &str, team_id: i64, name: &str, distinct_id: &str, ts: &str) -> E
         team_id,
         event: name.into(),
         distinct_id: distinct_id.into(),
-        properties: json!({"n": name}),
+        properties: json!({"n": name}).as_object().cloned().unwrap(),
         timestamp: at(ts),
         created_at: at("2024-05-02T00:00:00Z"),
         elements_chain: String::new(),

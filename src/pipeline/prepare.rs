@@ -70,7 +70,7 @@ pub fn prepare(
         team_id,
         event: text("event"),
         distinct_id: text("distinct_id"),
-        properties: Value::Object(properties),
+        properties,
         timestamp,
         created_at,
         elements_chain,

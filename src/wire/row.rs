@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// A row of the events table, as every events sink stores it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -13,7 +13,7 @@ pub struct EventRow {
     pub event: String,
     pub distinct_id: String,
     /// The properties as a JSON object.
-    pub properties: Value,
+    pub properties: Map<String, Value>,
     pub timestamp: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub elements_chain: String,
@@ -30,4 +30,11 @@ pub struct EventPerson {
     pub uuid: uuid::Uuid,
     pub properties: Value,
     pub created_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    /// The properties as the JSON text the sinks store.
+    pub fn properties_json(&self) -> String {
+        serde_json::to_string(&self.properties).expect("a map with string keys always serializes")
+    }
 }

@@ -62,7 +62,7 @@ impl Groups {
     }
 
     pub async fn process(&self, row: &mut EventRow, batch: &Batch, changes: &mut Changes) -> Result<(), StoreError> {
-        let props = row.properties.as_object().expect("prepare always gives an object");
+        let props = &row.properties;
         if row.event == "$groupidentify"
             && let (Some(kind), Some(key)) = (
                 props.get("$group_type").and_then(Value::as_str).map(str::to_string),
@@ -93,7 +93,7 @@ impl Groups {
             let Some(index) = self.type_index(row.team_id, &kind).await? else {
                 continue;
             };
-            let props = row.properties.as_object_mut().expect("an object");
+            let props = &mut row.properties;
             props.insert(format!("$group_{index}"), Value::String(key.clone()));
             let properties = match batch.group(row.team_id, index, &key) {
                 Some(known) => known,

@@ -143,9 +143,7 @@ impl Persons {
     /// Resolves the event's person and groups, updates them (in the batch),
     /// and fills the row's person and group columns.
     pub async fn process(&self, row: &mut EventRow, batch: &Batch) -> Result<Changes, StoreError> {
-        let Value::Object(properties) = &mut row.properties else {
-            unreachable!("prepare always gives an object");
-        };
+        let properties = &mut row.properties;
         let mut changes = Changes::default();
         if ids::is_personless(properties) {
             // Personless events: no person row is read or written.

@@ -112,7 +112,7 @@ impl EventCh {
         EventCh {
             uuid: r.uuid.clone(),
             event: r.event.clone(),
-            properties: r.properties.to_string(),
+            properties: r.properties_json(),
             timestamp_us: micros(&r.timestamp),
             team_id: r.team_id,
             distinct_id: r.distinct_id.clone(),
@@ -140,7 +140,7 @@ impl EventCh {
             created_at: from_micros(self.person_created_at_us),
         });
         EventRow {
-            properties: parse(&self.properties).unwrap_or_default(),
+            properties: serde_json::from_str(&self.properties).unwrap_or_default(),
             timestamp: from_micros(self.timestamp_us),
             created_at: from_micros(self.created_at_us),
             groups: [

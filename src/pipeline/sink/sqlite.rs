@@ -85,7 +85,7 @@ impl EventSink for SqliteEvents {
             .bind(r.team_id)
             .bind(&r.event)
             .bind(&r.distinct_id)
-            .bind(r.properties.to_string())
+            .bind(r.properties_json())
             .bind(ts(&r.timestamp))
             .bind(ts(&r.created_at))
             .bind(&r.elements_chain)

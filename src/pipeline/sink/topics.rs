@@ -23,7 +23,7 @@ pub fn event_json(r: &EventRow) -> Value {
     let mut m = Map::new();
     m.insert("uuid".into(), json!(r.uuid));
     m.insert("event".into(), json!(r.event));
-    m.insert("properties".into(), json!(r.properties.to_string()));
+    m.insert("properties".into(), json!(r.properties_json()));
     m.insert("timestamp".into(), json!(clickhouse_time(&r.timestamp)));
     m.insert("team_id".into(), json!(r.team_id));
     m.insert("distinct_id".into(), json!(r.distinct_id));
