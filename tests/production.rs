@@ -152,10 +152,11 @@ async fn sdk_requests_and_topic_messages_land_in_clickhouse_and_poison_in_the_dl
     assert!(wait_exit(&mut server, Duration::from_secs(15)).success());
 }
 
-/// kill -9 while SDK batches stream in; after a restart, ClickHouse holds
-/// every acknowledged event, once per uuid.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
+/// Streams SDK batches into a fresh deployment for 2.5 s, stops the server
+/// with `stop`, restarts it, and waits until ClickHouse holds every
+/// acknowledged event: (the deployment, the restarted server, the uuids
+/// stored after FINAL, the rows FINAL returned, the uuids sent).
+async fn stream_stop_restart(stop: fn(&mut Server)) -> (Deployment, Server, HashSet<String>, usize, HashSet<String>) {
     let d = Deployment::new().await;
     let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
     let mut server = start(&d.env);
@@ -163,16 +164,26 @@ async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
     let url = format!("http://{}/batch", server.capture);
     let stream = crate::serve::stream_batches(&url, &token);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    stop(&mut server);
     let (acked, sent) = stream.finish().await;
     assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
-
     let mut server = start(&d.env);
     wait_healthy(&mut server);
     let (stored, final_rows) = d.wait_for_uuids(&acked).await;
-    assert_eq!(final_rows, stored.len(), "an event is stored twice after FINAL");
     assert!(stored.is_subset(&sent), "ClickHouse holds events nobody sent");
+    (d, server, stored, final_rows, sent)
+}
+
+/// kill -9 while SDK batches stream in; after a restart, ClickHouse holds
+/// every acknowledged event, once per uuid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
+    let (_d, _server, stored, final_rows, _) = stream_stop_restart(|s| {
+        s.child.kill().unwrap();
+        s.child.wait().unwrap();
+    })
+    .await;
+    assert_eq!(final_rows, stored.len(), "an event is stored twice after FINAL");
 }
 
 /// SIGTERM mid-stream drains: the batch in hand is written and committed, so
@@ -180,21 +191,11 @@ async fn kill_9_mid_stream_then_restart_stores_every_acknowledged_event_once() {
 /// before its merges could collapse a redelivered copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_stream_then_restart_stores_every_acknowledged_event_once_without_merges() {
-    let d = Deployment::new().await;
-    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
-    let mut server = start(&d.env);
-    wait_healthy(&mut server);
-    let url = format!("http://{}/batch", server.capture);
-    let stream = crate::serve::stream_batches(&url, &token);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    sigterm(&server.child);
-    assert!(wait_exit(&mut server, Duration::from_secs(30)).success(), "the drain ends cleanly");
-    let (acked, _) = stream.finish().await;
-    assert!(acked.len() >= 100, "acknowledged only {}", acked.len());
-
-    let mut server = start(&d.env);
-    wait_healthy(&mut server);
-    let (stored, _) = d.wait_for_uuids(&acked).await;
+    let (d, mut server, stored, _, _) = stream_stop_restart(|s| {
+        sigterm(&s.child);
+        assert!(wait_exit(s, Duration::from_secs(30)).success(), "the drain ends cleanly");
+    })
+    .await;
     let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
     let rows: u64 = client.query("SELECT count() FROM events").fetch_one().await.unwrap();
     assert_eq!(rows as usize, stored.len(), "rows without FINAL: a batch was written twice");
