@@ -5,12 +5,10 @@
 //! events table does.
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::PipeError;
@@ -30,15 +28,7 @@ pub struct SqliteEvents {
 impl SqliteEvents {
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
         std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", dir.join("events.sqlite3").display()))
-            .map_err(err("open the events store"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let pool = crate::store::sqlite::open_pool(&dir.join("events.sqlite3"), SqliteSynchronous::Normal, 4)
             .await
             .map_err(err("open the events store"))?;
         for ddl in [

@@ -5,11 +5,10 @@
 //! the last committed batch ended and nothing is lost or skipped.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 
 use super::Source;
 use crate::error::PipeError;
@@ -39,16 +38,8 @@ impl LocalLog {
     async fn open_file(dir: &Path, file: &str) -> Result<Self, PipeError> {
         std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
         let path = dir.join(file);
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(err("open the ingestion log"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
+        let pool = crate::store::sqlite::open_pool(&path, SqliteSynchronous::Full, 4)
             .await
             .map_err(err("open the ingestion log"))?;
         sqlx::query(

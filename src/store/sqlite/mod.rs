@@ -13,6 +13,25 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Opens (creating it if needed) an embedded SQLite file the way every one
+/// of phs's is opened: WAL, so readers (phs events list, phs top) run beside
+/// the writer; a 10 s busy timeout; foreign keys on. `sync` is NORMAL where a
+/// process crash is the concern (durable in WAL mode) and FULL where an
+/// acknowledged write must survive power loss.
+pub async fn open_pool(
+    path: &Path,
+    sync: SqliteSynchronous,
+    max_connections: u32,
+) -> std::result::Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(sync)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    SqlitePoolOptions::new().max_connections(max_connections).connect_with(options).await
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its directory.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -21,16 +40,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| connect_err(sqlx::Error::Io(e)))?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(connect_err)?
-            .create_if_missing(true)
-            // WAL lets readers (phs events list, phs top) run beside the writer;
-            // NORMAL sync is durable across process crashes in WAL mode.
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await.map_err(connect_err)?;
+        let pool = open_pool(path, SqliteSynchronous::Normal, 8).await.map_err(connect_err)?;
         Ok(Self { pool })
     }
 
