@@ -27,6 +27,9 @@
 //! topic and stored in ClickHouse (a fresh topic prefix and database per
 //! run); otherwise the log and the events stay embedded.
 
+// Benchmarks and tests may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,9 @@
 //! (taxonomy-standardizer's gsub/gmatch, first-time-event-tracker's trim):
 //! `cargo bench --bench patterns`.
 
+// Benchmarks and tests may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use phs::plugins::Limits;
 

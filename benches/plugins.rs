@@ -1,6 +1,9 @@
 //! processEvent through the bundled Hello World plugin on a 10-property
 //! event, including the conversion to and from Lua: `cargo bench --bench plugins`.
 
+// Benchmarks and tests may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -4,6 +4,9 @@
 //! from PHS_TEST_* variables, which `scripts/test` sets after starting the
 //! services; without them those tests fail and say so, they never skip.
 
+// Benchmarks and tests may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 mod cache;
