@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use phs::wire::Producer;
 use serde_json::{Map, Value, json};
 
-use crate::serve::{Server, start_logged, wait_healthy};
 use crate::util::production::Deployment;
+use crate::util::server::{Server, start_logged, wait_healthy};
 
 /// A row check: Err says what is wrong with the stored event.
 type Check = fn(&Value) -> Result<(), String>;
@@ -784,7 +784,7 @@ impl Target for Embedded {
         false
     }
     async fn observe(&self) -> Observed {
-        let out = crate::ingest::cli(&self.dir, &["events", "list", "--json", "--limit", "1000000"]);
+        let out = crate::util::embedded::cli(&self.dir, &["events", "list", "--json", "--limit", "1000000"]);
         let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.dir.join("ingestion-log.sqlite3").display()))
             .await
             .unwrap();
@@ -1045,7 +1045,7 @@ const STALE_SECONDS: &str = "20";
 async fn embedded_survives_the_hostile_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
-    let token = crate::ingest::cli(&d, &["teams", "create", "hostile"]).trim().to_string();
+    let token = crate::util::embedded::cli(&d, &["teams", "create", "hostile"]).trim().to_string();
     let env = [("PHS_DATA_DIR", d.display().to_string()), ("HEALTHCHECK_MAX_STALE_SECONDS", STALE_SECONDS.into())];
     // A log file, not a pipe: nobody reads a pipe, and a full one would block the server.
     let log_file = d.join("serve.log");

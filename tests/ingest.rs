@@ -5,32 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::serve::{start, wait_healthy};
-
-/// `phs ARGS` on the embedded data directory `dir`, which must succeed: its stdout.
-pub(crate) fn cli(dir: &std::path::Path, args: &[&str]) -> String {
-    crate::util::phs_ok(&[("PHS_DATA_DIR", dir.display().to_string())], args)
-}
-
-/// Polls `phs events list --json` until `n` events are stored.
-pub(crate) fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = cli(dir, &["events", "list", "--json", "--limit", "100000"]);
-        let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(Instant::now() < deadline, "only {} of {n} events stored after 30 s", rows.len());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-pub(crate) async fn post(url: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
-    let r = reqwest::Client::new().post(url).header("content-type", content_type).body(body).send().await.unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
-}
+use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::server::{start, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_goes_through_a_plugin_into_the_events_store() {
@@ -274,7 +250,7 @@ async fn kill_9_mid_stream_loses_nothing_acknowledged() {
     let mut server = start(&env);
     wait_healthy(&mut server);
     let url = format!("http://{}/batch", server.capture);
-    let stream = crate::serve::stream_batches(&url, &token);
+    let stream = crate::util::server::stream_batches(&url, &token);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.child.kill().unwrap();
     server.child.wait().unwrap();

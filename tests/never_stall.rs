@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::ingest::{cli, post, wait_for_events};
-use crate::production::{Deployment, capture_message, wait_exit};
-use crate::serve::{Server, sigterm, start, wait_healthy};
+use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::production::{Deployment, capture_message};
+use crate::util::server::wait_exit;
+use crate::util::server::{Server, sigterm, start, wait_healthy};
 use crate::util::{clickhouse_host, free_port, phs_ok, unique};
 
 /// `/_health`'s status and body.
@@ -123,7 +124,8 @@ async fn production_poison_events_are_made_safe_or_dead_lettered_and_the_rest_fl
     let person: Value =
         serde_json::from_str(&d.cli(&["persons", "show", "a\u{FFFD}b", "--team", &token, "--json"])).unwrap();
     assert_eq!(person["properties"]["n\u{FFFD}"], "x\u{FFFD}");
-    let letters = crate::sinks::consume(&d.settings, &d.settings.kafka.topic("events_plugin_ingestion_dlq"), 1).await;
+    let letters =
+        crate::util::production::consume(&d.settings, &d.settings.kafka.topic("events_plugin_ingestion_dlq"), 1).await;
     assert_eq!(letters[0].headers["reason"], "invalid_uuid");
     assert_eq!(health(&server).await.0, 200);
 }
@@ -194,7 +196,8 @@ fn a_dead_pipeline_stops_the_server_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
-    let mut server = crate::serve::start_logged(&[("PHS_DATA_DIR", d.display().to_string())], &d.join("serve.log"));
+    let mut server =
+        crate::util::server::start_logged(&[("PHS_DATA_DIR", d.display().to_string())], &d.join("serve.log"));
     wait_healthy(&mut server);
     // A table gone under a running server: no retry can fix that.
     let events = d.join("events.sqlite3");

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::ingest::wait_for_events;
-use crate::serve::{start, wait_healthy};
+use crate::util::embedded::wait_for_events;
+use crate::util::server::{start, wait_healthy};
 use crate::util::{OwnPostgres, phs_ok};
 
 /// Postgres (persons and teams) restarts while events stream in: every

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::serve::{start, wait_healthy};
+use crate::util::server::{start, wait_healthy};
 
 /// Sends 40 events of one person (each `$set`ting `n` to its index) and 3
 /// of each of five others, in one request, with a burst of 5 and no
@@ -31,7 +31,7 @@ async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
     }
     let url = format!("http://{}/batch", server.capture);
     let body = json!({"api_key": token, "batch": batch}).to_string().into_bytes();
-    let (code, reply) = crate::ingest::post(&url, "application/json", body).await;
+    let (code, reply) = crate::util::embedded::post(&url, "application/json", body).await;
     assert_eq!(code, 200, "{reply}");
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -86,10 +86,10 @@ async fn embedded_a_hot_key_goes_to_the_overflow_log() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_a_hot_key_goes_to_the_overflow_topic() {
-    let d = crate::production::Deployment::new().await;
+    let d = crate::util::production::Deployment::new().await;
     hot_key_overflows(d.env.clone()).await;
     let overflow = d.settings.kafka.topic("events_plugin_ingestion_overflow");
-    let rerouted = crate::sinks::consume(&d.settings, &overflow, 35).await;
+    let rerouted = crate::util::production::consume(&d.settings, &overflow, 35).await;
     assert_eq!(rerouted.len(), 35);
     assert!(rerouted.iter().all(|m| m.payload.windows(5).any(|w| w == b"\"hot\"")), "only the hot key overflows");
 }

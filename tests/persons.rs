@@ -348,8 +348,8 @@ async fn derived_properties_reach_the_person(s: Setup) {
 /// endpoint of an embedded `phs serve`, and `phs persons show` tells the story.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persons_show_an_identify_through_serve() {
-    use crate::ingest::{cli, post};
-    use crate::serve::{start, wait_healthy};
+    use crate::util::embedded::{cli, post};
+    use crate::util::server::{start, wait_healthy};
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
@@ -366,7 +366,7 @@ async fn persons_show_an_identify_through_serve() {
     assert_eq!(code, 200);
 
     // Both events stored means both went through persons (the sink writes after them).
-    let rows = crate::ingest::wait_for_events(&d, 2);
+    let rows = crate::util::embedded::wait_for_events(&d, 2);
     let person_of = |name: &str| rows.iter().find(|r| r["event"] == name).unwrap()["person"].clone();
     let (viewed, identified) = (person_of("$pageview"), person_of("$identify"));
     assert_eq!(viewed["uuid"], identified["uuid"], "anon-1 and alice are one person: {rows:?}");

@@ -8,13 +8,14 @@ use phs::cache::Cache;
 use phs::plugins::logs::MemoryLog;
 use phs::plugins::{Context, Limits, PluginVm, ProcessOutcome};
 
-use crate::plugins::source;
+use crate::util::plugins::source;
 use serde_json::{Value, json};
 
+use crate::util::embedded::plugin_dir;
 use crate::util::{redis_url, unique_id};
 
 fn ctx(team_id: i64, cache: Arc<dyn Cache>) -> Context {
-    crate::plugins::ctx(team_id, cache, Arc::new(MemoryLog::default()))
+    crate::util::plugins::ctx(team_id, cache, Arc::new(MemoryLog::default()))
 }
 
 fn limits() -> Limits {
@@ -94,16 +95,6 @@ async fn cache_lists_in_memory() {
 async fn cache_lists_in_redis() {
     let url = url::Url::parse(&redis_url()).unwrap();
     cache_lists_from_lua(phs::cache::connect(Some(&url)).await.unwrap()).await;
-}
-
-/// Writes a plugin folder: plugin.json with `schema` as its config, and index.lua.
-pub fn plugin_dir(root: &std::path::Path, name: &str, schema: Value, code: &str) -> std::path::PathBuf {
-    let dir = root.join(name.replace(' ', "-"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let manifest = json!({"name": name, "config": schema});
-    std::fs::write(dir.join("plugin.json"), manifest.to_string()).unwrap();
-    std::fs::write(dir.join("index.lua"), code).unwrap();
-    dir
 }
 
 const ATTACHMENT_PLUGIN: &str = r#"

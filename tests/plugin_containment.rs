@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::ingest::{cli, post, wait_for_events};
-use crate::plugin_api::plugin_dir;
-use crate::serve::{start, wait_healthy};
+use crate::util::embedded::plugin_dir;
+use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::server::{start, wait_healthy};
 
 fn by_event<'a>(rows: &'a [Value], name: &str) -> &'a Value {
     rows.iter().find(|r| r["event"] == name).unwrap_or_else(|| panic!("no stored `{name}` event in {rows:?}"))

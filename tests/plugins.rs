@@ -8,32 +8,11 @@ use std::time::Duration;
 
 use phs::cache::Cache;
 use phs::plugins::logs::MemoryLog;
-use phs::plugins::{CallError, Context, Limits, Manifest, PluginSource, PluginVm, ProcessOutcome};
+use phs::plugins::{CallError, Limits, Manifest, PluginSource, PluginVm, ProcessOutcome};
 use serde_json::json;
 
+use crate::util::plugins::{ctx, source};
 use crate::util::{phs, stderr, stdout};
-
-pub fn source(code: &str) -> PluginSource {
-    let manifest = Manifest::parse(r#"{"name": "test plugin"}"#).unwrap();
-    PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap()
-}
-
-pub fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context {
-    Context {
-        team_id,
-        plugin_id: 7,
-        plugin_config_id: team_id * 10,
-        config: Default::default(),
-        cache,
-        storage: Arc::new(phs::store::memory::MemoryStorage::default()),
-        jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
-        logs,
-        capture: None,
-        fetch: Default::default(),
-        attachments: Vec::new(),
-        geoip: None,
-    }
-}
 
 fn memory_cache() -> Arc<dyn Cache> {
     Arc::new(phs::cache::memory::MemoryCache::default())

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use phs::wire::Producer;
 use serde_json::{Value, json};
 
-use crate::serve::{Server, sigterm, start, start_logged, wait_healthy};
-use crate::sinks::consume;
-pub(crate) use crate::util::production::Deployment;
+use crate::util::production::Deployment;
+use crate::util::production::capture_message;
+use crate::util::production::consume;
+use crate::util::server::wait_exit;
+use crate::util::server::{Server, sigterm, start, start_logged, wait_healthy};
 use crate::util::{phs, stderr};
 
 impl Deployment {
@@ -53,29 +55,9 @@ impl Deployment {
     }
 }
 
-/// A message in the capture format, as produced straight to the topic.
-pub(crate) fn capture_message(token: &str, event: &str, distinct_id: &str) -> (String, Vec<u8>, String) {
-    let uuid = uuid::Uuid::now_v7().to_string();
-    let m = json!({"uuid": uuid, "distinct_id": distinct_id, "ip": "10.0.0.1", "site_url": "http://x",
-                   "data": json!({"event": event, "properties": {"direct": true}}).to_string(), "token": token,
-                   "now": "2024-05-01T12:00:00Z", "sent_at": null});
-    (format!("{token}:{distinct_id}"), m.to_string().into_bytes(), uuid)
-}
-
 async fn post(url: &str, body: &Value) -> u16 {
     let r = reqwest::Client::new().post(url).header("content-type", "application/json").body(body.to_string());
     r.send().await.unwrap().status().as_u16()
-}
-
-pub(crate) fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "phs serve did not stop within {within:?} of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +144,7 @@ async fn stream_stop_restart(stop: fn(&mut Server)) -> (Deployment, Server, Hash
     let mut server = start(&d.env);
     wait_healthy(&mut server);
     let url = format!("http://{}/batch", server.capture);
-    let stream = crate::serve::stream_batches(&url, &token);
+    let stream = crate::util::server::stream_batches(&url, &token);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     stop(&mut server);
     let (acked, sent) = stream.finish().await;

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::ingest::{cli, wait_for_events};
-use crate::serve::{start, wait_healthy};
+use crate::util::embedded::{cli, wait_for_events};
+use crate::util::server::{start, wait_healthy};
 use crate::util::{phs, service, stderr};
 
 /// The `posthog` Python package (installed by scripts/services) sends a

@@ -1,77 +1,11 @@
 //! `phs serve` as a process: it comes up, answers health checks, refuses an
 //! unmigrated production database, and stops cleanly on SIGTERM.
 
-use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::util::server::{Server, healthcheck, sigterm, start, wait_healthy};
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr};
-
-pub struct Server {
-    pub child: Child,
-    /// Admin address.
-    pub addr: String,
-    /// Capture endpoint address.
-    pub capture: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn start(envs: &[(&str, String)]) -> Server {
-    spawn(envs, Stdio::piped())
-}
-
-/// Like [`start`], with the server's log in `log` so a test can read it while it runs.
-pub fn start_logged(envs: &[(&str, String)], log: &std::path::Path) -> Server {
-    spawn(envs, std::fs::File::create(log).unwrap().into())
-}
-
-fn spawn(envs: &[(&str, String)], stderr: Stdio) -> Server {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let capture = format!("127.0.0.1:{}", free_port());
-    let child = phs()
-        .arg("serve")
-        .env("ADMIN_ADDR", &addr)
-        .env("CAPTURE_ADDR", &capture)
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    Server { child, addr, capture }
-}
-
-fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
-    phs().args(["healthcheck", "--admin-addr", addr]).args(extra).output().unwrap()
-}
-
-/// Polls until `phs healthcheck` passes, or panics with the server's stderr.
-pub fn wait_healthy(server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if healthcheck(&server.addr, &[]).status.success() {
-            return;
-        }
-        if let Some(status) = server.child.try_wait().unwrap() {
-            let out =
-                std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
-            panic!("phs serve exited with {status}: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("phs serve did not become healthy within 30 s");
-}
-
-pub fn sigterm(child: &Child) {
-    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success();
-    assert!(ok);
-}
 
 #[test]
 fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
@@ -207,48 +141,4 @@ async fn readiness_covers_clickhouse_and_kafka_when_configured() {
     let backends: Vec<&str> =
         report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["postgres", "redis", "clickhouse", "kafka"]);
-}
-
-/// SDK-style batches streamed to a capture endpoint by two senders until it stops answering.
-pub struct Stream {
-    acked: Arc<Mutex<HashSet<String>>>,
-    sent: Arc<Mutex<HashSet<String>>>,
-    senders: Vec<tokio::task::JoinHandle<()>>,
-}
-
-pub fn stream_batches(url: &str, token: &str) -> Stream {
-    let acked = Arc::new(Mutex::new(HashSet::new()));
-    let sent = Arc::new(Mutex::new(HashSet::new()));
-    let mut senders = Vec::new();
-    for _ in 0..2 {
-        let (url, token, acked, sent) = (url.to_string(), token.to_string(), acked.clone(), sent.clone());
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            for _ in 0..10_000 {
-                let events: Vec<serde_json::Value> = (0..25)
-                    .map(|i| serde_json::json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
-                    .collect();
-                let uuids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect();
-                sent.lock().unwrap().extend(uuids.iter().cloned());
-                let body = serde_json::json!({"api_key": token, "batch": events}).to_string();
-                match client.post(&url).header("content-type", "application/json").body(body).send().await {
-                    Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(uuids),
-                    _ => return,
-                }
-            }
-        }));
-    }
-    Stream { acked, sent, senders }
-}
-
-impl Stream {
-    /// Waits for the senders to give up: (uuids acknowledged with 200, uuids sent).
-    pub async fn finish(self) -> (HashSet<String>, HashSet<String>) {
-        for s in self.senders {
-            s.await.unwrap();
-        }
-        let acked = self.acked.lock().unwrap().clone();
-        let sent = self.sent.lock().unwrap().clone();
-        (acked, sent)
-    }
 }

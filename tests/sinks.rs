@@ -2,7 +2,7 @@
 //! Kafka-protocol broker: the ClickHouse sink, the ClickHouse Kafka topics,
 //! the dead-letter topic and the Kafka source's per-partition commits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,11 +16,9 @@ use phs::pipeline::source::kafka::KafkaSource;
 use phs::pipeline::source::producer::KafkaProducer;
 use phs::wire::{EventPerson, EventRow};
 use phs::wire::{Message, Producer, highest_offsets};
-use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use serde_json::{Value, json};
 
+use crate::util::production::{Consumed, consume};
 use crate::util::{clickhouse_host, kafka_hosts, unique};
 
 /// Settings for a fresh ClickHouse database and/or Kafka prefix (SQLite for the rest).
@@ -176,42 +174,6 @@ async fn clickhouse_sink_writes_every_row_kind_and_collapses_redelivery() {
         .await
         .unwrap();
     assert_eq!(serde_json::from_str::<Value>(&group).unwrap(), json!({"name": "acme"}));
-}
-
-/// A message read back from a topic.
-pub struct Consumed {
-    pub key: Option<String>,
-    pub payload: Vec<u8>,
-    pub headers: HashMap<String, String>,
-}
-
-/// Reads `n` messages from `topic` from the start.
-pub async fn consume(s: &StoreSettings, topic: &str, n: usize) -> Vec<Consumed> {
-    let mut config = phs::kafka::client_config(&s.kafka).unwrap();
-    config.set("group.id", unique("reader")).set("auto.offset.reset", "earliest");
-    let consumer: StreamConsumer = config.create().unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    while out.len() < n {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} messages on {topic} after 30 s", out.len()))
-            .unwrap();
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.push(Consumed {
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            payload: m.payload().unwrap_or_default().to_vec(),
-            headers,
-        });
-    }
-    out
 }
 
 fn json_of(messages: &[Consumed]) -> Vec<Value> {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::serve::{Server, start, wait_healthy};
+use crate::util::server::{Server, start, wait_healthy};
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr, stdout, unique};
 
 fn cli(envs: &[(&str, String)], args: &[&str]) -> String {

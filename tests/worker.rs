@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::ingest::{cli, post, wait_for_events};
-use crate::serve::{start, wait_healthy};
+use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::server::{start, wait_healthy};
 use crate::util::{fresh_postgres_db, phs, redis_url, stderr, unique};
 
 /// A local HTTP endpoint that records each request body and answers with
@@ -334,7 +334,10 @@ fn exporter(d: &std::path::Path, token: &str, url: &str, bytes: &str, seconds: &
 }
 
 /// A server whose one team exports to a new collector with these buffer settings.
-async fn exporting_server(bytes: &str, seconds: &str) -> (tempfile::TempDir, Collector, crate::serve::Server, String) {
+async fn exporting_server(
+    bytes: &str,
+    seconds: &str,
+) -> (tempfile::TempDir, Collector, crate::util::server::Server, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let (collector, url) = Collector::start(vec![]).await;

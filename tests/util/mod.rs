@@ -3,8 +3,11 @@
 
 use std::process::Command;
 
+pub mod embedded;
 mod own_postgres;
+pub mod plugins;
 pub mod production;
+pub mod server;
 pub use own_postgres::OwnPostgres;
 use std::sync::atomic::{AtomicU32, Ordering};
 

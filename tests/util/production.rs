@@ -10,6 +10,12 @@ use phs::pipeline::source::producer::KafkaProducer;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
+use std::collections::HashMap;
+
+use phs::config::StoreSettings as Settings;
+use rdkafka::message::Headers;
+use serde_json::json;
+
 use super::{clickhouse_host, fresh_postgres_db, kafka_hosts, unique};
 
 pub struct Deployment {
@@ -110,4 +116,49 @@ impl Drop for TopicReader {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A message in the capture format, as produced straight to the topic.
+pub fn capture_message(token: &str, event: &str, distinct_id: &str) -> (String, Vec<u8>, String) {
+    let uuid = uuid::Uuid::now_v7().to_string();
+    let m = json!({"uuid": uuid, "distinct_id": distinct_id, "ip": "10.0.0.1", "site_url": "http://x",
+                   "data": json!({"event": event, "properties": {"direct": true}}).to_string(), "token": token,
+                   "now": "2024-05-01T12:00:00Z", "sent_at": null});
+    (format!("{token}:{distinct_id}"), m.to_string().into_bytes(), uuid)
+}
+
+/// A message read back from a topic.
+pub struct Consumed {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Reads `n` messages from `topic` from the start.
+pub async fn consume(s: &Settings, topic: &str, n: usize) -> Vec<Consumed> {
+    let mut config = phs::kafka::client_config(&s.kafka).unwrap();
+    config.set("group.id", unique("reader")).set("auto.offset.reset", "earliest");
+    let consumer: StreamConsumer = config.create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages on {topic} after 30 s", out.len()))
+            .unwrap();
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(Consumed {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: m.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
+    }
+    out
 }
