@@ -49,8 +49,8 @@ pub enum Action {
         #[arg(long)]
         json: bool,
         /// MaxMind City database (.mmdb) behind `meta.geoip`; a fixture's own `geoip` map wins.
-        #[arg(long = "geoip-db", value_name = "MMDB_FILE", value_parser = phs::config::parse::mmdb_file)]
-        geoip_db: Option<std::sync::Arc<phs::plugins::geoip::GeoIp>>,
+        #[arg(long = "geoip-db", value_name = "MMDB_FILE")]
+        geoip_db: Option<PathBuf>,
     },
     /// Install a plugin from a folder or a .zip/.tar.gz archive into the database.
     Install { path: PathBuf },
@@ -126,7 +126,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Action::Test { dir, events, config, json, geoip_db } => {
-            let opts = fixtures::RunOptions { geoip: geoip_db, ..Default::default() };
+            let geoip = match geoip_db {
+                Some(path) => Some(std::sync::Arc::new(
+                    phs::plugins::geoip::GeoIp::open(&path).map_err(|e| UsageError(format!("--geoip-db: {e}")))?,
+                )),
+                None => None,
+            };
+            let opts = fixtures::RunOptions { geoip, ..Default::default() };
             test(dir, events, config, json, opts).await
         }
         Action::Reload { channel } => reload(&opts.store, &channel).await,

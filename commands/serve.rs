@@ -19,6 +19,8 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
+    let runtime = phs::server::Runtime::build(&opts.settings)
+        .map_err(|e| super::UsageError(format!("MMDB_FILE_LOCATION: {e}")))?;
     let bound = std::time::Duration::from_secs(opts.settings.shutdown_timeout_seconds);
     let (signalled, first) = tokio::sync::oneshot::channel();
     let shutdown = async move {
@@ -36,7 +38,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         }
     };
     tokio::select! {
-        served = phs::server::run(opts.settings, shutdown) => {
+        served = phs::server::run(opts.settings, runtime, shutdown) => {
             served?;
             Ok(ExitCode::SUCCESS)
         }

@@ -81,7 +81,7 @@ async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l schedule-lock-ttl -d 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
 false\t''"
-complete -c phs -n "__fish_phs_using_subcommand serve" -l mmdb-file-location -d 'MaxMind City database (.mmdb) behind plugins\' `meta.geoip.locate`. Unset: locate raises an error' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l mmdb-file-location -d 'MaxMind City database (.mmdb) behind plugins\' `meta.geoip.locate`. Unset: locate raises an error' -r -F
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-error-rate -d 'Share of failed calls (0-1] within a window that disables a plugin config automatically' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-min-calls -d 'Calls a window must hold before the error rate can disable a plugin config' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-disable-window-seconds -d 'Seconds of the window in which a plugin config\'s error rate is counted' -r
@@ -314,7 +314,7 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l event -d 'An event as JSON, or @FILE (repeatable); the events go through one plugin state in order, and each result is printed as one JSON line' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l config -d 'A config value for the plugin (repeatable); overrides a fixture\'s config' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l geoip-db -d 'MaxMind City database (.mmdb) behind `meta.geoip`; a fixture\'s own `geoip` map wins' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l geoip-db -d 'MaxMind City database (.mmdb) behind `meta.geoip`; a fixture\'s own `geoip` map wins' -r -F
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from test" -l log-level -d 'Minimum log level (`log` is an alias of `info`, as in the original)' -r -f -a "trace\t''
 debug\t''
 info\t''

@@ -71,10 +71,28 @@ pub enum ServeError {
     Task(#[from] TaskFailed),
 }
 
+/// What `phs serve` builds from its settings before anything starts, so a
+/// bad file is a configuration error (exit 2), not a failure of the server.
+pub struct Runtime {
+    /// MMDB_FILE_LOCATION, opened; None when unset or DISABLE_MMDB.
+    pub geoip: Option<Arc<crate::plugins::geoip::GeoIp>>,
+}
+
+impl Runtime {
+    pub fn build(settings: &ServeSettings) -> Result<Runtime, crate::plugins::geoip::GeoIpError> {
+        let geoip = match &settings.mmdb_file_location {
+            Some(path) if !settings.disable_mmdb => Some(Arc::new(crate::plugins::geoip::GeoIp::open(path)?)),
+            _ => None,
+        };
+        Ok(Runtime { geoip })
+    }
+}
+
 /// Runs until `shutdown` resolves: stops accepting, lets the pipeline finish
 /// and commit the batch in hand, then returns.
 pub async fn run(
     settings: ServeSettings,
+    runtime: Runtime,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store_settings = &settings.store;
@@ -107,7 +125,7 @@ pub async fn run(
     });
     let instance_id = uuid::Uuid::now_v7();
     let mut tasks = Supervisor::new(stop.clone());
-    start_pipeline(&settings, store.clone(), cache.clone(), &mut tasks, instance_id).await?;
+    start_pipeline(&settings, &runtime, store.clone(), cache.clone(), &mut tasks, instance_id).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
@@ -170,6 +188,7 @@ pub async fn run(
 /// Its tasks run under `tasks`.
 async fn start_pipeline(
     settings: &ServeSettings,
+    runtime: &Runtime,
     store: Arc<dyn store::Store>,
     cache: Arc<dyn cache::Cache>,
     tasks: &mut Supervisor,
@@ -207,7 +226,7 @@ async fn start_pipeline(
         RunnerOptions {
             limits: Limits::default(),
             fetch: FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
-            geoip: settings.mmdb_file_location.clone().filter(|_| !settings.disable_mmdb),
+            geoip: runtime.geoip.clone(),
             auto_disable: ErrorRatePolicy {
                 rate: settings.plugin_disable_error_rate,
                 min_calls: settings.plugin_disable_min_calls,

@@ -205,9 +205,8 @@ pub struct ServeSettings {
     pub disable_mmdb: bool,
 
     /// MaxMind City database (.mmdb) behind plugins' `meta.geoip.locate`. Unset: locate raises an error.
-    #[arg(long, env = "MMDB_FILE_LOCATION", value_name = "MMDB_FILE_LOCATION", value_parser = parse::mmdb_file,
-          help_heading = "Plugins")]
-    pub mmdb_file_location: Option<std::sync::Arc<crate::plugins::geoip::GeoIp>>,
+    #[arg(long, env = "MMDB_FILE_LOCATION", value_name = "MMDB_FILE_LOCATION", help_heading = "Plugins")]
+    pub mmdb_file_location: Option<PathBuf>,
 
     /// Share of failed calls (0-1] within a window that disables a plugin config automatically.
     #[arg(long, env = "PHS_PLUGIN_DISABLE_ERROR_RATE", value_name = "PHS_PLUGIN_DISABLE_ERROR_RATE",

@@ -124,11 +124,6 @@ pub fn pem_file(s: &str) -> Result<std::path::PathBuf, String> {
     Ok(s.into())
 }
 
-/// A readable, valid MaxMind DB file, opened once here.
-pub fn mmdb_file(s: &str) -> Result<std::sync::Arc<crate::plugins::geoip::GeoIp>, String> {
-    crate::plugins::geoip::GeoIp::open(std::path::Path::new(s)).map(std::sync::Arc::new).map_err(|e| e.to_string())
-}
-
 /// A share in (0, 1].
 pub fn rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
