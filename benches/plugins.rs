@@ -4,10 +4,7 @@
 // Benchmarks and tests may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use criterion::{Criterion, criterion_group, criterion_main};
-use phs::plugins::logs::MemoryLog;
 use phs::plugins::{Context, Limits, PluginSource, PluginVm, ProcessOutcome};
 use serde_json::json;
 
@@ -35,20 +32,7 @@ fn event() -> serde_json::Value {
 fn process_event(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let source = PluginSource::from_dir(std::path::Path::new("lua-plugins/hello-world")).unwrap();
-    let ctx = Context {
-        team_id: 1,
-        plugin_id: 1,
-        plugin_config_id: 1,
-        config: source.manifest.validate_config(&Default::default()).unwrap(),
-        cache: Arc::new(phs::cache::memory::MemoryCache::default()),
-        storage: Arc::new(phs::store::memory::MemoryStorage::default()),
-        jobs: Arc::new(phs::store::memory::MemoryJobs::default()),
-        logs: Arc::new(MemoryLog::default()),
-        capture: None,
-        fetch: Default::default(),
-        attachments: Vec::new(),
-        geoip: None,
-    };
+    let ctx = Context::in_memory(source.manifest.validate_config(&Default::default()).unwrap());
     let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
     rt.block_on(vm.setup()).unwrap();
     let ev = event();

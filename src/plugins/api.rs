@@ -45,6 +45,27 @@ pub struct Context {
     pub geoip: Option<Arc<super::geoip::GeoIp>>,
 }
 
+impl Context {
+    /// A context of its own in memory (cache, storage, jobs, logs) for the
+    /// given config: for loading a plugin to inspect it, and for tests and benches.
+    pub fn in_memory(config: serde_json::Map<String, serde_json::Value>) -> Context {
+        Context {
+            team_id: 1,
+            plugin_id: 1,
+            plugin_config_id: 1,
+            config,
+            cache: Arc::new(crate::cache::memory::MemoryCache::default()),
+            storage: Arc::new(crate::store::memory::MemoryStorage::default()),
+            jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
+            logs: Arc::new(super::logs::MemoryLog::default()),
+            capture: None,
+            fetch: Default::default(),
+            attachments: Vec::new(),
+            geoip: None,
+        }
+    }
+}
+
 /// The ingestion entry `posthog.capture` uses: the log or topic, and the team's token.
 #[derive(Clone)]
 pub struct Capture {

@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::logs::MemoryLog;
 use super::manifest::{ConfigError, FieldKind, Manifest};
 use super::{Context, Limits, PluginSource, PluginVm};
 use crate::store::{NewPlugin, Plugin, PluginAttachment, PluginConfig, PluginConfigUpdate, Store, StoreError, Team};
@@ -57,20 +55,7 @@ pub async fn install(store: &dyn Store, path: &Path) -> Result<Plugin> {
 /// required fields are filled with empty strings.
 fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
     let config = source.manifest.config.iter().filter_map(|f| f.default.clone().map(|d| (f.key.clone(), d))).collect();
-    let ctx = Context {
-        team_id: 0,
-        plugin_id: 0,
-        plugin_config_id: 0,
-        config,
-        cache: Arc::new(crate::cache::memory::MemoryCache::default()),
-        storage: Arc::new(crate::store::memory::MemoryStorage::default()),
-        jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
-        logs: Arc::new(MemoryLog::default()),
-        capture: None,
-        fetch: Default::default(),
-        attachments: Vec::new(),
-        geoip: None,
-    };
+    let ctx = Context::in_memory(config);
     Ok(PluginVm::load(source, ctx, Limits::default())?)
 }
 

@@ -400,26 +400,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::plugins::{Manifest, logs::MemoryLog};
+    use crate::plugins::Manifest;
 
     fn vm(code: &str) -> PluginVm {
         let manifest = Manifest::parse(r#"{"name": "panicky"}"#).unwrap();
         let source =
             PluginSource::new(manifest, BTreeMap::from([("index.lua".to_string(), code.to_string())])).unwrap();
-        let ctx = Context {
-            team_id: 1,
-            plugin_id: 1,
-            plugin_config_id: 1,
-            config: Default::default(),
-            cache: Arc::new(crate::cache::memory::MemoryCache::default()),
-            storage: Arc::new(crate::store::memory::MemoryStorage::default()),
-            jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
-            logs: Arc::new(MemoryLog::default()),
-            capture: None,
-            fetch: Default::default(),
-            attachments: Vec::new(),
-            geoip: None,
-        };
+        let ctx = Context::in_memory(Default::default());
         PluginVm::load(&source, ctx, Limits::default()).unwrap()
     }
 
