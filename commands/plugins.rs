@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
 use phs::plugins::fixtures::{self, Outcome};
+use phs::plugins::logs::{LogLevel, LogReader};
 use phs::plugins::{PluginSource, registry, scaffold};
 
 use super::UsageError;
@@ -97,7 +98,7 @@ pub enum Action {
         follow: bool,
         /// Lowest level shown: debug, log, info, warn or error.
         #[arg(long)]
-        level: Option<String>,
+        level: Option<LogLevel>,
     },
     /// Ask every running instance to reload plugins.
     ///
@@ -287,35 +288,23 @@ fn describe_caps(caps: &serde_json::Value) -> String {
     if parts.is_empty() { "no hooks".into() } else { parts.join(", ") }
 }
 
-const LEVELS: &[&str] = &["DEBUG", "LOG", "INFO", "WARN", "ERROR"];
-
-async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Option<String>) -> anyhow::Result<()> {
-    let min = match level {
-        Some(l) => LEVELS
-            .iter()
-            .position(|x| x.eq_ignore_ascii_case(&l))
-            .ok_or_else(|| UsageError(format!("--level {l}: expected one of debug, log, info, warn, error")))?,
-        None => 0,
-    };
-    let mut after = None;
+async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Option<LogLevel>) -> anyhow::Result<()> {
+    let mut reader = LogReader::new(id, level.unwrap_or(LogLevel::Debug));
     loop {
-        let entries = store.plugin_logs(id, after, 1000).await?;
+        let (entries, more) = reader.next_page(store).await?;
         for e in &entries {
-            if LEVELS.iter().position(|x| *x == e.level).unwrap_or(0) >= min {
-                super::print(format!(
-                    "{} {:<7} {:<5} {}",
-                    e.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-                    e.source,
-                    e.level,
-                    e.message
-                ))?;
-            }
+            super::print(format!(
+                "{} {:<7} {:<5} {}",
+                e.timestamp.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                e.source,
+                e.level,
+                e.message
+            ))?;
         }
-        after = entries.last().map(|e| e.timestamp).or(after);
         if !follow {
             return Ok(());
         }
-        if entries.len() < 1000 {
+        if !more {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }

@@ -66,7 +66,7 @@ async fn failing_plugins_keep_the_event_and_are_recorded() {
     std::fs::write(plugin.join("plugin.json"), r#"{"name": "broken"}"#).unwrap();
     std::fs::write(
         plugin.join("index.lua"),
-        "function processEvent(e)\n  e.properties.touched = true\n  error('kaput on ' .. e.event)\nend",
+        "function processEvent(e)\n  e.properties.touched = true\n  console.log('about to fail')\n  error('kaput on ' .. e.event)\nend",
     )
     .unwrap();
     cli(&d, &["plugins", "install", plugin.to_str().unwrap()]);
@@ -91,12 +91,15 @@ async fn failing_plugins_keep_the_event_and_are_recorded() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let logs = cli(&d, &["plugins", "logs", "1"]);
-        if logs.contains("index.lua:3: kaput on e1") {
+        if logs.contains("index.lua:4: kaput on e1") && logs.contains("about to fail") {
             break;
         }
         assert!(Instant::now() < deadline, "no log entry for the failure: {logs}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // --level keeps that level and above: the console.log entry is below ERROR.
+    let errors = cli(&d, &["plugins", "logs", "1", "--level", "error"]);
+    assert!(errors.contains("kaput on e1") && !errors.contains("about to fail"), "{errors}");
     let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
     assert!(listed["configs"][0]["error"]["message"].as_str().unwrap().contains("kaput on e1"));
 }

@@ -96,3 +96,60 @@ impl MemoryLog {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    /// A level by name, in any case: debug, log, info, warn or error.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [LogLevel::Debug, LogLevel::Log, LogLevel::Info, LogLevel::Warn, LogLevel::Error]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("expected one of debug, log, info, warn, error, not `{s}`"))
+    }
+}
+
+/// Reads one config's stored log entries page by page, oldest first,
+/// keeping those at `min` or above: `phs plugins logs [--follow]`.
+pub struct LogReader {
+    config_id: i64,
+    min: LogLevel,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Entries read per page.
+pub const LOG_PAGE: i64 = 1000;
+
+impl LogReader {
+    pub fn new(config_id: i64, min: LogLevel) -> Self {
+        LogReader { config_id, min, after: None }
+    }
+
+    /// The next entries since the last page; `more` says a full page was
+    /// read, so another may follow at once.
+    pub async fn next_page(
+        &mut self,
+        store: &dyn crate::store::PluginStore,
+    ) -> crate::store::Result<(Vec<crate::store::PluginLog>, bool)> {
+        let entries = store.plugin_logs(self.config_id, self.after, LOG_PAGE).await?;
+        self.after = entries.last().map(|e| e.timestamp).or(self.after);
+        let more = entries.len() as i64 >= LOG_PAGE;
+        // An entry with a level this version does not know is shown rather than hidden.
+        let kept =
+            entries.into_iter().filter(|e| e.level.parse::<LogLevel>().map_or(true, |l| l >= self.min)).collect();
+        Ok((kept, more))
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_in_any_case_and_order_by_severity() {
+        assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
+        assert_eq!("ERROR".parse::<LogLevel>(), Ok(LogLevel::Error));
+        assert!("loud".parse::<LogLevel>().is_err());
+        assert!(LogLevel::Debug < LogLevel::Log && LogLevel::Warn < LogLevel::Error);
+    }
+}
