@@ -62,8 +62,9 @@ pub struct WorkerStats {
     batch_since: AtomicU64,
     stage: AtomicU8,
     in_hand: AtomicU64,
-    /// The failure a retry loop of this worker is in, if any.
-    failing: Mutex<Option<Failing>>,
+    /// The calls of this worker being retried, by what they do: the write of
+    /// one batch and the processing of the next can fail at the same time.
+    failing: Mutex<Vec<Failing>>,
     /// When the batch being read and processed (not yet in hand) was polled; None when none is.
     processing_since: Mutex<Option<Instant>>,
 }
@@ -84,7 +85,7 @@ impl WorkerStats {
             batch_since: AtomicU64::new(0),
             stage: AtomicU8::new(IDLE),
             in_hand: AtomicU64::new(0),
-            failing: Mutex::new(None),
+            failing: Mutex::new(Vec::new()),
             processing_since: Mutex::new(None),
         }
     }
@@ -158,21 +159,21 @@ impl WorkerStats {
 
     /// `what` failed (again) with `error` and will be retried.
     pub fn failed(&self, what: &'static str, error: String) {
-        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
-        match f.as_mut() {
-            Some(f) if f.what == what => f.error = error,
-            _ => *f = Some(Failing { what, since: Instant::now(), error }),
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match failing.iter_mut().find(|f| f.what == what) {
+            Some(f) => f.error = error,
+            None => failing.push(Failing { what, since: Instant::now(), error }),
         }
     }
 
-    /// The call being retried passed (or was given up).
-    pub fn recovered(&self) {
-        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// `what` passed (or was given up).
+    pub fn recovered(&self, what: &'static str) {
+        self.failing.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| f.what != what);
     }
 
-    /// The failure being retried, if any.
+    /// The call that has been failing longest, if any.
     pub fn failing(&self) -> Option<Failing> {
-        self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.failing.lock().unwrap_or_else(|p| p.into_inner()).first().cloned()
     }
 
     /// How long the batch in hand has been held; None when idle.
@@ -181,5 +182,21 @@ impl WorkerStats {
         (since > 0).then(|| {
             std::time::Duration::from_micros(global().micros_since_epoch(Instant::now()).saturating_sub(since - 1))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_failures_recover_one_by_one() {
+        let w = WorkerStats::new(99);
+        w.failed("write events", "down".into());
+        w.failed("process a batch", "locked".into());
+        w.recovered("process a batch");
+        assert_eq!(w.failing().map(|f| f.what), Some("write events"), "the write still fails");
+        w.recovered("write events");
+        assert!(w.failing().is_none());
     }
 }

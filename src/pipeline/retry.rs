@@ -43,14 +43,14 @@ where
         match op().await {
             Ok(v) => {
                 if failed {
-                    worker.recovered();
+                    worker.recovered(what);
                     tracing::info!("{what} passed after retries");
                 }
                 return Retried::Done(v);
             }
             Err(err) if err.kind() != ErrorKind::Transient => {
                 if failed {
-                    worker.recovered();
+                    worker.recovered(what);
                 }
                 return Retried::Refused(err);
             }
@@ -64,7 +64,7 @@ where
             Some(stop) => tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.cancelled() => {
-                    worker.recovered();
+                    worker.recovered(what);
                     return Retried::Stopped;
                 }
             },

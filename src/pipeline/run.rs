@@ -28,6 +28,9 @@ use crate::error::{ErrorKind, Kinded};
 use crate::metrics::{self, Stage};
 use crate::wire::Message;
 
+/// What a failing poll is reported as.
+const READ: &str = "read the source";
+
 /// A processed batch waiting for its writes and commit.
 struct Processed {
     read: usize,
@@ -145,18 +148,18 @@ impl Pipeline {
             b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
             _ = stop.cancelled() => return Next::Halted(Halt::Stopped),
         };
+        if polled.is_ok() {
+            w.recovered(READ);
+        }
         let messages = match polled {
-            Ok(m) if m.is_empty() => {
-                w.recovered();
-                return Next::Nothing;
-            }
+            Ok(m) if m.is_empty() => return Next::Nothing,
             Ok(m) => m,
             Err(err) if err.kind() == ErrorKind::Fatal => {
                 return Next::Halted(Halt::Fatal(format!("reading the source: {err}")));
             }
             Err(err) => {
                 tracing::warn!(%err, "reading the source failed; retrying");
-                w.failed("read the source", err.to_string());
+                w.failed(READ, err.to_string());
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return Next::Nothing;
             }
