@@ -1,7 +1,6 @@
 //! `phs serve` as a process: it comes up, answers health checks, refuses an
 //! unmigrated production database, and stops cleanly on SIGTERM.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::server::{Server, healthcheck, sigterm, start, wait_healthy};
@@ -63,9 +62,9 @@ async fn production_serve_uses_postgres_and_redis() {
 async fn serve_refuses_an_unmigrated_production_database() {
     let db = fresh_postgres_db().await;
     let server = start(&[("DATABASE_URL", db)]);
-    let out = server_output(server);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("phs migrate"), "{}", stderr(&out));
+    let (status, log) = server_output(server);
+    assert_eq!(status.code(), Some(1));
+    assert!(log.contains("phs migrate"), "{log}");
 }
 
 #[test]
@@ -76,9 +75,8 @@ fn serve_refuses_an_unmigrated_clickhouse_database() {
         ("CLICKHOUSE_HOST", crate::util::clickhouse_host()),
         ("CLICKHOUSE_DATABASE", crate::util::unique("phs_unmigrated")),
     ]);
-    let out = server_output(server);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let (status, err) = server_output(server);
+    assert_eq!(status.code(), Some(1));
     assert!(err.contains("0001 events persons") && err.contains("phs migrate"), "{err}");
 }
 
@@ -99,13 +97,10 @@ fn serve_reports_a_taken_admin_port() {
     assert!(stderr(&out).contains("ADMIN_ADDR") && stderr(&out).contains(&addr), "{}", stderr(&out));
 }
 
-fn server_output(mut server: Server) -> std::process::Output {
-    let child = std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(Duration::from_secs(30)).expect("phs serve should have exited").unwrap()
+/// The exit status of a server expected to stop by itself, and its log.
+fn server_output(mut server: Server) -> (std::process::ExitStatus, String) {
+    let status = crate::util::server::wait_exit(&mut server, Duration::from_secs(30));
+    (status, server.log_text())
 }
 
 #[test]

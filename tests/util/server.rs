@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{free_port, phs, stderr};
+use super::{free_port, phs};
 
 pub struct Server {
     pub child: Child,
@@ -15,6 +15,17 @@ pub struct Server {
     pub addr: String,
     /// Capture endpoint address.
     pub capture: String,
+    /// Where the server's stderr goes: a file, never a pipe nobody reads,
+    /// which would block a server that logs a lot once it filled.
+    pub log: std::path::PathBuf,
+    _log_dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// What the server has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Server {
@@ -25,15 +36,18 @@ impl Drop for Server {
 }
 
 pub fn start(envs: &[(&str, String)]) -> Server {
-    spawn(envs, Stdio::piped())
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    spawn(envs, log, Some(dir))
 }
 
-/// Like [`start`], with the server's log in `log` so a test can read it while it runs.
+/// Like [`start`], with the server's log in `log`, which outlives the server.
 pub fn start_logged(envs: &[(&str, String)], log: &std::path::Path) -> Server {
-    spawn(envs, std::fs::File::create(log).unwrap().into())
+    spawn(envs, log.to_path_buf(), None)
 }
 
-fn spawn(envs: &[(&str, String)], stderr: Stdio) -> Server {
+fn spawn(envs: &[(&str, String)], log: std::path::PathBuf, log_dir: Option<tempfile::TempDir>) -> Server {
+    let stderr: Stdio = std::fs::File::create(&log).unwrap().into();
     let addr = format!("127.0.0.1:{}", free_port());
     let capture = format!("127.0.0.1:{}", free_port());
     let child = phs()
@@ -45,7 +59,7 @@ fn spawn(envs: &[(&str, String)], stderr: Stdio) -> Server {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    Server { child, addr, capture }
+    Server { child, addr, capture, log, _log_dir: log_dir }
 }
 
 pub fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
@@ -60,9 +74,7 @@ pub fn wait_healthy(server: &mut Server) {
             return;
         }
         if let Some(status) = server.child.try_wait().unwrap() {
-            let out =
-                std::mem::replace(&mut server.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
-            panic!("phs serve exited with {status}: {}", stderr(&out));
+            panic!("phs serve exited with {status}: {}", server.log_text());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
