@@ -18,8 +18,8 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{Retried, retry};
-use super::sink::{DeadLetter, EventSink, SinkBatch};
-use super::{Pipeline, Staged};
+use super::sink::{EventSink, SinkBatch};
+use super::{Pipeline, Refused, Staged};
 use crate::error::{ErrorKind, Kinded, PipeError};
 use crate::store::StoreError;
 use crate::wire::Message;
@@ -78,11 +78,11 @@ impl Pipeline {
     /// Runs the stages on `messages`, retrying transient failures; a data
     /// failure is narrowed down to the messages at fault, which come back as
     /// dead letters.
-    pub(super) fn stage<'a, 'm: 'a>(
+    pub(super) fn stage<'a>(
         &'a self,
-        messages: &'m [Message],
+        messages: &'a [Message],
         stop: &'a CancellationToken,
-    ) -> Boxed<'a, Result<Staged<'m>, Halt>> {
+    ) -> Boxed<'a, Result<Staged, Halt>> {
         Box::pin(async move {
             let attempt = || AssertUnwindSafe(self.process_fresh(messages)).catch_unwind().map(flatten);
             match retry(&self.worker, Some(stop), "process a batch", attempt).await {
@@ -93,7 +93,7 @@ impl Pipeline {
                     let m = &messages[0];
                     tracing::warn!(partition = m.partition, offset = m.offset, reason = f.reason(), error = %f,
                         "a message cannot be processed; it goes to the dead-letter queue");
-                    Ok(Staged::dead(m, f.reason(), f.to_string(), "process"))
+                    Ok(Staged::dead(f.reason(), f.to_string(), "process"))
                 }
                 Retried::Refused(f) => {
                     tracing::info!(error = %f, size = messages.len(), "a batch was refused; halving it to find the cause");
@@ -159,25 +159,25 @@ fn flatten<T>(r: Result<Result<T, StoreError>, Box<dyn std::any::Any + Send>>) -
     }
 }
 
-impl<'m> Staged<'m> {
+impl Staged {
     /// A batch of one message that cannot be processed.
-    fn dead(message: &'m Message, reason: &'static str, detail: String, stage: &'static str) -> Self {
+    fn dead(reason: &'static str, detail: String, stage: &'static str) -> Self {
         Staged {
             rows: SinkBatch::default(),
-            letters: vec![DeadLetter { message, reason, detail, stage, team_id: None }],
+            letters: vec![Refused { index: 0, reason, detail, stage, team_id: None }],
             rerouted: Vec::new(),
             origins: Vec::new(),
         }
     }
 
     /// This half followed by `next`, whose messages start at `offset`.
-    fn then(mut self, next: Staged<'m>, offset: usize) -> Self {
+    fn then(mut self, next: Staged, offset: usize) -> Self {
         self.rows.events.extend(next.rows.events);
         self.rows.persons.extend(next.rows.persons);
         self.rows.distinct_ids.extend(next.rows.distinct_ids);
         self.rows.groups.extend(next.rows.groups);
-        self.letters.extend(next.letters);
-        self.rerouted.extend(next.rerouted);
+        self.letters.extend(next.letters.into_iter().map(|l| Refused { index: l.index + offset, ..l }));
+        self.rerouted.extend(next.rerouted.into_iter().map(|(key, i)| (key, i + offset)));
         self.origins.extend(next.origins.into_iter().map(|i| i + offset));
         self
     }

@@ -78,14 +78,37 @@ pub struct Pipeline {
     keys_in_parallel: usize,
 }
 
-/// What [`Pipeline::process`] made of a batch.
-struct Staged<'m> {
+/// What [`Pipeline::process`] made of a batch. Messages are named by their
+/// index in the batch, which the loop keeps until the batch is committed.
+struct Staged {
     rows: SinkBatch,
-    letters: Vec<DeadLetter<'m>>,
+    letters: Vec<Refused>,
     /// Messages of hot keys, with their keys, for the overflow topic.
-    rerouted: Vec<(String, &'m crate::wire::Message)>,
+    rerouted: Vec<(String, usize)>,
     /// For each of `rows.events`, the index of its message in the batch.
     origins: Vec<usize>,
+}
+
+/// A message of the batch that cannot be ingested, and why: a dead letter
+/// once it is paired with its message.
+struct Refused {
+    index: usize,
+    reason: &'static str,
+    detail: String,
+    stage: &'static str,
+    team_id: Option<i64>,
+}
+
+impl Refused {
+    fn letter<'m>(&self, messages: &'m [crate::wire::Message]) -> DeadLetter<'m> {
+        DeadLetter {
+            message: &messages[self.index],
+            reason: self.reason,
+            detail: self.detail.clone(),
+            stage: self.stage,
+            team_id: self.team_id,
+        }
+    }
 }
 
 impl Pipeline {
@@ -140,10 +163,7 @@ impl Pipeline {
     /// [`Pipeline::process`], redone at once when its persons conflicted with
     /// another writer (the retry decides from fresh reads); other failures,
     /// and conflicts that keep coming, go to the caller's backoff.
-    async fn process_fresh<'m>(
-        &self,
-        messages: &'m [crate::wire::Message],
-    ) -> Result<Staged<'m>, crate::store::StoreError> {
+    async fn process_fresh(&self, messages: &[crate::wire::Message]) -> Result<Staged, crate::store::StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -161,7 +181,7 @@ impl Pipeline {
     /// Events of one (team, distinct_id) go through plugins and persons in
     /// batch order; different keys run concurrently, so one busy person does
     /// not hold up the others, and the rows come back in batch order.
-    async fn process<'m>(&self, messages: &'m [crate::wire::Message]) -> Result<Staged<'m>, crate::store::StoreError> {
+    async fn process(&self, messages: &[crate::wire::Message]) -> Result<Staged, crate::store::StoreError> {
         let mut letters = Vec::new();
         let mut rerouted = Vec::new();
         let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
@@ -174,8 +194,8 @@ impl Pipeline {
             let decoded = match w.timed_sync(Stage::Normalize, || normalize::decode(&m.payload)) {
                 Ok(d) => d,
                 Err(e) => {
-                    letters.push(DeadLetter {
-                        message: m,
+                    letters.push(Refused {
+                        index,
                         reason: e.reason(),
                         detail: e.to_string(),
                         stage: "normalize",
@@ -186,12 +206,12 @@ impl Pipeline {
             };
             let distinct_id = decoded.event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default();
             if let Some(key) = self.overflow.as_ref().and_then(|o| o.reroute_key(&decoded.token, distinct_id)) {
-                rerouted.push((key, m));
+                rerouted.push((key, index));
                 continue;
             }
             let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
-                letters.push(DeadLetter {
-                    message: m,
+                letters.push(Refused {
+                    index,
                     reason: "unknown_token",
                     detail: format!("no team has the API token `{}`", decoded.token),
                     stage: "team",

@@ -23,7 +23,7 @@ use super::bisect::Halt;
 use super::retry::{Retried, retry};
 use super::sink::{DeadLetter, SinkBatch};
 use super::source::Source;
-use super::{BATCH, Pipeline, Staged};
+use super::{BATCH, Pipeline, Refused, Staged};
 use crate::error::{ErrorKind, Kinded};
 use crate::metrics::{self, Stage};
 use crate::wire::Message;
@@ -36,47 +36,16 @@ struct Processed {
     read: usize,
     /// Shared with the task that writes it to the sinks.
     batch: Arc<SinkBatch>,
-    letters: Vec<Letter>,
-    /// Hot keys' messages for the overflow topic, with their keys.
-    rerouted: Vec<(String, Message)>,
-    /// The batch's messages, and for each event row the index of its message:
-    /// an event a sink refuses is dead-lettered as the message it came from.
+    /// The batch's messages, kept until it is committed: dead letters and the
+    /// overflow topic send them as read, and an event a sink refuses is
+    /// dead-lettered as the message it came from (`origins`, per event row).
     messages: Vec<Message>,
+    letters: Vec<Refused>,
+    /// Hot keys' messages (by index) for the overflow topic, with their keys.
+    rerouted: Vec<(String, usize)>,
     origins: Vec<usize>,
     /// The highest offset of each partition in the batch.
     offsets: Vec<(i32, i64)>,
-}
-
-/// A dead letter that owns its message, so the batch's messages can be
-/// dropped (or the next batch read) before the letter is sent.
-struct Letter {
-    message: Message,
-    reason: String,
-    detail: String,
-    stage: String,
-    team_id: Option<i64>,
-}
-
-impl Letter {
-    fn owned(l: DeadLetter<'_>) -> Self {
-        Letter {
-            message: l.message.clone(),
-            reason: l.reason.to_string(),
-            detail: l.detail,
-            stage: l.stage.to_string(),
-            team_id: l.team_id,
-        }
-    }
-
-    fn borrowed(&self) -> DeadLetter<'_> {
-        DeadLetter {
-            message: &self.message,
-            reason: &self.reason,
-            detail: self.detail.clone(),
-            stage: &self.stage,
-            team_id: self.team_id,
-        }
-    }
 }
 
 /// What reading the next batch gave.
@@ -125,7 +94,7 @@ impl Pipeline {
                     p.read,
                     p.batch.events.len() - refused.len(),
                     p.rerouted.len(),
-                    p.letters.iter().map(|l| l.reason.as_str()).chain(refused.iter().copied()),
+                    p.letters.iter().map(|l| l.reason).chain(refused.iter().copied()),
                 );
             }
             match next {
@@ -173,8 +142,6 @@ impl Pipeline {
             Ok(s) => s,
             Err(halt) => return Next::Halted(halt),
         };
-        let letters = letters.into_iter().map(Letter::owned).collect();
-        let rerouted = rerouted.into_iter().map(|(key, m)| (key, m.clone())).collect();
         Next::Batch(Processed {
             read: messages.len(),
             letters,
@@ -192,7 +159,7 @@ impl Pipeline {
     async fn write(&self, p: &Processed) -> Result<Vec<&'static str>, Halt> {
         let w = &self.worker;
         let refused = w.timed(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
-        let mut letters: Vec<DeadLetter> = p.letters.iter().map(Letter::borrowed).collect();
+        let mut letters: Vec<DeadLetter> = p.letters.iter().map(|l| l.letter(&p.messages)).collect();
         for (index, error) in &refused {
             let message = &p.messages[p.origins[*index]];
             tracing::warn!(partition = message.partition, offset = message.offset, %error,
@@ -212,7 +179,7 @@ impl Pipeline {
             p.batch.events.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, e)| e.clone()).collect()
         };
         self.hand_off_each(&written).await?;
-        let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, m)| (k.clone(), m)).collect();
+        let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, i)| (k.clone(), &p.messages[*i])).collect();
         for (key, message) in self.reroute_each(&rerouted).await? {
             tracing::warn!(%key, "the overflow topic refused a message; it goes to the dead-letter queue");
             letters.push(DeadLetter {
