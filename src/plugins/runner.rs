@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -30,7 +30,7 @@ use crate::plugins::error_rate::{ErrorRatePolicy, ErrorWindow};
 use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
-use crate::plugins::{Context, Limits, PluginVm, ProcessOutcome, registry};
+use crate::plugins::{CallError, Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
 use crate::wire::Producer;
 
@@ -63,7 +63,7 @@ pub struct Loaded {
     /// rather than at the next re-read of the team's configs.
     disabled: AtomicBool,
     /// processEvent calls in a row that hit the time limit.
-    time_limits: std::sync::atomic::AtomicU32,
+    time_limits: AtomicU32,
 }
 
 impl Loaded {
@@ -157,6 +157,13 @@ impl PluginRunner {
             if p.stats.call(started.elapsed()) {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
+            if let Err(e) = &result {
+                let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
+                self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
+                self.record_error(p, &e.to_string(), Some(&input)).await;
+            }
+            // After the error is recorded: a disable's reason replaces it on the config.
+            self.count_time_limits(p, &result).await;
             let failed_call = match result {
                 Ok(ProcessOutcome::Dropped) => {
                     self.count_call(p, false).await;
@@ -177,29 +184,8 @@ impl PluginRunner {
                         false
                     }
                 }
-                Ok(ProcessOutcome::Event(_)) => true,
-                Err(e) => {
-                    let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
-                    self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
-                    self.record_error(p, &e.to_string(), Some(&input)).await;
-                    if matches!(e, crate::plugins::vm::CallError::TimeLimit(_)) {
-                        let n = p.time_limits.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n >= MAX_TIME_LIMITS_IN_A_ROW {
-                            let reason = format!(
-                                "disabled automatically: processEvent ran out of time {n} times in a row ({e}); \
-                                 each such call holds up every event of its batch"
-                            );
-                            self.disable(p, reason).await;
-                        }
-                    } else {
-                        p.time_limits.store(0, Ordering::Relaxed);
-                    }
-                    true
-                }
+                Ok(ProcessOutcome::Event(_)) | Err(_) => true,
             };
-            if !failed_call {
-                p.time_limits.store(0, Ordering::Relaxed);
-            }
             if failed_call {
                 failed.push(p.label.clone());
             }
@@ -245,6 +231,23 @@ impl PluginRunner {
                 }
                 false
             }
+        }
+    }
+
+    /// Counts processEvent calls in a row that ran out of time, disabling the
+    /// config at [`MAX_TIME_LIMITS_IN_A_ROW`]; any other outcome starts over.
+    async fn count_time_limits(&self, p: &Loaded, result: &Result<ProcessOutcome, CallError>) {
+        let Err(e @ CallError::TimeLimit(_)) = result else {
+            p.time_limits.store(0, Ordering::Relaxed);
+            return;
+        };
+        let n = p.time_limits.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= MAX_TIME_LIMITS_IN_A_ROW {
+            let reason = format!(
+                "disabled automatically: processEvent ran out of time {n} times in a row ({e}); \
+                 each such call holds up every event of its batch"
+            );
+            self.disable(p, reason).await;
         }
     }
 
@@ -410,7 +413,7 @@ impl PluginRunner {
             stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
             errors: Default::default(),
             disabled: AtomicBool::new(false),
-            time_limits: std::sync::atomic::AtomicU32::new(0),
+            time_limits: AtomicU32::new(0),
         })
     }
 }
