@@ -5,8 +5,6 @@
 //! and a fatal one stops `phs serve` with the reason so an orchestrator can
 //! restart it or a person can fix the setting.
 
-use std::fmt;
-
 /// What a caller does with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -21,14 +19,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Transient => "transient",
-            ErrorKind::Data => "data",
-            ErrorKind::Fatal => "fatal",
-        }
-    }
-
     /// The kind of an sqlx error (Postgres or SQLite), by its SQLSTATE class
     /// or SQLite result code where there is one.
     pub fn of_sqlx(e: &sqlx::Error) -> ErrorKind {
@@ -74,12 +64,6 @@ impl ErrorKind {
     }
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A failed call to a source, sink or producer: what was being done, why it
 /// failed, and what kind of failure it is.
 #[derive(Debug, thiserror::Error)]
@@ -108,25 +92,17 @@ impl PipeError {
         Self::new(ErrorKind::Data, context, source)
     }
 
-    pub fn fatal(context: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::new(ErrorKind::Fatal, context, source)
-    }
-
     /// A failed sqlx call, with its kind read from the error.
     pub fn sqlx(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
         move |e| PipeError::new(ErrorKind::of_sqlx(&e), context, e)
     }
-
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
 }
 
 /// The message of a caught panic, for logs and dead letters.
-pub fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    match p.downcast::<String>() {
-        Ok(s) => *s,
-        Err(p) => p.downcast_ref::<&str>().map_or_else(|| "(a panic without a message)".into(), |s| s.to_string()),
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    match p.downcast_ref::<String>() {
+        Some(s) => s.clone(),
+        None => p.downcast_ref::<&str>().map_or_else(|| "(a panic without a message)".into(), |s| s.to_string()),
     }
 }
 

@@ -65,7 +65,7 @@ impl Supervisor {
             let (id, outcome) = match joined {
                 Ok((id, outcome)) => (id, outcome),
                 Err(e) if e.is_panic() => {
-                    (e.id(), Err(format!("panicked: {}", crate::error::panic_message(e.into_panic()))))
+                    (e.id(), Err(format!("panicked: {}", crate::error::panic_message(&*e.into_panic()))))
                 }
                 Err(e) => (e.id(), Err("was cancelled".to_string())),
             };

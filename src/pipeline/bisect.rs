@@ -155,7 +155,7 @@ impl Pipeline {
 fn flatten<T>(r: Result<Result<T, StoreError>, Box<dyn std::any::Any + Send>>) -> Result<T, Failure> {
     match r {
         Ok(r) => r.map_err(Failure::Store),
-        Err(p) => Err(Failure::Panic(crate::error::panic_message(p))),
+        Err(p) => Err(Failure::Panic(crate::error::panic_message(&*p))),
     }
 }
 
@@ -191,7 +191,7 @@ async fn write_elsewhere(sink: Arc<dyn EventSink>, batch: Arc<SinkBatch>) -> Res
         // A panic while encoding rows is the rows' fault: halving finds the one.
         Err(e) if e.is_panic() => Err(PipeError::data(
             "write events (the writing task panicked)",
-            crate::error::panic_message(e.into_panic()),
+            crate::error::panic_message(&*e.into_panic()),
         )),
         Err(e) => Err(PipeError::transient("write events (the writing task failed)", e)),
     }

@@ -370,11 +370,7 @@ pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
 
 /// A panic inside a host function, as the error of the call that made it.
 fn host_panic(panic: &(dyn std::any::Any + Send)) -> CallError {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
+    let what = crate::error::panic_message(panic);
     CallError::Plugin { message: format!("phs internal error: a host function panicked ({what})") }
 }
 
