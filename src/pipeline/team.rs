@@ -69,12 +69,49 @@ impl TeamCache {
         Ok(team)
     }
 
-    /// Unknown tokens remembered now (for tests of the bound).
-    pub fn unknown_len(&self) -> usize {
+    /// Unknown tokens remembered now.
+    #[cfg(test)]
+    fn unknown_len(&self) -> usize {
         self.lock().unknown.len()
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
         self.cached.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewTeam, Result};
+
+    /// A store that knows no team: every lookup is of an unknown token.
+    struct NoTeams;
+
+    #[async_trait::async_trait]
+    impl TeamStore for NoTeams {
+        async fn create_team(&self, _: NewTeam) -> Result<Team> {
+            unimplemented!("not used")
+        }
+        async fn list_teams(&self) -> Result<Vec<Team>> {
+            Ok(Vec::new())
+        }
+        async fn team_by_token(&self, _: &str) -> Result<Option<Team>> {
+            Ok(None)
+        }
+        async fn team_by_id(&self, _: i64) -> Result<Option<Team>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_unknown_tokens_is_remembered_within_the_bound() {
+        let teams = TeamCache::new(Arc::new(NoTeams));
+        for i in 0..UNKNOWN_KEPT + 500 {
+            assert!(teams.by_token(&format!("phc_{i}")).await.unwrap().is_none());
+        }
+        assert_eq!(teams.unknown_len(), UNKNOWN_KEPT);
+        teams.by_token(&"x".repeat(UNKNOWN_MAX_BYTES + 1)).await.unwrap();
+        assert_eq!(teams.unknown_len(), UNKNOWN_KEPT, "a huge token is not remembered");
     }
 }
