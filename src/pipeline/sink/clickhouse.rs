@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
-use crate::error::ErrorKind;
-use crate::error::PipeError;
+use crate::error::{ErrorKind, PipeError};
 use crate::wire::EventPerson;
 
 fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {

@@ -14,10 +14,6 @@ use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::PipeError;
 use crate::wire::EventPerson;
 
-fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
-    PipeError::sqlx(context)
-}
-
 const PERSON_COLUMNS: [&str; 3] = ["person_id", "person_properties", "person_created_at"];
 
 #[derive(Clone)]
@@ -27,29 +23,28 @@ pub struct SqliteEvents {
 
 impl SqliteEvents {
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
-        std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
         let pool = crate::store::sqlite::open_pool(&dir.join("events.sqlite3"), SqliteSynchronous::Normal, 4)
             .await
-            .map_err(err("open the events store"))?;
+            .map_err(PipeError::sqlx("open the events store"))?;
         for ddl in [
             "CREATE TABLE IF NOT EXISTS events (\
                uuid TEXT PRIMARY KEY, team_id INTEGER NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, \
                properties TEXT NOT NULL, timestamp TEXT NOT NULL, created_at TEXT NOT NULL, elements_chain TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS events_team_time ON events (team_id, timestamp)",
         ] {
-            sqlx::query(ddl).execute(&pool).await.map_err(err("create the events table"))?;
+            sqlx::query(ddl).execute(&pool).await.map_err(PipeError::sqlx("create the events table"))?;
         }
         // Files made before events kept their person get the columns (NULL for their old rows).
         let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
             .fetch_all(&pool)
             .await
-            .map_err(err("read the events table's columns"))?;
+            .map_err(PipeError::sqlx("read the events table's columns"))?;
         for column in PERSON_COLUMNS {
             if !columns.iter().any(|c| c == column) {
                 sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE events ADD COLUMN {column} TEXT")))
                     .execute(&pool)
                     .await
-                    .map_err(err("add the person columns to the events table"))?;
+                    .map_err(PipeError::sqlx("add the person columns to the events table"))?;
             }
         }
         Ok(SqliteEvents { pool })
@@ -64,7 +59,7 @@ fn ts(t: &DateTime<Utc>) -> String {
 #[async_trait]
 impl EventSink for SqliteEvents {
     async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
-        let mut tx = self.pool.begin().await.map_err(err("begin an events write"))?;
+        let mut tx = self.pool.begin().await.map_err(PipeError::sqlx("begin an events write"))?;
         for r in &batch.events {
             sqlx::query(
                 "INSERT OR REPLACE INTO events (uuid, team_id, event, distinct_id, properties, timestamp, created_at, \
@@ -84,9 +79,9 @@ impl EventSink for SqliteEvents {
             .bind(r.person.as_ref().map(|p| ts(&p.created_at)))
             .execute(&mut *tx)
             .await
-            .map_err(err("write events"))?;
+            .map_err(PipeError::sqlx("write events"))?;
         }
-        tx.commit().await.map_err(err("commit events"))
+        tx.commit().await.map_err(PipeError::sqlx("commit events"))
     }
 
     async fn latest(&self, f: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
@@ -102,7 +97,7 @@ impl EventSink for SqliteEvents {
         .bind(f.limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(err("read events"))?;
+        .map_err(PipeError::sqlx("read events"))?;
         let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap_or_default();
         Ok(rows
             .into_iter()

@@ -15,10 +15,6 @@ use crate::error::PipeError;
 use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
 use crate::wire::{Message, PartitionPosition, Positions, Producer};
 
-fn err(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
-    PipeError::sqlx(context)
-}
-
 /// The log file, shared by the capture side and the consumer.
 #[derive(Clone)]
 pub struct LocalLog {
@@ -36,12 +32,11 @@ impl LocalLog {
     }
 
     async fn open_file(dir: &Path, file: &str) -> Result<Self, PipeError> {
-        std::fs::create_dir_all(dir).map_err(|e| PipeError::transient("create the data directory", e))?;
         let path = dir.join(file);
         // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
         let pool = crate::store::sqlite::open_pool(&path, SqliteSynchronous::Full, 4)
             .await
-            .map_err(err("open the ingestion log"))?;
+            .map_err(PipeError::sqlx("open the ingestion log"))?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS log (\
                offset INTEGER PRIMARY KEY AUTOINCREMENT, \
@@ -51,7 +46,7 @@ impl LocalLog {
         )
         .execute(&pool)
         .await
-        .map_err(err("create the ingestion log"))?;
+        .map_err(PipeError::sqlx("create the ingestion log"))?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS dead_letters (\
                id INTEGER PRIMARY KEY AUTOINCREMENT, source_offset INTEGER NOT NULL, reason TEXT NOT NULL, \
@@ -60,13 +55,13 @@ impl LocalLog {
         )
         .execute(&pool)
         .await
-        .map_err(err("create the dead-letter table"))?;
+        .map_err(PipeError::sqlx("create the dead-letter table"))?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS consumer_offsets (consumer TEXT PRIMARY KEY, committed INTEGER NOT NULL)",
         )
         .execute(&pool)
         .await
-        .map_err(err("create the consumer offsets"))?;
+        .map_err(PipeError::sqlx("create the consumer offsets"))?;
         Ok(LocalLog { pool })
     }
 
@@ -75,7 +70,7 @@ impl LocalLog {
         sqlx::query_scalar("SELECT coalesce(max(offset), 0) FROM log")
             .fetch_one(&self.pool)
             .await
-            .map_err(err("read the log end"))
+            .map_err(PipeError::sqlx("read the log end"))
     }
 
     /// The last committed offset of a consumer (0 when it never committed).
@@ -84,7 +79,7 @@ impl LocalLog {
             .bind(consumer)
             .fetch_optional(&self.pool)
             .await
-            .map_err(err("read the committed offset"))?;
+            .map_err(PipeError::sqlx("read the committed offset"))?;
         Ok(v.unwrap_or(0))
     }
 
@@ -98,23 +93,23 @@ impl LocalLog {
 #[async_trait]
 impl Producer for LocalLog {
     async fn append(&self, messages: &[(String, Vec<u8>)]) -> Result<(), PipeError> {
-        let mut tx = self.pool.begin().await.map_err(err("begin an append"))?;
+        let mut tx = self.pool.begin().await.map_err(PipeError::sqlx("begin an append"))?;
         for (key, payload) in messages {
             sqlx::query("INSERT INTO log (key, payload) VALUES ($1, $2)")
                 .bind(key)
                 .bind(payload)
                 .execute(&mut *tx)
                 .await
-                .map_err(err("append to the ingestion log"))?;
+                .map_err(PipeError::sqlx("append to the ingestion log"))?;
         }
-        tx.commit().await.map_err(err("commit an append"))
+        tx.commit().await.map_err(PipeError::sqlx("commit an append"))
     }
 }
 
 #[async_trait]
 impl DeadLetterQueue for LocalLog {
     async fn send(&self, letters: &[DeadLetter<'_>]) -> Result<(), PipeError> {
-        let mut tx = self.pool.begin().await.map_err(err("begin a dead-letter write"))?;
+        let mut tx = self.pool.begin().await.map_err(PipeError::sqlx("begin a dead-letter write"))?;
         for l in letters {
             sqlx::query(
                 "INSERT INTO dead_letters (source_offset, reason, detail, stage, team_id, payload) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -127,9 +122,9 @@ impl DeadLetterQueue for LocalLog {
             .bind(&l.message.payload)
             .execute(&mut *tx)
             .await
-            .map_err(err("write a dead letter"))?;
+            .map_err(PipeError::sqlx("write a dead letter"))?;
         }
-        tx.commit().await.map_err(err("commit dead letters"))
+        tx.commit().await.map_err(PipeError::sqlx("commit dead letters"))
     }
 }
 
@@ -139,7 +134,7 @@ impl LocalLog {
         sqlx::query_as("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason")
             .fetch_all(&self.pool)
             .await
-            .map_err(err("count dead letters"))
+            .map_err(PipeError::sqlx("count dead letters"))
     }
 }
 
@@ -161,7 +156,7 @@ impl Source for LocalLogSource {
                     .bind(max as i64)
                     .fetch_all(&self.log.pool)
                     .await
-                    .map_err(err("read the ingestion log"))?;
+                    .map_err(PipeError::sqlx("read the ingestion log"))?;
             if let Some((last, _)) = rows.last() {
                 self.position = *last;
                 return Ok(rows
@@ -189,7 +184,7 @@ impl Source for LocalLogSource {
         .bind(offset)
         .execute(&self.log.pool)
         .await
-        .map_err(err("commit the consumer offset"))?;
+        .map_err(PipeError::sqlx("commit the consumer offset"))?;
         Ok(())
     }
 

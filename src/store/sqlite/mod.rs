@@ -13,7 +13,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// Opens (creating it if needed) an embedded SQLite file the way every one
+/// Opens (creating it and its directory if needed) an embedded SQLite file the way every one
 /// of phs's is opened: WAL, so readers (phs events list, phs top) run beside
 /// the writer; a 10 s busy timeout; foreign keys on. `sync` is NORMAL where a
 /// process crash is the concern (durable in WAL mode) and FULL where an
@@ -23,6 +23,9 @@ pub async fn open_pool(
     sync: SqliteSynchronous,
     max_connections: u32,
 ) -> std::result::Result<SqlitePool, sqlx::Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -37,9 +40,6 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self> {
         let connect_err =
             |source| StoreError::Connect { backend: "sqlite", location: path.display().to_string(), source };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| connect_err(sqlx::Error::Io(e)))?;
-        }
         let pool = open_pool(path, SqliteSynchronous::Normal, 8).await.map_err(connect_err)?;
         Ok(Self { pool })
     }
