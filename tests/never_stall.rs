@@ -21,6 +21,13 @@ async fn health(server: &Server) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends one valid event for `token` through capture, which must accept it.
+async fn send_one(server: &Server, token: &str, event: &str) {
+    let body = json!({"api_key": token, "batch": [{"event": event, "distinct_id": "d"}]});
+    let url = format!("http://{}/batch/", server.capture);
+    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200, "capture refused `{event}`");
+}
+
 /// Polls `/_health` until it answers `code`, within `within`; its body.
 async fn health_becomes(server: &Server, code: u16, within: Duration) -> Value {
     health_until(server, code, "", within).await
@@ -178,10 +185,8 @@ async fn a_batch_that_keeps_failing_turns_health_503_until_it_passes() {
     let (mut server, token, env) =
         with_clickhouse_down(dir.path(), port, &[("PHS_HEALTH_MAX_BATCH_SECONDS", "2".into())]);
     wait_healthy(&mut server);
-    let body = json!({"api_key": token, "batch": [{"event": "waiting", "distinct_id": "d"}]});
-    let (code, _) =
-        post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
-    assert_eq!(code, 200, "capture accepts while the sink is down: the local log holds the event");
+    // Capture accepts while the sink is down: the local log holds the event.
+    send_one(&server, &token, "waiting").await;
     let report = health_until(&server, 503, "failing to write events", Duration::from_secs(30)).await;
     assert!(report["reason"].as_str().unwrap().contains("network error"), "the error is named: {report}");
 
@@ -191,33 +196,22 @@ async fn a_batch_that_keeps_failing_turns_health_503_until_it_passes() {
     assert!(stored.contains("\"waiting\""), "the retried batch is stored once ClickHouse answers: {stored}");
 }
 
-#[test]
-fn a_dead_pipeline_stops_the_server_with_its_reason() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_pipeline_stops_the_server_with_its_reason() {
+    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_path_buf();
     let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
-    let mut server =
-        crate::util::server::start_logged(&[("PHS_DATA_DIR", d.display().to_string())], &d.join("serve.log"));
+    let mut server = start(&[("PHS_DATA_DIR", d.display().to_string())]);
     wait_healthy(&mut server);
     // A table gone under a running server: no retry can fix that.
-    let events = d.join("events.sqlite3");
-    let dropped = std::process::Command::new("python3")
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE events'); c.commit()"])
-        .arg(&events)
-        .status()
-        .unwrap();
-    assert!(dropped.success());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
-    let (code, _) = rt.block_on(post(
-        &format!("http://{}/batch/", server.capture),
-        "application/json",
-        body.to_string().into_bytes(),
-    ));
-    assert_eq!(code, 200);
+    let url = format!("sqlite://{}", d.join("events.sqlite3").display());
+    let mut events = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE events").execute(&mut events).await.unwrap();
+    send_one(&server, &token, "e").await;
     let status = wait_exit(&mut server, Duration::from_secs(30));
     assert_eq!(status.code(), Some(1), "a fatal pipeline failure exits non-zero");
-    let log = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    let log = server.log_text();
     assert!(log.contains("task `pipeline` failed") && log.contains("no such table"), "{log}");
 }
 
@@ -230,10 +224,7 @@ async fn sigterm_drains_within_its_bound_and_a_second_one_exits_at_once() {
         let (mut server, token, _) =
             with_clickhouse_down(dir.path(), port, &[("PHS_SHUTDOWN_TIMEOUT_SECONDS", "4".into())]);
         wait_healthy(&mut server);
-        let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
-        let (code, _) =
-            post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
-        assert_eq!(code, 200);
+        send_one(&server, &token, "e").await;
         tokio::time::sleep(Duration::from_millis(800)).await;
         let sent = Instant::now();
         sigterm(&server.child);
@@ -269,9 +260,7 @@ async fn a_stuck_batch_turns_health_503_within_its_bound_and_back() {
     let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("LOCK TABLE posthog_person IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
-    let body = json!({"api_key": token, "batch": [{"event": "e", "distinct_id": "d"}]});
-    let url = format!("http://{}/batch/", server.capture);
-    assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+    send_one(&server, &token, "e").await;
     health_until(&server, 503, "stuck processing a batch, in stage `persons`", Duration::from_secs(30)).await;
     tx.rollback().await.unwrap();
     health_becomes(&server, 200, Duration::from_secs(30)).await;
