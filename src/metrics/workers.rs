@@ -65,8 +65,9 @@ pub struct WorkerStats {
     /// The calls of this worker being retried, by what they do: the write of
     /// one batch and the processing of the next can fail at the same time.
     failing: Mutex<Vec<Failing>>,
-    /// When the batch being read and processed (not yet in hand) was polled; None when none is.
-    processing_since: Mutex<Option<Instant>>,
+    /// Micros since the registry epoch, plus one, when the batch being
+    /// processed (not yet in hand) was polled; 0 when none is.
+    processing_since: AtomicU64,
 }
 
 /// A call that keeps failing: what, since when, and its latest error.
@@ -86,7 +87,7 @@ impl WorkerStats {
             stage: AtomicU8::new(IDLE),
             in_hand: AtomicU64::new(0),
             failing: Mutex::new(Vec::new()),
-            processing_since: Mutex::new(None),
+            processing_since: AtomicU64::new(0),
         }
     }
 
@@ -149,12 +150,13 @@ impl WorkerStats {
 
     /// A polled batch is being processed (`true`), or is done with (`false`).
     pub fn processing(&self, started: bool) {
-        *self.processing_since.lock().unwrap_or_else(|p| p.into_inner()) = started.then(Instant::now);
+        let since = if started { global().micros_since_epoch(Instant::now()) + 1 } else { 0 };
+        self.processing_since.store(since, Ordering::Relaxed);
     }
 
     /// How long the batch being processed has taken so far.
     pub fn processing_for(&self) -> Option<std::time::Duration> {
-        self.processing_since.lock().unwrap_or_else(|p| p.into_inner()).map(|at| at.elapsed())
+        since(&self.processing_since)
     }
 
     /// `what` failed (again) with `error` and will be retried.
@@ -178,11 +180,16 @@ impl WorkerStats {
 
     /// How long the batch in hand has been held; None when idle.
     pub fn holding_for(&self) -> Option<std::time::Duration> {
-        let since = self.batch_since.load(Ordering::Relaxed);
-        (since > 0).then(|| {
-            std::time::Duration::from_micros(global().micros_since_epoch(Instant::now()).saturating_sub(since - 1))
-        })
+        since(&self.batch_since)
     }
+}
+
+/// The time since a `*_since` mark (micros since the epoch plus one; 0: none).
+fn since(mark: &AtomicU64) -> Option<std::time::Duration> {
+    let since = mark.load(Ordering::Relaxed);
+    (since > 0).then(|| {
+        std::time::Duration::from_micros(global().micros_since_epoch(Instant::now()).saturating_sub(since - 1))
+    })
 }
 
 #[cfg(test)]
