@@ -63,7 +63,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(o) => serve::run(o).await,
         Command::Migrate(o) => migrate::run(o).await,
         Command::Healthcheck(o) => healthcheck::run(o).await,
-        Command::Replay(o) => replay::run(o),
+        Command::Replay(o) => replay::run(o).await,
         Command::Plugins(o) => plugins::run(o).await,
         Command::Top(o) => top::run(o).await,
         Command::Teams(o) => teams::run(o).await,

@@ -113,7 +113,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn colour(choice: Color) -> bool {
+pub fn colour(choice: Color) -> bool {
     match choice {
         Color::Always => true,
         Color::Never => false,

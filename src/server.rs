@@ -32,7 +32,7 @@ use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
-use crate::plugins::runner::{PluginRunner, RunnerOptions};
+use crate::plugins::runner::{Backends, PluginRunner, RunnerOptions};
 use crate::supervisor::{Supervisor, TaskFailed};
 use crate::wire::Producer;
 use crate::worker::{self, EventHandoff, WorkerSettings};
@@ -220,8 +220,7 @@ async fn start_pipeline(
         (None, None) => unreachable!("the local log is opened whenever Kafka is not configured"),
     };
     let runner = PluginRunner::new(
-        store.clone(),
-        cache.clone(),
+        Backends::of(store.clone(), cache.clone()),
         Some(producer.clone()),
         RunnerOptions {
             limits: Limits::default(),

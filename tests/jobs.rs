@@ -283,8 +283,7 @@ fn scheduler(
     ttl: Duration,
 ) -> Arc<phs::worker::schedule::Scheduler> {
     let runner = phs::plugins::runner::PluginRunner::new(
-        store.clone(),
-        plugin_cache,
+        phs::plugins::runner::Backends::of(store.clone(), plugin_cache),
         None,
         Default::default(),
         uuid::Uuid::now_v7(),

@@ -112,7 +112,7 @@ const ATTACHMENT_PLUGIN: &str = r#"
 
 async fn attachments_behave(store: Arc<dyn phs::store::Store>) {
     use phs::plugins::registry;
-    use phs::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
+    use phs::plugins::runner::{Backends, Outcome, PluginRunner, RunnerOptions};
     let tmp = tempfile::tempdir().unwrap();
     let schema = json!([
         {"key": "rules", "type": "attachment", "required": true},
@@ -158,7 +158,8 @@ async fn attachments_behave(store: Arc<dyn phs::store::Store>) {
 
     // The pipeline's states see them as meta.attachments.
     let cache: Arc<dyn Cache> = Arc::new(phs::cache::memory::MemoryCache::default());
-    let runner = PluginRunner::new(store.clone(), cache, None, RunnerOptions::default(), uuid::Uuid::now_v7());
+    let runner =
+        PluginRunner::new(Backends::of(store.clone(), cache), None, RunnerOptions::default(), uuid::Uuid::now_v7());
     let event = json!({"event": "e", "distinct_id": "d", "properties": {}});
     let Outcome::Event(out) = runner.process(team.id, event.as_object().unwrap().clone()).await else {
         panic!("dropped")

@@ -145,7 +145,7 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
 /// `fetch(url, {method, headers, body})` returns `{status, ok, headers, body}`
 /// and a `json()` method; failures (refused address, timeout, size) raise.
 fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<mlua::Function> {
-    let policy = ctx.fetch;
+    let policy = Arc::new(ctx.fetch.clone());
     let json_method = lua.create_function(|lua, this: Table| {
         let body: String = this.get("body")?;
         let j: serde_json::Value =
@@ -154,7 +154,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
     })?;
     method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
         let opts = opts.map(|o| from_lua(&lua, o)).transpose();
-        let json_method = json_method.clone();
+        let (json_method, policy) = (json_method.clone(), policy.clone());
         async move {
             let opts: super::fetch::FetchOptions = match opts? {
                 Some(o) => {
@@ -162,7 +162,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
                 }
                 None => Default::default(),
             };
-            let res = super::fetch::fetch(policy, &url, opts).await.map_err(mlua::Error::runtime)?;
+            let res = super::fetch::fetch(&policy, &url, opts).await.map_err(mlua::Error::runtime)?;
             let t = match to_lua(&lua, &res)? {
                 Value::Table(t) => t,
                 _ => unreachable!("fetch returns an object"),

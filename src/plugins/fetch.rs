@@ -6,23 +6,50 @@
 //! check and the connection (rebinding) cannot reach an internal service.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 /// What plugins may reach, set per server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct FetchPolicy {
     /// Allow private, loopback and link-local addresses (tests, trusted setups).
     pub allow_private: bool,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    /// Sees every request before it is sent and may answer it instead
+    /// (`phs replay`'s dry run); None: every request goes out.
+    pub outbound: Option<Arc<dyn Outbound>>,
 }
 
 impl Default for FetchPolicy {
     fn default() -> Self {
-        FetchPolicy { allow_private: false, timeout: Duration::from_secs(10), max_response_bytes: 5 * 1024 * 1024 }
+        FetchPolicy {
+            allow_private: false,
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 5 * 1024 * 1024,
+            outbound: None,
+        }
     }
+}
+
+impl std::fmt::Debug for FetchPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchPolicy")
+            .field("allow_private", &self.allow_private)
+            .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("outbound", &self.outbound.is_some())
+            .finish()
+    }
+}
+
+/// Decides whether a request leaves the process.
+pub trait Outbound: Send + Sync {
+    /// None: send it; Some(reply): answer the plugin with this
+    /// `{status, ok, headers, body}` instead of sending.
+    fn intercept(&self, method: &str, url: &str, opts: &FetchOptions) -> Option<Value>;
 }
 
 /// The options table a plugin passes, as JSON.
@@ -57,7 +84,12 @@ fn is_internal(ip: IpAddr) -> bool {
 }
 
 /// Performs the request; the result is `{status, ok, headers, body}`.
-pub async fn fetch(policy: FetchPolicy, url: &str, opts: FetchOptions) -> Result<Value, String> {
+pub async fn fetch(policy: &FetchPolicy, url: &str, opts: FetchOptions) -> Result<Value, String> {
+    if let Some(outbound) = &policy.outbound
+        && let Some(reply) = outbound.intercept(opts.method.as_deref().unwrap_or("GET"), url, &opts)
+    {
+        return Ok(reply);
+    }
     let parsed = url::Url::parse(url).map_err(|e| format!("fetch: `{url}` is not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("fetch: only http and https URLs are allowed, not `{}`", parsed.scheme()));

@@ -164,7 +164,7 @@ pub async fn run_events(
         jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
         logs: logs.clone(),
         capture: None,
-        fetch: opts.fetch,
+        fetch: opts.fetch.clone(),
         attachments: Vec::new(),
         geoip: opts.geoip.clone(),
     };

@@ -60,7 +60,7 @@ fn load_for_inspection(source: &PluginSource) -> Result<PluginVm> {
 }
 
 /// The stored code of a plugin, as a source to build VMs from.
-pub async fn source(store: &dyn Store, plugin: &Plugin) -> Result<PluginSource> {
+pub async fn source(store: &dyn crate::store::PluginStore, plugin: &Plugin) -> Result<PluginSource> {
     let files: BTreeMap<String, String> = store.plugin_files(plugin.id).await?.into_iter().collect();
     let manifest_text = files
         .get("plugin.json")

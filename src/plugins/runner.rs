@@ -31,7 +31,9 @@ use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use crate::plugins::{CallError, Context, Limits, PluginVm, ProcessOutcome, registry};
-use crate::store::{PluginConfig, PluginConfigUpdate, PluginLog, Store};
+use crate::store::{
+    JobQueue, PluginConfig, PluginConfigUpdate, PluginLog, PluginStorage, PluginStore, Store, TeamStore,
+};
 use crate::wire::Producer;
 
 /// Setup attempts before a config is disabled (the later original's 5).
@@ -48,6 +50,48 @@ const REFRESH: Duration = Duration::from_secs(2);
 pub enum Outcome {
     Event(Map<String, Value>),
     Dropped { by: String },
+}
+
+/// What one plugin of the chain made of the event it was given.
+pub enum Step<'a> {
+    /// processEvent returned this event (changed or not).
+    Returned(&'a Map<String, Value>),
+    /// processEvent returned nil: the event is dropped, later plugins do not run.
+    Dropped,
+    /// The call failed (the message carries the Lua traceback), or its result
+    /// was refused; the event goes on as it was before this plugin.
+    Failed(String),
+    /// The plugin did not run on this event, and why.
+    Skipped(&'static str),
+}
+
+/// Sees each step of the processEvent chain: how `phs replay` shows what
+/// every plugin did. The pipeline passes `()`, which sees nothing.
+pub trait Trace: Send {
+    fn step(&mut self, plugin: &Loaded, input: &Map<String, Value>, step: Step<'_>, took: Duration);
+}
+
+impl Trace for () {
+    fn step(&mut self, _: &Loaded, _: &Map<String, Value>, _: Step<'_>, _: Duration) {}
+}
+
+/// The stores a runner uses, each by the narrow trait it needs, so a
+/// wrapper (`phs replay`'s overlay) implements only what it wraps.
+#[derive(Clone)]
+pub struct Backends {
+    pub teams: Arc<dyn TeamStore>,
+    /// Plugins, configs, attachments, and where errors and logs are written.
+    pub plugins: Arc<dyn PluginStore>,
+    pub storage: Arc<dyn PluginStorage>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub cache: Arc<dyn Cache>,
+}
+
+impl Backends {
+    /// Every part from one store and cache: what the server runs on.
+    pub fn of(store: Arc<dyn Store>, cache: Arc<dyn Cache>) -> Backends {
+        Backends { teams: store.clone(), plugins: store.clone(), storage: store.clone(), jobs: store, cache }
+    }
 }
 
 /// One loaded plugin config: its state, and whether setupPlugin ran.
@@ -100,8 +144,7 @@ pub struct RunnerOptions {
 }
 
 pub struct PluginRunner {
-    store: Arc<dyn Store>,
-    cache: Arc<dyn Cache>,
+    stores: Backends,
     producer: Option<Arc<dyn Producer>>,
     options: RunnerOptions,
     instance_id: Uuid,
@@ -113,27 +156,23 @@ impl PluginRunner {
     /// Also starts the task that writes plugin log entries in batches.
     /// `producer` is where `posthog.capture` sends events (None: not available).
     pub fn new(
-        store: Arc<dyn Store>,
-        cache: Arc<dyn Cache>,
+        stores: Backends,
         producer: Option<Arc<dyn Producer>>,
         options: RunnerOptions,
         instance_id: Uuid,
     ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_logs(store.clone(), rx));
-        Arc::new(PluginRunner {
-            store,
-            cache,
-            producer,
-            options,
-            instance_id,
-            logs: tx,
-            teams: Mutex::new(HashMap::new()),
-        })
+        tokio::spawn(write_logs(stores.plugins.clone(), rx));
+        Arc::new(PluginRunner { stores, producer, options, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
     }
 
     /// Runs the team's plugins on one event.
-    pub async fn process(&self, team_id: i64, mut event: Map<String, Value>) -> Outcome {
+    pub async fn process(&self, team_id: i64, event: Map<String, Value>) -> Outcome {
+        self.process_traced(team_id, event, &mut ()).await
+    }
+
+    /// [`PluginRunner::process`], showing each plugin's step to `trace`.
+    pub async fn process_traced(&self, team_id: i64, mut event: Map<String, Value>, trace: &mut impl Trace) -> Outcome {
         let plugins = self.team_plugins(team_id).await;
         if plugins.is_empty() || event.get("event").and_then(Value::as_str) == Some("$snapshot") {
             return Outcome::Event(event);
@@ -143,10 +182,15 @@ impl PluginRunner {
             if p.vm.has("onEvent") || p.vm.has("exportEvents") {
                 deferred.push(p.label.clone());
             }
-            if !p.vm.has("processEvent") || p.disabled.load(Ordering::Relaxed) {
+            if !p.vm.has("processEvent") {
+                continue;
+            }
+            if p.disabled.load(Ordering::Relaxed) {
+                trace.step(p, &event, Step::Skipped("disabled"), Duration::ZERO);
                 continue;
             }
             if !self.ensure_setup(p).await {
+                trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
                 failed.push(p.label.clone());
                 continue;
             }
@@ -154,10 +198,12 @@ impl PluginRunner {
             let input = Value::Object(event.clone());
             let started = Instant::now();
             let result = p.vm.process_event(&input).await;
-            if p.stats.call(started.elapsed()) {
+            let took = started.elapsed();
+            if p.stats.call(took) {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
             if let Err(e) = &result {
+                trace.step(p, &event, Step::Failed(e.to_string()), took);
                 let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                 self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
                 self.record_error(p, &e.to_string(), Some(&input)).await;
@@ -166,25 +212,33 @@ impl PluginRunner {
             self.count_time_limits(p, &result).await;
             let failed_call = match result {
                 Ok(ProcessOutcome::Dropped) => {
+                    trace.step(p, &event, Step::Dropped, took);
                     self.count_call(p, false).await;
                     return Outcome::Dropped { by: p.label.clone() };
                 }
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
                     if out.get("team_id") != Some(&json!(team_id)) {
-                        self.log(
-                            p,
-                            LogSource::System,
-                            LogLevel::Error,
-                            "processEvent changed team_id; the change was reverted".into(),
-                        );
+                        let why = "processEvent changed team_id; the change was reverted";
+                        trace.step(p, &event, Step::Failed(why.into()), took);
+                        self.log(p, LogSource::System, LogLevel::Error, why.into());
                         true
                     } else {
+                        trace.step(p, &event, Step::Returned(&out), took);
                         event = out;
                         succeeded.push(p.label.clone());
                         false
                     }
                 }
-                Ok(ProcessOutcome::Event(_)) | Err(_) => true,
+                Ok(ProcessOutcome::Event(_)) => {
+                    trace.step(
+                        p,
+                        &event,
+                        Step::Failed("processEvent returned something other than an event".into()),
+                        took,
+                    );
+                    true
+                }
+                Err(_) => true,
             };
             if failed_call {
                 failed.push(p.label.clone());
@@ -271,7 +325,7 @@ impl PluginRunner {
             error: Some(Some(error_json(&reason, None))),
             ..Default::default()
         };
-        if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
+        if let Err(err) = self.stores.plugins.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not disable a failing plugin config");
         }
     }
@@ -279,7 +333,7 @@ impl PluginRunner {
     pub async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
         crate::metrics::global().plugin_error(&p.stats, message, event);
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
-        if let Err(err) = self.store.update_plugin_config(p.config.id, &update).await {
+        if let Err(err) = self.stores.plugins.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
         }
     }
@@ -292,7 +346,7 @@ impl PluginRunner {
     /// Every enabled config of every team, loaded (the async side sets up
     /// plugins with tasks or jobs eagerly, and schedules their tasks).
     pub async fn all_plugins(&self) -> Vec<Arc<Loaded>> {
-        let configs = match self.store.list_plugin_configs(None).await {
+        let configs = match self.stores.plugins.list_plugin_configs(None).await {
             Ok(c) => c,
             Err(err) => {
                 tracing::warn!(%err, "could not list plugin configs");
@@ -336,8 +390,8 @@ impl PluginRunner {
         team_id: i64,
         previous: Vec<Arc<Loaded>>,
     ) -> Result<Vec<Arc<Loaded>>, registry::RegistryError> {
-        let plugins = self.store.list_plugins().await?;
-        let configs = self.store.list_plugin_configs(Some(team_id)).await?;
+        let plugins = self.stores.plugins.list_plugins().await?;
+        let configs = self.stores.plugins.list_plugin_configs(Some(team_id)).await?;
         let mut out = Vec::new();
         for config in configs.into_iter().filter(|c| c.enabled) {
             let Some(plugin) = plugins.iter().find(|p| p.id == config.plugin_id) else { continue };
@@ -358,7 +412,7 @@ impl PluginRunner {
                         error: Some(Some(error_json(&e.to_string(), None))),
                         ..Default::default()
                     };
-                    let _ = self.store.update_plugin_config(config.id, &update).await;
+                    let _ = self.stores.plugins.update_plugin_config(config.id, &update).await;
                 }
             }
         }
@@ -380,18 +434,18 @@ impl PluginRunner {
         config: &PluginConfig,
         plugin: &crate::store::Plugin,
     ) -> Result<Loaded, registry::RegistryError> {
-        let source = registry::source(self.store.as_ref(), plugin).await?;
+        let source = registry::source(self.stores.plugins.as_ref(), plugin).await?;
         let raw = registry::raw_config(config);
         let ctx = Context {
             team_id: config.team_id,
             plugin_id: plugin.id,
             plugin_config_id: config.id,
             config: source.manifest.validate_config(&raw)?,
-            cache: self.cache.clone(),
-            storage: self.store.clone(),
-            jobs: self.store.clone(),
+            cache: self.stores.cache.clone(),
+            storage: self.stores.storage.clone(),
+            jobs: self.stores.jobs.clone(),
             logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
-            capture: match (&self.producer, self.store.team_by_id(config.team_id).await?) {
+            capture: match (&self.producer, self.stores.teams.team_by_id(config.team_id).await?) {
                 (Some(producer), Some(team)) => Some(Capture {
                     producer: producer.clone(),
                     token: team.api_token,
@@ -399,8 +453,8 @@ impl PluginRunner {
                 }),
                 _ => None,
             },
-            fetch: self.options.fetch,
-            attachments: self.store.plugin_attachments(config.id).await?,
+            fetch: self.options.fetch.clone(),
+            attachments: self.stores.plugins.plugin_attachments(config.id).await?,
             geoip: self.options.geoip.clone(),
         };
         let vm = PluginVm::load(&source, ctx, self.options.limits)?;
@@ -459,7 +513,7 @@ fn send_log(tx: &mpsc::UnboundedSender<PluginLog>, row: PluginLog) {
 
 /// Writes log entries in batches (at most every 200 ms), like the original's
 /// 1 s Postgres log buffer, so a chatty plugin costs one insert per batch.
-async fn write_logs(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<PluginLog>) {
+async fn write_logs(store: Arc<dyn PluginStore>, mut rx: mpsc::UnboundedReceiver<PluginLog>) {
     let mut batch = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);

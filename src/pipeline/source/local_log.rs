@@ -209,3 +209,112 @@ impl Positions for LocalLogPositions {
         Ok(vec![PartitionPosition { topic: TOPIC.into(), partition: 0, committed, end }])
     }
 }
+
+/// A message of the log as `phs replay` reads it.
+pub struct Logged {
+    pub offset: i64,
+    pub payload: Vec<u8>,
+    /// RFC 3339, as SQLite wrote it.
+    pub appended_at: String,
+}
+
+/// A dead letter of the embedded dead-letter table.
+pub struct StoredLetter {
+    pub id: i64,
+    pub source_offset: i64,
+    pub reason: String,
+    pub detail: String,
+    pub payload: Vec<u8>,
+    pub failed_at: String,
+}
+
+/// Reading by position, for `phs replay`: never moves a consumer's offset.
+impl LocalLog {
+    /// The first and last offsets still in the log (None when empty).
+    pub async fn retained(&self) -> Result<Option<(i64, i64)>, PipeError> {
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(offset), max(offset) FROM log")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PipeError::sqlx("read the log's range"))?;
+        Ok(first.zip(last))
+    }
+
+    /// The first offset appended at or after `at` (RFC 3339), if any.
+    pub async fn offset_at(&self, at: &str) -> Result<Option<i64>, PipeError> {
+        sqlx::query_scalar("SELECT min(offset) FROM log WHERE appended_at >= $1")
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PipeError::sqlx("find an offset by time"))
+    }
+
+    /// Up to `limit` messages with offsets in `from..=to`, in order.
+    pub async fn read(&self, from: i64, to: i64, limit: usize) -> Result<Vec<Logged>, PipeError> {
+        let rows: Vec<(i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT offset, payload, appended_at FROM log WHERE offset >= $1 AND offset <= $2 ORDER BY offset LIMIT $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(PipeError::sqlx("read the ingestion log"))?;
+        Ok(rows.into_iter().map(|(offset, payload, appended_at)| Logged { offset, payload, appended_at }).collect())
+    }
+
+    /// The first and last dead-letter ids (None when there are none).
+    pub async fn dead_letters_retained(&self) -> Result<Option<(i64, i64)>, PipeError> {
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(id), max(id) FROM dead_letters")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PipeError::sqlx("read the dead letters' range"))?;
+        Ok(first.zip(last))
+    }
+
+    /// The first dead letter stored at or after `at` (RFC 3339), if any.
+    pub async fn dead_letter_at(&self, at: &str) -> Result<Option<i64>, PipeError> {
+        sqlx::query_scalar("SELECT min(id) FROM dead_letters WHERE failed_at >= $1")
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(PipeError::sqlx("find a dead letter by time"))
+    }
+
+    /// Up to `limit` dead letters with ids in `from..=to`, in order.
+    pub async fn read_dead_letters(&self, from: i64, to: i64, limit: usize) -> Result<Vec<StoredLetter>, PipeError> {
+        let rows: Vec<(i64, i64, String, String, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT id, source_offset, reason, detail, payload, failed_at FROM dead_letters \
+             WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(PipeError::sqlx("read the dead letters"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, source_offset, reason, detail, payload, failed_at)| StoredLetter {
+                id,
+                source_offset,
+                reason,
+                detail,
+                payload,
+                failed_at,
+            })
+            .collect())
+    }
+
+    /// Removes dead letters that were ingested again (`phs replay --reingest`).
+    pub async fn remove_dead_letters(&self, ids: &[i64]) -> Result<(), PipeError> {
+        let mut tx = self.pool.begin().await.map_err(PipeError::sqlx("begin removing dead letters"))?;
+        for id in ids {
+            sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(PipeError::sqlx("remove a dead letter"))?;
+        }
+        tx.commit().await.map_err(PipeError::sqlx("commit removing dead letters"))
+    }
+}

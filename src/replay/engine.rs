@@ -1,0 +1,270 @@
+//! The dry run: read the selection, decode and filter each message, look up
+//! its team, and run the team's processEvent chain on it in the overlay.
+//!
+//! Decoding and filtering run on one task; the plugins run on `shards`
+//! tasks, each with plugin states (Lua VMs) of its own, so every core is
+//! used. Events of one (token, distinct_id) go to the same shard and stay in
+//! order. Reports come back numbered and are handed out in read order.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::diff::diff;
+use super::overlay::{Overlay, Recorder};
+use super::report::{Compared, EventReport, Fate, Steps, Summary};
+use super::select::{self, Selected};
+use super::{Options, ReplayError};
+use crate::pipeline::normalize;
+use crate::pipeline::team::TeamCache;
+use crate::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
+use crate::store::Team;
+
+/// An event on its way to a shard, numbered in read order.
+struct Job {
+    seq: u64,
+    message: Selected,
+    team: Arc<Team>,
+    event: Map<String, Value>,
+}
+
+/// The plugin runners of one shard: the installed plugins, and with
+/// `--compare` the local version beside them.
+struct Shard {
+    installed: (Arc<PluginRunner>, Arc<Recorder>),
+    local: Option<(Arc<PluginRunner>, Arc<Recorder>)>,
+}
+
+/// The overlays a run needs: the installed plugins' (with `--plugin-dir`
+/// already swapped in), and the local one's for `--compare`.
+pub struct Overlays {
+    pub installed: Overlay,
+    pub local: Option<Overlay>,
+}
+
+fn runner(overlay: &Overlay, base: &RunnerOptions) -> (Arc<PluginRunner>, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let mut options = base.clone();
+    options.fetch.outbound = Some(overlay.outbound(&recorder));
+    let runner = PluginRunner::new(
+        overlay.backends(&recorder),
+        Some(overlay.producer(&recorder)),
+        options,
+        uuid::Uuid::now_v7(),
+    );
+    (runner, recorder)
+}
+
+/// Runs the dry run, handing each selected event's report to `out` in read
+/// order, until the selection ends or `stop` is cancelled.
+pub async fn run(
+    options: &Options,
+    teams: Arc<TeamCache>,
+    overlays: &Overlays,
+    read: Arc<AtomicU64>,
+    stop: CancellationToken,
+    mut out: impl FnMut(EventReport) -> bool,
+) -> Result<Summary, ReplayError> {
+    let mut reader = select::open(&options.selector).await?;
+    options.on_total(reader.total());
+    let (results_tx, mut results) = mpsc::channel::<(u64, EventReport)>(4096);
+    let mut shards = Vec::new();
+    for _ in 0..options.shards.max(1) {
+        let shard = Shard {
+            installed: runner(&overlays.installed, &options.runner),
+            local: overlays.local.as_ref().map(|o| runner(o, &options.runner)),
+        };
+        let (tx, rx) = mpsc::channel::<Job>(1024);
+        tokio::spawn(work(shard, rx, results_tx.clone()));
+        shards.push(tx);
+    }
+    let filters = options.filters.clone();
+    let limit = options.limit;
+    let dispatch = {
+        let stop = stop.clone();
+        let read = read.clone();
+        tokio::spawn(async move {
+            let mut seq = 0u64;
+            loop {
+                let batch = tokio::select! {
+                    b = reader.next() => b?,
+                    _ = stop.cancelled() => return Ok(true),
+                };
+                let Some(batch) = batch else { return Ok(false) };
+                for message in batch {
+                    if limit.is_some_and(|l| seq >= l) {
+                        return Ok(false);
+                    }
+                    read.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = classify(message, &filters, &teams, seq).await? else { continue };
+                    seq += 1;
+                    match job {
+                        Err(report) => {
+                            if results_tx.send((seq - 1, *report)).await.is_err() {
+                                return Ok(true);
+                            }
+                        }
+                        Ok(job) => {
+                            let token_key = (job.team.id, job.event.get("distinct_id").map(Value::to_string));
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            token_key.hash(&mut h);
+                            let shard = &shards[(h.finish() % shards.len() as u64) as usize];
+                            if shard.send(job).await.is_err() {
+                                return Ok(true);
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut summary = Summary::default();
+    let mut waiting = BTreeMap::new();
+    let mut next = 0u64;
+    let mut closed_early = false;
+    while let Some((seq, report)) = results.recv().await {
+        waiting.insert(seq, report);
+        while let Some(report) = waiting.remove(&next) {
+            next += 1;
+            summary.add(&report);
+            if !closed_early && !out(report) {
+                // The reader of our output went away: stop reading too.
+                closed_early = true;
+                stop.cancel();
+            }
+        }
+    }
+    let interrupted = match dispatch.await {
+        Ok(Ok(interrupted)) => interrupted,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(ReplayError::Failed(format!("the replay reader failed: {e}"))),
+    };
+    summary.read = read.load(Ordering::Relaxed);
+    summary.interrupted = interrupted && !closed_early;
+    let logs = overlays.installed.logs() + overlays.local.as_ref().map_or(0, Overlay::logs);
+    summary.finish(started.elapsed(), logs);
+    Ok(summary)
+}
+
+/// Decodes and filters a message: None when the filters leave it out, a
+/// finished report when it goes no further (invalid, unknown team), else
+/// the job for a shard.
+async fn classify(
+    message: Selected,
+    filters: &super::Filters,
+    teams: &TeamCache,
+    seq: u64,
+) -> Result<Option<Result<Job, Box<EventReport>>>, ReplayError> {
+    if let (Some(want), Some((reason, _))) = (&filters.reason, &message.letter)
+        && want != reason
+    {
+        return Ok(None);
+    }
+    let bare = |fate, error: Option<String>| EventReport {
+        partition: message.partition,
+        offset: message.offset,
+        fate,
+        uuid: None,
+        team_id: None,
+        event: None,
+        distinct_id: None,
+        dead_letter: message.letter.as_ref().map(|(reason, detail)| json!({"reason": reason, "detail": detail})),
+        error,
+        steps: Vec::new(),
+        output: None,
+        side_effects: Vec::new(),
+        compare: None,
+        persons: Vec::new(),
+    };
+    let decoded = match normalize::decode(&message.payload) {
+        Ok(d) => d,
+        // An event that cannot be read matches no filter on its contents.
+        Err(_) if filters.on_contents() => return Ok(None),
+        Err(e) => return Ok(Some(Err(Box::new(bare(Fate::Invalid, Some(format!("{}: {e}", e.reason()))))))),
+    };
+    let field = |k: &str| decoded.event.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let (uuid, event, distinct_id) = (field("uuid"), field("event"), field("distinct_id"));
+    if filters.token.as_ref().is_some_and(|t| *t != decoded.token)
+        || filters.distinct_id.as_ref().is_some_and(|d| *d != distinct_id)
+        || filters.event.as_ref().is_some_and(|e| *e != event)
+        || filters.uuid.as_ref().is_some_and(|u| !u.eq_ignore_ascii_case(&uuid))
+    {
+        return Ok(None);
+    }
+    let team = teams
+        .by_token(&decoded.token)
+        .await
+        .map_err(|e| ReplayError::Failed(format!("looking up the team of an event: {e}")))?;
+    let Some(team) = team else {
+        let mut r = bare(Fate::UnknownTeam, Some(format!("no team has the API token `{}`", decoded.token)));
+        (r.uuid, r.event, r.distinct_id) = (Some(uuid), Some(event), Some(distinct_id));
+        return Ok(Some(Err(Box::new(r))));
+    };
+    let mut event = decoded.event;
+    if team.anonymize_ips {
+        event.insert("ip".into(), Value::Null);
+    }
+    Ok(Some(Ok(Job { seq, message, team, event })))
+}
+
+/// A shard's loop: each job through the plugins, in the order received.
+async fn work(shard: Shard, mut jobs: mpsc::Receiver<Job>, results: mpsc::Sender<(u64, EventReport)>) {
+    while let Some(job) = jobs.recv().await {
+        let field = |k: &str| job.event.get(k).and_then(Value::as_str).map(String::from);
+        let mut report = EventReport {
+            partition: job.message.partition,
+            offset: job.message.offset,
+            fate: Fate::Ingested,
+            uuid: field("uuid"),
+            team_id: Some(job.team.id),
+            event: field("event"),
+            distinct_id: field("distinct_id"),
+            dead_letter: job.message.letter.as_ref().map(|(r, d)| json!({"reason": r, "detail": d})),
+            error: None,
+            steps: Vec::new(),
+            output: None,
+            side_effects: Vec::new(),
+            compare: None,
+            persons: Vec::new(),
+        };
+        let local_input = shard.local.as_ref().map(|_| job.event.clone());
+        let (runner, recorder) = &shard.installed;
+        let (steps, output) = chain(runner, job.team.id, job.event).await;
+        report.steps = steps;
+        report.side_effects = recorder.take();
+        report.fate = if output.is_some() { Fate::Ingested } else { Fate::Dropped };
+        if let (Some((runner, recorder)), Some(input)) = (&shard.local, local_input) {
+            let (local_steps, local_output) = chain(runner, job.team.id, input).await;
+            recorder.take();
+            let empty = Map::new();
+            let differences = diff(output.as_ref().unwrap_or(&empty), local_output.as_ref().unwrap_or(&empty));
+            report.compare = Some(Compared { local_steps, local_output, differences });
+        }
+        report.output = output;
+        if results.send((job.seq, report)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One event through a runner's processEvent chain: the steps, and the
+/// event that comes out (None: dropped).
+async fn chain(
+    runner: &PluginRunner,
+    team_id: i64,
+    event: Map<String, Value>,
+) -> (Vec<super::report::StepReport>, Option<Map<String, Value>>) {
+    let mut steps = Steps::default();
+    let outcome = runner.process_traced(team_id, event, &mut steps).await;
+    let output = match outcome {
+        Outcome::Event(e) => Some(e),
+        Outcome::Dropped { .. } => None,
+    };
+    (steps.0, output)
+}

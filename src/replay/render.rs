@@ -1,0 +1,197 @@
+//! The human-readable replay output: per event, what each plugin did (a
+//! coloured diff of fields and properties, a drop, or the error with its
+//! traceback), the side effects kept in the overlay, and the summary.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use super::diff::Change;
+use super::report::{EventReport, Fate, StepReport, Summary};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+    /// Print events no plugin changed too.
+    pub all: bool,
+    /// List each event's side effects.
+    pub side_effects: bool,
+    /// A `--compare` run: print the events whose outputs differ.
+    pub compare: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+}
+
+/// Values longer than this are cut in the output (`--json` has them whole).
+const SHOWN: usize = 160;
+
+fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() <= SHOWN {
+        return text;
+    }
+    let cut: String = text.chars().take(SHOWN).collect();
+    format!("{cut}… ({} bytes)", text.len())
+}
+
+/// The event's block, or None when the style leaves it out.
+pub fn event(r: &EventReport, style: &Style) -> Option<String> {
+    let wanted = match (&r.compare, style.all) {
+        (_, true) => true,
+        (Some(c), false) => !c.differences.is_empty(),
+        (None, false) => r.notable() || style.side_effects && !r.side_effects.is_empty(),
+    };
+    if !wanted {
+        return None;
+    }
+    let mut out = String::new();
+    let mut head = format!("{}:{}", r.partition, r.offset);
+    for (label, value) in [("team", r.team_id.map(|t| t.to_string())), ("event", r.event.clone())] {
+        if let Some(v) = value {
+            let _ = write!(head, "  {label} {v}");
+        }
+    }
+    if let Some(d) = &r.distinct_id {
+        let _ = write!(head, "  distinct_id {}", Value::String(d.clone()));
+    }
+    if let Some(u) = &r.uuid {
+        let _ = write!(head, "  uuid {u}");
+    }
+    let _ = writeln!(out, "{}", style.paint("1", &format!("── {head}")));
+    if let Some(letter) = &r.dead_letter {
+        let reason = letter["reason"].as_str().unwrap_or_default();
+        let detail = letter["detail"].as_str().unwrap_or_default();
+        let _ = writeln!(out, "  dead letter: {reason}: {detail}");
+    }
+    match r.fate {
+        Fate::Invalid => {
+            let why = r.error.as_deref().unwrap_or_default();
+            let _ = writeln!(out, "  {} {why}", style.paint("31", "invalid:"));
+        }
+        Fate::UnknownTeam => {
+            let why = r.error.as_deref().unwrap_or_default();
+            let _ = writeln!(out, "  {} {why}", style.paint("31", "unknown team:"));
+        }
+        Fate::Ingested | Fate::Dropped => {}
+    }
+    let compare = r.compare.as_ref();
+    if let Some(c) = compare {
+        let _ = writeln!(out, "  {}", style.paint("2", "installed:"));
+        steps(&mut out, &r.steps, style, "    ");
+        let _ = writeln!(out, "  {}", style.paint("2", "local:"));
+        steps(&mut out, &c.local_steps, style, "    ");
+        let _ = writeln!(out, "  {}", style.paint("1", "output, installed -> local:"));
+        changes(&mut out, &c.differences, style, "    ");
+    } else {
+        steps(&mut out, &r.steps, style, "  ");
+    }
+    if r.fate == Fate::Dropped && compare.is_none() {
+        let _ = writeln!(out, "  {}", style.paint("33", "=> dropped, not ingested"));
+    }
+    for p in &r.persons {
+        let _ = writeln!(out, "  person: {p}");
+    }
+    if style.side_effects && !r.side_effects.is_empty() {
+        let _ = writeln!(out, "  side effects (kept in the overlay):");
+        for e in &r.side_effects {
+            let _ = writeln!(out, "    {}", serde_json::to_string(e).unwrap_or_default());
+        }
+    }
+    Some(out)
+}
+
+fn steps(out: &mut String, steps: &[StepReport], style: &Style, indent: &str) {
+    if steps.is_empty() {
+        let _ = writeln!(out, "{indent}{}", style.paint("2", "(no plugin ran)"));
+    }
+    for s in steps {
+        let (code, text) = match s.outcome {
+            "changed" => ("32", "changed"),
+            "unchanged" => ("2", "unchanged"),
+            "dropped" => ("33", "dropped the event"),
+            "failed" => ("31", "failed"),
+            _ => ("2", "skipped"),
+        };
+        let _ = writeln!(
+            out,
+            "{indent}{} {} {}",
+            s.plugin,
+            style.paint(code, text),
+            style.paint("2", &format!("({} µs)", s.micros))
+        );
+        changes(out, &s.changes, style, &format!("{indent}  "));
+        if let Some(e) = &s.error {
+            for line in e.lines() {
+                let _ = writeln!(out, "{indent}  {}", style.paint("31", line));
+            }
+        }
+    }
+}
+
+fn changes(out: &mut String, changes: &[Change], style: &Style, indent: &str) {
+    for c in changes {
+        let line = match (&c.before, &c.after) {
+            (None, Some(a)) => style.paint("32", &format!("+ {} = {}", c.path, shown(a))),
+            (Some(b), None) => style.paint("31", &format!("- {} (was {})", c.path, shown(b))),
+            (Some(b), Some(a)) => style.paint("33", &format!("~ {}: {} -> {}", c.path, shown(b), shown(a))),
+            (None, None) => continue,
+        };
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// The closing summary.
+pub fn summary(s: &Summary, style: &Style, dry_run: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", style.paint("1", "── summary"));
+    if s.interrupted {
+        let _ = writeln!(out, "interrupted before the end of the selection");
+    }
+    let _ = writeln!(
+        out,
+        "{} read, {} matched: {} would be ingested, {} dropped by plugins, {} invalid, {} of unknown teams",
+        s.read, s.matched, s.ingested, s.dropped, s.invalid, s.unknown_team
+    );
+    if let Some(d) = s.differing {
+        let _ = writeln!(out, "{d} events differ between the installed and the local plugin");
+    }
+    if !s.plugins.is_empty() {
+        let width = s.plugins.keys().map(|k| k.chars().count()).max().unwrap_or(6).max(6);
+        let _ = writeln!(
+            out,
+            "{:width$}  {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8}",
+            "plugin", "changed", "unchanged", "dropped", "failed", "skipped", "p50 µs", "p99 µs"
+        );
+        for (name, t) in &s.plugins {
+            let _ = writeln!(
+                out,
+                "{name:width$}  {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8}",
+                t.changed, t.unchanged, t.dropped, t.failed, t.skipped, t.p50_micros, t.p99_micros
+            );
+        }
+    }
+    let effects: Vec<String> = s.side_effects.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let effects = if effects.is_empty() { "none".to_string() } else { effects.join(", ") };
+    let kept = if dry_run { " (kept in memory, none written)" } else { "" };
+    let _ = writeln!(out, "side effects{kept}: {effects}; plugin log lines: {}", s.logs);
+    let _ = writeln!(out, "{} events in {:.2} s ({:.0} events/s)", s.read, s.seconds, s.events_per_second);
+    out
+}
+
+/// The line a dry run starts with, so nobody mistakes it for a real run.
+pub fn dry_run_notice(network: super::overlay::Network) -> String {
+    let fetch = match network {
+        super::overlay::Network::Reads => {
+            "fetch GET and HEAD requests are sent (--offline sends none); other requests are recorded, not sent"
+        }
+        super::overlay::Network::Offline => "no request is sent (--offline)",
+    };
+    format!(
+        "dry run: nothing is written to any store, cache, topic or table; \
+         plugins' writes stay in memory; {fetch}"
+    )
+}
