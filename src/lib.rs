@@ -37,5 +37,6 @@ pub mod metrics;
 pub mod admin;
 pub mod health;
 pub mod instances;
+pub mod ready_file;
 pub mod server;
 pub mod supervisor;
