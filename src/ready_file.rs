@@ -25,6 +25,10 @@ impl ReadyFile {
         Ok(ReadyFile { path: path.to_path_buf() })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Publishes the bound addresses.
     pub fn write(&self, admin: SocketAddr, capture: Option<SocketAddr>) -> std::io::Result<()> {
         let mut text = format!("ADMIN_ADDR={admin}\n");

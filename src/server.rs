@@ -102,12 +102,10 @@ pub async fn run(
     runtime: Runtime,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let ready_error = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |source| ServeError::ReadyFile { path, source }
-    };
     let ready = match &settings.ready_file {
-        Some(path) => Some(ReadyFile::claim(path).map_err(ready_error(path))?),
+        Some(path) => {
+            Some(ReadyFile::claim(path).map_err(|source| ServeError::ReadyFile { path: path.clone(), source })?)
+        }
         None => None,
     };
     let store_settings = &settings.store;
@@ -170,8 +168,9 @@ pub async fn run(
         version = env!("CARGO_PKG_VERSION"),
         "phs is serving"
     );
-    if let (Some(ready), Some(path)) = (&ready, &settings.ready_file) {
-        ready.write(admin_addr, capture_addr).map_err(ready_error(path))?;
+    if let Some(ready) = &ready {
+        let failed = |source| ServeError::ReadyFile { path: ready.path().to_path_buf(), source };
+        ready.write(admin_addr, capture_addr).map_err(failed)?;
     }
     // The admin listener outlives the other tasks, so /_health tells the
     // truth (503 with the reason) while they drain after a failure.

@@ -34,6 +34,16 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows what its server said: the log file goes away with the test.
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let status = self.child.try_wait().ok().flatten();
+            eprintln!("phs serve (exited: {status:?}), last lines of its log:");
+            for line in tail.iter().rev() {
+                eprintln!("    {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
