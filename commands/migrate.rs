@@ -51,7 +51,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
                 (State::Pending, false) => "pending",
                 (State::Applied, _) => "applied",
             };
-            super::print(format!("{:<11} {:<12} {}", step.target, state, step.name))?;
+            // Wide enough for the longest target, overflow-log.sqlite3.
+            super::print(format!("{:<21} {:<12} {}", step.target, state, step.name))?;
         }
     }
     let pending = migrate::pending(&steps).count();

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use phs::config::StoreSettings;
 use phs::plugins::fixtures::{self, Outcome};
 use phs::plugins::logs::{LogLevel, LogReader};
-use phs::plugins::{PluginSource, registry, scaffold};
+use phs::plugins::{PluginSource, listing, registry, scaffold};
 
 use super::UsageError;
 
@@ -156,7 +156,7 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
         Action::Install { path } => {
             let p = registry::install(store, &path).await.map_err(usage)?;
             let caps = &p.capabilities;
-            eprintln!("installed plugin {} \"{}\" ({})", p.id, p.name, describe_caps(caps));
+            eprintln!("installed plugin {} \"{}\" ({})", p.id, p.name, listing::capabilities_summary(caps));
             super::print(p.id)?;
         }
         Action::List { team, json } => {
@@ -164,40 +164,32 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
                 Some(t) => Some(registry::find_team(store, &t).await.map_err(usage)?),
                 None => None,
             };
-            let plugins = store.list_plugins().await?;
-            let configs = store.list_plugin_configs(team.as_ref().map(|t| t.id)).await?;
+            let listing = listing::list(store, team.as_ref()).await?;
             if json {
-                let mut shown = Vec::new();
-                for c in &configs {
-                    let p = plugins.iter().find(|p| p.id == c.plugin_id);
-                    let attachments = store.plugin_attachments(c.id).await?;
-                    shown.push(serde_json::json!({
-                        "id": c.id, "team_id": c.team_id, "plugin_id": c.plugin_id,
-                        "plugin": p.map(|p| p.name.clone()), "enabled": c.enabled, "order": c.order,
-                        "config": p.map(|p| registry::masked(p, c, &attachments)), "error": c.error,
-                    }));
-                }
-                let out = serde_json::json!({ "plugins": plugins, "configs": shown });
-                super::print(serde_json::to_string_pretty(&out)?)?;
+                super::print(serde_json::to_string_pretty(&listing)?)?;
             } else {
                 super::print(format!("{:>4}  {:<28} {}", "ID", "PLUGIN", "CAPABILITIES"))?;
-                for p in &plugins {
-                    super::print(format!("{:>4}  {:<28} {}", p.id, p.name, describe_caps(&p.capabilities)))?;
+                for p in &listing.plugins {
+                    let caps = listing::capabilities_summary(&p.capabilities);
+                    super::print(format!("{:>4}  {:<28} {}", p.id, p.name, caps))?;
                 }
-                if !configs.is_empty() {
+                if !listing.configs.is_empty() {
                     super::print("")?;
                     super::print(format!(
                         "{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}",
                         "CONFIG", "TEAM", "ORDER", "PLUGIN", "STATE", "ERROR"
                     ))?;
-                    for c in &configs {
-                        let name = plugins.iter().find(|p| p.id == c.plugin_id).map(|p| p.name.as_str()).unwrap_or("?");
+                    for c in &listing.configs {
+                        let name = c.plugin.as_deref().unwrap_or("?");
                         let state = if c.enabled { "enabled" } else { "disabled" };
-                        let error =
-                            c.error.as_ref().and_then(|e| e.get("message")).and_then(|m| m.as_str()).unwrap_or("");
                         super::print(format!(
                             "{:>6}  {:>5}  {:>5}  {:<28} {:<9} {}",
-                            c.id, c.team_id, c.order, name, state, error
+                            c.id,
+                            c.team_id,
+                            c.order,
+                            name,
+                            state,
+                            c.error_message()
                         ))?;
                     }
                 }
@@ -244,9 +236,7 @@ async fn manage(action: Action, settings: &StoreSettings) -> anyhow::Result<Exit
                 }
                 registry::reorder(store, &t, &found).await.map_err(usage)?
             };
-            let all = store.list_plugins().await?;
-            for c in configs {
-                let name = all.iter().find(|p| p.id == c.plugin_id).map(|p| p.name.as_str()).unwrap_or("?");
+            for (c, name) in listing::named(store, configs).await? {
                 super::print(format!("{:>3}  {name}{}", c.order, if c.enabled { "" } else { " (disabled)" }))?;
             }
         }
@@ -275,23 +265,10 @@ async fn reload(settings: &StoreSettings, channel: &str) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe_caps(caps: &serde_json::Value) -> String {
-    let list = |k: &str| -> Vec<String> {
-        caps.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
-            .unwrap_or_default()
-    };
-    let mut parts = list("methods");
-    parts.extend(list("scheduled_tasks"));
-    parts.extend(list("jobs").into_iter().map(|j| format!("job {j}")));
-    if parts.is_empty() { "no hooks".into() } else { parts.join(", ") }
-}
-
 async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Option<LogLevel>) -> anyhow::Result<()> {
     let mut reader = LogReader::new(id, level.unwrap_or(LogLevel::Debug));
     loop {
-        let (entries, more) = reader.next_page(store).await?;
+        let entries = reader.next_page(store).await?;
         for e in &entries {
             super::print(format!(
                 "{} {:<7} {:<5} {}",
@@ -304,9 +281,7 @@ async fn logs(store: &dyn phs::store::Store, id: i64, follow: bool, level: Optio
         if !follow {
             return Ok(());
         }
-        if !more {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
+        reader.wait_for_more().await;
     }
 }
 

@@ -33,6 +33,7 @@ use crate::plugins::Limits;
 use crate::plugins::error_rate::ErrorRatePolicy;
 use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::runner::{Backends, PluginRunner, RunnerOptions};
+use crate::ready_file::ReadyFile;
 use crate::supervisor::{Supervisor, TaskFailed};
 use crate::wire::Producer;
 use crate::worker::{self, EventHandoff, WorkerSettings};
@@ -69,6 +70,12 @@ pub enum ServeError {
     Admin(#[source] std::io::Error),
     #[error(transparent)]
     Task(#[from] TaskFailed),
+    #[error("PHS_READY_FILE {path}: {source}")]
+    ReadyFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What `phs serve` builds from its settings before anything starts, so a
@@ -95,6 +102,12 @@ pub async fn run(
     runtime: Runtime,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let ready = match &settings.ready_file {
+        Some(path) => {
+            Some(ReadyFile::claim(path).map_err(|source| ServeError::ReadyFile { path: path.clone(), source })?)
+        }
+        None => None,
+    };
     let store_settings = &settings.store;
     let embedded = store_settings.is_embedded();
     for (what, backend) in store_settings.describe() {
@@ -125,7 +138,8 @@ pub async fn run(
     });
     let instance_id = uuid::Uuid::now_v7();
     let mut tasks = Supervisor::new(stop.clone());
-    start_pipeline(&settings, &runtime, store.clone(), cache.clone(), &mut tasks, instance_id).await?;
+    let capture_addr =
+        start_pipeline(&settings, &runtime, store.clone(), cache.clone(), &mut tasks, instance_id).await?;
 
     let listener = TcpListener::bind(settings.admin_addr)
         .await
@@ -147,7 +161,17 @@ pub async fn run(
         }),
     };
     start_observability(&settings, cache.clone(), &state.identity, &mut tasks);
-    tracing::info!(%admin_addr, mode = state.mode, version = env!("CARGO_PKG_VERSION"), "phs is serving");
+    tracing::info!(
+        %admin_addr,
+        capture_addr = capture_addr.map(|a| a.to_string()),
+        mode = state.mode,
+        version = env!("CARGO_PKG_VERSION"),
+        "phs is serving"
+    );
+    if let Some(ready) = &ready {
+        let failed = |source| ServeError::ReadyFile { path: ready.path().to_path_buf(), source };
+        ready.write(admin_addr, capture_addr).map_err(failed)?;
+    }
     // The admin listener outlives the other tasks, so /_health tells the
     // truth (503 with the reason) while they drain after a failure.
     let admin_stop = CancellationToken::new();
@@ -185,7 +209,8 @@ pub async fn run(
 /// capture's producer, DLQ topic) with KAFKA_HOSTS, else the local log;
 /// ClickHouse with CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse
 /// Kafka topics when PHS_KAFKA_CLICKHOUSE_TOPICS is on. Any mix works.
-/// Its tasks run under `tasks`.
+/// Its tasks run under `tasks`. Returns the capture endpoint's bound address
+/// (None when this instance does not capture).
 async fn start_pipeline(
     settings: &ServeSettings,
     runtime: &Runtime,
@@ -193,7 +218,7 @@ async fn start_pipeline(
     cache: Arc<dyn cache::Cache>,
     tasks: &mut Supervisor,
     instance_id: uuid::Uuid,
-) -> Result<(), ServeError> {
+) -> Result<Option<std::net::SocketAddr>, ServeError> {
     let stop = tasks.stop();
     let s = &settings.store;
     let kafka = match s.kafka.kafka_hosts {
@@ -255,7 +280,7 @@ async fn start_pipeline(
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
         tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
-        return Ok(());
+        return Ok(None);
     }
     // Joined only here, so an async-only instance never takes partitions from the group.
     let source: Box<dyn Source> = match &log {
@@ -287,7 +312,9 @@ async fn start_pipeline(
     let listener = TcpListener::bind(settings.capture_addr)
         .await
         .map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;
-    tracing::info!(capture_addr = %settings.capture_addr, "capture endpoint listening");
+    let capture_addr =
+        listener.local_addr().map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;
+    tracing::info!(%capture_addr, "capture endpoint listening");
     let capture_stop = stop.clone();
     tasks.spawn("capture endpoint", async move {
         let app = capture.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -297,7 +324,7 @@ async fn start_pipeline(
             .map_err(|e| e.to_string())
     });
     tasks.spawn("pipeline", async move { main.run(source, stop).await });
-    Ok(())
+    Ok(Some(capture_addr))
 }
 
 /// The metrics sampler, the heartbeat and (with STATSD_HOST) the StatsD exporter.

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use phs::wire::Producer;
 use serde_json::{Map, Value, json};
 
+use crate::util::eventually::settle;
 use crate::util::production::Deployment;
 use crate::util::server::{Server, start_logged, wait_healthy};
 
@@ -992,14 +993,13 @@ async fn run_corpus(
     let http_time = started.elapsed();
 
     // Wait once, for everything expected; a stalled pipeline shows as what is missing at the deadline.
-    let deadline = Instant::now() + Duration::from_secs(if target.production() { 90 } else { 60 });
-    let seen = loop {
+    let within = Duration::from_secs(if target.production() { 90 } else { 60 });
+    let seen = settle(within, async || {
         let seen = target.observe().await;
-        if complete(&sent, &follow_ups, &seen, target.production()) || Instant::now() > deadline {
-            break seen;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+        if complete(&sent, &follow_ups, &seen, target.production()) { Ok(seen) } else { Err(seen) }
+    })
+    .await
+    .unwrap_or_else(|incomplete| incomplete);
     if let Err(e) = health(&client, server).await {
         problems.push(format!("after the run: {e}"));
     }

@@ -1,11 +1,12 @@
 //! Events end to end on the embedded default: capture -> local log ->
 //! plugins -> SQLite events, as a user of `phs serve` sees them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::eventually::{eventually, eventually_blocking};
 use crate::util::server::{start, wait_healthy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,15 +89,11 @@ async fn failing_plugins_keep_the_event_and_are_recorded() {
     assert!(props.get("touched").is_none(), "a failed plugin's changes are not kept");
 
     // The error is stored on the config and as a log entry, with file and line.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually_blocking(Duration::from_secs(10), "a log entry for the failure", || {
         let logs = cli(&d, &["plugins", "logs", "1"]);
-        if logs.contains("index.lua:4: kaput on e1") && logs.contains("about to fail") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no log entry for the failure: {logs}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let found = logs.contains("index.lua:4: kaput on e1") && logs.contains("about to fail");
+        found.then_some(()).ok_or(logs)
+    });
     // --level keeps that level and above: the console.log entry is below ERROR.
     let errors = cli(&d, &["plugins", "logs", "1", "--level", "error"]);
     assert!(errors.contains("kaput on e1") && !errors.contains("about to fail"), "{errors}");
@@ -217,26 +214,24 @@ async fn malformed_log_messages_go_to_the_dead_letter_queue() {
         names.contains(&"before") && names.contains(&"after"),
         "poison must not block the events after it: {names:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let counts = eventually(Duration::from_secs(10), "5 dead letters", || async {
         let counts = log.dead_letter_counts().await.unwrap();
-        if counts.iter().map(|(_, n)| n).sum::<i64>() == 5 {
-            let reasons: Vec<&str> = counts.iter().map(|(r, _)| r.as_str()).collect();
-            assert_eq!(
-                reasons,
-                vec!["invalid_utf8", "malformed_message", "missing_event_name", "oversized_event", "unknown_token"]
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "dead letters: {counts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let all = counts.iter().map(|(_, n)| n).sum::<i64>() == 5;
+        all.then_some(counts.clone()).ok_or_else(|| format!("dead letters: {counts:?}"))
+    })
+    .await;
+    let reasons: Vec<&str> = counts.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        reasons,
+        vec!["invalid_utf8", "malformed_message", "missing_event_name", "oversized_event", "unknown_token"]
+    );
     // Everything gets committed (right after the dead letters): a restart reprocesses nothing.
     let end = log.end_offset().await.unwrap();
-    while log.committed("phs-ingestion").await.unwrap() != end {
-        assert!(Instant::now() < deadline, "committed {} of {end}", log.committed("phs-ingestion").await.unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(10), "every offset committed", || async {
+        let committed = log.committed("phs-ingestion").await.unwrap();
+        (committed == end).then_some(()).ok_or_else(|| format!("committed {committed} of {end}"))
+    })
+    .await;
 }
 
 /// kill -9 while events stream in: every event acknowledged with 200 is

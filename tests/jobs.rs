@@ -12,6 +12,7 @@ use phs::store::memory::MemoryJobs;
 use phs::store::{JobQueue, NewJob, NewTeam, Store};
 use serde_json::json;
 
+use crate::util::eventually::eventually;
 use crate::util::{postgres_store, sqlite_store};
 
 async fn config_for(store: &Arc<dyn Store>, name: &str) -> (i64, i64) {
@@ -405,22 +406,21 @@ async fn scheduler_sets_up_eagerly_and_skips_a_task_still_running() {
     // No event has arrived and no minute has passed: setupPlugin ran anyway.
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(scheduler.clone().run(stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while cache.get(&key("setups")).await.unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "setupPlugin did not run eagerly");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), "setupPlugin to run eagerly", || async {
+        cache.get(&key("setups")).await.unwrap()
+    })
+    .await;
     stop.cancel();
     running.await.unwrap();
 
     let wait_for = |k: &'static str, n: &'static str| {
         let (cache, k) = (cache.clone(), key(k));
         async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while cache.get(&k).await.unwrap().as_deref() != Some(n) {
-                assert!(std::time::Instant::now() < deadline, "{k} did not reach {n}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            eventually(Duration::from_secs(10), &format!("{k} to reach {n}"), || async {
+                let got = cache.get(&k).await.unwrap();
+                (got.as_deref() == Some(n)).then_some(()).ok_or_else(|| format!("{got:?}"))
+            })
+            .await
         }
     };
     scheduler.fire("runEveryMinute").await;

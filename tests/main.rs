@@ -15,6 +15,7 @@ mod completions;
 mod hostile;
 mod ingest;
 mod jobs;
+mod layers;
 mod migrate;
 mod never_stall;
 mod outage;

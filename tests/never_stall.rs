@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::eventually::eventually;
 use crate::util::production::{Deployment, capture_message};
 use crate::util::server::wait_exit;
 use crate::util::server::{Server, sigterm, start, wait_healthy};
@@ -35,15 +36,11 @@ async fn health_becomes(server: &Server, code: u16, within: Duration) -> Value {
 
 /// Polls `/_health` until it answers `code` with `reason` in its body, within `within`; its body.
 async fn health_until(server: &Server, code: u16, reason: &str, within: Duration) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
+    eventually(within, &format!("/_health to answer {code} with {reason:?}"), async || {
         let (got, body) = health(server).await;
-        if got == code && body.to_string().contains(reason) {
-            return body;
-        }
-        assert!(Instant::now() < deadline, "/_health stayed {got} ({body}), want {code} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        if got == code && body.to_string().contains(reason) { Ok(body) } else { Err(format!("{got} ({body})")) }
+    })
+    .await
 }
 
 fn by_event<'a>(rows: &'a [Value], name: &str) -> &'a Value {

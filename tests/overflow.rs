@@ -4,10 +4,11 @@
 //! count of rerouted events is exported.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::util::eventually::{eventually, eventually_blocking};
 use crate::util::server::{start, wait_healthy};
 
 /// Sends 40 events of one person (each `$set`ting `n` to its index) and 3
@@ -34,16 +35,11 @@ async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
     let (code, reply) = crate::util::embedded::post(&url, "application/json", body).await;
     assert_eq!(code, 200, "{reply}");
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let rows = loop {
+    let rows = eventually_blocking(Duration::from_secs(60), "55 stored events", || {
         let out = cli(&["events", "list", "--json", "--limit", "1000"]);
         let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if rows.len() >= 55 {
-            break rows;
-        }
-        assert!(Instant::now() < deadline, "only {} of 55 events stored after 60 s", rows.len());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        if rows.len() >= 55 { Ok(rows) } else { Err(format!("only {} of 55 events stored", rows.len())) }
+    });
     let uuids: std::collections::HashSet<&str> = rows.iter().map(|r| r["uuid"].as_str().unwrap()).collect();
     assert_eq!((rows.len(), uuids.len()), (55, 55), "every event stored once");
     let mut per_id: HashMap<&str, usize> = HashMap::new();
@@ -54,27 +50,22 @@ async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
     assert!((0..5).all(|c| per_id[format!("cold-{c}").as_str()] == 3), "{per_id:?}");
 
     // The overflow pipeline runs after the main one wrote the first five: the last $set wins.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually_blocking(Duration::from_secs(30), "the hot person's last update", || {
         let person: Value =
             serde_json::from_str(&cli(&["persons", "show", "hot", "--team", "shop", "--json"])).unwrap();
-        if person["properties"]["n"] == 39 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the hot person's last update is missing: {person}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        (person["properties"]["n"] == 39).then_some(()).ok_or(person)
+    });
 
     // Counted once the main batch is committed, which can come after its events are visible.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), "35 rerouted events counted", || async {
         let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
-        if metrics.lines().any(|l| l == "phs_events_overflowed_total 35") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "35 rerouted events were never counted:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        metrics
+            .lines()
+            .any(|l| l == "phs_events_overflowed_total 35")
+            .then_some(())
+            .ok_or_else(|| format!("\n{metrics}"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::util::embedded::plugin_dir;
 use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::eventually::eventually_blocking;
 use crate::util::server::{start, wait_healthy};
 
 fn by_event<'a>(rows: &'a [Value], name: &str) -> &'a Value {
@@ -94,12 +95,17 @@ async fn hostile_plugins_in_a_running_server_leave_others_working() {
     }
     assert!(!std::path::Path::new("/tmp/phs-hostile-serve").exists());
 
-    // The flood was capped: at most one window's worth of console entries.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let logs = cli(&d, &["plugins", "logs", "1"]);
-    let console = logs.lines().filter(|l| l.contains("CONSOLE")).count();
-    assert!(console <= phs::plugins::api::LOGS_PER_SECOND as usize, "{console} console entries stored");
-    assert!(logs.contains("time limit") && logs.contains("memory limit"), "{logs}");
+    // The flood was capped: one window's worth of console entries, no more.
+    // Log entries are written in batches: wait until the window's worth is there.
+    let cap = phs::plugins::api::LOGS_PER_SECOND as usize;
+    let console = |logs: &str| logs.lines().filter(|l| l.contains("CONSOLE")).count();
+    let logs =
+        eventually_blocking(std::time::Duration::from_secs(10), "the flood's and the limits' log entries", || {
+            let logs = cli(&d, &["plugins", "logs", "1"]);
+            let all = console(&logs) >= cap && logs.contains("time limit") && logs.contains("memory limit");
+            if all { Ok(logs) } else { Err(logs) }
+        });
+    assert!(console(&logs) <= cap, "{} console entries stored", console(&logs));
     let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
     assert!(health.status.success(), "the server is unhealthy after the attacks");
 }
@@ -184,14 +190,12 @@ async fn ingest(url: &str, d: &std::path::Path, token: &str, name: &str, n: usiz
         assert_eq!(post(url, "application/json", body.to_string().into_bytes()).await.0, 200);
     }
     let limit = (n + 10).to_string();
-    loop {
+    eventually_blocking(std::time::Duration::from_secs(40), &format!("{n} `{name}` events stored"), || {
         let out = cli(d, &["events", "list", "--event", name, "--limit", &limit, "--json"]);
-        if out.lines().count() >= n {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(40), "{name}: only {} stored", out.lines().count());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+        let stored = out.lines().count();
+        (stored >= n).then_some(()).ok_or_else(|| format!("{name}: only {stored} stored"))
+    });
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,11 +236,12 @@ async fn escapes_from_the_limits_are_stopped_while_another_team_keeps_ingesting(
     assert_eq!(by_event(&rows, "plain")["properties"]["$plugins_failed"], json!([]));
     assert_eq!(by_event(&rows, "setup")["properties"]["$plugins_failed"], json!(["spinner (3)"]));
     assert_eq!(by_event(&rows, "during")["properties"]["neighbour"], "ok");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let logs = cli(&d, &["plugins", "logs", "1"]);
-    for expected in ["time limit of 500 ms", "__gc", "TTL"] {
-        assert!(logs.contains(expected), "no `{expected}` in the logs:\n{logs}");
-    }
+    // Log entries are written in batches: wait for every attack's.
+    let expected = ["time limit of 500 ms", "__gc", "TTL"];
+    eventually_blocking(std::time::Duration::from_secs(10), &format!("{expected:?} in the logs"), || {
+        let logs = cli(&d, &["plugins", "logs", "1"]);
+        if expected.iter().all(|e| logs.contains(e)) { Ok(()) } else { Err(logs) }
+    });
     let logs = cli(&d, &["plugins", "logs", "3"]);
     assert!(logs.contains("setupPlugin failed (attempt 1 of 5): plugin exceeded its time limit of 2000 ms"), "{logs}");
     let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();

@@ -6,11 +6,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use phs::wire::Producer;
 use serde_json::{Value, json};
 
+use crate::util::eventually::{eventually, eventually_blocking};
 use crate::util::production::Deployment;
 use crate::util::production::capture_message;
 use crate::util::production::consume;
@@ -21,37 +22,28 @@ use crate::util::{phs, stderr};
 impl Deployment {
     /// `phs events list --json` (read from ClickHouse) once it shows `n` events.
     pub(crate) fn wait_for_events(&self, n: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        eventually_blocking(Duration::from_secs(60), &format!("{n} events in ClickHouse"), || {
             let out = self.cli(&["events", "list", "--json", "--limit", "100000"]);
             let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-            if rows.len() >= n {
-                return rows;
-            }
-            assert!(Instant::now() < deadline, "only {} of {n} events in ClickHouse after 60 s", rows.len());
-            std::thread::sleep(Duration::from_millis(250));
-        }
+            if rows.len() >= n { Ok(rows) } else { Err(format!("only {} of {n} events in ClickHouse", rows.len())) }
+        })
     }
 
     /// The uuids in ClickHouse (after FINAL) once they include all of `expected`,
     /// and how many rows FINAL returns (one per uuid when redelivery collapsed).
     async fn wait_for_uuids(&self, expected: &HashSet<String>) -> (HashSet<String>, usize) {
         let client = phs::clickhouse::client(&self.settings.clickhouse).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
+        let all = format!("all {} events in ClickHouse", expected.len());
+        eventually(Duration::from_secs(90), &all, || async {
             let rows: Vec<String> = client.query("SELECT uuid FROM events FINAL").fetch_all().await.unwrap();
             let stored: HashSet<String> = rows.iter().cloned().collect();
             if expected.is_subset(&stored) {
-                return (stored, rows.len());
+                return Ok((stored, rows.len()));
             }
             let missing = expected.difference(&stored).count();
-            assert!(
-                Instant::now() < deadline,
-                "{missing} of {} events missing from ClickHouse after 90 s",
-                expected.len()
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+            Err(format!("{missing} of {} events missing from ClickHouse", expected.len()))
+        })
+        .await
     }
 }
 
@@ -94,19 +86,16 @@ async fn sdk_requests_and_topic_messages_land_in_clickhouse_and_poison_in_the_dl
 
     // The persons stage's rows reach ClickHouse too: both ids end on one person.
     let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), &format!("both distinct ids on {person} in ClickHouse"), || async {
         let owners: Vec<(String, String)> = client
             .query("SELECT distinct_id, person_id FROM person_distinct_id2 FINAL WHERE is_deleted = 0 ORDER BY distinct_id")
             .fetch_all()
             .await
             .unwrap();
-        if owners == [("anon1".to_string(), person.clone()), ("user@x".to_string(), person.clone())] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "distinct ids in ClickHouse: {owners:?}, want both on {person}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        let both = owners == [("anon1".to_string(), person.clone()), ("user@x".to_string(), person.clone())];
+        both.then_some(()).ok_or_else(|| format!("distinct ids in ClickHouse: {owners:?}"))
+    })
+    .await;
     let props: String = client
         .query("SELECT properties FROM person FINAL WHERE id = ? AND is_deleted = 0")
         .bind(person.as_str())
@@ -205,24 +194,18 @@ async fn two_instances_in_one_group_share_the_partitions_and_store_everything_on
     wait_healthy(&mut b);
 
     // Wait until the group settled with both members owning a share.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let split = "the group to split the 8 partitions between both instances";
+    eventually_blocking(Duration::from_secs(90), split, || {
         if let (Some(pa), Some(pb)) = (assigned(&log_a), assigned(&log_b))
             && !pa.is_empty()
             && !pb.is_empty()
             && pa.is_disjoint(&pb)
             && pa.union(&pb).count() == 8
         {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "the group did not split the 8 partitions between both instances: {:?} / {:?}",
-            assigned(&log_a),
-            assigned(&log_b)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        Err(format!("{:?} / {:?}", assigned(&log_a), assigned(&log_b)))
+    });
 
     let producer = d.producer();
     let mut expected = HashSet::new();
@@ -274,16 +257,12 @@ async fn mixed_deployments_ingest_end_to_end() {
         wait_healthy(&mut server);
         let body = json!({"token": token, "event": event, "distinct_id": "u"});
         assert_eq!(post(&format!("http://{}/e", server.capture), &body).await, 200);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let listed = eventually_blocking(Duration::from_secs(60), &format!("{event} listed"), || {
             let listed = cli(&env, &["events", "list", "--json", "--event", event]);
-            if listed.lines().count() == 1 {
-                // The server is handed back alive: sinks after the listed one may still be writing.
-                return (serde_json::from_str::<Value>(listed.trim()).unwrap(), server);
-            }
-            assert!(Instant::now() < deadline, "{event} not listed: {listed}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            (listed.lines().count() == 1).then(|| listed.clone()).ok_or(listed)
+        });
+        // The server is handed back alive: sinks after the listed one may still be writing.
+        (serde_json::from_str::<Value>(listed.trim()).unwrap(), server)
     };
 
     // The local log and SQLite teams, with events in ClickHouse.
@@ -310,8 +289,8 @@ async fn mixed_deployments_ingest_end_to_end() {
         .arg("serve")
         .env("PHS_DATA_DIR", log_dir.path())
         .env("PHS_KAFKA_CLICKHOUSE_TOPICS", "true")
-        .env("ADMIN_ADDR", format!("127.0.0.1:{}", crate::util::free_port()))
-        .env("CAPTURE_ADDR", format!("127.0.0.1:{}", crate::util::free_port()))
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("CAPTURE_ADDR", "127.0.0.1:0")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

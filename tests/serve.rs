@@ -1,9 +1,9 @@
 //! `phs serve` as a process: it comes up, answers health checks, refuses an
 //! unmigrated production database, and stops cleanly on SIGTERM.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::server::{Server, healthcheck, sigterm, start, wait_healthy};
+use crate::util::server::{Server, healthcheck, sigterm, start, wait_exit, wait_healthy};
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr};
 
 #[test]
@@ -11,6 +11,13 @@ fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(&[("PHS_DATA_DIR", dir.path().display().to_string())]);
     wait_healthy(&mut server);
+    // Started on port 0: the ready file names the ports the kernel chose, and the log agrees.
+    for addr in [&server.addr, &server.capture] {
+        assert!(!addr.ends_with(":0") && !addr.is_empty(), "bound address {addr:?}");
+        assert!(server.log_text().contains(addr.as_str()), "{addr} not logged: {}", server.log_text());
+    }
+    let sdk = std::net::TcpStream::connect(&server.capture);
+    assert!(sdk.is_ok(), "the capture address from the ready file does not answer: {sdk:?}");
 
     let ready = healthcheck(&server.addr, &["--ready", "--json"]);
     assert!(ready.status.success(), "{}", stderr(&ready));
@@ -23,15 +30,9 @@ fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
     assert!(dir.path().join("phs.sqlite3").exists(), "the embedded database was not created");
 
     sigterm(&server.child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "phs serve did not stop within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut server, Duration::from_secs(10));
     assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(!server.ready.exists(), "PHS_READY_FILE outlived the server");
 
     let after = healthcheck(&server.addr, &[]);
     assert_eq!(after.status.code(), Some(1));
@@ -85,11 +86,10 @@ fn serve_reports_a_taken_admin_port() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let capture = format!("127.0.0.1:{}", free_port());
     let out = phs()
         .arg("serve")
         .env("ADMIN_ADDR", &addr)
-        .env("CAPTURE_ADDR", capture)
+        .env("CAPTURE_ADDR", "127.0.0.1:0")
         .env("PHS_DATA_DIR", dir.path())
         .output()
         .unwrap();
@@ -99,7 +99,7 @@ fn serve_reports_a_taken_admin_port() {
 
 /// The exit status of a server expected to stop by itself, and its log.
 fn server_output(mut server: Server) -> (std::process::ExitStatus, String) {
-    let status = crate::util::server::wait_exit(&mut server, Duration::from_secs(30));
+    let status = wait_exit(&mut server, Duration::from_secs(30));
     (status, server.log_text())
 }
 

@@ -229,13 +229,14 @@ async fn clickhouse_topics_carry_the_original_json_shape() {
     );
 }
 
-/// Polls `source` until `n` messages arrived (or 30 s passed).
+/// Polls `source` until `n` messages arrived.
 async fn read(source: &mut KafkaSource, n: usize) -> Vec<Message> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut got = Vec::new();
-    while got.len() < n && std::time::Instant::now() < deadline {
+    crate::util::eventually::eventually(Duration::from_secs(30), &format!("{n} messages"), async || {
         got.extend(source.poll(n - got.len(), Duration::from_millis(500)).await.unwrap());
-    }
+        (got.len() >= n).then_some(()).ok_or_else(|| format!("{} messages", got.len()))
+    })
+    .await;
     got
 }
 

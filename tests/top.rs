@@ -3,10 +3,11 @@
 //! heartbeats in Redis, and `phs top` in a real terminal (tmux).
 
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::util::eventually::eventually_blocking;
 use crate::util::server::{Server, start, wait_healthy};
 use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr, stdout, unique};
 
@@ -62,8 +63,7 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
 
     send(&server, &token, 3000).await;
     let (mut max_lag, mut max_busy, mut error) = (0, 0.0f64, None);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let last = loop {
+    let last = eventually_blocking(Duration::from_secs(90), "the instance to catch up", || {
         let (out, snap) = top_once(&server.addr);
         assert!(out.status.success(), "the instance should stay healthy: {snap}");
         let i = &snap["instances"][0];
@@ -77,11 +77,10 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
             error = r["errors"].as_array().unwrap().first().cloned();
         }
         if part["lag"] == 0 && part["end"].as_i64().unwrap() >= 3000 && error.is_some() && max_busy > 0.0 {
-            break r.clone();
+            return Ok(r.clone());
         }
-        assert!(Instant::now() < deadline, "did not catch up within 90 s: {r}");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+        Err(r.clone())
+    });
     assert!(max_lag > 0, "3000 events at once never showed as lag");
     assert!(max_busy > 0.0 && max_busy <= 1.0, "busy ratio {max_busy}");
     let error = error.unwrap();
@@ -118,18 +117,13 @@ async fn top_once_json_reports_lag_busy_ratio_and_a_failing_plugins_errors() {
     let mut conn =
         <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", log.display())).await.unwrap();
     sqlx::query("INSERT INTO log (key, payload) VALUES ('bad', x'7b6e6f74')").execute(&mut conn).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let r = eventually_blocking(Duration::from_secs(20), "the bad message to be dead-lettered", || {
         let (_, snap) = top_once(&server.addr);
-        let r = &snap["instances"][0]["report"];
-        if r["dead_letters"] != json!([]) {
-            assert_eq!(r["dead_letters"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
-            assert_eq!(r["dropped"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the bad message was not dead-lettered: {r}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let r = snap["instances"][0]["report"].clone();
+        if r["dead_letters"] != json!([]) { Ok(r) } else { Err(r) }
+    });
+    assert_eq!(r["dead_letters"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
+    assert_eq!(r["dropped"], json!([{"name": "malformed_message", "value": 1}]), "{r}");
     let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("phs_dead_letters_total{reason=\"malformed_message\"} 1"), "{metrics}");
 }
@@ -153,37 +147,29 @@ async fn healthcheck_fails_while_ingestion_stalls_with_lag_and_recovers() {
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("LOCK TABLE posthog_person IN ACCESS EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
     send(&server, &token, 20).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let failing = loop {
+    let failing = eventually_blocking(Duration::from_secs(30), "healthcheck to fail during the stall", || {
         let out = check();
         if out.status.code() == Some(1) {
-            break stderr(&out);
+            return Ok(stderr(&out));
         }
         assert!(out.status.success(), "{}", stderr(&out));
-        assert!(Instant::now() < deadline, "healthcheck still passes 30 s into a stall");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+        Err("healthcheck passes")
+    });
     assert!(failing.contains("events wait") || failing.contains("stuck in stage `persons`"), "{failing}");
     let (_, snap) = top_once(&server.addr);
     assert_eq!(snap["instances"][0]["status"], "unhealthy", "{snap}");
 
     tx.rollback().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().status.success() {
-        assert!(Instant::now() < deadline, "healthcheck still fails 30 s after the stall ended");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    eventually_blocking(Duration::from_secs(30), "healthcheck to pass after the stall ended", || {
+        let out = check();
+        out.status.success().then_some(()).ok_or_else(|| stderr(&out))
+    });
     // The sampler reads positions once a second: the caught-up lag shows shortly after.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let snap = eventually_blocking(Duration::from_secs(10), "lag 0 after recovery", || {
         let (_, snap) = top_once(&server.addr);
-        if snap["instances"][0]["report"]["partitions"][0]["lag"] == 0 {
-            assert_eq!(snap["instances"][0]["status"], "healthy", "{snap}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "lag still above 0 after recovery: {snap}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        if snap["instances"][0]["report"]["partitions"][0]["lag"] == 0 { Ok(snap) } else { Err(snap) }
+    });
+    assert_eq!(snap["instances"][0]["status"], "healthy", "{snap}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,9 +189,10 @@ async fn statsd_receives_counters_with_the_prefix() {
     wait_healthy(&mut server);
     send(&server, &token, 7).await;
     let (mut seen, mut events_in) = (String::new(), 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while events_in < 7 {
-        assert!(Instant::now() < deadline, "no phs_test.events_in adding to 7 within 20 s; received:\n{seen}");
+    eventually_blocking(Duration::from_secs(20), "phs_test.events_in adding to 7", || {
+        if events_in >= 7 {
+            return Ok(());
+        }
         let mut buf = [0u8; 2048];
         if let Ok(n) = socket.recv(&mut buf) {
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -217,7 +204,8 @@ async fn statsd_receives_counters_with_the_prefix() {
             seen.push_str(&text);
             seen.push('\n');
         }
-    }
+        Err(format!("received:\n{seen}"))
+    });
     assert_eq!(events_in, 7, "{seen}");
     assert!(seen.contains("phs_test.consumer_lag.local-log.0:"), "lag gauge: {seen}");
 }
@@ -237,17 +225,15 @@ async fn heartbeats_let_healthcheck_all_and_top_find_every_instance() {
     wait_healthy(&mut a);
     wait_healthy(&mut b);
     let all = || phs().args(["healthcheck", "--all", "--json"]).env("REDIS_URL", &url).output().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let report: Value = loop {
+    let report: Value = eventually_blocking(Duration::from_secs(15), "two heartbeats", || {
         let out = all();
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         if v["instances"].as_array().is_some_and(|l| l.len() == 2) {
             assert!(out.status.success(), "{}", stderr(&out));
-            break v;
+            return Ok(v);
         }
-        assert!(Instant::now() < deadline, "two heartbeats not found: {v} {}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(300));
-    };
+        Err(format!("{v} {}", stderr(&out)))
+    });
     let mut addrs: Vec<&str> =
         report["instances"].as_array().unwrap().iter().map(|i| i["admin_addr"].as_str().unwrap()).collect();
     addrs.sort();
@@ -302,15 +288,10 @@ fn tmux(args: &[&str]) -> Output {
 
 /// Waits until the pane shows `needle`; returns the screen.
 fn wait_for_screen(session: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually_blocking(Duration::from_secs(20), &format!("`{needle}` on the screen"), || {
         let screen = stdout(&tmux(&["capture-pane", "-p", "-t", session]));
-        if screen.contains(needle) {
-            return screen;
-        }
-        assert!(Instant::now() < deadline, "`{needle}` never appeared; the screen:\n{screen}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        if screen.contains(needle) { Ok(screen.clone()) } else { Err(format!("the screen:\n{screen}")) }
+    })
 }
 
 struct Session(String);
@@ -347,21 +328,18 @@ fn top_runs_in_a_real_terminal_and_answers_keys() {
     let screen = wait_for_screen(&session.0, "DOWN");
     assert!(screen.contains("(last seen)") && screen.contains("local-log/0"), "{screen}");
     let mut again = start(&[("PHS_DATA_DIR", dir.path().display().to_string()), ("ADMIN_ADDR", addr.clone())]);
-    again.addr = addr;
+    assert_eq!(again.addr, addr, "restarted on the address top watches");
     wait_healthy(&mut again);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while stdout(&tmux(&["capture-pane", "-p", "-t", &session.0])).contains("DOWN") {
-        assert!(Instant::now() < deadline, "the restarted instance is still shown down");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually_blocking(Duration::from_secs(20), "the restarted instance shown up", || {
+        let screen = stdout(&tmux(&["capture-pane", "-p", "-t", &session.0]));
+        if screen.contains("DOWN") { Err(screen) } else { Ok(()) }
+    });
     wait_for_screen(&session.0, "healthy");
 
     tmux(&["send-keys", "-t", &session.0, "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux(&["has-session", "-t", &session.0]).status.success() {
-        assert!(Instant::now() < deadline, "phs top did not quit on q");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_blocking(Duration::from_secs(10), "phs top to quit on q", || {
+        !tmux(&["has-session", "-t", &session.0]).status.success()
+    });
 }
 
 #[test]

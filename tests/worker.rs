@@ -3,11 +3,12 @@
 //! runEveryMinute on a test tick, and a job scheduled with runIn.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::util::embedded::{cli, post, wait_for_events};
+use crate::util::eventually::{eventually, eventually_blocking};
 use crate::util::server::{start, wait_healthy};
 use crate::util::{fresh_postgres_db, phs, redis_url, stderr, unique};
 
@@ -43,16 +44,21 @@ impl Collector {
 
     /// Waits until `done` holds for the requests seen, or panics after `secs`.
     async fn wait(&self, secs: u64, what: &str, done: impl Fn(&[(u16, Value)]) -> bool) -> Vec<(u16, Value)> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
+        eventually(Duration::from_secs(secs), what, async || {
             let seen = self.requests();
-            if done(&seen) {
-                return seen;
-            }
-            assert!(Instant::now() < deadline, "{what} within {secs} s; requests: {seen:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            if done(&seen) { Ok(seen) } else { Err(format!("requests: {seen:?}")) }
+        })
+        .await
     }
+}
+
+/// Waits until the job queue holds no job: nothing is left that could deliver an event again.
+async fn queue_empties(store: &dyn phs::store::JobQueue) {
+    eventually(Duration::from_secs(30), "the job queue to empty", async || {
+        let pending = store.pending_jobs(None).await.unwrap();
+        (pending == 0).then_some(()).ok_or_else(|| format!("{pending} jobs pending"))
+    })
+    .await
 }
 
 fn write_plugin(dir: &std::path::Path, name: &str, config: Value, code: &str) -> String {
@@ -112,11 +118,7 @@ async fn on_event_sees_every_written_event_after_processing() {
     let seen = collector.wait(30, "onEvent saw 3 events", |s| s.len() >= 3).await;
     // Once the queue holds no job, nothing is left that could deliver an event again.
     let store = phs::store::connect(&crate::util::store_settings(None, &d)).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.pending_jobs(None).await.unwrap() > 0 {
-        assert!(std::time::Instant::now() < deadline, "onEvent jobs still pending after 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    queue_empties(store.as_ref()).await;
     assert_eq!(collector.requests().len(), 3, "an event reached onEvent twice: {seen:?}");
 
     let mut stored_uuids: Vec<&str> = stored.iter().map(|e| e["uuid"].as_str().unwrap()).collect();
@@ -135,30 +137,21 @@ async fn on_event_sees_every_written_event_after_processing() {
 
     // Other errors are not retried: they are logged and stored on the plugin config.
     send(&server.capture, &token, &["bad"]).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let error = eventually_blocking(Duration::from_secs(20), "the onEvent error stored", || {
         let list: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
         let error =
             list["configs"].as_array().unwrap().iter().find(|c| c["plugin"] == "watcher").unwrap()["error"].clone();
-        if let Some(message) = error["message"].as_str() {
-            assert!(message.contains("onEvent failed") && message.contains("cannot handle bad"), "{message}");
-            assert_eq!(error["event"]["event"], "bad", "the error keeps the event: {error}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the onEvent error was not stored: {list}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        if error["message"].is_string() { Ok(error) } else { Err(list) }
+    });
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("onEvent failed") && message.contains("cannot handle bad"), "{message}");
+    assert_eq!(error["event"]["event"], "bad", "the error keeps the event: {error}");
     assert_eq!(collector.requests().len(), 3, "the failing event reached the endpoint");
     // Log entries are written in batches: wait for the error's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let logs = loop {
+    let logs = eventually_blocking(Duration::from_secs(10), "the error's log entry", || {
         let logs = cli(&d, &["plugins", "logs", "2"]);
-        if logs.contains("cannot handle bad") || Instant::now() > deadline {
-            break logs;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(logs.contains("cannot handle bad"), "{logs}");
+        if logs.contains("cannot handle bad") { Ok(logs) } else { Err(logs) }
+    });
     assert!(logs.contains("onEvent asked to retry (not yet); attempt 2 of 3 in 3 s"), "{logs}");
 }
 
@@ -221,7 +214,9 @@ async fn export_events_retried_after_retry_error_delivers_every_event_once() {
     let stored = wait_for_events(&d, 5);
 
     let seen = collector.wait(40, "the batch was accepted", |s| s.iter().any(|(status, _)| *status == 200)).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once the queue holds no job, nothing is left that could export the batch again.
+    let store = phs::store::connect(&crate::util::store_settings(None, &d)).await.unwrap();
+    queue_empties(store.as_ref()).await;
     let seen_after = collector.requests();
     assert_eq!(seen_after.len(), seen.len(), "more requests after the batch was accepted: {seen_after:?}");
     let uuids = |status: u16| -> Vec<String> {
@@ -278,17 +273,16 @@ fn tasks_and_jobs_run(env: Vec<(&'static str, String)>) {
     all.push(("PHS_SCHEDULE_LOCK_KEY", unique("phs_test_schedule")));
     let mut server = start(&all.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>());
     wait_healthy(&mut server);
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let rows = loop {
+    let rows = eventually_blocking(Duration::from_secs(40), "the tasks and jobs to run", || {
         let out = run(&["events", "list", "--json", "--limit", "100000", "--team", "1"]);
         let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let count = |name: &str| rows.iter().filter(|r| r["event"] == name).count();
         if count("tick") >= 3 && count("from job") >= 1 && count("latency test") >= 1 {
-            break rows;
+            Ok(rows)
+        } else {
+            Err(format!("{rows:?}"))
         }
-        assert!(Instant::now() < deadline, "tasks and jobs did not run within 40 s: {rows:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     let ticks: Vec<i64> =
         rows.iter().filter(|r| r["event"] == "tick").map(|r| r["properties"]["n"].as_i64().unwrap()).collect();
     let mut sorted = ticks.clone();

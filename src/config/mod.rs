@@ -265,6 +265,7 @@ pub struct ServeSettings {
     pub distinct_id_lru_size: usize,
 
     /// Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network.
+    /// Port 0 lets the kernel pick a free port; PHS_READY_FILE and the log say which.
     #[arg(
         long,
         env = "ADMIN_ADDR",
@@ -275,6 +276,7 @@ pub struct ServeSettings {
     pub admin_addr: SocketAddr,
 
     /// Address of the capture endpoint that PostHog SDKs send to (/e, /capture, /batch, /i/v0/e).
+    /// Port 0 lets the kernel pick a free port; PHS_READY_FILE and the log say which.
     #[arg(
         long,
         env = "CAPTURE_ADDR",
@@ -283,6 +285,12 @@ pub struct ServeSettings {
         help_heading = "Ingestion"
     )]
     pub capture_addr: SocketAddr,
+
+    /// Once both listeners are open, write their bound addresses to this file as
+    /// `ADMIN_ADDR=host:port` and `CAPTURE_ADDR=host:port` lines (a shell can source it);
+    /// deleted at start and when phs stops. Its appearance means "listening", not "healthy".
+    #[arg(long, env = "PHS_READY_FILE", value_name = "PHS_READY_FILE", help_heading = "Observability")]
+    pub ready_file: Option<PathBuf>,
 
     /// Seconds without ingesting anything, while events wait, before /_health fails.
     #[arg(long, env = "HEALTHCHECK_MAX_STALE_SECONDS", value_name = "HEALTHCHECK_MAX_STALE_SECONDS",

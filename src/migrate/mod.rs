@@ -1,11 +1,14 @@
 //! Schema migrations for every configured store: the relational database
-//! (sqlx migrations in migrations/postgres or migrations/sqlite), ClickHouse
-//! (migrations/clickhouse, tracked in a table of its own) and Kafka topics.
+//! (sqlx migrations in migrations/postgres or migrations/sqlite), the
+//! embedded events store and logs ([`files`]: migrations/sqlite-events and
+//! migrations/sqlite-log, one file each), ClickHouse (migrations/clickhouse,
+//! tracked in a table of its own) and Kafka topics.
 //!
 //! Every step is idempotent, so `phs migrate` can run on each deploy and
 //! twice in a row. A dry run reports what would change without changing it.
 
 mod clickhouse;
+pub mod files;
 mod kafka;
 mod sql;
 
@@ -64,6 +67,9 @@ pub struct TopicLayout {
 /// Migrates (or checks) every store the settings configure.
 pub async fn run(settings: &StoreSettings, mode: Mode, topics: TopicLayout) -> Result<Vec<Step>, MigrateError> {
     let mut steps = database(settings, mode).await?;
+    for file in embedded_files(settings) {
+        steps.extend(files::steps(file, &settings.data_dir, mode).await?);
+    }
     if settings.clickhouse.clickhouse_host.is_some() {
         steps.extend(clickhouse::run(&settings.clickhouse, mode).await?);
     }
@@ -71,6 +77,19 @@ pub async fn run(settings: &StoreSettings, mode: Mode, topics: TopicLayout) -> R
         steps.extend(kafka::run(&settings.kafka, mode, topics).await?);
     }
     Ok(steps)
+}
+
+/// The embedded files the settings put to use: the events store without
+/// ClickHouse, the ingestion and overflow logs without Kafka.
+fn embedded_files(settings: &StoreSettings) -> Vec<files::EmbeddedFile> {
+    let mut in_use = Vec::new();
+    if settings.clickhouse.clickhouse_host.is_none() {
+        in_use.push(files::EmbeddedFile::Events);
+    }
+    if settings.kafka.kafka_hosts.is_none() {
+        in_use.extend([files::EmbeddedFile::IngestionLog, files::EmbeddedFile::OverflowLog]);
+    }
+    in_use
 }
 
 /// Migrates (or checks) the relational database alone.

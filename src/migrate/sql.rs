@@ -22,8 +22,9 @@ pub async fn sqlite(path: &Path, mode: Mode) -> Result<Vec<Step>, MigrateError> 
     migrate("sqlite", &SQLITE, store.pool(), mode).await
 }
 
-/// One implementation for both backends: sqlx's `Migrate` trait hides the dialect.
-async fn migrate<'a, A>(
+/// One implementation for both backends and every embedded file: sqlx's
+/// `Migrate` trait hides the dialect.
+pub(super) async fn migrate<'a, A>(
     target: &'static str,
     migrator: &Migrator,
     pool: A,

@@ -115,29 +115,39 @@ pub struct LogReader {
     config_id: i64,
     min: LogLevel,
     after: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last page was full: another may be read at once.
+    more: bool,
 }
+
+/// How long `--follow` waits before asking again once it has caught up.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Entries read per page.
 pub const LOG_PAGE: i64 = 1000;
 
 impl LogReader {
     pub fn new(config_id: i64, min: LogLevel) -> Self {
-        LogReader { config_id, min, after: None }
+        LogReader { config_id, min, after: None, more: false }
     }
 
-    /// The next entries since the last page; `more` says a full page was
-    /// read, so another may follow at once.
+    /// The next entries since the last page.
     pub async fn next_page(
         &mut self,
         store: &dyn crate::store::PluginStore,
-    ) -> crate::store::Result<(Vec<crate::store::PluginLog>, bool)> {
+    ) -> crate::store::Result<Vec<crate::store::PluginLog>> {
         let entries = store.plugin_logs(self.config_id, self.after, LOG_PAGE).await?;
         self.after = entries.last().map(|e| e.timestamp).or(self.after);
-        let more = entries.len() as i64 >= LOG_PAGE;
+        self.more = entries.len() as i64 >= LOG_PAGE;
         // An entry with a level this version does not know is shown rather than hidden.
-        let kept =
-            entries.into_iter().filter(|e| e.level.parse::<LogLevel>().map_or(true, |l| l >= self.min)).collect();
-        Ok((kept, more))
+        Ok(entries.into_iter().filter(|e| e.level.parse::<LogLevel>().map_or(true, |l| l >= self.min)).collect())
+    }
+
+    /// For `--follow`, between pages: at once after a full page, else
+    /// [`FOLLOW_INTERVAL`], so a caught-up reader does not spin on the store.
+    pub async fn wait_for_more(&self) {
+        if !self.more {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
     }
 }
 

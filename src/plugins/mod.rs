@@ -10,7 +10,9 @@
 //! - [`runner`]: every team's loaded configs and the processEvent chain;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
 //! - [`retry`]: the `RetryError` global; [`clock`]: `os.now()`;
-//! - [`logs`]: plugin log entries;
+//! - [`logs`]: plugin log entries, and reading them back;
+//! - [`registry`]: installing plugins and managing their configs, and
+//!   [`listing`] for what `phs plugins list` shows;
 //! - [`fixtures`]: the fixture runner behind `phs plugins test`, and
 //!   [`scenario`] for fixtures of the async hooks.
 
@@ -23,6 +25,7 @@ pub mod fetch;
 pub mod fixtures;
 pub mod geoip;
 pub mod jobs;
+pub mod listing;
 pub mod logs;
 pub mod manifest;
 pub mod pattern;

@@ -2,7 +2,7 @@
 //! directory, its stored events, requests to the capture endpoint, and
 //! plugin folders to install.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -13,16 +13,11 @@ pub fn cli(dir: &std::path::Path, args: &[&str]) -> String {
 
 /// Polls `phs events list --json` until `n` events are stored.
 pub fn wait_for_events(dir: &std::path::Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    crate::util::eventually::eventually_blocking(Duration::from_secs(30), &format!("{n} stored events"), || {
         let out = cli(dir, &["events", "list", "--json", "--limit", "100000"]);
         let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(Instant::now() < deadline, "only {} of {n} events stored after 30 s", rows.len());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        if rows.len() >= n { Ok(rows) } else { Err(format!("only {} of {n} events stored", rows.len())) }
+    })
 }
 
 pub async fn post(url: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 pub mod embedded;
+pub mod eventually;
 mod own_postgres;
 pub mod plugins;
 pub mod production;
@@ -22,6 +23,7 @@ pub const SERVICE_VARS: &[&str] = &[
     "KAFKA_PREFIX",
     "ADMIN_ADDR",
     "CAPTURE_ADDR",
+    "PHS_READY_FILE",
     "PHS_DATA_DIR",
     "LOG_LEVEL",
     "KAFKA_CONSUMER_GROUP",

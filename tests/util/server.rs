@@ -1,24 +1,28 @@
-//! `phs serve` as a child process for a test: started on free ports with
-//! the test's settings, waited on until healthy, stopped with signals; and
-//! SDK-style batches streamed at it.
+//! `phs serve` as a child process for a test: started on port 0 with the
+//! test's settings (the kernel picks the ports, the server names them in
+//! PHS_READY_FILE, so no two tests race for a free port), waited on until
+//! healthy, stopped with signals; and SDK-style batches streamed at it.
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{free_port, phs};
+use super::eventually::eventually_blocking;
+use super::phs;
 
 pub struct Server {
     pub child: Child,
-    /// Admin address.
+    /// Admin address, as bound; empty when the server exited before listening.
     pub addr: String,
-    /// Capture endpoint address.
+    /// Capture endpoint address, as bound; empty when it has none (PLUGIN_SERVER_MODE=async).
     pub capture: String,
     /// Where the server's stderr goes: a file, never a pipe nobody reads,
     /// which would block a server that logs a lot once it filled.
     pub log: std::path::PathBuf,
-    _log_dir: Option<tempfile::TempDir>,
+    /// Its PHS_READY_FILE.
+    pub ready: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -30,36 +34,64 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // A failing test shows what its server said: the log file goes away with the test.
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let status = self.child.try_wait().ok().flatten();
+            eprintln!("phs serve (exited: {status:?}), last lines of its log:");
+            for line in tail.iter().rev() {
+                eprintln!("    {line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+/// Starts `phs serve` and returns once it listens (or has exited: see [`wait_exit`]).
 pub fn start(envs: &[(&str, String)]) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("serve.log");
-    spawn(envs, log, Some(dir))
+    spawn(envs, None)
 }
 
 /// Like [`start`], with the server's log in `log`, which outlives the server.
 pub fn start_logged(envs: &[(&str, String)], log: &std::path::Path) -> Server {
-    spawn(envs, log.to_path_buf(), None)
+    spawn(envs, Some(log.to_path_buf()))
 }
 
-fn spawn(envs: &[(&str, String)], log: std::path::PathBuf, log_dir: Option<tempfile::TempDir>) -> Server {
+fn spawn(envs: &[(&str, String)], log: Option<std::path::PathBuf>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log.unwrap_or_else(|| dir.path().join("serve.log"));
+    let ready = dir.path().join("ready");
     let stderr: Stdio = std::fs::File::create(&log).unwrap().into();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let capture = format!("127.0.0.1:{}", free_port());
     let child = phs()
         .arg("serve")
-        .env("ADMIN_ADDR", &addr)
-        .env("CAPTURE_ADDR", &capture)
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("CAPTURE_ADDR", "127.0.0.1:0")
+        .env("PHS_READY_FILE", &ready)
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .unwrap();
-    Server { child, addr, capture, log, _log_dir: log_dir }
+    let mut server = Server { child, addr: String::new(), capture: String::new(), log, ready, _dir: dir };
+    let listening = eventually_blocking(Duration::from_secs(60), "phs serve to write its ready file", || {
+        if let Ok(text) = std::fs::read_to_string(&server.ready) {
+            return Ok(Some(text));
+        }
+        match server.child.try_wait().unwrap() {
+            Some(_) => Ok(None),
+            None => Err(server.log_text()),
+        }
+    });
+    for line in listening.iter().flat_map(|text| text.lines()) {
+        match line.split_once('=') {
+            Some(("ADMIN_ADDR", a)) => server.addr = a.to_string(),
+            Some(("CAPTURE_ADDR", a)) => server.capture = a.to_string(),
+            _ => panic!("unexpected line in the ready file: {line:?}"),
+        }
+    }
+    server
 }
 
 pub fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
@@ -68,17 +100,13 @@ pub fn healthcheck(addr: &str, extra: &[&str]) -> std::process::Output {
 
 /// Polls until `phs healthcheck` passes, or panics with the server's stderr.
 pub fn wait_healthy(server: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if healthcheck(&server.addr, &[]).status.success() {
-            return;
-        }
+    eventually_blocking(Duration::from_secs(30), "phs serve to become healthy", || {
+        let check = healthcheck(&server.addr, &[]);
         if let Some(status) = server.child.try_wait().unwrap() {
             panic!("phs serve exited with {status}: {}", server.log_text());
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("phs serve did not become healthy within 30 s");
+        check.status.success().then_some(()).ok_or_else(|| super::stderr(&check))
+    });
 }
 
 pub fn sigterm(child: &Child) {
@@ -130,13 +158,7 @@ impl Stream {
     }
 }
 
+/// Waits for the server to exit (after a signal, or by itself): its status.
 pub fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "phs serve did not stop within {within:?} of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking(within, "phs serve to exit", || server.child.try_wait().unwrap())
 }

@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
-use crate::error::PipeError;
+use crate::error::{ErrorKind, PipeError};
+use crate::migrate::files::{EmbeddedFile, open};
 use crate::wire::EventPerson;
-
-const PERSON_COLUMNS: [&str; 3] = ["person_id", "person_properties", "person_created_at"];
 
 #[derive(Clone)]
 pub struct SqliteEvents {
@@ -22,31 +21,11 @@ pub struct SqliteEvents {
 }
 
 impl SqliteEvents {
+    /// Opens `dir`'s events file with its schema (migrations/sqlite-events) up to date.
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
-        let pool = crate::store::sqlite::open_pool(&dir.join("events.sqlite3"), SqliteSynchronous::Normal, 4)
+        let pool = open(EmbeddedFile::Events, dir, SqliteSynchronous::Normal, 4)
             .await
-            .map_err(PipeError::sqlx("open the events store"))?;
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS events (\
-               uuid TEXT PRIMARY KEY, team_id INTEGER NOT NULL, event TEXT NOT NULL, distinct_id TEXT NOT NULL, \
-               properties TEXT NOT NULL, timestamp TEXT NOT NULL, created_at TEXT NOT NULL, elements_chain TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS events_team_time ON events (team_id, timestamp)",
-        ] {
-            sqlx::query(ddl).execute(&pool).await.map_err(PipeError::sqlx("create the events table"))?;
-        }
-        // Files made before events kept their person get the columns (NULL for their old rows).
-        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info('events')")
-            .fetch_all(&pool)
-            .await
-            .map_err(PipeError::sqlx("read the events table's columns"))?;
-        for column in PERSON_COLUMNS {
-            if !columns.iter().any(|c| c == column) {
-                sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE events ADD COLUMN {column} TEXT")))
-                    .execute(&pool)
-                    .await
-                    .map_err(PipeError::sqlx("add the person columns to the events table"))?;
-            }
-        }
+            .map_err(|e| PipeError::new(ErrorKind::Fatal, "open the events store", e))?;
         Ok(SqliteEvents { pool })
     }
 }

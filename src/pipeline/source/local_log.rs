@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqlitePool, SqliteSynchronous};
 
 use super::Source;
-use crate::error::PipeError;
+use crate::error::{ErrorKind, PipeError};
+use crate::migrate::files::EmbeddedFile;
 use crate::pipeline::sink::{DeadLetter, DeadLetterQueue};
 use crate::wire::{Message, PartitionPosition, Positions, Producer};
 
@@ -23,45 +24,20 @@ pub struct LocalLog {
 
 impl LocalLog {
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
-        Self::open_file(dir, "ingestion-log.sqlite3").await
+        Self::open_file(dir, EmbeddedFile::IngestionLog).await
     }
 
     /// The embedded overflow topic (see [`crate::pipeline::overflow`]).
     pub async fn open_overflow(dir: &Path) -> Result<Self, PipeError> {
-        Self::open_file(dir, "overflow-log.sqlite3").await
+        Self::open_file(dir, EmbeddedFile::OverflowLog).await
     }
 
-    async fn open_file(dir: &Path, file: &str) -> Result<Self, PipeError> {
-        let path = dir.join(file);
+    /// Opens the file with its schema (migrations/sqlite-log) up to date.
+    async fn open_file(dir: &Path, file: EmbeddedFile) -> Result<Self, PipeError> {
         // FULL: an append acknowledged to an SDK must survive power loss, not just a crash.
-        let pool = crate::store::sqlite::open_pool(&path, SqliteSynchronous::Full, 4)
+        let pool = crate::migrate::files::open(file, dir, SqliteSynchronous::Full, 4)
             .await
-            .map_err(PipeError::sqlx("open the ingestion log"))?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS log (\
-               offset INTEGER PRIMARY KEY AUTOINCREMENT, \
-               key TEXT NOT NULL, \
-               payload BLOB NOT NULL, \
-               appended_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        )
-        .execute(&pool)
-        .await
-        .map_err(PipeError::sqlx("create the ingestion log"))?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS dead_letters (\
-               id INTEGER PRIMARY KEY AUTOINCREMENT, source_offset INTEGER NOT NULL, reason TEXT NOT NULL, \
-               detail TEXT NOT NULL, stage TEXT NOT NULL, team_id INTEGER, payload BLOB NOT NULL, \
-               failed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
-        )
-        .execute(&pool)
-        .await
-        .map_err(PipeError::sqlx("create the dead-letter table"))?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS consumer_offsets (consumer TEXT PRIMARY KEY, committed INTEGER NOT NULL)",
-        )
-        .execute(&pool)
-        .await
-        .map_err(PipeError::sqlx("create the consumer offsets"))?;
+            .map_err(|e| PipeError::new(ErrorKind::Fatal, "open the ingestion log", e))?;
         Ok(LocalLog { pool })
     }
 
