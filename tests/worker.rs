@@ -168,7 +168,13 @@ async fn events_written_by_an_ingestion_only_instance_reach_on_event_on_an_async
     wait_healthy(&mut ingest_only);
     send(&ingest_only.capture, &token, &["one", "two"]).await;
     wait_for_events(&d, 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The written events wait in the job queue: queued, and nobody on this instance takes them.
+    let store = phs::store::connect(&crate::util::store_settings(None, &d)).await.unwrap();
+    eventually(Duration::from_secs(30), "the events queued for onEvent", async || {
+        let pending = store.pending_jobs(None).await.unwrap();
+        (pending > 0).then_some(()).ok_or("no job queued")
+    })
+    .await;
     ingest_only.child.kill().unwrap();
     ingest_only.child.wait().unwrap();
     assert!(collector.requests().is_empty(), "an ingestion-only instance ran onEvent");
