@@ -8,6 +8,7 @@ mod migrate;
 mod persons;
 mod plugins;
 mod replay;
+mod replay_reingest;
 mod serve;
 mod teams;
 mod top;
@@ -77,16 +78,6 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-/// For subcommands whose interface is defined but whose work lands later.
-pub fn not_yet_available(command: &str, arrives_with: &str) -> anyhow::Result<ExitCode> {
-    Err(UsageError(format!(
-        "`phs {command}` is not yet available in phs {}: it arrives with {arrives_with}. \
-         Its flags (see `phs {command} --help`) already describe the interface.",
-        env!("CARGO_PKG_VERSION")
-    ))
-    .into())
-}
 
 /// Writes to stdout, turning a closed pipe into a quiet success upstream.
 pub fn print(text: impl std::fmt::Display) -> anyhow::Result<()> {

@@ -133,12 +133,16 @@ pub struct Opts {
     #[arg(long, short = 'y', requires = "reingest")]
     pub yes: bool,
 
+    /// With --reingest: also write the ClickHouse Kafka topics, as `phs serve` does with this set.
+    #[arg(long, env = "PHS_KAFKA_CLICKHOUSE_TOPICS", requires = "reingest")]
+    pub kafka_clickhouse_topics: bool,
+
     #[command(flatten)]
     pub store: StoreSettings,
 }
 
 impl Opts {
-    fn selector(&self) -> Result<Selector, super::UsageError> {
+    pub(super) fn selector(&self) -> Result<Selector, super::UsageError> {
         let start = match (self.from_offset, self.from_timestamp) {
             (Some(n), _) => Start::Offset(n),
             (None, Some(t)) => Start::Time(t),
@@ -168,49 +172,73 @@ impl Opts {
     }
 }
 
-fn fail(e: ReplayError) -> anyhow::Error {
+pub(super) fn fail(e: ReplayError) -> anyhow::Error {
     match e {
         ReplayError::Usage(m) => super::UsageError(m).into(),
         ReplayError::Failed(m) => anyhow::anyhow!(m),
     }
 }
 
+impl Opts {
+    /// The filters, with `--team` resolved to its token (an unknown team is a usage error).
+    pub(super) async fn filters(&self, store: &dyn phs::store::Store) -> anyhow::Result<Filters> {
+        let token = match &self.team {
+            Some(key) => Some(
+                phs::plugins::registry::find_team(store, key)
+                    .await
+                    .map_err(|e| super::UsageError(e.to_string()))?
+                    .api_token,
+            ),
+            None => None,
+        };
+        Ok(Filters {
+            token,
+            distinct_id: self.distinct_id.clone(),
+            event: self.event.clone(),
+            uuid: self.uuid.clone(),
+            reason: self.reason.clone(),
+        })
+    }
+
+    pub(super) fn runner(&self) -> phs::plugins::runner::RunnerOptions {
+        phs::plugins::runner::RunnerOptions {
+            fetch: phs::plugins::fetch::FetchPolicy { allow_private: self.fetch_allow_private, ..Default::default() },
+            ..Default::default()
+        }
+    }
+}
+
+/// Stops the run cleanly on Ctrl-C.
+pub(super) fn interruptible() -> tokio_util::sync::CancellationToken {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let interrupt = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            interrupt.cancel();
+        }
+    });
+    stop
+}
+
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let selector = opts.selector()?;
-    if opts.reingest {
-        return super::not_yet_available("replay --reingest", "the rest of the replay work");
-    }
     let store = phs::store::connect(&opts.store).await?;
     let cache = phs::cache::connect(opts.store.redis_url.as_ref()).await?;
-    let token = match &opts.team {
-        Some(key) => Some(
-            phs::plugins::registry::find_team(store.as_ref(), key)
-                .await
-                .map_err(|e| super::UsageError(e.to_string()))?
-                .api_token,
-        ),
-        None => None,
-    };
+    let filters = opts.filters(store.as_ref()).await?;
+    if opts.reingest {
+        return super::replay_reingest::run(&opts, selector, filters, store, cache).await;
+    }
     let network = if opts.offline { Network::Offline } else { Network::Reads };
     let progress = progress_bar();
     let options = Options {
         selector,
-        filters: Filters {
-            token,
-            distinct_id: opts.distinct_id.clone(),
-            event: opts.event.clone(),
-            uuid: opts.uuid.clone(),
-            reason: opts.reason.clone(),
-        },
+        filters,
         limit: opts.limit,
         shards: match opts.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         },
-        runner: phs::plugins::runner::RunnerOptions {
-            fetch: phs::plugins::fetch::FetchPolicy { allow_private: opts.fetch_allow_private, ..Default::default() },
-            ..Default::default()
-        },
+        runner: opts.runner(),
         only: opts.plugin_configs.clone(),
         plugin_dir: opts.plugin_dir.clone(),
         compare: opts.compare.clone(),
@@ -226,13 +254,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     if !opts.json {
         progress.suspend(|| eprintln!("{}", render::dry_run_notice(network)));
     }
-    let stop = tokio_util::sync::CancellationToken::new();
-    let interrupt = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            interrupt.cancel();
-        }
-    });
+    let stop = interruptible();
     let mut stdout = std::io::stdout().lock();
     let json = opts.json;
     let out = |report: phs::replay::report::EventReport| {

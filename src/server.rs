@@ -203,6 +203,86 @@ pub async fn run(
     Ok(())
 }
 
+/// How the ingestion side is built, beyond the store settings.
+pub struct IngestOptions {
+    /// Also write the ClickHouse Kafka topics (PHS_KAFKA_CLICKHOUSE_TOPICS).
+    pub clickhouse_topics: bool,
+    pub runner: RunnerOptions,
+    pub distinct_id_lru_size: usize,
+}
+
+/// The parts of ingestion, chosen from the settings: the Kafka topic (the
+/// capture producer, the DLQ topic) with KAFKA_HOSTS, else the local log;
+/// ClickHouse with CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse
+/// Kafka topics when asked. `phs serve` and `phs replay --reingest` build
+/// their pipelines from the same parts.
+pub struct Ingestion {
+    pub kafka: Option<KafkaProducer>,
+    pub log: Option<LocalLog>,
+    pub events: Arc<dyn crate::pipeline::sink::EventSink>,
+    /// Where capture (and `posthog.capture`) appends.
+    pub producer: Arc<dyn Producer>,
+    pub dlq: Arc<dyn DeadLetterQueue>,
+    pub runner: Arc<PluginRunner>,
+    pub teams: Arc<TeamCache>,
+    pub persons: Arc<Persons>,
+    pub handoff: Arc<EventHandoff>,
+}
+
+impl Ingestion {
+    pub async fn build(
+        s: &crate::config::StoreSettings,
+        options: IngestOptions,
+        store: Arc<dyn store::Store>,
+        cache: Arc<dyn cache::Cache>,
+        instance_id: uuid::Uuid,
+    ) -> Result<Ingestion, ServeError> {
+        let kafka = match s.kafka.kafka_hosts {
+            Some(_) => Some(KafkaProducer::new(&s.kafka)?),
+            None => None,
+        };
+        let events = crate::pipeline::sink::events_store(s).await?;
+        let events = match (&kafka, options.clickhouse_topics) {
+            (_, false) => events,
+            (Some(producer), true) => {
+                Arc::new(Fanout::new(vec![events, Arc::new(ClickHouseTopics::new(producer.clone()))]))
+            }
+            (None, true) => return Err(ServeError::Config("PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS".into())),
+        };
+        let log = match kafka {
+            Some(_) => None,
+            None => Some(LocalLog::open(&s.data_dir).await?),
+        };
+        let (producer, dlq): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>) = match (&kafka, &log) {
+            (Some(producer), _) => (
+                Arc::new(producer.clone()),
+                Arc::new(DlqTopic::new(producer.clone(), &s.kafka.kafka_consumption_topic)),
+            ),
+            (None, Some(log)) => (Arc::new(log.clone()), Arc::new(log.clone())),
+            (None, None) => unreachable!("the local log is opened whenever Kafka is not configured"),
+        };
+        let runner =
+            PluginRunner::new(Backends::of(store.clone(), cache), Some(producer.clone()), options.runner, instance_id);
+        let teams = Arc::new(TeamCache::new(store.clone()));
+        let persons = Arc::new(Persons::new(store.clone(), options.distinct_id_lru_size));
+        let handoff = Arc::new(EventHandoff::new(runner.clone(), store));
+        Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff })
+    }
+
+    /// A pipeline over these parts, running `keys_in_parallel` keys of a batch at once.
+    pub fn pipeline(&self, keys_in_parallel: usize) -> Pipeline {
+        Pipeline::new(
+            self.teams.clone(),
+            self.runner.clone(),
+            self.persons.clone(),
+            self.events.clone(),
+            self.dlq.clone(),
+        )
+        .with_handoff(self.handoff.clone())
+        .with_keys_in_parallel(keys_in_parallel)
+    }
+}
+
 /// Starts ingestion (the capture endpoint and the pipeline task) and, unless
 /// PLUGIN_SERVER_MODE is `ingestion`, the async side (job worker, scheduler).
 /// Each ingestion part follows its setting: the Kafka topic (source,
@@ -221,33 +301,9 @@ async fn start_pipeline(
 ) -> Result<Option<std::net::SocketAddr>, ServeError> {
     let stop = tasks.stop();
     let s = &settings.store;
-    let kafka = match s.kafka.kafka_hosts {
-        Some(_) => Some(KafkaProducer::new(&s.kafka)?),
-        None => None,
-    };
-    let events = crate::pipeline::sink::events_store(s).await?;
-    let events = match (&kafka, settings.kafka_clickhouse_topics) {
-        (_, false) => events,
-        (Some(producer), true) => {
-            Arc::new(Fanout::new(vec![events, Arc::new(ClickHouseTopics::new(producer.clone()))]))
-        }
-        (None, true) => return Err(ServeError::Config("PHS_KAFKA_CLICKHOUSE_TOPICS needs KAFKA_HOSTS".into())),
-    };
-    let log = match kafka {
-        Some(_) => None,
-        None => Some(LocalLog::open(&s.data_dir).await?),
-    };
-    let (producer, dlq): (Arc<dyn Producer>, Arc<dyn DeadLetterQueue>) = match (&kafka, &log) {
-        (Some(producer), _) => {
-            (Arc::new(producer.clone()), Arc::new(DlqTopic::new(producer.clone(), &s.kafka.kafka_consumption_topic)))
-        }
-        (None, Some(log)) => (Arc::new(log.clone()), Arc::new(log.clone())),
-        (None, None) => unreachable!("the local log is opened whenever Kafka is not configured"),
-    };
-    let runner = PluginRunner::new(
-        Backends::of(store.clone(), cache.clone()),
-        Some(producer.clone()),
-        RunnerOptions {
+    let options = IngestOptions {
+        clickhouse_topics: settings.kafka_clickhouse_topics,
+        runner: RunnerOptions {
             limits: Limits::default(),
             fetch: FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
             geoip: runtime.geoip.clone(),
@@ -257,45 +313,39 @@ async fn start_pipeline(
                 window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
             },
         },
-        instance_id,
-    );
-    let teams = Arc::new(TeamCache::new(store.clone()));
-    let persons = Arc::new(Persons::new(store.clone(), settings.distinct_id_lru_size));
-    let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
+        distinct_id_lru_size: settings.distinct_id_lru_size,
+    };
+    let ingestion = Ingestion::build(s, options, store.clone(), cache.clone(), instance_id).await?;
     // WORKER_CONCURRENCY x TASKS_PER_WORKER keys of a batch (different persons) run at once.
     let workers = match settings.worker_concurrency {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
-    let pipeline = || {
-        Pipeline::new(teams.clone(), runner.clone(), persons.clone(), events.clone(), dlq.clone())
-            .with_handoff(handoff.clone())
-            .with_keys_in_parallel(workers * settings.tasks_per_worker as usize)
-    };
+    let pipeline = || ingestion.pipeline(workers * settings.tasks_per_worker as usize);
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
                 .map_err(ServeError::Config)?;
-        worker::start(worker, store, cache, runner.clone(), tasks);
+        worker::start(worker, store, cache, ingestion.runner.clone(), tasks);
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
         tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
         return Ok(None);
     }
     // Joined only here, so an async-only instance never takes partitions from the group.
-    let source: Box<dyn Source> = match &log {
+    let source: Box<dyn Source> = match &ingestion.log {
         Some(log) => Box::new(log.consumer("phs-ingestion").await?),
         None => Box::new(KafkaSource::new(&s.kafka)?),
     };
     let mut main = pipeline();
     if settings.event_overflow_bucket_capacity > 0 {
-        let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match (&kafka, &log) {
-            (Some(producer), _) => {
+        let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match &ingestion.kafka {
+            Some(producer) => {
                 let topic = producer.topic(&s.kafka.overflow_topic());
                 let to = Arc::new(KafkaOverflow { producer: producer.clone(), topic });
                 (to, Box::new(KafkaSource::overflow(&s.kafka)?))
             }
-            (None, _) => {
+            None => {
                 let overflow = LocalLog::open_overflow(&s.data_dir).await?;
                 let from = Box::new(overflow.consumer("phs-ingestion").await?);
                 (Arc::new(overflow), from)
@@ -308,7 +358,8 @@ async fn start_pipeline(
         tasks.spawn("overflow pipeline", async move { overflow.run(from, stop).await });
     }
 
-    let capture = capture::router(CaptureState { producer, teams });
+    let capture =
+        capture::router(CaptureState { producer: ingestion.producer.clone(), teams: ingestion.teams.clone() });
     let listener = TcpListener::bind(settings.capture_addr)
         .await
         .map_err(|source| ServeError::CaptureBind { addr: settings.capture_addr, source })?;

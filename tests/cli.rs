@@ -108,13 +108,26 @@ fn mapped_node_setting_takes_effect() {
 }
 
 #[test]
-fn unfinished_commands_exit_2_with_a_clear_message_but_full_help() {
-    let out = phs().args(["replay", "--from-offset", "0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not yet available"), "{}", stderr(&out));
+fn replay_usage_errors_exit_2_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let no_start = phs().args(["replay"]).env("PHS_DATA_DIR", data).output().unwrap();
+    assert_eq!(no_start.status.code(), Some(2));
+    assert!(stderr(&no_start).contains("--from-offset"), "{}", stderr(&no_start));
+    let no_log = phs().args(["replay", "--from-beginning"]).env("PHS_DATA_DIR", data).output().unwrap();
+    assert_eq!(no_log.status.code(), Some(2), "{}", stderr(&no_log));
+    assert!(stderr(&no_log).contains("there is no local log"), "{}", stderr(&no_log));
+    let topic = phs().args(["replay", "--from-beginning", "--topic", "x"]).env("PHS_DATA_DIR", data).output().unwrap();
+    assert_eq!(topic.status.code(), Some(2));
+    assert!(stderr(&topic).contains("--topic needs KAFKA_HOSTS"), "{}", stderr(&topic));
+    let bad_time = phs().args(["replay", "--from-timestamp", "yesterday"]).output().unwrap();
+    assert_eq!(bad_time.status.code(), Some(2));
+    assert!(stderr(&bad_time).contains("RFC 3339"), "{}", stderr(&bad_time));
     let help = phs().args(["replay", "--help"]).output().unwrap();
     assert!(help.status.success());
-    assert!(stdout(&help).contains("--reingest"), "replay --help lacks --reingest");
+    for flag in ["--reingest", "--compare", "--dead-letters", "--from-timestamp", "--offline"] {
+        assert!(stdout(&help).contains(flag), "replay --help lacks {flag}");
+    }
 }
 
 #[test]

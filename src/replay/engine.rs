@@ -26,10 +26,10 @@ use crate::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
 use crate::store::Team;
 
 /// An event on its way to a shard, numbered in read order.
-struct Job {
+pub(super) struct Job {
     seq: u64,
     message: Selected,
-    team: Arc<Team>,
+    pub(super) team: Arc<Team>,
     event: Map<String, Value>,
 }
 
@@ -155,7 +155,7 @@ pub async fn run(
 /// Decodes and filters a message: None when the filters leave it out, a
 /// finished report when it goes no further (invalid, unknown team), else
 /// the job for a shard.
-async fn classify(
+pub(super) async fn classify(
     message: Selected,
     filters: &super::Filters,
     teams: &TeamCache,

@@ -15,6 +15,7 @@
 pub mod diff;
 mod engine;
 pub mod overlay;
+pub mod reingest;
 pub mod render;
 pub mod report;
 pub mod select;

@@ -47,9 +47,9 @@ pub async fn open(dir: &Path, letters: bool, selector: &Selector) -> Result<Loca
     let next = match selector.start {
         Start::Beginning => first,
         Start::Offset(n) if n < first => {
+            let why = if first > 1 { " (older messages were removed by retention)" } else { "" };
             return Err(ReplayError::Usage(format!(
-                "offset {n} is older than the retained {what}, which starts at offset {first} \
-                 (older messages were removed by retention)"
+                "offset {n} is older than the retained {what}, which starts at offset {first}{why}"
             )));
         }
         Start::Offset(n) if n > last + 1 => {

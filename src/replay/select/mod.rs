@@ -72,7 +72,7 @@ pub struct Selected {
 
 /// Messages in order within each partition, in batches.
 #[async_trait::async_trait]
-pub trait Reader: Send {
+pub trait Reader: Send + Sync {
     /// The next batch; None when the selection is exhausted.
     async fn next(&mut self) -> Result<Option<Vec<Selected>>, ReplayError>;
     /// How many messages the selection spans (for the progress bar), when known.
