@@ -37,7 +37,7 @@ pub struct Opts {
     pub from_beginning: bool,
 
     /// Replay from this time: RFC 3339 (2026-12-01T10:00:00Z) or relative (-2h, -30m, -7d).
-    #[arg(long, value_name = "TIME", value_parser = phs::replay::select::parse_time, help_heading = "Selection")]
+    #[arg(long, value_name = "TIME", value_parser = phs::replay::select::parse_time, allow_hyphen_values = true, help_heading = "Selection")]
     pub from_timestamp: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Last offset to replay (inclusive); default: the end of the log when replay starts.
@@ -45,7 +45,7 @@ pub struct Opts {
     pub to_offset: Option<i64>,
 
     /// Stop at the first message after this time (RFC 3339 or relative).
-    #[arg(long, value_name = "TIME", value_parser = phs::replay::select::parse_time, help_heading = "Selection")]
+    #[arg(long, value_name = "TIME", value_parser = phs::replay::select::parse_time, allow_hyphen_values = true, help_heading = "Selection")]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Stop after this many selected events.
@@ -258,7 +258,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let json = opts.json;
     let out = |report: phs::replay::report::EventReport| {
-        let text = if json { serde_json::to_string(&report).ok() } else { render::event(&report, &style) };
+        // In a comparison only the events whose outputs differ are data, in JSON too.
+        let differs = report.compare.as_ref().map_or(!style.compare, |c| !c.differences.is_empty());
+        let text = match json {
+            true if differs || style.all => serde_json::to_string(&report).ok(),
+            true => None,
+            false => render::event(&report, &style),
+        };
         let Some(text) = text else { return true };
         progress.suspend(|| writeln!(stdout, "{}", text.trim_end()).is_ok())
     };

@@ -25,6 +25,7 @@ mod plugin_api;
 mod plugin_containment;
 mod plugins;
 mod production;
+mod replay;
 mod sdk;
 mod serve;
 mod sinks;

@@ -134,6 +134,10 @@ impl DeadLetterQueue for Noting {
     }
 }
 
+/// A message handed to the pipeline: its (partition, offset), and the
+/// reason it was first refused for when it is a dead letter.
+type Delivered = ((i32, i64), Option<String>);
+
 /// The selection as the pipeline's source.
 struct Selection {
     reader: Box<dyn Reader>,
@@ -141,8 +145,8 @@ struct Selection {
     teams: Arc<TeamCache>,
     limit: Option<u64>,
     letters: Option<LocalLog>,
-    /// Messages handed out and not yet committed, with their first reason.
-    delivered: Mutex<Vec<((i32, i64), Option<String>)>>,
+    /// Messages handed out and not yet committed.
+    delivered: Mutex<Vec<Delivered>>,
     pending: Vec<Selected>,
     refused: Refusals,
     summary: Arc<Mutex<Summary>>,

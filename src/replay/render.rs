@@ -43,6 +43,8 @@ pub fn event(r: &EventReport, style: &Style) -> Option<String> {
     let wanted = match (&r.compare, style.all) {
         (_, true) => true,
         (Some(c), false) => !c.differences.is_empty(),
+        // Comparing, an event neither version ran on (invalid, no team) shows no difference.
+        (None, false) if style.compare => false,
         (None, false) => r.notable() || style.side_effects && !r.side_effects.is_empty(),
     };
     if !wanted {

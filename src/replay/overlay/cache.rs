@@ -49,7 +49,7 @@ impl OverlayCache {
     }
 
     fn record(&self, op: &'static str, key: &str, value: Option<String>) {
-        self.recorder.record(SideEffect::Cache { op, key: key.to_string(), value });
+        self.recorder.record(SideEffect::Cache { op, key: key.to_string(), value: super::written(value) });
     }
 }
 

@@ -26,9 +26,9 @@ use crate::plugins::runner::Backends;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SideEffect {
     /// `meta.storage` (posthog_pluginstorage).
-    Storage { config: i64, op: &'static str, key: String, value: Option<String> },
+    Storage { config: i64, op: &'static str, key: String, value: Option<serde_json::Value> },
     /// `meta.cache` (Redis).
-    Cache { op: &'static str, key: String, value: Option<String> },
+    Cache { op: &'static str, key: String, value: Option<serde_json::Value> },
     /// `meta.jobs` or a retry, queued.
     Job { config: i64, name: String },
     /// `posthog.capture`.
@@ -37,6 +37,11 @@ pub enum SideEffect {
     Fetch { method: String, url: String, sent: bool },
     /// The error or disabling the server would store on the plugin config.
     Config { config: i64, change: String },
+}
+
+/// A stored value as the plugin wrote it: storage and cache keep JSON text.
+fn written(text: Option<String>) -> Option<serde_json::Value> {
+    text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
 }
 
 impl SideEffect {

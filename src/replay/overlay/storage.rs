@@ -32,7 +32,12 @@ impl OverlayStorage {
 
     fn write(&self, id: i64, op: &'static str, key: &str, value: Option<String>) {
         self.shadow.0.lock().unwrap_or_else(|p| p.into_inner()).insert((id, key.to_string()), value.clone());
-        self.recorder.record(SideEffect::Storage { config: id, op, key: key.to_string(), value });
+        self.recorder.record(SideEffect::Storage {
+            config: id,
+            op,
+            key: key.to_string(),
+            value: super::written(value),
+        });
     }
 }
 
