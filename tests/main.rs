@@ -26,6 +26,7 @@ mod plugin_containment;
 mod plugins;
 mod production;
 mod replay;
+mod replay_kafka;
 mod sdk;
 mod serve;
 mod sinks;
