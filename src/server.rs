@@ -18,6 +18,7 @@ use crate::metrics::report::Identity;
 use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
+use crate::pipeline::definitions::{Definitions, writer};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
 use crate::pipeline::persons::Persons;
 use crate::pipeline::sink::DeadLetterQueue;
@@ -243,9 +244,12 @@ async fn start_pipeline(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
+    // Only the pipelines and the writer hold it: the writer's last write waits for the pipelines to let go.
+    let definitions = Definitions::new(store.clone(), settings.definitions);
     let pipeline = || {
         Pipeline::new(teams.clone(), runner.clone(), persons.clone(), events.clone(), dlq.clone())
             .with_handoff(handoff.clone())
+            .with_definitions(definitions.clone())
             .with_keys_in_parallel(workers * settings.tasks_per_worker as usize)
     };
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
@@ -297,6 +301,7 @@ async fn start_pipeline(
             .await
             .map_err(|e| e.to_string())
     });
+    tasks.spawn_infallible("definitions writer", writer::run(definitions, stop.clone()));
     tasks.spawn("pipeline", async move { main.run(source, stop).await });
     Ok(())
 }

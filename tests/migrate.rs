@@ -116,11 +116,11 @@ fn migrates_the_embedded_database_twice() {
     let env = vec![("PHS_DATA_DIR", dir.path().display().to_string())];
     let (code, steps, err) = migrate(&[], &env);
     assert_eq!(code, Some(0), "{err}");
-    // 0001_posthog_core and 0002_jobs.
-    assert_eq!(states(&steps, "sqlite"), vec!["applied", "applied"]);
+    // 0001_posthog_core, 0002_jobs and 0003_definitions_and_merges.
+    assert_eq!(states(&steps, "sqlite"), vec!["applied", "applied", "applied"]);
     let (code, steps, err) = migrate(&[], &env);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(states(&steps, "sqlite"), vec!["done", "done"]);
+    assert_eq!(states(&steps, "sqlite"), vec!["done", "done", "done"]);
     assert!(dir.path().join("phs.sqlite3").exists());
 }
 
