@@ -72,6 +72,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --plugin-disable-window-seconds 'Seconds of the window in which a plugin config''s error rate is counted'
             cand --plugin-fetch-allow-private 'Let plugins'' fetch() reach private, loopback and link-local addresses (off: only public ones)'
             cand --kafka-clickhouse-topics 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog''s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server'
+            cand --definitions 'Keep the event and property definitions PostHog''s UI lists (posthog_eventdefinition, posthog_propertydefinition, posthog_eventproperty) as events arrive. Turn off where a separate taxonomy service writes them; the team''s first-event flag (ingested_event) is set either way'
             cand --event-overflow-bucket-capacity 'Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline ingests them, so one flooding person does not hold up everyone else''s batches. 0 turns it off'
             cand --event-overflow-bucket-replenish-rate 'Events per second at which a (token, distinct_id)''s burst allowance refills'
             cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'

@@ -89,6 +89,8 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-fetch-allow-pri
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-clickhouse-topics -d 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog\'s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server' -r -f -a "true\t''
 false\t''"
+complete -c phs -n "__fish_phs_using_subcommand serve" -l definitions -d 'Keep the event and property definitions PostHog\'s UI lists (posthog_eventdefinition, posthog_propertydefinition, posthog_eventproperty) as events arrive. Turn off where a separate taxonomy service writes them; the team\'s first-event flag (ingested_event) is set either way' -r -f -a "true\t''
+false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l event-overflow-bucket-capacity -d 'Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline ingests them, so one flooding person does not hold up everyone else\'s batches. 0 turns it off' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l event-overflow-bucket-replenish-rate -d 'Events per second at which a (token, distinct_id)\'s burst allowance refills' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)' -r
