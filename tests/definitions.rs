@@ -381,3 +381,67 @@ async fn a_merge_moves_cohorts_and_hash_keys_without_duplicates(db: Db) {
         "the survivor's own override wins; nothing is left on the deleted person"
     );
 }
+
+/// Sends one event through `phs serve` (embedded) with `PHS_DEFINITIONS` as
+/// given, and returns the database once the event is stored.
+async fn serve_one_event(definitions: &str) -> (tempfile::TempDir, sqlx::SqlitePool) {
+    use crate::util::embedded::{cli, post, wait_for_events};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = cli(&d, &["teams", "create", "shop"]).trim().to_string();
+    let mut server = crate::util::server::start(&[
+        ("PHS_DATA_DIR", d.display().to_string()),
+        ("PHS_DEFINITIONS", definitions.to_string()),
+    ]);
+    crate::util::server::wait_healthy(&mut server);
+    let body = json!({"api_key": token, "batch": [
+        {"event": "signed_up", "distinct_id": "u1", "properties": {"plan": "pro", "$set": {"email": "a@b.c"}}},
+    ]});
+    let (code, _) =
+        post(&format!("http://{}/batch/", server.capture), "application/json", body.to_string().into_bytes()).await;
+    assert_eq!(code, 200);
+    wait_for_events(&d, 1);
+    let url = format!("sqlite://{}", d.join("phs.sqlite3").display());
+    (dir, sqlx::SqlitePool::connect(&url).await.unwrap())
+}
+
+/// Polls `sql` (one text row) until it gives `want`, for up to 20 s.
+async fn eventually(pool: &sqlx::SqlitePool, sql: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await.unwrap();
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sql}: {got}, not {want}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_writes_definitions_as_events_arrive() {
+    let (_dir, db) = serve_one_event("true").await;
+    eventually(
+        &db,
+        "SELECT (SELECT group_concat(name) FROM posthog_eventdefinition) || ' | ' || \
+           (SELECT group_concat(type || ':' || name || ':' || property_type, ',') FROM \
+              (SELECT * FROM posthog_propertydefinition WHERE name IN ('plan', 'email') ORDER BY type)) || ' | ' || \
+           (SELECT group_concat(event || '.' || property) FROM posthog_eventproperty WHERE property = 'plan') || ' | ' || \
+           (SELECT ingested_event FROM posthog_team)",
+        "signed_up | 1:plan:String,2:email:String | signed_up.plan | 1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_definitions_off_sets_only_the_first_event_flag() {
+    let (_dir, db) = serve_one_event("false").await;
+    eventually(&db, "SELECT CAST(ingested_event AS TEXT) FROM posthog_team", "1").await;
+    let counts: String = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM posthog_eventdefinition) || ' ' || (SELECT count(*) FROM posthog_propertydefinition)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(counts, "0 0");
+}
