@@ -78,3 +78,27 @@ impl Known {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_seen_teams_are_forgotten_past_the_bound() {
+        let mut known = Known::default();
+        for team_id in 0..10 {
+            let (names, _, sets) = known.team(team_id).parts();
+            for i in 0..100 {
+                assert!(TeamKnown::learn(names, &mut sets[0], &format!("p{i}"), true));
+            }
+            assert!(!TeamKnown::learn(names, &mut sets[0], "p0", true), "known already");
+            assert!(!TeamKnown::learn(names, &mut sets[0], "new", false), "no room: not learnt");
+        }
+        known.team(0);
+        known.shrink_to(500);
+        let held: usize = known.teams.iter().map(|(_, t)| t.names).sum();
+        assert_eq!((known.teams.len(), held), (5, 500));
+        assert!(known.teams.contains(&0), "the team seen last stays");
+        assert!(!known.teams.contains(&1) && known.teams.contains(&9));
+    }
+}
