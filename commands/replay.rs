@@ -133,6 +133,11 @@ pub struct Opts {
     #[arg(long, short = 'y', requires = "reingest")]
     pub yes: bool,
 
+    /// With --reingest: write event and property definitions, as `phs serve` does with this set.
+    #[arg(long, env = "PHS_DEFINITIONS", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true")]
+    pub definitions: bool,
+
     /// With --reingest: also write the ClickHouse Kafka topics, as `phs serve` does with this set.
     #[arg(long, env = "PHS_KAFKA_CLICKHOUSE_TOPICS", requires = "reingest")]
     pub kafka_clickhouse_topics: bool,

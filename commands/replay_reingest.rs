@@ -33,6 +33,7 @@ pub async fn run(
         clickhouse_topics: opts.kafka_clickhouse_topics,
         runner: opts.runner(),
         distinct_id_lru_size: 10_000,
+        definitions: opts.definitions,
     };
     let ingestion = phs::server::Ingestion::build(&opts.store, options, store, cache, uuid::Uuid::now_v7()).await?;
     let progress = progress_bar();

@@ -18,6 +18,7 @@ use crate::metrics::report::Identity;
 use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
+use crate::pipeline::definitions::{Definitions, writer};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
 use crate::pipeline::persons::Persons;
 use crate::pipeline::sink::DeadLetterQueue;
@@ -209,6 +210,8 @@ pub struct IngestOptions {
     pub clickhouse_topics: bool,
     pub runner: RunnerOptions,
     pub distinct_id_lru_size: usize,
+    /// Write event and property definitions (PHS_DEFINITIONS); the first-event flag is set either way.
+    pub definitions: bool,
 }
 
 /// The parts of ingestion, chosen from the settings: the Kafka topic (the
@@ -227,6 +230,9 @@ pub struct Ingestion {
     pub teams: Arc<TeamCache>,
     pub persons: Arc<Persons>,
     pub handoff: Arc<EventHandoff>,
+    /// Written by [`writer::run`], which must run beside the pipelines; its
+    /// last write waits until only it holds them (drop the `Ingestion` too).
+    pub definitions: Arc<Definitions>,
 }
 
 impl Ingestion {
@@ -265,8 +271,9 @@ impl Ingestion {
             PluginRunner::new(Backends::of(store.clone(), cache), Some(producer.clone()), options.runner, instance_id);
         let teams = Arc::new(TeamCache::new(store.clone()));
         let persons = Arc::new(Persons::new(store.clone(), options.distinct_id_lru_size));
-        let handoff = Arc::new(EventHandoff::new(runner.clone(), store));
-        Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff })
+        let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
+        let definitions = Definitions::new(store, options.definitions);
+        Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff, definitions })
     }
 
     /// A pipeline over these parts, running `keys_in_parallel` keys of a batch at once.
@@ -314,6 +321,7 @@ async fn start_pipeline(
             },
         },
         distinct_id_lru_size: settings.distinct_id_lru_size,
+        definitions: settings.definitions,
     };
     let ingestion = Ingestion::build(s, options, store.clone(), cache.clone(), instance_id).await?;
     // WORKER_CONCURRENCY x TASKS_PER_WORKER keys of a batch (different persons) run at once.
@@ -374,6 +382,7 @@ async fn start_pipeline(
             .await
             .map_err(|e| e.to_string())
     });
+    tasks.spawn_infallible("definitions writer", writer::run(ingestion.definitions.clone(), stop.clone()));
     tasks.spawn("pipeline", async move { main.run(source, stop).await });
     Ok(Some(capture_addr))
 }

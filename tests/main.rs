@@ -12,6 +12,7 @@ mod util;
 mod cache;
 mod cli;
 mod completions;
+mod definitions;
 mod hostile;
 mod ingest;
 mod jobs;

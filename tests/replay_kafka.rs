@@ -215,7 +215,8 @@ async fn reingest_on_kafka_keeps_uuids_so_clickhouse_collapses_the_copies() {
     }
     let client = phs::clickhouse::client(&k.d.settings.clickhouse).unwrap();
     let _: () = client.query("OPTIMIZE TABLE events FINAL").execute().await.unwrap();
-    let uuids: Vec<String> = client.query("SELECT uuid FROM events FINAL WHERE event = 'view'").fetch_all().await.unwrap();
+    let uuids: Vec<String> =
+        client.query("SELECT uuid FROM events FINAL WHERE event = 'view'").fetch_all().await.unwrap();
     assert_eq!(uuids.len(), 40, "one row per uuid after ClickHouse collapses the copies");
     assert_eq!(uuids.into_iter().collect::<HashSet<_>>(), k.uuids);
     let store = phs::store::connect(&k.d.settings).await.unwrap();

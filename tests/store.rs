@@ -97,8 +97,14 @@ fn sqlite_and_postgres_schemas_have_the_same_tables_and_columns() {
         }
         out
     }
-    let pg = shape(include_str!("../migrations/postgres/0001_posthog_core.sql"));
-    let lite = shape(include_str!("../migrations/sqlite/0001_posthog_core.sql"));
+    let pg = shape(concat!(
+        include_str!("../migrations/postgres/0001_posthog_core.sql"),
+        include_str!("../migrations/postgres/0003_definitions_and_merges.sql")
+    ));
+    let lite = shape(concat!(
+        include_str!("../migrations/sqlite/0001_posthog_core.sql"),
+        include_str!("../migrations/sqlite/0003_definitions_and_merges.sql")
+    ));
     assert!(pg.len() > 80, "parsed too few columns: {}", pg.len());
     assert_eq!(pg, lite);
 }

@@ -236,6 +236,14 @@ pub struct ServeSettings {
           num_args = 0..=1, default_missing_value = "true", help_heading = "Ingestion")]
     pub kafka_clickhouse_topics: bool,
 
+    /// Keep the event and property definitions PostHog's UI lists (posthog_eventdefinition,
+    /// posthog_propertydefinition, posthog_eventproperty) as events arrive. Turn off where a separate
+    /// taxonomy service writes them; the team's first-event flag (ingested_event) is set either way.
+    #[arg(long, env = "PHS_DEFINITIONS", value_name = "PHS_DEFINITIONS",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, default_value_t = true,
+          num_args = 0..=1, default_missing_value = "true", help_heading = "Ingestion")]
+    pub definitions: bool,
+
     /// Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic
     /// (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline
     /// ingests them, so one flooding person does not hold up everyone else's batches. 0 turns it off.

@@ -21,6 +21,7 @@
 
 mod bisect;
 pub mod capture;
+pub mod definitions;
 pub mod normalize;
 pub mod overflow;
 pub mod persons;
@@ -72,6 +73,8 @@ pub struct Pipeline {
     pub handoff: Option<Arc<dyn crate::wire::Handoff>>,
     /// Reroutes hot keys' messages (the main pipeline only).
     overflow: Option<Arc<overflow::Overflow>>,
+    /// Gets every processed batch, to keep event and property definitions.
+    definitions: Option<Arc<definitions::Definitions>>,
     /// Whether this pipeline's source is the one whose lag `phs top` shows.
     reports_lag: bool,
     worker: Arc<WorkerStats>,
@@ -127,6 +130,7 @@ impl Pipeline {
             dlq,
             handoff: None,
             overflow: None,
+            definitions: None,
             reports_lag: true,
             worker: metrics::global().worker(0),
             keys_in_parallel: KEYS_IN_PARALLEL,
@@ -152,6 +156,11 @@ impl Pipeline {
     pub fn consuming_overflow(mut self) -> Self {
         self.worker = metrics::global().worker(1);
         self.reports_lag = false;
+        self
+    }
+
+    pub fn with_definitions(mut self, definitions: Arc<definitions::Definitions>) -> Self {
+        self.definitions = Some(definitions);
         self
     }
 

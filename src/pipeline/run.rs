@@ -158,6 +158,9 @@ impl Pipeline {
     /// become dead letters (their reasons are returned for the metrics).
     async fn write(&self, p: &Processed) -> Result<Vec<&'static str>, Halt> {
         let w = &self.worker;
+        if let Some(d) = &self.definitions {
+            d.observe(p.batch.clone());
+        }
         let refused = w.timed(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
         let mut letters: Vec<DeadLetter> = p.letters.iter().map(|l| l.letter(&p.messages)).collect();
         for (index, error) in &refused {

@@ -275,7 +275,12 @@ pub async fn run(
         sent: 0,
     };
     let pipeline = ingestion.pipeline(std::thread::available_parallelism().map_or(1, |n| n.get()) * 4);
+    let writer = tokio::spawn(crate::pipeline::definitions::writer::run(ingestion.definitions.clone(), done.clone()));
+    // The writer's last write waits until it alone holds the definitions.
+    drop(ingestion);
     let result = pipeline.run(Box::new(source), done).await;
+    drop(pipeline);
+    let _ = writer.await;
     progress.finish_and_clear();
     result.map_err(|why| ReplayError::Failed(format!("re-ingesting stopped: {why}")))?;
     let mut summary = std::mem::take(&mut *summary.lock().unwrap_or_else(|p| p.into_inner()));

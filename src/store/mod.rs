@@ -6,12 +6,14 @@
 //! only turns calls into SQL. Later an in-memory overlay (for `phs replay`
 //! dry runs) can wrap any `Store` the same way.
 
+pub mod definitions;
 mod error;
 pub mod memory;
 pub mod model;
 pub mod postgres;
 mod rows;
 mod sql;
+mod sql_definitions;
 mod sql_jobs;
 mod sql_persons;
 pub mod sqlite;
@@ -22,6 +24,7 @@ use async_trait::async_trait;
 
 use crate::config::{DatabaseBackend, StoreSettings};
 
+pub use definitions::DefinitionStore;
 pub use error::{ErrorKind, StoreError};
 pub use model::{
     Group, NewPlugin, NewTeam, Person, Plugin, PluginAttachment, PluginConfig, PluginConfigUpdate, PluginLog, Team,
@@ -41,7 +44,7 @@ pub trait TeamStore: Send + Sync {
 
 /// Everything the pipeline keeps in the relational database.
 #[async_trait]
-pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore + JobQueue {
+pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore + JobQueue + DefinitionStore {
     /// `postgres` or `sqlite`, for logs and health reports.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.

@@ -75,6 +75,56 @@ macro_rules! impl_sql_persons {
                     .try_into()
             }
 
+            /// Repoints what PostHog keys by person id from `source` to
+            /// `target` within a merge: cohort memberships and feature-flag
+            /// hash-key overrides. Without this, deleting `source` would drop
+            /// the person from its cohorts and change its flag rollouts.
+            async fn move_person_rows(
+                tx: &mut sqlx::Transaction<'static, $d::DB>,
+                target: &Person,
+                source: &Person,
+            ) -> Result<()> {
+                // Where both were in a cohort the newer calculation's row stays (the
+                // lower id on a tie), so the survivor is in each cohort once.
+                sqlx::query(
+                    "DELETE FROM posthog_cohortpeople WHERE person_id IN ($1, $2) AND id IN (\
+                       SELECT c.id FROM posthog_cohortpeople AS c JOIN posthog_cohortpeople AS o \
+                         ON o.cohort_id = c.cohort_id AND o.person_id IN ($1, $2) AND o.id <> c.id \
+                       WHERE c.person_id IN ($1, $2) AND (coalesce(o.version, -1) > coalesce(c.version, -1) \
+                         OR (coalesce(o.version, -1) = coalesce(c.version, -1) AND o.id < c.id)))",
+                )
+                .bind(target.id)
+                .bind(source.id)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::query("drop cohort memberships both merged persons had"))?;
+                sqlx::query("UPDATE posthog_cohortpeople SET person_id = $1 WHERE person_id = $2")
+                    .bind(target.id)
+                    .bind(source.id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(StoreError::query("move cohort memberships to the merged person"))?;
+                // The survivor's own override of a flag wins, as in the original.
+                sqlx::query(
+                    "INSERT INTO posthog_featureflaghashkeyoverride (team_id, person_id, feature_flag_key, hash_key) \
+                     SELECT team_id, $1, feature_flag_key, hash_key FROM posthog_featureflaghashkeyoverride \
+                     WHERE team_id = $3 AND person_id = $2 ON CONFLICT DO NOTHING",
+                )
+                .bind(target.id)
+                .bind(source.id)
+                .bind(source.team_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::query("copy feature-flag hash keys to the merged person"))?;
+                sqlx::query("DELETE FROM posthog_featureflaghashkeyoverride WHERE team_id = $2 AND person_id = $1")
+                    .bind(source.id)
+                    .bind(source.team_id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(StoreError::query("drop the merged-away person's hash keys"))?;
+                Ok(())
+            }
+
             /// Rows for a `json_records` parameter.
             fn json_array<T>(items: &[T], row: impl Fn(&T) -> serde_json::Value) -> String {
                 serde_json::Value::Array(items.iter().map(row).collect()).to_string()
@@ -243,6 +293,7 @@ macro_rules! impl_sql_persons {
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(StoreError::query("move distinct ids to the merged person"))?;
+                    move_person_rows(&mut tx, target, source).await?;
                     let deleted = sqlx::query("DELETE FROM posthog_person WHERE id = $1 AND coalesce(version, 0) = $2")
                         .bind(source.id)
                         .bind(source.version)
