@@ -28,13 +28,15 @@ function processEvent(event, meta)
   event.properties.cached = meta.cache:get("pre")
   meta.storage.set("seen:" .. event.distinct_id, true)
   meta.cache:set("last", event.distinct_id)
-  if event.distinct_id == "u0" then posthog.capture("from replay", {}) end
+  if event.distinct_id:sub(-2) == "-0" then posthog.capture("from replay", {}) end
   return event
 end
 "#;
 
 struct Kafka {
     d: Deployment,
+    /// Before every distinct id: Redis is shared by every test, and plugin ids repeat.
+    ids: String,
     token: String,
     uuids: HashSet<String>,
     config: i64,
@@ -99,16 +101,17 @@ async fn kafka() -> Kafka {
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let pre = format!("@plugin/{}/{team}/pre", config.plugin_id);
     let _: () = redis::AsyncCommands::set(&mut conn, &pre, "\"from redis\"").await.unwrap();
+    let ids = crate::util::unique("d");
     let mut uuids = HashSet::new();
     let messages: Vec<(String, Vec<u8>)> = (0..40)
         .map(|i| {
-            let (key, bytes, uuid) = capture_message(&token, "view", &format!("u{i}"));
+            let (key, bytes, uuid) = capture_message(&token, "view", &format!("{ids}-{i}"));
             uuids.insert(uuid);
             (key, bytes)
         })
         .collect();
     d.producer().append(&messages).await.unwrap();
-    Kafka { d, token, uuids, config: config.id, plugin: config.plugin_id, team }
+    Kafka { d, ids, token, uuids, config: config.id, plugin: config.plugin_id, team }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,17 +135,17 @@ async fn a_dry_run_reads_postgres_and_redis_and_writes_nowhere() {
 
     // Nothing reached Postgres, Redis, ClickHouse or a topic.
     let store = phs::store::connect(&k.d.settings).await.unwrap();
-    assert_eq!(store.storage_get(k.config, "seen:u1").await.unwrap(), None, "no storage row was written");
+    let seen = format!("seen:{}-1", k.ids);
+    assert_eq!(store.storage_get(k.config, &seen).await.unwrap(), None, "no storage row was written");
     let redis = redis::Client::open(redis_url()).unwrap();
     let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
     let last: Option<String> =
         redis::AsyncCommands::get(&mut conn, format!("@plugin/{}/{}/last", k.plugin, k.team)).await.unwrap();
-    assert_eq!(last, None, "no cache key was written");
+    assert!(!last.unwrap_or_default().contains(&k.ids), "no cache key was written");
     assert_eq!(k.watermarks(), ends_before, "posthog.capture produced nothing");
     let client = phs::clickhouse::client(&k.d.settings.clickhouse).unwrap();
     let rows: u64 = client.query("SELECT count() FROM events").fetch_one().await.unwrap();
     assert_eq!(rows, 0, "a dry run stores no event");
-    let _ = &k.token;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,10 +153,10 @@ async fn replay_reads_the_topic_while_the_server_consumes_and_leaves_its_offsets
     let k = kafka().await;
     let mut server = start(&k.env());
     wait_healthy(&mut server);
-    k.d.wait_for_events(40);
+    k.d.wait_for_events(41);
     let committed = crate::util::eventually::eventually_blocking(
         Duration::from_secs(30),
-        "the server's commits of all 40 events",
+        "the server's commits of all 41 events",
         || {
             let c = k.committed();
             let marks = k.watermarks();
@@ -165,10 +168,13 @@ async fn replay_reads_the_topic_while_the_server_consumes_and_leaves_its_offsets
         },
     );
 
+    // The 40 events and the one Marker captured while the server ran it on the first.
     let marks = k.watermarks();
+    let total: usize = marks.iter().map(|(low, high)| (high - low) as usize).sum();
+    assert_eq!(total, 41);
     let (code, out, err) = k.replay(&["--from-beginning", "--json", "--offline"]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(parse(&out).0.len(), 40);
+    assert_eq!(parse(&out).0.len(), total);
     let (p0, p1) = ((marks[0].1 - marks[0].0) as usize, (marks[1].1 - marks[1].0) as usize);
     let (code, out, err) = k.replay(&["--from-beginning", "--partition", "0", "--partition", "1", "--json"]);
     assert_eq!(code, Some(0), "{err}");
@@ -184,7 +190,7 @@ async fn replay_reads_the_topic_while_the_server_consumes_and_leaves_its_offsets
     assert_eq!(reports[0]["offset"], 1);
     let (code, out, _) = k.replay(&["--from-timestamp", "-1h", "--json", "--offline"]);
     assert_eq!(code, Some(0));
-    assert_eq!(parse(&out).0.len(), 40, "by time, from an hour ago");
+    assert_eq!(parse(&out).0.len(), total, "by time, from an hour ago");
     let (code, out, _) = k.replay(&["--from-timestamp", "2099-01-01T00:00:00Z", "--json", "--offline"]);
     assert_eq!(code, Some(0));
     assert!(parse(&out).0.is_empty(), "nothing from the future");
@@ -198,17 +204,14 @@ async fn replay_reads_the_topic_while_the_server_consumes_and_leaves_its_offsets
         })
         .collect();
     k.d.producer().append(&more).await.unwrap();
-    k.d.wait_for_events(45);
+    k.d.wait_for_events(total + 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reingest_on_kafka_keeps_uuids_so_clickhouse_collapses_the_copies() {
     let k = kafka().await;
-    let ends = k.watermarks();
-    let last: Vec<String> = ends.iter().map(|(_, h)| h.to_string()).collect();
-    let _ = last;
     for round in 0..2 {
-        // --event: the capture Marker makes on u0 is left out of the second round.
+        // --event: the capture Marker makes on the first event is left out of the second round.
         let (code, out, err) = k.replay(&["--from-beginning", "--event", "view", "--reingest", "--yes"]);
         assert_eq!(code, Some(0), "round {round}: {err}");
         assert!(out.contains("40 re-ingested"), "{out}");
@@ -220,7 +223,8 @@ async fn reingest_on_kafka_keeps_uuids_so_clickhouse_collapses_the_copies() {
     assert_eq!(uuids.len(), 40, "one row per uuid after ClickHouse collapses the copies");
     assert_eq!(uuids.into_iter().collect::<HashSet<_>>(), k.uuids);
     let store = phs::store::connect(&k.d.settings).await.unwrap();
-    assert!(store.storage_get(k.config, "seen:u1").await.unwrap().is_some(), "re-ingest runs plugins for real");
+    let seen = format!("seen:{}-1", k.ids);
+    assert!(store.storage_get(k.config, &seen).await.unwrap().is_some(), "re-ingest runs plugins for real");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
