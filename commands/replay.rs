@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{ArgGroup, Args};
 use phs::config::StoreSettings;
@@ -105,6 +106,10 @@ pub struct Opts {
     /// Send no request at all (by default GET and HEAD go out; other methods never do).
     #[arg(long, help_heading = "Plugins")]
     pub offline: bool,
+
+    /// Also run the persons stage and show the person writes it would make (properties, distinct ids, merges).
+    #[arg(long, help_heading = "Plugins", conflicts_with = "compare")]
+    pub persons: bool,
 
     /// Print every event, also those no plugin changed.
     #[arg(long, help_heading = "Output")]
@@ -248,6 +253,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         plugin_dir: opts.plugin_dir.clone(),
         compare: opts.compare.clone(),
         network,
+        persons: opts.persons.then(|| store.clone() as Arc<dyn phs::store::PersonStore>),
         progress: progress.clone(),
     };
     let style = Style {

@@ -445,3 +445,57 @@ async fn dead_letters_that_pass_after_a_fix_are_reingested_and_removed() {
         "passed letters are removed, the refused one stays once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persons_shows_the_person_writes_against_real_persons_and_makes_none() {
+    use phs::store::{NewDistinctId, NewPerson, PersonWrites};
+    let e = embedded().await;
+    let store = phs::store::connect(&crate::util::store_settings(None, &e.data)).await.unwrap();
+    let team = store.team_by_token(&e.token).await.unwrap().unwrap().id;
+    let known = uuid::Uuid::now_v7();
+    let writes = PersonWrites {
+        creates: vec![NewPerson {
+            uuid: known,
+            team_id: team,
+            properties: json!({"plan": "free", "name": "Ada"}),
+            created_at: chrono::Utc::now(),
+            is_identified: false,
+        }],
+        updates: vec![],
+        distinct_ids: vec![NewDistinctId { team_id: team, person_uuid: known, distinct_id: "p1".into() }],
+    };
+    store.write_persons(&writes).await.unwrap();
+    let log = e.log().await;
+    let (upgrade, _) = message(&e.token, "upgrade", "p1", json!({"$set": {"plan": "pro"}}));
+    let (newcomer, _) = message(&e.token, "visit", "p2", json!({}));
+    log.append(&[("a".into(), upgrade), ("b".into(), newcomer)]).await.unwrap();
+
+    let (r, s) = e.replay_json(&["--from-offset", "8", "--persons", "--offline"]);
+    assert_eq!(r.len(), 2, "{r:?}");
+    let upgraded = &by_event(&r, "upgrade")["persons"];
+    let update = upgraded.as_array().unwrap().iter().find(|w| w["change"] == "updated").expect("an update");
+    assert_eq!(update["detail"]["person"], known.to_string());
+    assert_eq!(update["detail"]["before"]["plan"], "free", "the real person was read");
+    assert_eq!(update["detail"]["after"]["plan"], "pro");
+    assert_eq!(update["detail"]["after"]["name"], "Ada");
+    let visit = by_event(&r, "visit")["persons"].as_array().unwrap().clone();
+    assert!(visit.iter().any(|w| w["change"] == "created"), "{visit:?}");
+    assert!(
+        visit.iter().any(|w| w["change"] == "distinct_id_added" && w["detail"]["distinct_id"] == "p2"),
+        "{visit:?}"
+    );
+    assert!(
+        s["side_effects"].get("person writes").is_none(),
+        "person writes are shown per event, not as plugin side effects"
+    );
+
+    let (code, out, err) = e.replay(&["--from-offset", "8", "--persons", "--offline", "--color", "never"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("person updated") && out.contains("~ plan: \"free\" -> \"pro\""), "{out}");
+    assert!(out.contains("distinct id added \"p2\""), "{out}");
+
+    let p1 = store.person_by_distinct_id(team, "p1").await.unwrap().unwrap();
+    assert_eq!(p1.properties["plan"], "free", "the real person is unchanged");
+    assert_eq!(p1.version, 0);
+    assert!(store.person_by_distinct_id(team, "p2").await.unwrap().is_none(), "no person was created for real");
+}

@@ -16,14 +16,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::diff::diff;
-use super::overlay::{Overlay, Recorder};
+use super::overlay::{Overlay, Recorder, SideEffect};
 use super::report::{Compared, EventReport, Fate, Steps, Summary};
 use super::select::{self, Selected};
 use super::{Options, ReplayError};
-use crate::pipeline::normalize;
+use crate::pipeline::persons::Persons;
 use crate::pipeline::team::TeamCache;
+use crate::pipeline::{normalize, prepare};
 use crate::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
-use crate::store::Team;
+use crate::store::{StoreError, Team};
 
 /// An event on its way to a shard, numbered in read order.
 pub(super) struct Job {
@@ -38,6 +39,8 @@ pub(super) struct Job {
 struct Shard {
     installed: (Arc<PluginRunner>, Arc<Recorder>),
     local: Option<(Arc<PluginRunner>, Arc<Recorder>)>,
+    /// The persons stage over the overlay, with `--persons`.
+    persons: Option<Persons>,
 }
 
 /// The overlays a run needs: the installed plugins' (with `--plugin-dir`
@@ -75,10 +78,9 @@ pub async fn run(
     let (results_tx, mut results) = mpsc::channel::<(u64, EventReport)>(4096);
     let mut shards = Vec::new();
     for _ in 0..options.shards.max(1) {
-        let shard = Shard {
-            installed: runner(&overlays.installed, &options.runner),
-            local: overlays.local.as_ref().map(|o| runner(o, &options.runner)),
-        };
+        let installed = runner(&overlays.installed, &options.runner);
+        let persons = overlays.installed.person_store(&installed.1).map(|store| Persons::new(store, 10_000));
+        let shard = Shard { installed, local: overlays.local.as_ref().map(|o| runner(o, &options.runner)), persons };
         let (tx, rx) = mpsc::channel::<Job>(1024);
         tokio::spawn(work(shard, rx, results_tx.clone()));
         shards.push(tx);
@@ -237,7 +239,19 @@ async fn work(shard: Shard, mut jobs: mpsc::Receiver<Job>, results: mpsc::Sender
         let (runner, recorder) = &shard.installed;
         let (steps, output) = chain(runner, job.team.id, job.event).await;
         report.steps = steps;
-        report.side_effects = recorder.take();
+        if let (Some(persons), Some(event)) = (&shard.persons, &output) {
+            let mut row = prepare::prepare(event.clone(), job.team.id, job.team.anonymize_ips, chrono::Utc::now());
+            if let Err(e) = person_changes(persons, &mut row).await {
+                report.persons.push(json!({"error": e.to_string()}));
+            }
+        }
+        let (person_writes, effects): (Vec<_>, Vec<_>) =
+            recorder.take().into_iter().partition(|e| matches!(e, SideEffect::Person { .. }));
+        report.persons.extend(person_writes.into_iter().filter_map(|e| match e {
+            SideEffect::Person { change, detail } => Some(json!({"change": change, "detail": detail})),
+            _ => None,
+        }));
+        report.side_effects = effects;
         report.fate = if output.is_some() { Fate::Ingested } else { Fate::Dropped };
         if let (Some((runner, recorder)), Some(input)) = (&shard.local, local_input) {
             let (local_steps, local_output) = chain(runner, job.team.id, input).await;
@@ -249,6 +263,27 @@ async fn work(shard: Shard, mut jobs: mpsc::Receiver<Job>, results: mpsc::Sender
         report.output = output;
         if results.send((job.seq, report)).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Times an event's persons step is redone when another shard's write to
+/// the same persons got there first, as the pipeline redoes a batch.
+const PERSON_CONFLICTS: usize = 5;
+
+/// The persons stage on one event, as a batch of its own.
+async fn person_changes(persons: &Persons, row: &mut crate::wire::EventRow) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let batch = persons.batch();
+        let outcome = async {
+            persons.process(row, &batch).await?;
+            persons.flush(batch).await
+        };
+        match outcome.await {
+            Err(StoreError::Conflict(_)) if attempt < PERSON_CONFLICTS => continue,
+            other => return other.map(|_| ()),
         }
     }
 }

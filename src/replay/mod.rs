@@ -76,6 +76,8 @@ pub struct Options {
     /// A local plugin folder run beside the installed one (`--compare`).
     pub compare: Option<PathBuf>,
     pub network: Network,
+    /// Also run the persons stage and show the person writes it would make.
+    pub persons: Option<Arc<dyn crate::store::PersonStore>>,
     /// Shown on stderr when it is a terminal; hidden otherwise.
     pub progress: indicatif::ProgressBar,
 }
@@ -113,8 +115,12 @@ pub async fn dry_run(
             )));
         }
     }
+    let mut installed = Overlay::new(real.clone(), options.only.clone(), replacement, options.network);
+    if let Some(persons) = &options.persons {
+        installed = installed.with_persons(persons.clone());
+    }
     let overlays = Overlays {
-        installed: Overlay::new(real.clone(), options.only.clone(), replacement, options.network),
+        installed,
         local: compared.map(|c| Overlay::new(real.clone(), options.only.clone(), Some(c), options.network)),
     };
     let teams = Arc::new(TeamCache::new(real.teams.clone()));

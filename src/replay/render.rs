@@ -94,9 +94,7 @@ pub fn event(r: &EventReport, style: &Style) -> Option<String> {
     if r.fate == Fate::Dropped && compare.is_none() {
         let _ = writeln!(out, "  {}", style.paint("33", "=> dropped, not ingested"));
     }
-    for p in &r.persons {
-        let _ = writeln!(out, "  person: {p}");
-    }
+    persons(&mut out, &r.persons, style);
     if style.side_effects && !r.side_effects.is_empty() {
         let _ = writeln!(out, "  side effects (kept in the overlay):");
         for e in &r.side_effects {
@@ -104,6 +102,55 @@ pub fn event(r: &EventReport, style: &Style) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// The person writes the persons stage would make.
+fn persons(out: &mut String, writes: &[Value], style: &Style) {
+    for w in writes {
+        let d = &w["detail"];
+        let properties = |before: &Value, after: &Value| match (before.as_object(), after.as_object()) {
+            (Some(b), Some(a)) => super::diff::diff(b, a),
+            _ => Vec::new(),
+        };
+        match w["change"].as_str() {
+            Some("created") => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} {}",
+                    style.paint("32", "person created"),
+                    d["person"],
+                    shown(&d["properties"])
+                );
+            }
+            Some("distinct_id_added") => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} -> person {}",
+                    style.paint("32", "distinct id added"),
+                    d["distinct_id"],
+                    d["person"]
+                );
+            }
+            Some("updated") => {
+                let _ = writeln!(out, "  {} {}", style.paint("33", "person updated"), d["person"]);
+                changes(out, &properties(&d["before"], &d["after"]), style, "    ");
+            }
+            Some("merged") => {
+                let _ = writeln!(
+                    out,
+                    "  {} {} into {} (distinct ids moved: {})",
+                    style.paint("33", "persons merged:"),
+                    d["merged_away"],
+                    d["into"],
+                    d["distinct_ids_moved"]
+                );
+                changes(out, &properties(&d["before"], &d["after"]), style, "    ");
+            }
+            _ => {
+                let _ = writeln!(out, "  {} {}", style.paint("31", "persons step failed:"), w["error"]);
+            }
+        }
+    }
 }
 
 fn steps(out: &mut String, steps: &[StepReport], style: &Style, indent: &str) {

@@ -10,6 +10,7 @@
 
 mod cache;
 mod outbound;
+mod persons;
 mod plugins;
 mod storage;
 
@@ -37,6 +38,9 @@ pub enum SideEffect {
     Fetch { method: String, url: String, sent: bool },
     /// The error or disabling the server would store on the plugin config.
     Config { config: i64, change: String },
+    /// A person write of the persons stage (`--persons`): created, updated,
+    /// distinct_id_added or merged, with what changed.
+    Person { change: &'static str, detail: serde_json::Value },
 }
 
 /// A stored value as the plugin wrote it: storage and cache keep JSON text.
@@ -55,6 +59,7 @@ impl SideEffect {
             SideEffect::Fetch { sent: true, .. } => "fetches sent",
             SideEffect::Fetch { sent: false, .. } => "fetches held",
             SideEffect::Config { .. } => "config updates",
+            SideEffect::Person { .. } => "person writes",
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Overlay {
     cache: Arc<cache::Shadow>,
     plugins: Arc<plugins::Shared>,
     network: Network,
+    /// The real person store and the run's copy, with `--persons`.
+    persons: Option<(Arc<dyn crate::store::PersonStore>, Arc<persons::Shadow>)>,
 }
 
 impl Overlay {
@@ -93,7 +100,24 @@ impl Overlay {
             cache: Arc::default(),
             plugins: Arc::new(plugins::Shared::new(only, replacement)),
             network,
+            persons: None,
         }
+    }
+
+    /// Also runs the persons stage against `real`, writing to the overlay.
+    pub fn with_persons(mut self, real: Arc<dyn crate::store::PersonStore>) -> Overlay {
+        self.persons = Some((real, Arc::default()));
+        self
+    }
+
+    /// The person store a shard's persons stage uses, with `--persons`.
+    pub fn person_store(&self, recorder: &Arc<Recorder>) -> Option<Arc<dyn crate::store::PersonStore>> {
+        let (real, shadow) = self.persons.as_ref()?;
+        Some(Arc::new(persons::OverlayPersons {
+            real: real.clone(),
+            shadow: shadow.clone(),
+            recorder: recorder.clone(),
+        }))
     }
 
     /// The stores a shard's plugin runner uses, recording into `recorder`.
