@@ -20,7 +20,9 @@
 //!
 //! Run with `scripts/bench ingest` (or `cargo bench --bench ingest`). Knobs:
 //! `BENCH_EVENTS` (default 200000), `BENCH_PERSONS=off` (events marked
-//! `$process_person_profile: false`), `BENCH_PLUGIN=off`, `BENCH_LIVE=on`.
+//! `$process_person_profile: false`), `BENCH_PLUGIN=off`, `BENCH_LIVE=on`,
+//! `BENCH_REPLAY=on` (time `phs replay` dry runs over the backlog instead;
+//! `scripts/bench replay`).
 //! With DATABASE_URL set, persons live in that Postgres (a fresh database is
 //! made per run). With KAFKA_HOSTS and CLICKHOUSE_HOST set as well
 //! (`scripts/bench ingest production`), events are produced to the Kafka
@@ -51,6 +53,8 @@ struct Knobs {
     plugin: bool,
     /// Produce while phs consumes (latency), instead of a backlog produced first.
     live: bool,
+    /// Time `phs replay` dry runs over the backlog instead of `phs serve`.
+    replay: bool,
     database_url: Option<String>,
     /// Kafka and ClickHouse, with this run's topic prefix, group and database.
     production: Option<[(&'static str, String); 5]>,
@@ -63,6 +67,7 @@ fn knobs() -> Knobs {
         persons: on("BENCH_PERSONS"),
         plugin: on("BENCH_PLUGIN"),
         live: std::env::var("BENCH_LIVE").is_ok_and(|v| v == "on"),
+        replay: std::env::var("BENCH_REPLAY").is_ok_and(|v| v == "on"),
         database_url: std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()),
         production: match (std::env::var("KAFKA_HOSTS"), std::env::var("CLICKHOUSE_HOST")) {
             (Ok(kafka), Ok(clickhouse)) if !kafka.is_empty() && !clickhouse.is_empty() => {
@@ -252,7 +257,7 @@ fn main() {
             .expect("start phs serve");
         (Served(child), chrono::Utc::now(), admin)
     };
-    let live = knobs.live.then(serve);
+    let live = (knobs.live && !knobs.replay).then(serve);
 
     let produced = rt.block_on(async {
         let log: Box<dyn Producer> = match &production {
@@ -272,6 +277,9 @@ fn main() {
         }
         start.elapsed()
     });
+    if knobs.replay {
+        return replay(&d, &knobs, production.is_some(), produced);
+    }
     let (server, started, admin) = live.unwrap_or_else(serve);
     let pid = server.0.id();
     let (done, stored) = match &production {
@@ -314,6 +322,34 @@ fn main() {
     println!("  peak RSS of phs serve     {rss:.0} MiB");
     let stages: Vec<String> = stages.iter().map(|(stage, secs)| format!("{stage} {secs:.2}")).collect();
     println!("  seconds in stages         {}", stages.join(", "));
+}
+
+/// `phs replay` dry runs over the backlog: with only the summary printed
+/// (the engine's rate) and with every event's diff printed to /dev/null.
+fn replay(d: &Path, knobs: &Knobs, kafka: bool, produced: Duration) {
+    println!(
+        "replay: {} events, plugin {}, from {} (produced in {:.2} s)",
+        knobs.events,
+        if knobs.plugin { "hello-world" } else { "none" },
+        if kafka { "the Kafka topic" } else { "the local log" },
+        produced.as_secs_f64()
+    );
+    for (label, args) in [
+        ("summary only (--quiet)", &["--quiet"][..]),
+        ("every event printed", &[][..]),
+        ("every event as --json", &["--json"][..]),
+    ] {
+        let started = Instant::now();
+        let out = phs(d, knobs)
+            .args(["replay", "--from-beginning", "--offline", "--color", "never"])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run phs replay");
+        assert!(out.success(), "phs replay failed");
+        let secs = started.elapsed().as_secs_f64();
+        println!("  {label:<26} {:.0} events/s ({secs:.2} s, start-up included)", knobs.events as f64 / secs);
+    }
 }
 
 /// Seconds phs spent in each pipeline stage (its `/metrics` histogram sums):

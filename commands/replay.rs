@@ -119,6 +119,10 @@ pub struct Opts {
     #[arg(long, help_heading = "Output")]
     pub side_effects: bool,
 
+    /// Print only the summary.
+    #[arg(long, short = 'q', help_heading = "Output", conflicts_with = "all")]
+    pub quiet: bool,
+
     /// One JSON object per event, then a summary object, on stdout.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -267,8 +271,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     }
     let stop = interruptible();
     let mut stdout = std::io::stdout().lock();
-    let json = opts.json;
+    let (json, quiet) = (opts.json, opts.quiet);
     let out = |report: phs::replay::report::EventReport| {
+        if quiet {
+            return true;
+        }
         // In a comparison only the events whose outputs differ are data, in JSON too.
         let differs = report.compare.as_ref().map_or(!style.compare, |c| !c.differences.is_empty());
         let text = match json {

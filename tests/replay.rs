@@ -499,3 +499,41 @@ async fn persons_shows_the_person_writes_against_real_persons_and_makes_none() {
     assert_eq!(p1.version, 0);
     assert!(store.person_by_distinct_id(team, "p2").await.unwrap().is_none(), "no person was created for real");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_reads_new_messages_until_ctrl_c_then_prints_the_summary() {
+    use std::io::BufRead;
+    let e = embedded().await;
+    let mut child = crate::util::phs()
+        .args(["replay", "--from-offset", "7", "--follow", "--json", "--offline"])
+        .envs(e.env())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("offset 7 is replayed");
+    assert_eq!(serde_json::from_str::<Value>(&first).unwrap()["offset"], 7);
+    // A message appended after replay started still comes, since it follows the log.
+    let (late, late_uuid) = message(&e.token, "late", "u9", json!({}));
+    e.log().await.append(&[("k".into(), late)]).await.unwrap();
+    let second = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the new message is replayed");
+    assert_eq!(serde_json::from_str::<Value>(&second).unwrap()["uuid"], late_uuid);
+    let ok = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let status = crate::util::eventually::eventually_blocking(
+        std::time::Duration::from_secs(20),
+        "replay to stop after Ctrl-C",
+        || child.try_wait().unwrap().ok_or("still running"),
+    );
+    assert_eq!(status.code(), Some(130), "an interrupted run exits 130");
+    let summary: Value = serde_json::from_str(&rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap()).unwrap();
+    assert_eq!(summary["summary"]["interrupted"], true);
+    assert_eq!(summary["summary"]["read"], 2);
+}

@@ -174,11 +174,31 @@ fn steps(out: &mut String, steps: &[StepReport], style: &Style, indent: &str) {
         );
         changes(out, &s.changes, style, &format!("{indent}  "));
         if let Some(e) = &s.error {
-            for line in e.lines() {
+            for line in plugin_frames(e) {
                 let _ = writeln!(out, "{indent}  {}", style.paint("31", line));
             }
         }
     }
+}
+
+/// An error's message and the traceback frames in the plugin's own files:
+/// the sandbox's frames (`phs:…`, the protected call) and the second
+/// traceback its handler adds say nothing about the plugin (`--json` keeps them).
+fn plugin_frames(error: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut tracebacks = 0;
+    for line in error.lines() {
+        if line.trim() == "stack traceback:" {
+            tracebacks += 1;
+            if tracebacks > 1 {
+                break;
+            }
+        } else if line.starts_with('\t') && (line.contains("phs:") || line.contains("[C]:")) {
+            continue;
+        }
+        lines.push(line);
+    }
+    lines
 }
 
 fn changes(out: &mut String, changes: &[Change], style: &Style, indent: &str) {
@@ -243,4 +263,16 @@ pub fn dry_run_notice(network: super::overlay::Network) -> String {
         "dry run: nothing is written to any store, cache, topic or table; \
          plugins' writes stay in memory; {fetch}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tracebacks_keep_the_plugins_frames() {
+        let e = "index.lua:3: no plan\nstack traceback:\n\tindex.lua:3: in function 'processEvent'\n\t[C]: in upvalue 'raw_xpcall'\n\tphs:limits:5: in function 'xpcall'\nstack traceback:\n\t[C]: in function 'error'";
+        assert_eq!(
+            super::plugin_frames(e),
+            ["index.lua:3: no plan", "stack traceback:", "\tindex.lua:3: in function 'processEvent'"]
+        );
+    }
 }
