@@ -22,7 +22,7 @@
 //! `BENCH_EVENTS` (default 200000), `BENCH_PERSONS=off` (events marked
 //! `$process_person_profile: false`), `BENCH_PLUGIN=off`, `BENCH_LIVE=on`,
 //! `BENCH_REPLAY=on` (time `phs replay` dry runs over the backlog instead;
-//! `scripts/bench replay`).
+//! `scripts/bench replay`), `BENCH_KEEP_DIR=DIR` (the data directory, kept).
 //! With DATABASE_URL set, persons live in that Postgres (a fresh database is
 //! made per run). With KAFKA_HOSTS and CLICKHOUSE_HOST set as well
 //! (`scripts/bench ingest production`), events are produced to the Kafka
@@ -232,7 +232,14 @@ fn main() {
     let mut knobs = knobs();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let d: PathBuf = dir.path().to_path_buf();
+    // BENCH_KEEP_DIR: the data directory is made there and kept, to profile against it afterwards.
+    let d: PathBuf = match std::env::var("BENCH_KEEP_DIR") {
+        Ok(keep) => {
+            std::fs::create_dir_all(&keep).unwrap();
+            PathBuf::from(keep)
+        }
+        Err(_) => dir.path().to_path_buf(),
+    };
     if let Some(url) = knobs.database_url.clone() {
         knobs.database_url = Some(rt.block_on(fresh_database(&url)));
     }

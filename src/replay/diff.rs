@@ -25,16 +25,37 @@ pub fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<Chan
     out
 }
 
+/// Walks both objects' keys in order (a JSON object here is a BTreeMap, so
+/// its keys come sorted) and builds a path only where something changed:
+/// most keys of an event are unchanged, and formatting each one's path
+/// cost more than the comparison.
 fn objects(prefix: &str, before: &Map<String, Value>, after: &Map<String, Value>, out: &mut Vec<Change>) {
-    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for key in keys {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        match (before.get(key), after.get(key)) {
-            (Some(Value::Object(b)), Some(Value::Object(a))) => objects(&path, b, a, out),
-            (Some(b), Some(a)) if b == a => {}
-            (b, a) => out.push(Change { path, before: b.cloned(), after: a.cloned() }),
+    let path = |key: &str| if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") };
+    let (mut b, mut a) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        let order = match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((kb, _)), Some((ka, _))) => kb.cmp(ka),
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                let Some((k, v)) = b.next() else { break };
+                out.push(Change { path: path(k), before: Some(v.clone()), after: None });
+            }
+            std::cmp::Ordering::Greater => {
+                let Some((k, v)) = a.next() else { break };
+                out.push(Change { path: path(k), before: None, after: Some(v.clone()) });
+            }
+            std::cmp::Ordering::Equal => {
+                let (Some((k, vb)), Some((_, va))) = (b.next(), a.next()) else { break };
+                match (vb, va) {
+                    (Value::Object(ob), Value::Object(oa)) => objects(&path(k), ob, oa, out),
+                    _ if vb == va => {}
+                    _ => out.push(Change { path: path(k), before: Some(vb.clone()), after: Some(va.clone()) }),
+                }
+            }
         }
     }
 }

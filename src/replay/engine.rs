@@ -75,13 +75,14 @@ pub async fn run(
 ) -> Result<Summary, ReplayError> {
     let mut reader = select::open(&options.selector).await?;
     options.on_total(reader.total());
-    let (results_tx, mut results) = mpsc::channel::<(u64, EventReport)>(4096);
+    // Jobs and reports travel in batches: one wake-up per batch, not per event.
+    let (results_tx, mut results) = mpsc::channel::<Vec<(u64, EventReport)>>(64);
     let mut shards = Vec::new();
     for _ in 0..options.shards.max(1) {
         let installed = runner(&overlays.installed, &options.runner);
         let persons = overlays.installed.person_store(&installed.1).map(|store| Persons::new(store, 10_000));
         let shard = Shard { installed, local: overlays.local.as_ref().map(|o| runner(o, &options.runner)), persons };
-        let (tx, rx) = mpsc::channel::<Job>(1024);
+        let (tx, rx) = mpsc::channel::<Vec<Job>>(8);
         tokio::spawn(work(shard, rx, results_tx.clone()));
         shards.push(tx);
     }
@@ -98,29 +99,36 @@ pub async fn run(
                     _ = stop.cancelled() => return Ok(true),
                 };
                 let Some(batch) = batch else { return Ok(false) };
+                let mut jobs: Vec<Vec<Job>> = shards.iter().map(|_| Vec::new()).collect();
+                let mut finished = Vec::new();
+                let mut limited = false;
                 for message in batch {
                     if limit.is_some_and(|l| seq >= l) {
-                        return Ok(false);
+                        limited = true;
+                        break;
                     }
                     read.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = classify(message, &filters, &teams, seq).await? else { continue };
                     seq += 1;
                     match job {
-                        Err(report) => {
-                            if results_tx.send((seq - 1, *report)).await.is_err() {
-                                return Ok(true);
-                            }
-                        }
+                        Err(report) => finished.push((seq - 1, *report)),
                         Ok(job) => {
-                            let token_key = (job.team.id, job.event.get("distinct_id").map(Value::to_string));
                             let mut h = std::collections::hash_map::DefaultHasher::new();
-                            token_key.hash(&mut h);
-                            let shard = &shards[(h.finish() % shards.len() as u64) as usize];
-                            if shard.send(job).await.is_err() {
-                                return Ok(true);
-                            }
+                            (job.team.id, job.event.get("distinct_id").and_then(Value::as_str)).hash(&mut h);
+                            jobs[(h.finish() % shards.len() as u64) as usize].push(job);
                         }
                     }
+                }
+                if !finished.is_empty() && results_tx.send(finished).await.is_err() {
+                    return Ok(true);
+                }
+                for (shard, jobs) in shards.iter().zip(jobs) {
+                    if !jobs.is_empty() && shard.send(jobs).await.is_err() {
+                        return Ok(true);
+                    }
+                }
+                if limited {
+                    return Ok(false);
                 }
             }
         })
@@ -130,8 +138,8 @@ pub async fn run(
     let mut waiting = BTreeMap::new();
     let mut next = 0u64;
     let mut closed_early = false;
-    while let Some((seq, report)) = results.recv().await {
-        waiting.insert(seq, report);
+    while let Some(reports) = results.recv().await {
+        waiting.extend(reports);
         while let Some(report) = waiting.remove(&next) {
             next += 1;
             summary.add(&report);
@@ -190,12 +198,11 @@ pub(super) async fn classify(
         Err(_) if filters.on_contents() => return Ok(None),
         Err(e) => return Ok(Some(Err(Box::new(bare(Fate::Invalid, Some(format!("{}: {e}", e.reason()))))))),
     };
-    let field = |k: &str| decoded.event.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let (uuid, event, distinct_id) = (field("uuid"), field("event"), field("distinct_id"));
+    let field = |k: &str| decoded.event.get(k).and_then(Value::as_str).unwrap_or_default();
     if filters.token.as_ref().is_some_and(|t| *t != decoded.token)
-        || filters.distinct_id.as_ref().is_some_and(|d| *d != distinct_id)
-        || filters.event.as_ref().is_some_and(|e| *e != event)
-        || filters.uuid.as_ref().is_some_and(|u| !u.eq_ignore_ascii_case(&uuid))
+        || filters.distinct_id.as_ref().is_some_and(|d| d != field("distinct_id"))
+        || filters.event.as_ref().is_some_and(|e| e != field("event"))
+        || filters.uuid.as_ref().is_some_and(|u| !u.eq_ignore_ascii_case(field("uuid")))
     {
         return Ok(None);
     }
@@ -205,7 +212,8 @@ pub(super) async fn classify(
         .map_err(|e| ReplayError::Failed(format!("looking up the team of an event: {e}")))?;
     let Some(team) = team else {
         let mut r = bare(Fate::UnknownTeam, Some(format!("no team has the API token `{}`", decoded.token)));
-        (r.uuid, r.event, r.distinct_id) = (Some(uuid), Some(event), Some(distinct_id));
+        let field = |k: &str| Some(field(k).to_string());
+        (r.uuid, r.event, r.distinct_id) = (field("uuid"), field("event"), field("distinct_id"));
         return Ok(Some(Err(Box::new(r))));
     };
     let mut event = decoded.event;
@@ -216,8 +224,22 @@ pub(super) async fn classify(
 }
 
 /// A shard's loop: each job through the plugins, in the order received.
-async fn work(shard: Shard, mut jobs: mpsc::Receiver<Job>, results: mpsc::Sender<(u64, EventReport)>) {
-    while let Some(job) = jobs.recv().await {
+async fn work(shard: Shard, mut jobs: mpsc::Receiver<Vec<Job>>, results: mpsc::Sender<Vec<(u64, EventReport)>>) {
+    while let Some(batch) = jobs.recv().await {
+        let mut done = Vec::with_capacity(batch.len());
+        for job in batch {
+            done.push((job.seq, shard.run(job).await));
+        }
+        if results.send(done).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Shard {
+    /// One event through the plugins (both versions with `--compare`) and, with `--persons`, the persons stage.
+    async fn run(&self, job: Job) -> EventReport {
+        let shard = self;
         let field = |k: &str| job.event.get(k).and_then(Value::as_str).map(String::from);
         let mut report = EventReport {
             partition: job.message.partition,
@@ -261,9 +283,7 @@ async fn work(shard: Shard, mut jobs: mpsc::Receiver<Job>, results: mpsc::Sender
             report.compare = Some(Compared { local_steps, local_output, differences });
         }
         report.output = output;
-        if results.send((job.seq, report)).await.is_err() {
-            return;
-        }
+        report
     }
 }
 

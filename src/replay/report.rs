@@ -166,7 +166,11 @@ impl Summary {
             Fate::UnknownTeam => &mut self.unknown_team,
         } += 1;
         for s in &r.steps {
-            let t = self.plugins.entry(s.plugin.clone()).or_default();
+            // Looked up by reference first: the label is cloned once per plugin, not per event.
+            if !self.plugins.contains_key(&s.plugin) {
+                self.plugins.insert(s.plugin.clone(), PluginTally::default());
+            }
+            let Some(t) = self.plugins.get_mut(&s.plugin) else { continue };
             *match s.outcome {
                 "changed" => &mut t.changed,
                 "unchanged" => &mut t.unchanged,
