@@ -23,6 +23,7 @@ mod overflow;
 mod persons;
 mod plugin_api;
 mod plugin_containment;
+mod plugin_fixtures;
 mod plugins;
 mod production;
 mod sdk;
