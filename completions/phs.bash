@@ -1896,7 +1896,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__replay)
-            opts="-h -V --from-offset --to-offset --partition --topic --team --plugin-config --plugin-dir --limit --reingest --json --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
+            opts="-y -h -V --from-offset --from-beginning --from-timestamp --to-offset --until --limit --follow --partition --topic --dead-letters --team --distinct-id --event --uuid --reason --plugin-config --plugin-dir --compare --fetch-allow-private --offline --all --side-effects --json --color --threads --reingest --yes --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1906,7 +1906,19 @@ _phs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --from-timestamp)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --to-offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1922,6 +1934,22 @@ _phs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --distinct-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --event)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uuid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --plugin-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1930,7 +1958,15 @@ _phs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --limit)
+                --compare)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2046,7 +2082,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__serve)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --event-overflow-bucket-capacity --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --event-overflow-bucket-capacity --log-retention-hours --log-retention-bytes --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2193,6 +2229,14 @@ _phs() {
                     return 0
                     ;;
                 --event-overflow-bucket-capacity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-retention-hours)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-retention-bytes)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -90,6 +90,8 @@ false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-clickhouse-topics -d 'Also produce events, persons, distinct ids and groups to the Kafka topics PostHog\'s ClickHouse consumes (clickhouse_events_json, clickhouse_person, ...), to stand in for the Node plugin server' -r -f -a "true\t''
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l event-overflow-bucket-capacity -d 'Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline ingests them, so one flooding person does not hold up everyone else\'s batches. 0 turns it off' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l log-retention-hours -d 'Hours a message of the embedded local logs (ingestion and overflow) is kept once every consumer has committed it; older ones are deleted. 0: no age limit' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l log-retention-bytes -d 'Bytes each embedded local log file may hold; past it its oldest committed messages are deleted, whatever their age. 0: no size limit' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l event-overflow-bucket-replenish-rate -d 'Events per second at which a (token, distinct_id)\'s burst allowance refills' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l distinct-id-lru-size -d 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l admin-addr -d 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network. Port 0 lets the kernel pick a free port; PHS_READY_FILE and the log say which' -r
@@ -201,14 +203,25 @@ complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l deps -d 'Also ch
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l json -d 'Print JSON on stdout: the instance\'s report, or with --all/--deps every result'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s h -l help -d 'Print help'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s V -l version -d 'Print version'
-complete -c phs -n "__fish_phs_using_subcommand replay" -l from-offset -d 'First offset to replay (inclusive)' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l to-offset -d 'Last offset to replay (inclusive); default: the end of the log at start' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l partition -d 'Partition to read; default: every partition' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l topic -d 'Topic to read; default: KAFKA_CONSUMPTION_TOPIC' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l team -d 'Only events of this team (id or API token)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l from-offset -d 'First offset to replay (inclusive; a dead letter\'s id with --dead-letters)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l from-timestamp -d 'Replay from this time: RFC 3339 (2026-12-01T10:00:00Z) or relative (-2h, -30m, -7d)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l to-offset -d 'Last offset to replay (inclusive); default: the end of the log when replay starts' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l until -d 'Stop at the first message after this time (RFC 3339 or relative)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l limit -d 'Stop after this many selected events' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l partition -d 'Partition to read (repeatable); default: every partition' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l topic -d 'Topic to read, before KAFKA_PREFIX (the overflow and dead-letter topics too); default: KAFKA_CONSUMPTION_TOPIC' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l team -d 'Only events of this team (id, name or API token)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l distinct-id -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l event -d 'Only events with this name' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l uuid -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l reason -d 'Only dead letters refused for this reason (e.g. invalid_uuid, store_refused)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l plugin-config -d 'Only run this plugin config (repeatable); default: all of the team\'s plugins in order' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l plugin-dir -d 'Run a plugin from a local folder instead of the installed version (to test a fix)' -r -F
-complete -c phs -n "__fish_phs_using_subcommand replay" -l limit -d 'Stop after this many events' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l plugin-dir -d 'Run a plugin from a local folder instead of the installed plugin of the same name' -r -F
+complete -c phs -n "__fish_phs_using_subcommand replay" -l compare -d 'Run the installed plugin and this local version side by side; print the events whose output differs' -r -F
+complete -c phs -n "__fish_phs_using_subcommand replay" -l color -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c phs -n "__fish_phs_using_subcommand replay" -l threads -d 'Tasks running plugins at once, each with its own plugin states; 0: one per core' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
 complete -c phs -n "__fish_phs_using_subcommand replay" -l redis-url -d 'Redis URL for the plugin cache, locks and reload pub/sub. Unset: in-process' -r
@@ -246,8 +259,16 @@ error\t''
 none\t''"
 complete -c phs -n "__fish_phs_using_subcommand replay" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c phs -n "__fish_phs_using_subcommand replay" -l reingest -d 'Ingest the replayed events again instead of a dry run'
-complete -c phs -n "__fish_phs_using_subcommand replay" -l json -d 'One JSON line per event and plugin on stdout'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l from-beginning -d 'Replay from the oldest retained message'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l follow -d 'Keep reading new messages after the end, until Ctrl-C'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l dead-letters -d 'Read the embedded dead-letter table instead of the log (with Kafka, use --topic <topic>_dlq)'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l fetch-allow-private -d 'Let plugins\' fetch reach private and loopback addresses, as the server allows'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l offline -d 'Send no request at all (by default GET and HEAD go out; other methods never do)'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l all -d 'Print every event, also those no plugin changed'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l side-effects -d 'List each event\'s side effects (storage, cache, jobs, captures, requests)'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l json -d 'One JSON object per event, then a summary object, on stdout'
+complete -c phs -n "__fish_phs_using_subcommand replay" -l reingest -d 'Ingest the selected events again instead of a dry run'
+complete -c phs -n "__fish_phs_using_subcommand replay" -s y -l yes -d 'With --reingest: do not ask for confirmation'
 complete -c phs -n "__fish_phs_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r

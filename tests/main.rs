@@ -26,6 +26,7 @@ mod plugin_containment;
 mod plugin_fixtures;
 mod plugins;
 mod production;
+mod retention;
 mod sdk;
 mod serve;
 mod sinks;

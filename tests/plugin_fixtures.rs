@@ -9,7 +9,11 @@ use crate::util::{phs, stderr, stdout};
 fn plugin(code: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tests")).unwrap();
-    std::fs::write(dir.path().join("plugin.json"), r#"{"name": "rules", "config": [{"key": "url", "type": "string"}]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("plugin.json"),
+        r#"{"name": "rules", "config": [{"key": "url", "type": "string"}]}"#,
+    )
+    .unwrap();
     std::fs::write(dir.path().join("index.lua"), code).unwrap();
     dir
 }
