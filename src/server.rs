@@ -29,6 +29,7 @@ use crate::pipeline::source::Source;
 use crate::pipeline::source::kafka::KafkaSource;
 use crate::pipeline::source::local_log::LocalLog;
 use crate::pipeline::source::producer::KafkaProducer;
+use crate::pipeline::source::retention::Retention;
 use crate::pipeline::team::TeamCache;
 use crate::plugins::Limits;
 use crate::plugins::error_rate::ErrorRatePolicy;
@@ -162,6 +163,9 @@ pub async fn run(
         }),
     };
     start_observability(&settings, cache.clone(), &state.identity, &mut tasks);
+    if store_settings.kafka.kafka_hosts.is_none() {
+        start_log_retention(&settings, &mut tasks).await?;
+    }
     tracing::info!(
         %admin_addr,
         capture_addr = capture_addr.map(|a| a.to_string()),
@@ -407,4 +411,19 @@ fn start_observability(settings: &ServeSettings, cache: Arc<dyn cache::Cache>, w
         let prefix = settings.statsd_prefix.clone();
         tasks.spawn_infallible("statsd exporter", crate::metrics::statsd::run(metrics, target, prefix, period, stop));
     }
+}
+
+/// The embedded local logs' retention (PHS_LOG_RETENTION_HOURS/BYTES), on
+/// connections of its own so that its deletes never take capture's.
+async fn start_log_retention(settings: &ServeSettings, tasks: &mut Supervisor) -> Result<(), ServeError> {
+    let retention =
+        Retention::for_serve(settings.log_retention_hours, settings.log_retention_bytes).map_err(ServeError::Config)?;
+    let Some(retention) = retention else { return Ok(()) };
+    let dir = &settings.store.data_dir;
+    let mut logs = vec![("ingestion", LocalLog::open(dir).await?)];
+    if settings.event_overflow_bucket_capacity > 0 {
+        logs.push(("overflow", LocalLog::open_overflow(dir).await?));
+    }
+    tasks.spawn_infallible("log retention", retention.run(logs, tasks.stop()));
+    Ok(())
 }

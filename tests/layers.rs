@@ -15,11 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["replay"],
 ];
 
-/// Known upward imports, each to be removed by the work named.
-const EXCEPTIONS: &[(&str, &str)] = &[
-    // `phs plugins test` re-implements the worker's retries; the replay work makes it drive the worker.
-    ("src/plugins/scenario.rs", "worker"),
-];
+/// Known upward imports, each to be removed by the work named (none left).
+const EXCEPTIONS: &[(&str, &str)] = &[];
 
 fn rank(module: &str) -> Option<usize> {
     LAYERS.iter().position(|row| row.contains(&module))

@@ -256,6 +256,23 @@ pub struct ServeSettings {
     )]
     pub event_overflow_bucket_capacity: u32,
 
+    /// Hours a message of the embedded local logs (ingestion and overflow) is kept once
+    /// every consumer has committed it; older ones are deleted. 0: no age limit.
+    #[arg(
+        long,
+        env = "PHS_LOG_RETENTION_HOURS",
+        value_name = "PHS_LOG_RETENTION_HOURS",
+        default_value_t = 168,
+        help_heading = "Ingestion"
+    )]
+    pub log_retention_hours: u64,
+
+    /// Bytes each embedded local log file may hold; past it its oldest committed messages are
+    /// deleted, whatever their age. 0: no size limit.
+    #[arg(long, env = "PHS_LOG_RETENTION_BYTES", value_name = "PHS_LOG_RETENTION_BYTES",
+          default_value_t = 4 * 1024 * 1024 * 1024, help_heading = "Ingestion")]
+    pub log_retention_bytes: u64,
+
     /// Events per second at which a (token, distinct_id)'s burst allowance refills.
     #[arg(long, env = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE", value_name = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE",
           default_value_t = 1.0, value_parser = parse::per_second, help_heading = "Ingestion")]

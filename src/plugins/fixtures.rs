@@ -1,6 +1,8 @@
 //! The fixture runner behind `phs plugins test`: runs events through a
-//! plugin's setupPlugin and processEvent with no external service (an
-//! in-process cache, logs kept in memory) and compares the results.
+//! plugin's setupPlugin and processEvent with no external service and
+//! compares the results. The events go through the server's own plugin
+//! runner, backed by in-memory stores ([`rig`]), so a fixture shows what
+//! `phs serve` would do with them.
 //!
 //! A fixture is a JSON file in the plugin's `tests/` folder:
 //! `{"description", "config": {KEY: "raw value"}, "event": {...},
@@ -18,6 +20,7 @@
 //! (see [`http`]), whose base URL replaces `${FETCH}` in config values.
 
 pub mod http;
+pub mod rig;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +31,10 @@ use serde_json::Value;
 
 use super::fetch::FetchPolicy;
 use super::geoip::GeoIp;
-use super::logs::{LogEntry, MemoryLog};
-use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
+use super::logs::LogEntry;
+use super::runner::RunnerOptions;
+use super::{Limits, PluginSource};
+use rig::Rig;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Fixture {
@@ -78,6 +83,18 @@ pub struct RunOptions {
     pub fetch: FetchPolicy,
 }
 
+impl RunOptions {
+    /// The runner's options: the server's, with this run's limits, GeoIP and fetch policy.
+    pub fn runner(&self) -> RunnerOptions {
+        RunnerOptions {
+            limits: self.limits,
+            fetch: self.fetch.clone(),
+            geoip: self.geoip.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Tells `"expected": null` (dropped) from a missing key.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -124,17 +141,16 @@ pub struct Report {
 pub enum FixtureError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-    #[error(transparent)]
-    Config(#[from] super::manifest::ConfigError),
-    #[error(transparent)]
-    Load(#[from] super::vm::LoadError),
+    /// The runner could not load the plugin: its config or code is invalid.
+    #[error("{0}")]
+    NotLoaded(String),
     #[error("fixture `geoip`: {0}")]
     GeoIp(String),
     #[error("fixture `fetch`: cannot start the local HTTP server: {0}")]
     Fetch(std::io::Error),
 }
 
-/// Runs one event through a fresh VM (setupPlugin, then processEvent).
+/// Runs one event through a fresh runner (setupPlugin, then processEvent).
 pub async fn run_event(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
@@ -145,49 +161,22 @@ pub async fn run_event(
     Ok((outcomes.remove(0), logs))
 }
 
-/// Runs events in order through one fresh VM: setupPlugin once, then
-/// processEvent for each. A failed setup fails every event.
+/// Runs events in order through one fresh runner holding just this plugin,
+/// as the pipeline's plugins stage does: setupPlugin on first use (tried
+/// again on the next event after a failure), then processEvent for each.
 pub async fn run_events(
     source: &PluginSource,
     config: &BTreeMap<String, String>,
     events: &[Value],
     opts: &RunOptions,
 ) -> Result<(Vec<Outcome>, Vec<LogEntry>), FixtureError> {
-    let logs = Arc::new(MemoryLog::default());
-    let ctx = Context {
-        team_id: 1,
-        plugin_id: 1,
-        plugin_config_id: 1,
-        config: source.manifest.validate_config(config)?,
-        cache: Arc::new(crate::cache::memory::MemoryCache::default()),
-        storage: Arc::new(crate::store::memory::MemoryStorage::default()),
-        jobs: Arc::new(crate::store::memory::MemoryJobs::default()),
-        logs: logs.clone(),
-        capture: None,
-        fetch: opts.fetch.clone(),
-        attachments: Vec::new(),
-        geoip: opts.geoip.clone(),
-    };
-    let vm = PluginVm::load(source, ctx, opts.limits)?;
+    let rig = Rig::new(source, config, opts.runner(), None);
+    let plugin = rig.plugin().await?;
     let mut outcomes = Vec::with_capacity(events.len());
-    match vm.setup().await {
-        Err(e) => outcomes.extend(events.iter().map(|_| error_outcome(format!("setupPlugin: {e}"), &e))),
-        Ok(()) => {
-            for event in events {
-                outcomes.push(match vm.process_event(event).await {
-                    Ok(ProcessOutcome::Event(e)) => Outcome::Event { event: e },
-                    Ok(ProcessOutcome::Dropped) => Outcome::Dropped,
-                    Err(e) => error_outcome(e.to_string(), &e),
-                });
-            }
-        }
+    for event in events {
+        outcomes.push(rig.process(&plugin, event).await);
     }
-    let _ = vm.teardown().await;
-    Ok((outcomes, logs.take()))
-}
-
-fn error_outcome(error: String, e: &CallError) -> Outcome {
-    Outcome::Error { error, limit: e.is_limit() }
+    Ok((outcomes, rig.finish(&plugin).await))
 }
 
 /// Reads every `*.json` fixture in `dir/tests`, sorted by name.
@@ -246,7 +235,7 @@ pub fn load_fixtures(dir: &Path) -> Result<Vec<(String, Fixture)>, FixtureError>
 /// Runs one fixture and compares the outcomes with what it expects.
 pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOptions) -> Result<Report, FixtureError> {
     if super::scenario::is_scenario(f) {
-        return super::scenario::check(source, name, f, opts.limits).await;
+        return super::scenario::check(source, name, f, opts).await;
     }
     let (events, expected): (Vec<Value>, Vec<Option<&Value>>) = match (&f.event, &f.events) {
         (Some(e), _) => (vec![e.clone()], vec![f.expected.as_ref()]),

@@ -9,8 +9,11 @@
 //! - [`vm`]: one config's state, its capabilities and hook calls;
 //! - [`runner`]: every team's loaded configs and the processEvent chain;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
+//! - [`delivery`]: how onEvent, exportEvents, jobs and tasks are called and
+//!   retried, for the worker and `phs plugins test` alike;
 //! - [`retry`]: the `RetryError` global; [`clock`]: `os.now()`;
-//! - [`logs`]: plugin log entries, and reading them back;
+//! - [`logs`]: plugin log entries, and reading them back; [`log_writer`]:
+//!   the runner's batched writes of them;
 //! - [`registry`]: installing plugins and managing their configs, and
 //!   [`listing`] for what `phs plugins list` shows;
 //! - [`fixtures`]: the fixture runner behind `phs plugins test`, and
@@ -20,12 +23,14 @@ pub mod api;
 pub mod archive;
 pub mod clock;
 pub mod convert;
+pub mod delivery;
 pub mod error_rate;
 pub mod fetch;
 pub mod fixtures;
 pub mod geoip;
 pub mod jobs;
 pub mod listing;
+pub mod log_writer;
 pub mod logs;
 pub mod manifest;
 pub mod pattern;

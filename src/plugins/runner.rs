@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::cache::Cache;
@@ -29,11 +29,10 @@ use crate::plugins::api::Capture;
 use crate::plugins::error_rate::{ErrorRatePolicy, ErrorWindow};
 use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
-use crate::plugins::logs::{LogEntry, LogLevel, LogSink, LogSource};
+use crate::plugins::log_writer::{ConfigLog, LogQueue, to_row};
+use crate::plugins::logs::{LogEntry, LogLevel, LogSource};
 use crate::plugins::{CallError, Context, Limits, PluginVm, ProcessOutcome, registry};
-use crate::store::{
-    JobQueue, PluginConfig, PluginConfigUpdate, PluginLog, PluginStorage, PluginStore, Store, TeamStore,
-};
+use crate::store::{JobQueue, PluginConfig, PluginConfigUpdate, PluginStorage, PluginStore, Store, TeamStore};
 use crate::wire::Producer;
 
 /// Setup attempts before a config is disabled (the later original's 5).
@@ -69,6 +68,9 @@ pub enum Step<'a> {
 /// every plugin did. The pipeline passes `()`, which sees nothing.
 pub trait Trace: Send {
     fn step(&mut self, plugin: &Loaded, input: &Map<String, Value>, step: Step<'_>, took: Duration);
+    /// The error behind the [`Step::Failed`] that follows, for a caller that
+    /// sorts errors (`phs plugins test` tells a limit from the plugin's own error).
+    fn failed(&mut self, _plugin: &Loaded, _error: &CallError) {}
 }
 
 impl Trace for () {
@@ -121,12 +123,24 @@ impl Loaded {
     pub fn label(&self) -> &str {
         &self.label
     }
+    /// Runs teardownPlugin if setupPlugin ran; its error is of no use to anyone.
+    pub async fn teardown(&self) {
+        if self.setup.lock().await.done {
+            let _ = self.vm.teardown().await;
+        }
+    }
+    /// Why the last setupPlugin failed, while setup has not succeeded.
+    pub async fn setup_error(&self) -> Option<CallError> {
+        let state = self.setup.lock().await;
+        if state.done { None } else { state.last_error.clone() }
+    }
 }
 
 #[derive(Default)]
 struct SetupState {
     done: bool,
     failures: u32,
+    last_error: Option<CallError>,
 }
 
 struct TeamPlugins {
@@ -148,7 +162,7 @@ pub struct PluginRunner {
     producer: Option<Arc<dyn Producer>>,
     options: RunnerOptions,
     instance_id: Uuid,
-    logs: mpsc::UnboundedSender<PluginLog>,
+    logs: LogQueue,
     teams: Mutex<HashMap<i64, TeamPlugins>>,
 }
 
@@ -161,9 +175,13 @@ impl PluginRunner {
         options: RunnerOptions,
         instance_id: Uuid,
     ) -> Arc<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_logs(stores.plugins.clone(), rx));
-        Arc::new(PluginRunner { stores, producer, options, instance_id, logs: tx, teams: Mutex::new(HashMap::new()) })
+        let logs = LogQueue::start(stores.plugins.clone());
+        Arc::new(PluginRunner { stores, producer, options, instance_id, logs, teams: Mutex::new(HashMap::new()) })
+    }
+
+    /// Returns once every log entry written so far is in the plugin store.
+    pub async fn flush_logs(&self) {
+        self.logs.flush().await;
     }
 
     /// Runs the team's plugins on one event.
@@ -203,6 +221,7 @@ impl PluginRunner {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
             if let Err(e) = &result {
+                trace.failed(p, e);
                 trace.step(p, &event, Step::Failed(e.to_string()), took);
                 let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                 self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
@@ -273,6 +292,7 @@ impl PluginRunner {
             }
             Err(e) => {
                 state.failures += 1;
+                state.last_error = Some(e.clone());
                 let message = format!("setupPlugin failed (attempt {} of {MAX_SETUP_FAILURES}): {e}", state.failures);
                 self.log(p, LogSource::System, LogLevel::Error, message.clone());
                 self.record_error(p, &message, None).await;
@@ -340,7 +360,7 @@ impl PluginRunner {
 
     pub fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
         let entry = LogEntry::new(source, level, message);
-        send_log(&self.logs, to_row(&p.config, self.instance_id, entry));
+        self.logs.send(to_row(&p.config, self.instance_id, entry));
     }
 
     /// Every enabled config of every team, loaded (the async side sets up
@@ -419,11 +439,7 @@ impl PluginRunner {
         // States no longer used are torn down off the event path.
         for old in previous {
             if !out.iter().any(|l| Arc::ptr_eq(l, &old)) {
-                tokio::spawn(async move {
-                    if old.setup.lock().await.done {
-                        let _ = old.vm.teardown().await;
-                    }
-                });
+                tokio::spawn(async move { old.teardown().await });
             }
         }
         Ok(out)
@@ -444,7 +460,11 @@ impl PluginRunner {
             cache: self.stores.cache.clone(),
             storage: self.stores.storage.clone(),
             jobs: self.stores.jobs.clone(),
-            logs: Arc::new(ConfigLog { config: config.clone(), instance_id: self.instance_id, tx: self.logs.clone() }),
+            logs: Arc::new(ConfigLog {
+                config: config.clone(),
+                instance_id: self.instance_id,
+                queue: self.logs.clone(),
+            }),
             capture: match (&self.producer, self.stores.teams.team_by_id(config.team_id).await?) {
                 (Some(producer), Some(team)) => Some(Capture {
                     producer: producer.clone(),
@@ -475,56 +495,4 @@ impl PluginRunner {
 /// The error stored on a plugin config, shaped like the original's.
 fn error_json(message: &str, event: Option<&Value>) -> Value {
     json!({"message": message, "time": chrono::Utc::now().to_rfc3339(), "name": "Error", "event": event})
-}
-
-fn to_row(config: &PluginConfig, instance_id: Uuid, e: LogEntry) -> PluginLog {
-    PluginLog {
-        id: Uuid::now_v7(),
-        team_id: config.team_id,
-        plugin_id: config.plugin_id,
-        plugin_config_id: config.id,
-        timestamp: e.timestamp,
-        source: e.source.as_str().into(),
-        level: e.level.as_str().into(),
-        message: e.message,
-        instance_id,
-    }
-}
-
-/// A plugin config's console, feeding the batched log writer.
-struct ConfigLog {
-    config: PluginConfig,
-    instance_id: Uuid,
-    tx: mpsc::UnboundedSender<PluginLog>,
-}
-
-impl LogSink for ConfigLog {
-    fn log(&self, entry: LogEntry) {
-        send_log(&self.tx, to_row(&self.config, self.instance_id, entry));
-    }
-}
-
-/// Queues a log entry for [`write_logs`], counted in the queue-depth metric.
-fn send_log(tx: &mpsc::UnboundedSender<PluginLog>, row: PluginLog) {
-    if tx.send(row).is_ok() {
-        crate::metrics::global().plugin_log_queue.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Writes log entries in batches (at most every 200 ms), like the original's
-/// 1 s Postgres log buffer, so a chatty plugin costs one insert per batch.
-async fn write_logs(store: Arc<dyn PluginStore>, mut rx: mpsc::UnboundedReceiver<PluginLog>) {
-    let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
-        crate::metrics::global().plugin_log_queue.fetch_sub(batch.len() as i64, std::sync::atomic::Ordering::Relaxed);
-        if let Err(err) = store.append_plugin_logs(&batch).await {
-            tracing::warn!(%err, lost = batch.len(), "could not store plugin log entries");
-        }
-        batch.clear();
-    }
 }

@@ -8,9 +8,11 @@
 //! - `"run": ["processEvent", "onEvent", "exportEvents", "runEveryMinute",
 //!   "runEveryHour", "runEveryDay", "jobs"]`: the steps, in order (default:
 //!   processEvent, then onEvent and exportEvents when the plugin has them).
-//!   `jobs` runs every queued job, ignoring their delays, until none is left;
-//!   a RetryError in onEvent or exportEvents is retried at once, with the
-//!   server's attempt counts (3 attempts of onEvent, 3 retries of exportEvents);
+//!   `jobs` runs every queued job, ignoring their delays, until none is left.
+//!   Each step runs as the server's worker runs it ([`super::delivery`]),
+//!   with its waits skipped: a RetryError in onEvent is retried at once (3
+//!   attempts in all), and one in exportEvents queues a retry job that the
+//!   step runs at once (3 retries), so the attempts are the server's;
 //! - `"expected_requests": [{"method", "path", "headers", "body"}]`: the
 //!   requests the responder received, in order (header names in lower case,
 //!   `body` parsed as JSON when it is);
@@ -28,9 +30,11 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::fixtures::{Fixture, FixtureError, Outcome, Report};
-use super::logs::MemoryLog;
-use super::{CallError, Context, Limits, PluginSource, PluginVm, ProcessOutcome};
+use super::PluginSource;
+use super::delivery::{self, ExportLimits, Waits};
+use super::fixtures::rig::Rig;
+use super::fixtures::{Fixture, FixtureError, Outcome, Report, RunOptions};
+use super::runner::Loaded;
 use crate::error::PipeError;
 use crate::store::JobQueue;
 use crate::wire::Producer;
@@ -132,7 +136,7 @@ pub fn validate(f: &Fixture) -> Result<(), String> {
 }
 
 /// Runs a scenario and compares what happened with what it expects.
-pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limits) -> Result<Report, FixtureError> {
+pub async fn check(source: &PluginSource, name: &str, f: &Fixture, opts: &RunOptions) -> Result<Report, FixtureError> {
     let (base, seen) = match &f.http {
         Some(replies) => {
             let (b, s) = responder(replies.clone()).await.map_err(|e| FixtureError::Invalid {
@@ -148,48 +152,26 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
         .iter()
         .map(|(k, v)| (k.clone(), base.as_ref().map_or_else(|| v.clone(), |b| v.replace("{{http}}", b))))
         .collect();
-    let logs = Arc::new(MemoryLog::default());
-    let jobs = Arc::new(crate::store::memory::MemoryJobs::default());
     let captured = Arc::new(Captured::default());
-    let ctx = Context {
-        team_id: 1,
-        plugin_id: 1,
-        plugin_config_id: 1,
-        config: source.manifest.validate_config(&config)?,
-        cache: Arc::new(crate::cache::memory::MemoryCache::default()),
-        storage: Arc::new(crate::store::memory::MemoryStorage::default()),
-        jobs: jobs.clone(),
-        logs: logs.clone(),
-        capture: Some(super::api::Capture {
-            producer: captured.clone(),
-            token: "phc_fixture".into(),
-            plugin_name: source.manifest.name.clone(),
-        }),
-        fetch: super::fetch::FetchPolicy { allow_private: base.is_some(), ..Default::default() },
-        attachments: Vec::new(),
-        geoip: None,
-    };
-    let vm = PluginVm::load(source, ctx, limits)?;
+    let mut options = opts.runner();
+    options.fetch.allow_private |= base.is_some();
+    let rig = Rig::new(source, &config, options, Some(captured.clone()));
+    let plugin = rig.plugin().await?;
     let mut events: Vec<Value> = f.event.iter().cloned().chain(f.events.iter().flatten().cloned()).collect();
     let steps: Vec<String> = match &f.run {
         Some(r) => r.clone(),
         None => ["processEvent", "onEvent", "exportEvents"]
             .iter()
-            .filter(|s| **s == "processEvent" || vm.has(s))
+            .filter(|s| **s == "processEvent" || plugin.vm().has(s))
             .map(|s| s.to_string())
             .collect(),
     };
     let mut outcomes = Vec::new();
-    let mut errors = Vec::new();
-    match vm.setup().await {
-        Err(e) => errors.push(format!("setupPlugin: {e}")),
-        Ok(()) => {
-            for step in &steps {
-                run_step(&vm, step, &mut events, &mut outcomes, &mut errors, &jobs, &config).await;
-            }
-        }
+    for step in &steps {
+        run_step(&rig, &plugin, step, &mut events, &mut outcomes).await;
     }
-    let _ = vm.teardown().await;
+    let logs = rig.finish(&plugin).await;
+    let errors = rig.errors();
 
     let mut differences = Vec::new();
     match (&f.expected_error, &f.expected) {
@@ -225,95 +207,55 @@ pub async fn check(source: &PluginSource, name: &str, f: &Fixture, limits: Limit
         differences.extend(subset("captures", &Value::Array(want.clone()), &Value::Array(captures.clone())));
     }
     let outcome = Outcome::Scenario { results: outcomes, requests, captures };
-    Ok(Report { name: name.to_string(), passed: differences.is_empty(), outcome, differences, logs: logs.take() })
+    Ok(Report { name: name.to_string(), passed: differences.is_empty(), outcome, differences, logs })
 }
 
-async fn run_step(
-    vm: &PluginVm,
-    step: &str,
-    events: &mut Vec<Value>,
-    outcomes: &mut Vec<Outcome>,
-    errors: &mut Vec<String>,
-    jobs: &crate::store::memory::MemoryJobs,
-    config: &BTreeMap<String, String>,
-) {
+/// Runs one step; what fails is stored on the config, as on the server.
+async fn run_step(rig: &Rig, p: &Loaded, step: &str, events: &mut Vec<Value>, outcomes: &mut Vec<Outcome>) {
     match step {
         "processEvent" => {
             let mut kept = Vec::new();
             for e in events.iter() {
-                outcomes.push(match vm.process_event(e).await {
-                    Ok(ProcessOutcome::Event(out)) => {
-                        kept.push(out.clone());
-                        Outcome::Event { event: out }
-                    }
-                    Ok(ProcessOutcome::Dropped) => Outcome::Dropped,
-                    Err(err) => {
-                        errors.push(format!("processEvent: {err}"));
-                        kept.push(e.clone());
-                        Outcome::Error { error: err.to_string(), limit: err.is_limit() }
-                    }
-                });
+                let outcome = rig.process(p, e).await;
+                match &outcome {
+                    Outcome::Event { event } => kept.push(event.clone()),
+                    Outcome::Dropped => {}
+                    _ => kept.push(e.clone()),
+                }
+                outcomes.push(outcome);
             }
             *events = kept;
         }
-        "onEvent" => {
-            for e in events.iter() {
-                let r = retried(crate::worker::events::ON_EVENT_ATTEMPTS, || vm.on_event(e)).await;
-                errors.extend(r.err().map(|err| format!("onEvent: {err}")));
-            }
-        }
+        "onEvent" => delivery::on_event(&rig.runner, p, events, Waits::Skipped).await,
         "exportEvents" => {
-            let cfg = Value::Object(config.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
-            let limits = crate::worker::events::ExportLimits::from_config(&cfg);
-            let batch: Vec<Value> = events
-                .iter()
-                .filter(|e| !limits.ignore.contains(e.get("event").and_then(Value::as_str).unwrap_or_default()))
-                .cloned()
-                .collect();
+            let limits = ExportLimits::from_config(&p.config().config);
+            let batch: Vec<Value> = events.iter().filter(|e| limits.exports(e)).cloned().collect();
             if !batch.is_empty() {
-                let attempts = crate::worker::events::EXPORT_RETRIES as u32 + 1;
-                let r = retried(attempts, || vm.export_events(&batch)).await;
-                errors.extend(r.err().map(|err| format!("exportEvents: {err}")));
+                delivery::export(&rig.runner, rig.jobs.as_ref(), p, batch, 0).await;
+                run_jobs(rig, p, |name| name == delivery::EXPORT_RETRY_JOB).await;
             }
         }
-        "jobs" => {
-            let far = chrono::Utc::now() + chrono::Duration::days(365 * 200);
-            for _ in 0..100 {
-                let due = jobs.claim_jobs(far, std::time::Duration::from_secs(3600), 100).await.unwrap_or_default();
-                if due.is_empty() {
-                    break;
-                }
-                for job in due {
-                    if let Err(err) = vm.run_job(&job.spec.name, &job.spec.payload).await {
-                        errors.push(format!("job {}: {err}", job.spec.name));
-                    }
-                    let _ = jobs.finish_job(job.id).await;
-                }
-            }
-        }
-        task => {
-            if let Err(err) = vm.run_task(task).await {
-                errors.push(format!("{task}: {err}"));
-            }
-        }
+        "jobs" => run_jobs(rig, p, |_| true).await,
+        task => delivery::run_task(&rig.runner, p, task).await,
     }
 }
 
-/// Calls `f` until it succeeds, fails otherwise than with RetryError, or
-/// has been tried `attempts` times.
-async fn retried<F, Fut>(attempts: u32, mut f: F) -> Result<(), CallError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), CallError>>,
-{
-    let mut last = Ok(());
-    for _ in 0..attempts {
-        last = f().await;
-        if !matches!(last, Err(CallError::Retry(_))) {
-            return last;
+/// Runs the queued jobs `which` picks, their delays ignored, until none is
+/// left (at most 100 rounds: a job may queue another).
+async fn run_jobs(rig: &Rig, p: &Loaded, which: impl Fn(&str) -> bool) {
+    let far = chrono::Utc::now() + chrono::Duration::days(365 * 200);
+    for _ in 0..100 {
+        // No lease: the jobs left alone stay claimable by a later step.
+        let due = rig.jobs.claim_jobs(far, std::time::Duration::ZERO, 100).await.unwrap_or_default();
+        let picked: Vec<_> = due.into_iter().filter(|j| which(&j.spec.name)).collect();
+        if picked.is_empty() {
+            break;
+        }
+        for job in picked {
+            delivery::run_job(&rig.runner, rig.jobs.as_ref(), p, &job.spec).await;
+            let _ = rig.jobs.finish_job(job.id).await;
         }
     }
-    last
 }
 
 /// Differences where `got` does not match `want` on the keys `want` gives.

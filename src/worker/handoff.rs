@@ -45,7 +45,7 @@ impl EventHandoff {
                     jobs.push(NewJob {
                         team_id,
                         plugin_config_id: p.config().id,
-                        name: super::EVENTS_JOB.into(),
+                        name: crate::plugins::delivery::EVENTS_JOB.into(),
                         payload: json!({ "events": events }),
                         attempt: 0,
                         run_at: now,

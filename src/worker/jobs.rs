@@ -3,8 +3,8 @@
 //! Claims lease a job for [`LEASE`] (Postgres hands concurrent claimers
 //! disjoint jobs with `FOR UPDATE SKIP LOCKED`; SQLite has one writer). A
 //! job is deleted once handled; one whose worker died is claimed again when
-//! its lease ends. Plugin jobs run once (the original's graphile jobs had
-//! `maxAttempts: 1`): a failure is logged and stored on the plugin config.
+//! its lease ends. How each job runs (and is retried) is
+//! [`crate::plugins::delivery`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{self, Exports};
-use crate::plugins::logs::{LogLevel, LogSource};
+use super::events::Exports;
+use crate::plugins::delivery::{self, EVENTS_JOB, Waits};
 use crate::plugins::runner::PluginRunner;
 use crate::store::{Job, JobQueue};
 
@@ -83,29 +83,16 @@ impl JobWorker {
             self.finish(id).await;
             return;
         };
-        let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
-        match job.name.as_str() {
-            super::EVENTS_JOB => {
-                if p.vm().has("onEvent") && self.runner.ensure_setup(&p).await {
-                    events::on_event(&self.runner, &p, &events).await;
-                }
-                if p.vm().has("exportEvents") {
-                    // Finished by the buffer once exported.
-                    self.exports.add(p, events, id).await;
-                    return;
-                }
+        if job.name == EVENTS_JOB {
+            let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+            delivery::on_event(&self.runner, &p, &events, Waits::Slept).await;
+            if p.vm().has("exportEvents") {
+                // Finished by the buffer once exported.
+                self.exports.add(p, events, id).await;
+                return;
             }
-            super::EXPORT_RETRY_JOB => self.exports.export(&p, events, job.attempt).await,
-            name => {
-                if self.runner.ensure_setup(&p).await {
-                    if let Err(e) = p.vm().run_job(name, &job.payload).await {
-                        let message = format!("job {name} failed: {e}");
-                        let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
-                        self.runner.log(&p, source, LogLevel::Error, message.clone());
-                        self.runner.record_error(&p, &message, None).await;
-                    }
-                }
-            }
+        } else {
+            delivery::run_job(&self.runner, self.store.as_ref(), &p, &job).await;
         }
         self.finish(id).await;
     }

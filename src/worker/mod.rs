@@ -6,9 +6,11 @@
 //!   queue, one `$events` job per plugin config with onEvent or
 //!   exportEvents. Ingestion pays one insert per batch and never waits for
 //!   a plugin; delivery to onEvent and exportEvents is at least once.
-//! - [`events`]: runs those jobs: onEvent (RetryError retried 3 times, 3 s
-//!   doubling) and the exportEvents buffers (flushed on size, age,
-//!   teardown and shutdown; RetryError re-enqueued with 6, 12, 24 s backoff).
+//! - [`events`]: the exportEvents buffers of those jobs' events (flushed on
+//!   size, age, teardown and shutdown). How onEvent, exportEvents, jobs and
+//!   tasks are called and retried (RetryError: onEvent 3 attempts, 3 s
+//!   doubling; exportEvents re-enqueued after 6, 12, 24 s) is
+//!   [`crate::plugins::delivery`]'s, which `phs plugins test` uses too.
 //! - [`jobs`]: the job worker, which claims due jobs (safely across
 //!   instances) and runs them: plugin jobs, `$events`, export retries.
 //! - [`schedule`]: runEveryMinute/Hour/Day on exactly one instance, under a
@@ -28,10 +30,6 @@ use crate::store::Store;
 use crate::supervisor::Supervisor;
 
 pub use handoff::EventHandoff;
-
-/// Job names phs enqueues for itself; plugin job names never start with `$`.
-pub const EVENTS_JOB: &str = "$events";
-pub const EXPORT_RETRY_JOB: &str = "$exportEventsWithRetry";
 
 /// Settings of the async side.
 #[derive(Debug, Clone)]

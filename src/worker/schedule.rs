@@ -21,7 +21,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::WorkerSettings;
 use crate::cache::Cache;
-use crate::plugins::logs::{LogLevel, LogSource};
 use crate::plugins::runner::PluginRunner;
 
 pub const LOCK_KEY: &str = "plugin-server:locks:schedule";
@@ -156,14 +155,7 @@ impl Scheduler {
             }
             let (runner, running) = (self.runner.clone(), self.running.clone());
             tokio::spawn(async move {
-                if runner.ensure_setup(&p).await {
-                    if let Err(e) = p.vm().run_task(task).await {
-                        let message = format!("{task} failed: {e}");
-                        let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
-                        runner.log(&p, source, LogLevel::Error, message.clone());
-                        runner.record_error(&p, &message, None).await;
-                    }
-                }
+                crate::plugins::delivery::run_task(&runner, &p, task).await;
                 running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
             });
         }

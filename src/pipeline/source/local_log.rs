@@ -19,7 +19,8 @@ use crate::wire::{Message, PartitionPosition, Positions, Producer};
 /// The log file, shared by the capture side and the consumer.
 #[derive(Clone)]
 pub struct LocalLog {
-    pool: SqlitePool,
+    /// Also used by [`super::retention`].
+    pub(super) pool: SqlitePool,
 }
 
 impl LocalLog {

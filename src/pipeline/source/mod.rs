@@ -5,6 +5,7 @@
 pub mod kafka;
 pub mod local_log;
 pub mod producer;
+pub mod retention;
 
 use async_trait::async_trait;
 
