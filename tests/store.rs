@@ -155,11 +155,23 @@ async fn plugins_behave(store: Arc<dyn Store>) {
     assert!(
         updated.enabled && updated.config["greeting"] == "hi" && updated.error.as_ref().unwrap()["message"] == "boom"
     );
+    // Past the clock's resolution, so a moved updated_at shows.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let cleared = store
         .update_plugin_config(c.id, &PluginConfigUpdate { error: Some(None), order: Some(5), ..Default::default() })
         .await
         .unwrap();
     assert!(cleared.error.is_none() && cleared.enabled && cleared.order == 5);
+    assert!(cleared.updated_at > updated.updated_at, "a new order is a new config");
+    // An error recorded on a config is not a new config: the runner keeps its state (and meta.global).
+    let errored = store
+        .update_plugin_config(
+            c.id,
+            &PluginConfigUpdate { error: Some(Some(json!({"message": "x"}))), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(errored.updated_at, cleared.updated_at, "recording an error keeps updated_at");
     let oc = store.plugin_config(other.id, p.id).await.unwrap();
     assert_eq!(store.list_plugin_configs(Some(team.id)).await.unwrap().len(), 1);
     assert_eq!(store.list_plugin_configs(None).await.unwrap().len(), 2);

@@ -293,7 +293,7 @@ macro_rules! impl_sql_store {
                            \"order\" = coalesce($3, \"order\"), \
                            config = coalesce($4{j}, config), \
                            error = CASE WHEN $5 THEN $6{j} ELSE error END, \
-                           updated_at = {now} \
+                           updated_at = CASE WHEN $7 THEN {now} ELSE updated_at END \
                          WHERE id = $1 RETURNING {cols}",
                         j = $d::JSONB,
                         now = $d::NOW,
@@ -305,6 +305,9 @@ macro_rules! impl_sql_store {
                     .bind(u.config.as_ref().map(|c| c.to_string()))
                     .bind(u.error.is_some())
                     .bind(u.error.clone().flatten().map(|e| e.to_string()))
+                    // Only a change of what the plugin runs with is a new config: the runner
+                    // rebuilds a state whose updated_at moved, so a stored error must not move it.
+                    .bind(u.enabled.is_some() || u.order.is_some() || u.config.is_some())
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(StoreError::query("update the plugin config"))?;
