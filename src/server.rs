@@ -290,6 +290,7 @@ impl Ingestion {
             self.dlq.clone(),
         )
         .with_handoff(self.handoff.clone())
+        .with_definitions(self.definitions.clone())
         .with_keys_in_parallel(keys_in_parallel)
     }
 }

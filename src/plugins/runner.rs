@@ -213,10 +213,16 @@ impl PluginRunner {
                 continue;
             }
             event.insert("team_id".into(), json!(team_id));
-            let input = Value::Object(event.clone());
+            // Lent to the call, not cloned: the plugin gets a Lua copy and returns a new event.
+            let input = Value::Object(std::mem::take(&mut event));
             let started = Instant::now();
             let result = p.vm.process_event(&input).await;
             let took = started.elapsed();
+            event = match input {
+                Value::Object(m) => m,
+                // The value was built as an object two lines up.
+                _ => Map::new(),
+            };
             if p.stats.call(took) {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
@@ -225,7 +231,7 @@ impl PluginRunner {
                 trace.step(p, &event, Step::Failed(e.to_string()), took);
                 let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                 self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
-                self.record_error(p, &e.to_string(), Some(&input)).await;
+                self.record_error(p, &e.to_string(), Some(&Value::Object(event.clone()))).await;
             }
             // After the error is recorded: a disable's reason replaces it on the config.
             self.count_time_limits(p, &result).await;
