@@ -26,9 +26,8 @@ use crate::pipeline::{normalize, prepare};
 use crate::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
 use crate::store::{StoreError, Team};
 
-/// An event on its way to a shard, numbered in read order.
+/// A decoded event of a known team, ready for the plugins.
 pub(super) struct Job {
-    seq: u64,
     message: Selected,
     pub(super) team: Arc<Team>,
     event: Map<String, Value>,
@@ -41,6 +40,8 @@ struct Shard {
     local: Option<(Arc<PluginRunner>, Arc<Recorder>)>,
     /// The persons stage over the overlay, with `--persons`.
     persons: Option<Persons>,
+    filters: Arc<super::Filters>,
+    teams: Arc<TeamCache>,
 }
 
 /// The overlays a run needs: the installed plugins' (with `--plugin-dir`
@@ -75,19 +76,27 @@ pub async fn run(
 ) -> Result<Summary, ReplayError> {
     let mut reader = select::open(&options.selector).await?;
     options.on_total(reader.total());
-    // Jobs and reports travel in batches: one wake-up per batch, not per event.
-    let (results_tx, mut results) = mpsc::channel::<Vec<(u64, EventReport)>>(64);
+    // Messages and reports travel in batches: one wake-up per batch, not per event.
+    let (results_tx, mut results) = mpsc::channel::<Result<Vec<(u64, Option<EventReport>)>, ReplayError>>(64);
     let mut shards = Vec::new();
+    let filters = Arc::new(options.filters.clone());
     for _ in 0..options.shards.max(1) {
         let installed = runner(&overlays.installed, &options.runner);
         let persons = overlays.installed.person_store(&installed.1).map(|store| Persons::new(store, 10_000));
-        let shard = Shard { installed, local: overlays.local.as_ref().map(|o| runner(o, &options.runner)), persons };
-        let (tx, rx) = mpsc::channel::<Vec<Job>>(8);
+        let shard = Shard {
+            installed,
+            local: overlays.local.as_ref().map(|o| runner(o, &options.runner)),
+            persons,
+            filters: filters.clone(),
+            teams: teams.clone(),
+        };
+        let (tx, rx) = mpsc::channel::<Vec<(u64, Selected)>>(8);
         tokio::spawn(work(shard, rx, results_tx.clone()));
         shards.push(tx);
     }
-    let filters = options.filters.clone();
-    let limit = options.limit;
+    drop(results_tx);
+    // Reading stays on one task and parses only each message's key, so
+    // decoding, filters and plugins all run on the shards.
     let dispatch = {
         let stop = stop.clone();
         let read = read.clone();
@@ -99,36 +108,17 @@ pub async fn run(
                     _ = stop.cancelled() => return Ok(true),
                 };
                 let Some(batch) = batch else { return Ok(false) };
-                let mut jobs: Vec<Vec<Job>> = shards.iter().map(|_| Vec::new()).collect();
-                let mut finished = Vec::new();
-                let mut limited = false;
+                read.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                let mut parts: Vec<Vec<(u64, Selected)>> = shards.iter().map(|_| Vec::new()).collect();
                 for message in batch {
-                    if limit.is_some_and(|l| seq >= l) {
-                        limited = true;
-                        break;
-                    }
-                    read.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = classify(message, &filters, &teams, seq).await? else { continue };
+                    let shard = shard_of(&message.payload, parts.len());
+                    parts[shard].push((seq, message));
                     seq += 1;
-                    match job {
-                        Err(report) => finished.push((seq - 1, *report)),
-                        Ok(job) => {
-                            let mut h = std::collections::hash_map::DefaultHasher::new();
-                            (job.team.id, job.event.get("distinct_id").and_then(Value::as_str)).hash(&mut h);
-                            jobs[(h.finish() % shards.len() as u64) as usize].push(job);
-                        }
-                    }
                 }
-                if !finished.is_empty() && results_tx.send(finished).await.is_err() {
-                    return Ok(true);
-                }
-                for (shard, jobs) in shards.iter().zip(jobs) {
-                    if !jobs.is_empty() && shard.send(jobs).await.is_err() {
+                for (shard, part) in shards.iter().zip(parts) {
+                    if !part.is_empty() && shard.send(part).await.is_err() {
                         return Ok(true);
                     }
-                }
-                if limited {
-                    return Ok(false);
                 }
             }
         })
@@ -136,30 +126,58 @@ pub async fn run(
     let started = std::time::Instant::now();
     let mut summary = Summary::default();
     let mut waiting = BTreeMap::new();
+    // Messages handed out in read order so far: what the summary counts as read.
     let mut next = 0u64;
-    let mut closed_early = false;
-    while let Some(reports) = results.recv().await {
-        waiting.extend(reports);
+    let (mut closed_early, mut limited) = (false, false);
+    'collect: while let Some(reports) = results.recv().await {
+        waiting.extend(reports?);
         while let Some(report) = waiting.remove(&next) {
             next += 1;
+            let Some(report) = report else { continue };
             summary.add(&report);
-            if !closed_early && !out(report) {
+            if !out(report) {
                 // The reader of our output went away: stop reading too.
                 closed_early = true;
+            }
+            if options.limit.is_some_and(|l| summary.matched >= l) {
+                limited = true;
+            }
+            if closed_early || limited {
                 stop.cancel();
+                break 'collect;
             }
         }
     }
+    drop(results);
     let interrupted = match dispatch.await {
         Ok(Ok(interrupted)) => interrupted,
         Ok(Err(e)) => return Err(e),
         Err(e) => return Err(ReplayError::Failed(format!("the replay reader failed: {e}"))),
     };
-    summary.read = read.load(Ordering::Relaxed);
-    summary.interrupted = interrupted && !closed_early;
+    summary.read = next;
+    summary.interrupted = interrupted && !closed_early && !limited;
     let logs = overlays.installed.logs() + overlays.local.as_ref().map_or(0, Overlay::logs);
     summary.finish(started.elapsed(), logs);
     Ok(summary)
+}
+
+/// The shard of a message: by its (token, distinct_id), read without
+/// decoding the event, so one person's events stay in order on one shard.
+fn shard_of(payload: &[u8], shards: usize) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(borrow, default)]
+        token: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        distinct_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match serde_json::from_slice::<Key>(payload) {
+        Ok(k) => (k.token, k.distinct_id).hash(&mut h),
+        // Not a capture message: it is reported as invalid, on any shard.
+        Err(_) => payload.len().hash(&mut h),
+    }
+    (h.finish() % shards as u64) as usize
 }
 
 /// Decodes and filters a message: None when the filters leave it out, a
@@ -169,7 +187,6 @@ pub(super) async fn classify(
     message: Selected,
     filters: &super::Filters,
     teams: &TeamCache,
-    seq: u64,
 ) -> Result<Option<Result<Job, Box<EventReport>>>, ReplayError> {
     if let (Some(want), Some((reason, _))) = (&filters.reason, &message.letter)
         && want != reason
@@ -220,17 +237,28 @@ pub(super) async fn classify(
     if team.anonymize_ips {
         event.insert("ip".into(), Value::Null);
     }
-    Ok(Some(Ok(Job { seq, message, team, event })))
+    Ok(Some(Ok(Job { message, team, event })))
 }
 
 /// A shard's loop: each job through the plugins, in the order received.
-async fn work(shard: Shard, mut jobs: mpsc::Receiver<Vec<Job>>, results: mpsc::Sender<Vec<(u64, EventReport)>>) {
-    while let Some(batch) = jobs.recv().await {
+type Reports = Result<Vec<(u64, Option<EventReport>)>, ReplayError>;
+
+async fn work(shard: Shard, mut messages: mpsc::Receiver<Vec<(u64, Selected)>>, results: mpsc::Sender<Reports>) {
+    while let Some(batch) = messages.recv().await {
         let mut done = Vec::with_capacity(batch.len());
-        for job in batch {
-            done.push((job.seq, shard.run(job).await));
+        for (seq, message) in batch {
+            let report = match classify(message, &shard.filters, &shard.teams).await {
+                Ok(None) => None,
+                Ok(Some(Err(report))) => Some(*report),
+                Ok(Some(Ok(job))) => Some(shard.run(job).await),
+                Err(e) => {
+                    let _ = results.send(Err(e)).await;
+                    return;
+                }
+            };
+            done.push((seq, report));
         }
-        if results.send(done).await.is_err() {
+        if results.send(Ok(done)).await.is_err() {
             return;
         }
     }
