@@ -148,7 +148,8 @@ pub struct Opts {
     pub definitions: bool,
 
     /// With --reingest: also write the ClickHouse Kafka topics, as `phs serve` does with this set.
-    #[arg(long, env = "PHS_KAFKA_CLICKHOUSE_TOPICS", requires = "reingest")]
+    // No `requires`: the variable is often set for `phs serve` in the same environment.
+    #[arg(long, env = "PHS_KAFKA_CLICKHOUSE_TOPICS")]
     pub kafka_clickhouse_topics: bool,
 
     #[command(flatten)]
