@@ -309,9 +309,12 @@ pub fn progress_bar() -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(0);
     let style = indicatif::ProgressStyle::with_template(
-        "{spinner} {bar:30} {pos}/{len} events  {per_sec}  eta {eta}  {elapsed}",
+        "{spinner} {bar:30} {human_pos}/{human_len} events  {rate}  eta {eta}  {elapsed}",
     )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.0} events/s", state.per_sec());
+    });
     bar.set_style(style);
     bar
 }
