@@ -63,10 +63,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -133,10 +133,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -179,10 +179,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -243,10 +243,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -295,10 +295,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -514,10 +514,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -585,10 +585,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -644,10 +644,10 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-user -d 'ClickHouse user name' -r

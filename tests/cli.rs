@@ -195,3 +195,18 @@ fn clickhouse_ca_must_be_a_readable_pem_file() {
         assert!(stderr(&out).contains("CLICKHOUSE_CA"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn settings_without_effect_are_not_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    // An address of no local interface (TEST-NET-1) stops serve at once, after the settings are read.
+    let out = phs()
+        .arg("serve")
+        .env("PHS_DATA_DIR", dir.path())
+        .env("KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", "4")
+        .env("ADMIN_ADDR", "192.0.2.1:9")
+        .env("CAPTURE_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY has no effect yet"), "{}", stderr(&out));
+}
