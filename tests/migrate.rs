@@ -134,7 +134,8 @@ fn migrates_the_embedded_database_twice() {
 #[test]
 fn unreachable_clickhouse_fails_with_exit_1_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::util::free_port();
+    let down = crate::util::ClosedPort::new();
+    let port = down.port;
     let out = phs()
         .arg("migrate")
         .env("PHS_DATA_DIR", dir.path())

@@ -14,7 +14,7 @@ use crate::util::eventually::eventually;
 use crate::util::production::{Deployment, capture_message};
 use crate::util::server::wait_exit;
 use crate::util::server::{Server, sigterm, start, wait_healthy};
-use crate::util::{clickhouse_host, free_port, phs_ok, unique};
+use crate::util::{clickhouse_host, phs_ok, unique};
 
 /// `/_health`'s status and body.
 async fn health(server: &Server) -> (u16, Value) {
@@ -178,16 +178,16 @@ fn with_clickhouse_down(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_keeps_failing_turns_health_503_until_it_passes() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let mut down = crate::util::ClosedPort::new();
     let (mut server, token, env) =
-        with_clickhouse_down(dir.path(), port, &[("PHS_HEALTH_MAX_BATCH_SECONDS", "2".into())]);
+        with_clickhouse_down(dir.path(), down.port, &[("PHS_HEALTH_MAX_BATCH_SECONDS", "2".into())]);
     wait_healthy(&mut server);
     // Capture accepts while the sink is down: the local log holds the event.
     send_one(&server, &token, "waiting").await;
     let report = health_until(&server, 503, "failing to write events", Duration::from_secs(30)).await;
     assert!(report["reason"].as_str().unwrap().contains("network error"), "the error is named: {report}");
 
-    let _proxy = clickhouse_proxy(port).await;
+    let _proxy = clickhouse_proxy(down.release()).await;
     health_becomes(&server, 200, Duration::from_secs(30)).await;
     let stored = phs_ok(&env, &["events", "list", "--json"]);
     assert!(stored.contains("\"waiting\""), "the retried batch is stored once ClickHouse answers: {stored}");
@@ -217,9 +217,9 @@ async fn sigterm_drains_within_its_bound_and_a_second_one_exits_at_once() {
     // The batch in hand cannot be written (ClickHouse down): the drain waits for it...
     for second_signal in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let down = crate::util::ClosedPort::new();
         let (mut server, token, _) =
-            with_clickhouse_down(dir.path(), port, &[("PHS_SHUTDOWN_TIMEOUT_SECONDS", "4".into())]);
+            with_clickhouse_down(dir.path(), down.port, &[("PHS_SHUTDOWN_TIMEOUT_SECONDS", "4".into())]);
         wait_healthy(&mut server);
         send_one(&server, &token, "e").await;
         tokio::time::sleep(Duration::from_millis(800)).await;

@@ -243,7 +243,8 @@ async fn bad_kafka_selections_are_one_clear_line() {
     let started = Instant::now();
     let mut env = k.env();
     env.retain(|(key, _)| *key != "KAFKA_HOSTS");
-    env.push(("KAFKA_HOSTS", format!("127.0.0.1:{}", crate::util::free_port())));
+    let down = crate::util::ClosedPort::new();
+    env.push(("KAFKA_HOSTS", format!("127.0.0.1:{}", down.port)));
     let (got, _, err) = phs_with(&env, &["replay", "--from-beginning"]);
     assert_eq!(got, Some(1), "an unreachable broker is a failure, not a usage error: {err}");
     assert!(err.contains("cannot reach the Kafka broker"), "{err}");

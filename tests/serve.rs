@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::util::server::{Server, healthcheck, sigterm, start, wait_exit, wait_healthy};
-use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr};
+use crate::util::{fresh_postgres_db, phs, redis_url, stderr};
 
 #[test]
 fn embedded_serve_is_healthy_and_ready_then_stops_on_sigterm() {
@@ -106,7 +106,8 @@ fn server_output(mut server: Server) -> (std::process::ExitStatus, String) {
 #[test]
 fn readiness_fails_naming_an_unreachable_dependency() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let down = crate::util::ClosedPort::new();
+    let dead = format!("http://127.0.0.1:{}", down.port);
     let mut server = start(&[("PHS_DATA_DIR", dir.path().display().to_string()), ("CLICKHOUSE_HOST", dead)]);
     wait_healthy(&mut server);
     let ready = healthcheck(&server.addr, &["--ready"]);

@@ -69,7 +69,8 @@ async fn teams_postgres() {
 #[tokio::test]
 async fn unreachable_postgres_is_a_transient_error_naming_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::util::free_port();
+    let down = crate::util::ClosedPort::new();
+    let port = down.port;
     let s = crate::util::store_settings(Some(format!("postgres://postgres:secret@127.0.0.1:{port}/x")), dir.path());
     let err = phs::store::connect(&s).await.err().expect("nothing listens there");
     assert_eq!(err.kind(), phs::store::ErrorKind::Transient);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::util::eventually::eventually_blocking;
 use crate::util::server::{Server, start, wait_healthy};
-use crate::util::{free_port, fresh_postgres_db, phs, redis_url, stderr, stdout, unique};
+use crate::util::{fresh_postgres_db, phs, redis_url, stderr, stdout, unique};
 
 fn cli(envs: &[(&str, String)], args: &[&str]) -> String {
     crate::util::phs_ok(envs, args).trim().to_string()
@@ -260,8 +260,9 @@ async fn heartbeats_let_healthcheck_all_and_top_find_every_instance() {
 
 #[test]
 fn healthcheck_deps_reports_each_service_with_its_latency() {
+    let down = crate::util::ClosedPort::new();
     let out = phs()
-        .args(["healthcheck", "--deps", "--json", "--admin-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["healthcheck", "--deps", "--json", "--admin-addr", &format!("127.0.0.1:{}", down.port)])
         .env("DATABASE_URL", crate::util::postgres_admin_url())
         .env("REDIS_URL", redis_url())
         .env("CLICKHOUSE_HOST", crate::util::clickhouse_host())

@@ -102,9 +102,33 @@ pub async fn fresh_postgres_db() -> String {
     url.to_string()
 }
 
-/// A free TCP port on loopback (bound then released; good enough for tests).
+/// A free TCP port on loopback (bound then released): for a service a test
+/// starts on it at once. For one that must stay down, use [`ClosedPort`].
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A loopback port where nothing answers, for as long as this is held: the
+/// socket is bound but never listens, so connections are refused and no
+/// other test's server on port 0 can be given it (a released free port can).
+pub struct ClosedPort {
+    socket: Option<tokio::net::TcpSocket>,
+    pub port: u16,
+}
+
+impl ClosedPort {
+    pub fn new() -> ClosedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        ClosedPort { socket: Some(socket), port }
+    }
+
+    /// Lets go of the port, for a test that brings the service up on it now.
+    pub fn release(&mut self) -> u16 {
+        self.socket = None;
+        self.port
+    }
 }
 
 pub fn stderr(out: &std::process::Output) -> String {
