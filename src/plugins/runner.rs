@@ -143,9 +143,12 @@ struct SetupState {
     last_error: Option<CallError>,
 }
 
+/// A team's loaded configs, as of `read_at`.
 struct TeamPlugins {
     read_at: Instant,
-    loaded: Vec<Arc<Loaded>>,
+    loaded: Arc<Vec<Arc<Loaded>>>,
+    /// A background refresh is under way; readers keep using `loaded`.
+    refreshing: bool,
 }
 
 /// How plugin states are built and policed.
@@ -163,7 +166,13 @@ pub struct PluginRunner {
     options: RunnerOptions,
     instance_id: Uuid,
     logs: LogQueue,
-    teams: Mutex<HashMap<i64, TeamPlugins>>,
+    /// Held only to read or replace an entry, never across an await: the
+    /// per-event path takes it for a lookup and never waits on a reload.
+    teams: std::sync::Mutex<HashMap<i64, TeamPlugins>>,
+    /// One loader per team at a time (the first load, or a refresh).
+    loading: std::sync::Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// This runner, for the refreshes it spawns.
+    me: std::sync::Weak<PluginRunner>,
 }
 
 impl PluginRunner {
@@ -176,7 +185,16 @@ impl PluginRunner {
         instance_id: Uuid,
     ) -> Arc<Self> {
         let logs = LogQueue::start(stores.plugins.clone());
-        Arc::new(PluginRunner { stores, producer, options, instance_id, logs, teams: Mutex::new(HashMap::new()) })
+        Arc::new_cyclic(|me| PluginRunner {
+            stores,
+            producer,
+            options,
+            instance_id,
+            logs,
+            teams: Default::default(),
+            loading: Default::default(),
+            me: me.clone(),
+        })
     }
 
     /// Returns once every log entry written so far is in the plugin store.
@@ -383,31 +401,69 @@ impl PluginRunner {
         teams.dedup();
         let mut out = Vec::new();
         for team in teams {
-            out.extend(self.team_plugins(team).await);
+            out.extend(self.team_plugins(team).await.iter().cloned());
         }
         out
     }
 
     /// The loaded state of one enabled config of a team, if it is enabled.
     pub async fn plugin(&self, team_id: i64, config_id: i64) -> Option<Arc<Loaded>> {
-        self.team_plugins(team_id).await.into_iter().find(|l| l.config.id == config_id)
+        self.team_plugins(team_id).await.iter().find(|l| l.config.id == config_id).cloned()
     }
 
-    /// The team's enabled configs in order, loading and rebuilding states as needed.
-    pub async fn team_plugins(&self, team_id: i64) -> Vec<Arc<Loaded>> {
-        let mut teams = self.teams.lock().await;
-        if let Some(t) = teams.get(&team_id).filter(|t| t.read_at.elapsed() < REFRESH) {
-            return t.loaded.clone();
+    /// The team's enabled configs in order. The first call for a team loads
+    /// them; after that a list older than [`REFRESH`] is still returned at
+    /// once while one background task re-reads it (rebuilding states whose
+    /// config or plugin changed), so no event waits on another team's reload.
+    pub async fn team_plugins(&self, team_id: i64) -> Arc<Vec<Arc<Loaded>>> {
+        if let Some(loaded) = self.cached(team_id) {
+            return loaded;
         }
-        let previous = teams.remove(&team_id).map(|t| t.loaded).unwrap_or_default();
+        let gate = self.gate(team_id);
+        let _loading = gate.lock().await;
+        // Another caller may have loaded it while this one waited.
+        if let Some(loaded) = self.cached(team_id) {
+            return loaded;
+        }
+        self.reload(team_id).await
+    }
+
+    /// The team's list if it was loaded, starting a refresh when it is stale.
+    fn cached(&self, team_id: i64) -> Option<Arc<Vec<Arc<Loaded>>>> {
+        let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+        let t = teams.get_mut(&team_id)?;
+        if t.read_at.elapsed() >= REFRESH && !t.refreshing {
+            if let Some(me) = self.me.upgrade() {
+                t.refreshing = true;
+                tokio::spawn(async move {
+                    let gate = me.gate(team_id);
+                    let _loading = gate.lock().await;
+                    me.reload(team_id).await;
+                });
+            }
+        }
+        Some(t.loaded.clone())
+    }
+
+    fn gate(&self, team_id: i64) -> Arc<Mutex<()>> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner()).entry(team_id).or_default().clone()
+    }
+
+    /// Re-reads the team's configs and stores the list; the caller holds the team's gate.
+    async fn reload(&self, team_id: i64) -> Arc<Vec<Arc<Loaded>>> {
+        let previous = {
+            let teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+            teams.get(&team_id).map(|t| t.loaded.as_ref().clone()).unwrap_or_default()
+        };
         let loaded = match self.load_team(team_id, previous).await {
-            Ok(l) => l,
+            Ok(l) => Arc::new(l),
             Err(err) => {
                 tracing::warn!(team_id, %err, "could not load the team's plugins; events pass unchanged");
-                Vec::new()
+                Arc::new(Vec::new())
             }
         };
-        teams.insert(team_id, TeamPlugins { read_at: Instant::now(), loaded: loaded.clone() });
+        let entry = TeamPlugins { read_at: Instant::now(), loaded: loaded.clone(), refreshing: false };
+        self.teams.lock().unwrap_or_else(|p| p.into_inner()).insert(team_id, entry);
         loaded
     }
 
