@@ -351,7 +351,7 @@ async fn compare_prints_only_the_events_whose_output_differs() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.matches("── 0:").count(), 1, "only the differing event is printed: {out}");
     assert!(out.contains("installed -> local"), "{out}");
-    assert!(out.contains("1 events differ"), "{out}");
+    assert!(out.contains("1 event differs"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

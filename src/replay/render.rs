@@ -226,7 +226,8 @@ pub fn summary(s: &Summary, style: &Style, dry_run: bool) -> String {
         s.read, s.matched, s.ingested, s.dropped, s.invalid, s.unknown_team
     );
     if let Some(d) = s.differing {
-        let _ = writeln!(out, "{d} events differ between the installed and the local plugin");
+        let (noun, verb) = if d == 1 { ("event", "differs") } else { ("events", "differ") };
+        let _ = writeln!(out, "{d} {noun} {verb} between the installed and the local plugin");
     }
     if !s.plugins.is_empty() {
         let width = s.plugins.keys().map(|k| k.chars().count()).max().unwrap_or(6).max(6);
