@@ -270,6 +270,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     if !opts.json {
         progress.suspend(|| eprintln!("{}", render::dry_run_notice(network)));
     }
+    let redactor = phs::replay::Redactor::of(store.as_ref()).await.map_err(fail)?;
     let stop = interruptible();
     let mut stdout = std::io::stdout().lock();
     let (json, quiet) = (opts.json, opts.quiet);
@@ -285,7 +286,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             false => render::event(&report, &style),
         };
         let Some(text) = text else { return true };
-        progress.suspend(|| writeln!(stdout, "{}", text.trim_end()).is_ok())
+        progress.suspend(|| writeln!(stdout, "{}", redactor.redact(text.trim_end())).is_ok())
     };
     let summary = phs::replay::dry_run(&options, phs::plugins::runner::Backends::of(store, cache), stop, out)
         .await

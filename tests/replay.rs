@@ -537,3 +537,31 @@ async fn follow_reads_new_messages_until_ctrl_c_then_prints_the_summary() {
     assert_eq!(summary["summary"]["interrupted"], true);
     assert_eq!(summary["summary"]["read"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_config_values_never_appear_in_the_output() {
+    let e = embedded().await;
+    let schema = json!([{"key": "token", "name": "Token", "type": "string", "secret": true}]);
+    let code = r#"
+function processEvent(event, meta)
+  fetch("http://127.0.0.1:9/hook?key=" .. meta.config.token, { method = "POST" })
+  event.properties.echo = meta.config.token
+  if event.event == "boom" then error("bad token " .. meta.config.token) end
+  return event
+end
+"#;
+    let dir = plugin_dir(&e.data.join("leaky"), "Leaky", schema, code);
+    cli(&e.data, &["plugins", "install", dir.to_str().unwrap()]);
+    cli(&e.data, &["plugins", "enable", "Leaky", "--team", "demo"]);
+    let secret = "s3cr3t-Value-42";
+    cli(&e.data, &["plugins", "config", "Leaky", "--team", "demo", "--set", &format!("token={secret}")]);
+    for args in [&["--side-effects", "--all"][..], &["--json", "--side-effects"][..]] {
+        let mut all = vec!["--from-beginning", "--offline"];
+        all.extend_from_slice(args);
+        let (code, out, err) = e.replay(&all);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("bad token ********"), "the error is shown, its secret masked: {out}");
+        assert!(out.contains("key=********"), "the request is shown, its secret masked: {out}");
+        assert!(!out.contains(secret) && !err.contains(secret), "{args:?} shows the secret: {out}");
+    }
+}

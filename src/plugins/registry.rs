@@ -242,6 +242,20 @@ pub async fn reorder(store: &dyn Store, team: &Team, plugins: &[Plugin]) -> Resu
     Ok(out)
 }
 
+/// The values of a config's secret fields (strings of 4 or more characters:
+/// shorter ones would mask ordinary text), for output made for people to hide.
+pub fn secret_values(plugin: &Plugin, config: &PluginConfig) -> Vec<String> {
+    let Ok(manifest) = manifest_of(plugin) else { return Vec::new() };
+    manifest
+        .config
+        .iter()
+        .filter(|f| f.secret)
+        .filter_map(|f| config.config.get(&f.key).and_then(Value::as_str))
+        .filter(|v| v.chars().count() >= 4)
+        .map(String::from)
+        .collect()
+}
+
 /// A config as shown to people: secret values masked, and each attachment
 /// summarised as `{file_name, content_type, size}` (secret ones masked too).
 pub fn masked(plugin: &Plugin, config: &PluginConfig, attachments: &[PluginAttachment]) -> Value {
