@@ -270,7 +270,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     if !opts.json {
         progress.suspend(|| eprintln!("{}", render::dry_run_notice(network)));
     }
-    let redactor = phs::replay::Redactor::of(store.as_ref()).await.map_err(fail)?;
+    let redactor = phs::replay::secrets(store.as_ref()).await.map_err(fail)?;
     let stop = interruptible();
     let mut stdout = std::io::stdout().lock();
     let (json, quiet) = (opts.json, opts.quiet);

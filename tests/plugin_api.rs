@@ -459,3 +459,46 @@ async fn storage_is_per_config_postgres() {
     let dir = tempfile::tempdir().unwrap();
     storage_isolation(crate::util::postgres_store(&dir).await).await;
 }
+
+/// Logs, throws and errors with its secret config value.
+const LEAKY_PLUGIN: &str = r#"
+function processEvent(event, meta)
+  console.log("calling with " .. meta.config.token)
+  error("rejected token " .. meta.config.token)
+end"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_config_value_is_masked_in_logs_stored_errors_and_the_error_stream() {
+    use phs::plugins::registry;
+    use phs::plugins::runner::{Backends, PluginRunner, RunnerOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::util::sqlite_store(&tmp).await;
+    let schema = json!([{"key": "token", "type": "string", "secret": true, "required": true}]);
+    let dir = plugin_dir(tmp.path(), &crate::util::unique("leaky"), schema, LEAKY_PLUGIN);
+    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
+    let team = store
+        .create_team(phs::store::NewTeam { name: "leaky".into(), anonymize_ips: false, api_token: None })
+        .await
+        .unwrap();
+    let secret = format!("tok-{}", crate::util::unique("s"));
+    let config =
+        registry::configure(store.as_ref(), &team, &plugin, &[("token".into(), secret.clone())]).await.unwrap();
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let cache: Arc<dyn Cache> = Arc::new(phs::cache::memory::MemoryCache::default());
+    let runner =
+        PluginRunner::new(Backends::of(store.clone(), cache), None, RunnerOptions::default(), uuid::Uuid::now_v7());
+    let event = json!({"event": "e", "distinct_id": "d", "properties": {}});
+    runner.process(team.id, event.as_object().unwrap().clone()).await;
+    runner.flush_logs().await;
+
+    let logs = store.plugin_logs(config.id, None, 100).await.unwrap();
+    let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("calling with ********")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("rejected token ********")), "{messages:?}");
+    assert!(messages.iter().all(|m| !m.contains(&secret)), "a log entry shows the secret: {messages:?}");
+    let stored = store.list_plugin_configs(Some(team.id)).await.unwrap()[0].error.clone().unwrap();
+    assert!(stored["message"].as_str().unwrap().contains("rejected token ********"), "{stored}");
+    assert!(!stored.to_string().contains(&secret), "the stored error shows the secret: {stored}");
+    let stream = serde_json::to_string(&phs::metrics::global().recent_errors()).unwrap();
+    assert!(stream.contains("rejected token ********") && !stream.contains(&secret), "{stream}");
+}

@@ -72,10 +72,15 @@ pub struct ConfigLog {
     pub config: PluginConfig,
     pub instance_id: Uuid,
     pub queue: LogQueue,
+    /// The config's secret values, masked in what the plugin logs.
+    pub secrets: Arc<super::secrets::Redactor>,
 }
 
 impl LogSink for ConfigLog {
-    fn log(&self, entry: LogEntry) {
+    fn log(&self, mut entry: LogEntry) {
+        if let std::borrow::Cow::Owned(masked) = self.secrets.redact(&entry.message) {
+            entry.message = masked;
+        }
         self.queue.send(to_row(&self.config, self.instance_id, entry));
     }
 }

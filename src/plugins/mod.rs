@@ -40,6 +40,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod scaffold;
 pub mod scenario;
+pub mod secrets;
 pub mod source;
 pub mod strings;
 pub mod vm;

@@ -110,6 +110,8 @@ pub struct Loaded {
     disabled: AtomicBool,
     /// processEvent calls in a row that hit the time limit.
     time_limits: AtomicU32,
+    /// The config's secret values, masked in what this runner logs and stores.
+    secrets: Arc<super::secrets::Redactor>,
 }
 
 impl Loaded {
@@ -375,6 +377,8 @@ impl PluginRunner {
     }
 
     pub async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
+        let message = p.secrets.redact(message);
+        let message = message.as_ref();
         crate::metrics::global().plugin_error(&p.stats, message, event);
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
         if let Err(err) = self.stores.plugins.update_plugin_config(p.config.id, &update).await {
@@ -383,7 +387,7 @@ impl PluginRunner {
     }
 
     pub fn log(&self, p: &Loaded, source: LogSource, level: LogLevel, message: String) {
-        let entry = LogEntry::new(source, level, message);
+        let entry = LogEntry::new(source, level, p.secrets.redact(&message).into_owned());
         self.logs.send(to_row(&p.config, self.instance_id, entry));
     }
 
@@ -514,6 +518,7 @@ impl PluginRunner {
     ) -> Result<Loaded, registry::RegistryError> {
         let source = registry::source(self.stores.plugins.as_ref(), plugin).await?;
         let raw = registry::raw_config(config);
+        let secrets = Arc::new(super::secrets::Redactor::of(plugin, config));
         let ctx = Context {
             team_id: config.team_id,
             plugin_id: plugin.id,
@@ -526,6 +531,7 @@ impl PluginRunner {
                 config: config.clone(),
                 instance_id: self.instance_id,
                 queue: self.logs.clone(),
+                secrets: secrets.clone(),
             }),
             capture: match (&self.producer, self.stores.teams.team_by_id(config.team_id).await?) {
                 (Some(producer), Some(team)) => Some(Capture {
@@ -550,6 +556,7 @@ impl PluginRunner {
             errors: Default::default(),
             disabled: AtomicBool::new(false),
             time_limits: AtomicU32::new(0),
+            secrets,
         })
     }
 }

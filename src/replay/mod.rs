@@ -90,40 +90,20 @@ impl Options {
     }
 }
 
-/// Hides plugin configs' secret values in replay's output: a plugin may put
-/// one in a request URL, an error or an event, and the output is for people.
-#[derive(Debug, Default, Clone)]
-pub struct Redactor(Vec<String>);
+pub use crate::plugins::secrets::Redactor;
 
-impl Redactor {
-    /// Every installed config's secrets, and their JSON-escaped forms.
-    pub async fn of(plugins: &dyn crate::store::PluginStore) -> Result<Redactor, ReplayError> {
-        let failed = |e: crate::store::StoreError| ReplayError::Failed(format!("reading the plugin configs: {e}"));
-        let installed = plugins.list_plugins().await.map_err(failed)?;
-        let mut secrets = Vec::new();
-        for config in plugins.list_plugin_configs(None).await.map_err(failed)? {
-            let Some(plugin) = installed.iter().find(|p| p.id == config.plugin_id) else { continue };
-            for value in crate::plugins::registry::secret_values(plugin, &config) {
-                let escaped = serde_json::Value::String(value.clone()).to_string();
-                secrets.push(escaped.trim_matches('"').to_string());
-                secrets.push(value);
-            }
+/// Every installed config's secrets, for masking replay's output: a plugin
+/// may put one in a request URL, an error or an event, and the output is for people.
+pub async fn secrets(plugins: &dyn crate::store::PluginStore) -> Result<Redactor, ReplayError> {
+    let failed = |e: crate::store::StoreError| ReplayError::Failed(format!("reading the plugin configs: {e}"));
+    let installed = plugins.list_plugins().await.map_err(failed)?;
+    let mut values = Vec::new();
+    for config in plugins.list_plugin_configs(None).await.map_err(failed)? {
+        if let Some(plugin) = installed.iter().find(|p| p.id == config.plugin_id) {
+            values.extend(crate::plugins::registry::secret_values(plugin, &config));
         }
-        // Longest first, so a secret containing another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Ok(Redactor(secrets))
     }
-
-    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        let mut out = std::borrow::Cow::Borrowed(text);
-        for secret in &self.0 {
-            if out.contains(secret.as_str()) {
-                out = std::borrow::Cow::Owned(out.replace(secret.as_str(), "********"));
-            }
-        }
-        out
-    }
+    Ok(Redactor::new(values))
 }
 
 /// The dry run over `real` (the stores, read but never written): each
