@@ -270,11 +270,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     if !opts.json {
         progress.suspend(|| eprintln!("{}", render::dry_run_notice(network)));
     }
-    let redactor = phs::replay::secrets(store.as_ref()).await.map_err(fail)?;
     let stop = interruptible();
     let mut stdout = std::io::stdout().lock();
     let (json, quiet) = (opts.json, opts.quiet);
-    let out = |report: phs::replay::report::EventReport| {
+    let out = |report: phs::replay::report::EventReport, redactor: &phs::replay::Redactor| {
         if quiet {
             return true;
         }

@@ -15,8 +15,10 @@ impl Redactor {
     pub fn new(values: impl IntoIterator<Item = String>) -> Redactor {
         let mut secrets = Vec::new();
         for value in values {
-            let escaped = Value::String(value.clone()).to_string();
-            secrets.push(escaped.trim_matches('"').to_string());
+            let quoted = Value::String(value.clone()).to_string();
+            // Only the enclosing quotes: an escaped quote at either end belongs to the value.
+            let escaped = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(&quoted);
+            secrets.push(escaped.to_string());
             secrets.push(value);
         }
         // Longest first, so a secret containing another is hidden whole.

@@ -72,9 +72,11 @@ pub async fn run(
     overlays: &Overlays,
     read: Arc<AtomicU64>,
     stop: CancellationToken,
-    mut out: impl FnMut(EventReport) -> bool,
+    mut out: impl FnMut(EventReport, &super::Redactor) -> bool,
 ) -> Result<Summary, ReplayError> {
     let mut reader = select::open(&options.selector).await?;
+    // After the selection is checked, so a wrong origin is reported as such first.
+    let redactor = super::secrets(overlays.installed.real_plugins().as_ref()).await?;
     options.on_total(reader.total());
     // Messages and reports travel in batches: one wake-up per batch, not per event.
     let (results_tx, mut results) = mpsc::channel::<Result<Vec<(u64, Option<EventReport>)>, ReplayError>>(64);
@@ -135,7 +137,7 @@ pub async fn run(
             next += 1;
             let Some(report) = report else { continue };
             summary.add(&report);
-            if !out(report) {
+            if !out(report, &redactor) {
                 // The reader of our output went away: stop reading too.
                 closed_early = true;
             }

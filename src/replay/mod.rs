@@ -107,13 +107,14 @@ pub async fn secrets(plugins: &dyn crate::store::PluginStore) -> Result<Redactor
 }
 
 /// The dry run over `real` (the stores, read but never written): each
-/// selected event's report goes to `out` in read order (`out` returning
-/// false stops the run, as when stdout is closed); then the summary.
+/// selected event's report goes to `out` in read order, with the
+/// [`Redactor`] its output must pass through (`out` returning false stops
+/// the run, as when stdout is closed); then the summary.
 pub async fn dry_run(
     options: &Options,
     real: Backends,
     stop: CancellationToken,
-    out: impl FnMut(EventReport) -> bool,
+    out: impl FnMut(EventReport, &Redactor) -> bool,
 ) -> Result<Summary, ReplayError> {
     let local = |dir: &PathBuf| Replacement::from_dir(dir).map_err(ReplayError::Usage);
     let replacement = options.plugin_dir.as_ref().map(local).transpose()?;

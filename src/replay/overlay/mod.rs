@@ -153,6 +153,11 @@ impl Overlay {
         Arc::new(outbound::Guard { network: self.network, recorder: recorder.clone() })
     }
 
+    /// The real plugin registry under the overlay.
+    pub fn real_plugins(&self) -> &Arc<dyn crate::store::PluginStore> {
+        &self.real.plugins
+    }
+
     /// Log entries the plugins wrote (kept, not stored).
     pub fn logs(&self) -> u64 {
         self.plugins.logs()
