@@ -277,10 +277,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         if quiet {
             return true;
         }
-        // In a comparison only the events whose outputs differ are data, in JSON too.
-        let differs = report.compare.as_ref().map_or(!style.compare, |c| !c.differences.is_empty());
         let text = match json {
-            true if differs || style.all => serde_json::to_string(&report).ok(),
+            true if render::printed(&report, &style, true) => serde_json::to_string(&report).ok(),
             true => None,
             false => render::event(&report, &style),
         };

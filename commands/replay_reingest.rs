@@ -32,7 +32,7 @@ pub async fn run(
     let options = phs::server::IngestOptions {
         clickhouse_topics: opts.kafka_clickhouse_topics,
         runner: opts.runner(),
-        distinct_id_lru_size: 10_000,
+        distinct_id_lru_size: phs::config::DISTINCT_ID_READ_AHEAD,
         definitions: opts.definitions,
     };
     let ingestion = phs::server::Ingestion::build(&opts.store, options, store, cache, uuid::Uuid::now_v7()).await?;

@@ -22,6 +22,9 @@ use url::Url;
 
 pub use parse::{ClickHouseUrl, KafkaHosts, redact};
 
+/// DISTINCT_ID_LRU_SIZE's default, also what `phs replay` reads ahead with.
+pub const DISTINCT_ID_READ_AHEAD: usize = 10_000;
+
 /// Where each store lives. Shared by every command that touches data.
 #[derive(Debug, Clone, Args)]
 pub struct StoreSettings {
@@ -308,7 +311,7 @@ pub struct ServeSettings {
         long,
         env = "DISTINCT_ID_LRU_SIZE",
         value_name = "DISTINCT_ID_LRU_SIZE",
-        default_value_t = 10_000,
+        default_value_t = DISTINCT_ID_READ_AHEAD,
         help_heading = "Persons"
     )]
     pub distinct_id_lru_size: usize,

@@ -58,8 +58,9 @@ pub enum Step<'a> {
     /// processEvent returned nil: the event is dropped, later plugins do not run.
     Dropped,
     /// The call failed (the message carries the Lua traceback), or its result
-    /// was refused; the event goes on as it was before this plugin.
-    Failed(String),
+    /// was refused; the event goes on as it was before this plugin. `limit`:
+    /// a time or memory limit was hit, rather than the plugin's own error.
+    Failed { message: String, limit: bool },
     /// The plugin did not run on this event, and why.
     Skipped(&'static str),
 }
@@ -68,9 +69,6 @@ pub enum Step<'a> {
 /// every plugin did. The pipeline passes `()`, which sees nothing.
 pub trait Trace: Send {
     fn step(&mut self, plugin: &Loaded, input: &Map<String, Value>, step: Step<'_>, took: Duration);
-    /// The error behind the [`Step::Failed`] that follows, for a caller that
-    /// sorts errors (`phs plugins test` tells a limit from the plugin's own error).
-    fn failed(&mut self, _plugin: &Loaded, _error: &CallError) {}
 }
 
 impl Trace for () {
@@ -247,8 +245,7 @@ impl PluginRunner {
                 p.stats.set_memory(p.vm.memory_used().await);
             }
             if let Err(e) = &result {
-                trace.failed(p, e);
-                trace.step(p, &event, Step::Failed(e.to_string()), took);
+                trace.step(p, &event, Step::Failed { message: e.to_string(), limit: e.is_limit() }, took);
                 let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
                 self.log(p, source, LogLevel::Error, format!("processEvent failed: {e}"));
                 self.record_error(p, &e.to_string(), Some(&Value::Object(event.clone()))).await;
@@ -264,7 +261,7 @@ impl PluginRunner {
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
                     if out.get("team_id") != Some(&json!(team_id)) {
                         let why = "processEvent changed team_id; the change was reverted";
-                        trace.step(p, &event, Step::Failed(why.into()), took);
+                        trace.step(p, &event, Step::Failed { message: why.into(), limit: false }, took);
                         self.log(p, LogSource::System, LogLevel::Error, why.into());
                         true
                     } else {
@@ -278,7 +275,10 @@ impl PluginRunner {
                     trace.step(
                         p,
                         &event,
-                        Step::Failed("processEvent returned something other than an event".into()),
+                        Step::Failed {
+                            message: "processEvent returned something other than an event".into(),
+                            limit: false,
+                        },
                         took,
                     );
                     true

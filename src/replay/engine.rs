@@ -28,7 +28,6 @@ use crate::store::{StoreError, Team};
 
 /// A decoded event of a known team, ready for the plugins.
 pub(super) struct Job {
-    message: Selected,
     pub(super) team: Arc<Team>,
     event: Map<String, Value>,
 }
@@ -84,7 +83,10 @@ pub async fn run(
     let filters = Arc::new(options.filters.clone());
     for _ in 0..options.shards.max(1) {
         let installed = runner(&overlays.installed, &options.runner);
-        let persons = overlays.installed.person_store(&installed.1).map(|store| Persons::new(store, 10_000));
+        let persons = overlays
+            .installed
+            .person_store(&installed.1)
+            .map(|store| Persons::new(store, crate::config::DISTINCT_ID_READ_AHEAD));
         let shard = Shard {
             installed,
             local: overlays.local.as_ref().map(|o| runner(o, &options.runner)),
@@ -186,7 +188,7 @@ fn shard_of(payload: &[u8], shards: usize) -> usize {
 /// finished report when it goes no further (invalid, unknown team), else
 /// the job for a shard.
 pub(super) async fn classify(
-    message: Selected,
+    message: &Selected,
     filters: &super::Filters,
     teams: &TeamCache,
 ) -> Result<Option<Result<Job, Box<EventReport>>>, ReplayError> {
@@ -195,27 +197,15 @@ pub(super) async fn classify(
     {
         return Ok(None);
     }
-    let bare = |fate, error: Option<String>| EventReport {
-        partition: message.partition,
-        offset: message.offset,
-        fate,
-        uuid: None,
-        team_id: None,
-        event: None,
-        distinct_id: None,
-        dead_letter: message.letter.as_ref().map(|(reason, detail)| json!({"reason": reason, "detail": detail})),
-        error,
-        steps: Vec::new(),
-        output: None,
-        side_effects: Vec::new(),
-        compare: None,
-        persons: Vec::new(),
-    };
     let decoded = match normalize::decode(&message.payload) {
         Ok(d) => d,
         // An event that cannot be read matches no filter on its contents.
         Err(_) if filters.on_contents() => return Ok(None),
-        Err(e) => return Ok(Some(Err(Box::new(bare(Fate::Invalid, Some(format!("{}: {e}", e.reason()))))))),
+        Err(e) => {
+            let mut r = EventReport::of(message, Fate::Invalid);
+            r.error = Some(format!("{}: {e}", e.reason()));
+            return Ok(Some(Err(Box::new(r))));
+        }
     };
     let field = |k: &str| decoded.event.get(k).and_then(Value::as_str).unwrap_or_default();
     if filters.token.as_ref().is_some_and(|t| *t != decoded.token)
@@ -230,16 +220,15 @@ pub(super) async fn classify(
         .await
         .map_err(|e| ReplayError::Failed(format!("looking up the team of an event: {e}")))?;
     let Some(team) = team else {
-        let mut r = bare(Fate::UnknownTeam, Some(format!("no team has the API token `{}`", decoded.token)));
-        let field = |k: &str| Some(field(k).to_string());
-        (r.uuid, r.event, r.distinct_id) = (field("uuid"), field("event"), field("distinct_id"));
+        let mut r = EventReport::of(message, Fate::UnknownTeam).naming(&decoded.event);
+        r.error = Some(format!("no team has the API token `{}`", decoded.token));
         return Ok(Some(Err(Box::new(r))));
     };
     let mut event = decoded.event;
     if team.anonymize_ips {
         event.insert("ip".into(), Value::Null);
     }
-    Ok(Some(Ok(Job { message, team, event })))
+    Ok(Some(Ok(Job { team, event })))
 }
 
 /// A shard's loop: each job through the plugins, in the order received.
@@ -249,10 +238,10 @@ async fn work(shard: Shard, mut messages: mpsc::Receiver<Vec<(u64, Selected)>>, 
     while let Some(batch) = messages.recv().await {
         let mut done = Vec::with_capacity(batch.len());
         for (seq, message) in batch {
-            let report = match classify(message, &shard.filters, &shard.teams).await {
+            let report = match classify(&message, &shard.filters, &shard.teams).await {
                 Ok(None) => None,
                 Ok(Some(Err(report))) => Some(*report),
-                Ok(Some(Ok(job))) => Some(shard.run(job).await),
+                Ok(Some(Ok(job))) => Some(shard.run(&message, job).await),
                 Err(e) => {
                     let _ = results.send(Err(e)).await;
                     return;
@@ -268,30 +257,14 @@ async fn work(shard: Shard, mut messages: mpsc::Receiver<Vec<(u64, Selected)>>, 
 
 impl Shard {
     /// One event through the plugins (both versions with `--compare`) and, with `--persons`, the persons stage.
-    async fn run(&self, job: Job) -> EventReport {
-        let shard = self;
-        let field = |k: &str| job.event.get(k).and_then(Value::as_str).map(String::from);
-        let mut report = EventReport {
-            partition: job.message.partition,
-            offset: job.message.offset,
-            fate: Fate::Ingested,
-            uuid: field("uuid"),
-            team_id: Some(job.team.id),
-            event: field("event"),
-            distinct_id: field("distinct_id"),
-            dead_letter: job.message.letter.as_ref().map(|(r, d)| json!({"reason": r, "detail": d})),
-            error: None,
-            steps: Vec::new(),
-            output: None,
-            side_effects: Vec::new(),
-            compare: None,
-            persons: Vec::new(),
-        };
-        let local_input = shard.local.as_ref().map(|_| job.event.clone());
-        let (runner, recorder) = &shard.installed;
+    async fn run(&self, message: &Selected, job: Job) -> EventReport {
+        let mut report = EventReport::of(message, Fate::Ingested).naming(&job.event);
+        report.team_id = Some(job.team.id);
+        let local_input = self.local.as_ref().map(|_| job.event.clone());
+        let (runner, recorder) = &self.installed;
         let (steps, output) = chain(runner, job.team.id, job.event).await;
         report.steps = steps;
-        if let (Some(persons), Some(event)) = (&shard.persons, &output) {
+        if let (Some(persons), Some(event)) = (&self.persons, &output) {
             let mut row = prepare::prepare(event.clone(), job.team.id, job.team.anonymize_ips, chrono::Utc::now());
             if let Err(e) = person_changes(persons, &mut row).await {
                 report.persons.push(json!({"error": e.to_string()}));
@@ -305,7 +278,7 @@ impl Shard {
         }));
         report.side_effects = effects;
         report.fate = if output.is_some() { Fate::Ingested } else { Fate::Dropped };
-        if let (Some((runner, recorder)), Some(input)) = (&shard.local, local_input) {
+        if let (Some((runner, recorder)), Some(input)) = (&self.local, local_input) {
             let (local_steps, local_output) = chain(runner, job.team.id, input).await;
             recorder.take();
             let empty = Map::new();

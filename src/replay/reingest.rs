@@ -72,7 +72,7 @@ enum Admit {
 /// From the log only valid events of known teams go to the pipeline; from
 /// the dead-letter table every selected letter does, to see which pass now.
 async fn admit(message: &Selected, filters: &Filters, teams: &TeamCache, letters: bool) -> Result<Admit, ReplayError> {
-    Ok(match classify(message.clone(), filters, teams).await? {
+    Ok(match classify(message, filters, teams).await? {
         None => Admit::Filtered,
         Some(Ok(job)) => Admit::Sent(Some(job.team.id)),
         Some(Err(_)) if letters => Admit::Sent(None),

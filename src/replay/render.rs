@@ -38,16 +38,22 @@ fn shown(v: &Value) -> String {
     format!("{cut}… ({} bytes)", text.len())
 }
 
-/// The event's block, or None when the style leaves it out.
-pub fn event(r: &EventReport, style: &Style) -> Option<String> {
-    let wanted = match (&r.compare, style.all) {
+/// Whether the output has the event: with `--all` every one; comparing,
+/// those whose outputs differ (an event neither version ran on, invalid or
+/// of no team, shows no difference); as JSON every event; as text those a
+/// plugin did something to (or that had side effects, when they are listed).
+pub fn printed(r: &EventReport, style: &Style, json: bool) -> bool {
+    match (&r.compare, style.all) {
         (_, true) => true,
         (Some(c), false) => !c.differences.is_empty(),
-        // Comparing, an event neither version ran on (invalid, no team) shows no difference.
         (None, false) if style.compare => false,
-        (None, false) => r.notable() || style.side_effects && !r.side_effects.is_empty(),
-    };
-    if !wanted {
+        (None, false) => json || r.notable() || style.side_effects && !r.side_effects.is_empty(),
+    }
+}
+
+/// The event's block, or None when the style leaves it out.
+pub fn event(r: &EventReport, style: &Style) -> Option<String> {
+    if !printed(r, style, false) {
         return None;
     }
     let mut out = String::new();

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::diff::{Change, diff};
 use super::overlay::SideEffect;
+use super::select::Selected;
 use crate::plugins::runner::{Loaded, Step, Trace};
 
 /// What one plugin did to the event.
@@ -40,7 +41,7 @@ impl Trace for Steps {
                 (if changes.is_empty() { "unchanged" } else { "changed" }, changes, None)
             }
             Step::Dropped => ("dropped", Vec::new(), None),
-            Step::Failed(e) => ("failed", Vec::new(), Some(e)),
+            Step::Failed { message, .. } => ("failed", Vec::new(), Some(message)),
             Step::Skipped(why) => ("skipped", Vec::new(), Some(why.to_string())),
         };
         self.0.push(StepReport {
@@ -110,6 +111,33 @@ pub struct EventReport {
 }
 
 impl EventReport {
+    /// A report on `message` with nothing found yet.
+    pub fn of(message: &Selected, fate: Fate) -> EventReport {
+        EventReport {
+            partition: message.partition,
+            offset: message.offset,
+            fate,
+            uuid: None,
+            team_id: None,
+            event: None,
+            distinct_id: None,
+            dead_letter: message.letter.as_ref().map(|(reason, detail)| json!({"reason": reason, "detail": detail})),
+            error: None,
+            steps: Vec::new(),
+            output: None,
+            side_effects: Vec::new(),
+            compare: None,
+            persons: Vec::new(),
+        }
+    }
+
+    /// With the decoded event's uuid, name and distinct id.
+    pub fn naming(mut self, event: &Map<String, Value>) -> EventReport {
+        let field = |k: &str| event.get(k).and_then(Value::as_str).map(String::from);
+        (self.uuid, self.event, self.distinct_id) = (field("uuid"), field("event"), field("distinct_id"));
+        self
+    }
+
     /// Whether a plugin did anything to it worth showing without `--all`.
     pub fn notable(&self) -> bool {
         self.fate != Fate::Ingested

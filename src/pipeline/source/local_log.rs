@@ -187,99 +187,83 @@ impl Positions for LocalLogPositions {
     }
 }
 
-/// A message of the log as `phs replay` reads it.
-pub struct Logged {
-    pub offset: i64,
-    pub payload: Vec<u8>,
-    /// RFC 3339, as SQLite wrote it.
-    pub appended_at: String,
+/// The two tables of the file that `phs replay` reads by position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// The messages, by offset.
+    Log,
+    /// The dead letters, by id.
+    DeadLetters,
 }
 
-/// A dead letter of the embedded dead-letter table.
-pub struct StoredLetter {
-    pub id: i64,
-    pub source_offset: i64,
-    pub reason: String,
-    pub detail: String,
+impl Table {
+    /// (range, first at a time, rows) queries; the rows have the same
+    /// columns for both, a message's reason and detail being NULL.
+    fn queries(self) -> [&'static str; 3] {
+        match self {
+            Table::Log => [
+                "SELECT min(offset), max(offset) FROM log",
+                "SELECT min(offset) FROM log WHERE appended_at >= $1",
+                "SELECT offset AS position, payload, appended_at AS stored_at, NULL AS reason, NULL AS detail \
+                 FROM log WHERE offset >= $1 AND offset <= $2 ORDER BY offset LIMIT $3",
+            ],
+            Table::DeadLetters => [
+                "SELECT min(id), max(id) FROM dead_letters",
+                "SELECT min(id) FROM dead_letters WHERE failed_at >= $1",
+                "SELECT id AS position, payload, failed_at AS stored_at, reason, detail \
+                 FROM dead_letters WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
+            ],
+        }
+    }
+}
+
+/// A row as `phs replay` reads it.
+#[derive(sqlx::FromRow)]
+pub struct Stored {
+    /// The message's offset, or the dead letter's id.
+    pub position: i64,
     pub payload: Vec<u8>,
-    pub failed_at: String,
+    /// When it was appended or dead-lettered (RFC 3339, as SQLite wrote it).
+    pub stored_at: String,
+    /// A dead letter's reason (NULL for a message).
+    pub reason: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// Reading by position, for `phs replay`: never moves a consumer's offset.
 impl LocalLog {
     /// The first and last offsets still in the log (None when empty).
     pub async fn retained(&self) -> Result<Option<(i64, i64)>, PipeError> {
-        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(offset), max(offset) FROM log")
+        self.range(Table::Log).await
+    }
+
+    /// The first and last positions in `table` (None when it is empty).
+    pub async fn range(&self, table: Table) -> Result<Option<(i64, i64)>, PipeError> {
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(table.queries()[0])
             .fetch_one(&self.pool)
             .await
             .map_err(PipeError::sqlx("read the log's range"))?;
         Ok(first.zip(last))
     }
 
-    /// The first offset appended at or after `at` (RFC 3339), if any.
-    pub async fn offset_at(&self, at: &str) -> Result<Option<i64>, PipeError> {
-        sqlx::query_scalar("SELECT min(offset) FROM log WHERE appended_at >= $1")
+    /// The first position in `table` stored at or after `at` (RFC 3339), if any.
+    pub async fn first_at(&self, table: Table, at: &str) -> Result<Option<i64>, PipeError> {
+        sqlx::query_scalar(table.queries()[1])
             .bind(at)
             .fetch_one(&self.pool)
             .await
-            .map_err(PipeError::sqlx("find an offset by time"))
+            .map_err(PipeError::sqlx("find a position by time"))
     }
 
-    /// Up to `limit` messages with offsets in `from..=to`, in order.
-    pub async fn read(&self, from: i64, to: i64, limit: usize) -> Result<Vec<Logged>, PipeError> {
-        let rows: Vec<(i64, Vec<u8>, String)> = sqlx::query_as(
-            "SELECT offset, payload, appended_at FROM log WHERE offset >= $1 AND offset <= $2 ORDER BY offset LIMIT $3",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(PipeError::sqlx("read the ingestion log"))?;
-        Ok(rows.into_iter().map(|(offset, payload, appended_at)| Logged { offset, payload, appended_at }).collect())
-    }
-
-    /// The first and last dead-letter ids (None when there are none).
-    pub async fn dead_letters_retained(&self) -> Result<Option<(i64, i64)>, PipeError> {
-        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(id), max(id) FROM dead_letters")
-            .fetch_one(&self.pool)
+    /// Up to `limit` rows of `table` with positions in `from..=to`, in order.
+    pub async fn read(&self, table: Table, from: i64, to: i64, limit: usize) -> Result<Vec<Stored>, PipeError> {
+        sqlx::query_as(table.queries()[2])
+            .bind(from)
+            .bind(to)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
             .await
-            .map_err(PipeError::sqlx("read the dead letters' range"))?;
-        Ok(first.zip(last))
-    }
-
-    /// The first dead letter stored at or after `at` (RFC 3339), if any.
-    pub async fn dead_letter_at(&self, at: &str) -> Result<Option<i64>, PipeError> {
-        sqlx::query_scalar("SELECT min(id) FROM dead_letters WHERE failed_at >= $1")
-            .bind(at)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(PipeError::sqlx("find a dead letter by time"))
-    }
-
-    /// Up to `limit` dead letters with ids in `from..=to`, in order.
-    pub async fn read_dead_letters(&self, from: i64, to: i64, limit: usize) -> Result<Vec<StoredLetter>, PipeError> {
-        let rows: Vec<(i64, i64, String, String, Vec<u8>, String)> = sqlx::query_as(
-            "SELECT id, source_offset, reason, detail, payload, failed_at FROM dead_letters \
-             WHERE id >= $1 AND id <= $2 ORDER BY id LIMIT $3",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(PipeError::sqlx("read the dead letters"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, source_offset, reason, detail, payload, failed_at)| StoredLetter {
-                id,
-                source_offset,
-                reason,
-                detail,
-                payload,
-                failed_at,
-            })
-            .collect())
+            .map_err(PipeError::sqlx("read the ingestion log"))
     }
 
     /// Removes dead letters that were ingested again (`phs replay --reingest`).

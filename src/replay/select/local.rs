@@ -6,14 +6,14 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::{End, Reader, Selected, Selector, Start, log_time};
-use crate::pipeline::source::local_log::LocalLog;
+use crate::pipeline::source::local_log::{LocalLog, Table};
 use crate::replay::ReplayError;
 
 const BATCH: usize = 1000;
 
 pub struct LocalReader {
     log: LocalLog,
-    letters: bool,
+    table: Table,
     /// The next offset to read.
     next: i64,
     /// The last offset to read; moves with the log's end when following.
@@ -23,7 +23,7 @@ pub struct LocalReader {
     done: bool,
 }
 
-pub async fn open(dir: &Path, letters: bool, selector: &Selector) -> Result<LocalReader, ReplayError> {
+pub async fn open(dir: &Path, table: Table, selector: &Selector) -> Result<LocalReader, ReplayError> {
     if let Some(p) = selector.partitions.iter().find(|p| **p != 0) {
         return Err(ReplayError::Usage(format!("the local log has one partition, 0; there is no partition {p}")));
     }
@@ -35,14 +35,13 @@ pub async fn open(dir: &Path, letters: bool, selector: &Selector) -> Result<Loca
         )));
     }
     let log = LocalLog::open(dir).await.map_err(|e| ReplayError::Failed(format!("opening the local log: {e}")))?;
-    let what = if letters { "dead-letter table" } else { "local log" };
-    let range = if letters { log.dead_letters_retained().await } else { log.retained().await };
-    let range = range.map_err(|e| ReplayError::Failed(format!("reading the {what}: {e}")))?;
+    let what = name(table);
+    let range = log.range(table).await.map_err(|e| ReplayError::Failed(format!("reading the {what}: {e}")))?;
     let Some((first, last)) = range else {
         if let Start::Offset(n) = selector.start {
             return Err(ReplayError::Usage(format!("offset {n} is not in the {what}: it is empty")));
         }
-        return Ok(LocalReader { log, letters, next: 1, last: 0, end: selector.end.clone(), total: 0, done: true });
+        return Ok(LocalReader { log, table, next: 1, last: 0, end: selector.end.clone(), total: 0, done: true });
     };
     let next = match selector.start {
         Start::Beginning => first,
@@ -59,7 +58,7 @@ pub async fn open(dir: &Path, letters: bool, selector: &Selector) -> Result<Loca
         }
         Start::Offset(n) => n,
         Start::Time(t) => {
-            let at = if letters { log.dead_letter_at(&log_time(t)).await } else { log.offset_at(&log_time(t)).await };
+            let at = log.first_at(table, &log_time(t)).await;
             at.map_err(|e| ReplayError::Failed(format!("reading the {what}: {e}")))?.unwrap_or(last + 1)
         }
     };
@@ -70,10 +69,19 @@ pub async fn open(dir: &Path, letters: bool, selector: &Selector) -> Result<Loca
     }
     let last = selector.end.offset.map_or(last, |to| to.min(last));
     let total = (last - next + 1).max(0) as u64;
-    Ok(LocalReader { log, letters, next, last, end: selector.end.clone(), total, done: false })
+    Ok(LocalReader { log, table, next, last, end: selector.end.clone(), total, done: false })
 }
 
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+/// What the messages are called: the local log or its dead-letter table.
+fn name(table: Table) -> &'static str {
+    match table {
+        Table::Log => "local log",
+        Table::DeadLetters => "dead-letter table",
+    }
+}
+
+/// A time as SQLite stored it.
+fn stored_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
@@ -84,38 +92,24 @@ impl Reader for LocalReader {
             if self.done {
                 return Ok(None);
             }
-            if self.end.follow && self.end.offset.is_none() {
-                let range =
-                    if self.letters { self.log.dead_letters_retained().await } else { self.log.retained().await };
-                if let Ok(Some((_, last))) = range {
-                    self.last = last;
-                }
+            if self.end.follow
+                && self.end.offset.is_none()
+                && let Ok(Some((_, last))) = self.log.range(self.table).await
+            {
+                self.last = last;
             }
-            let mut out = if self.letters {
-                let rows = self.log.read_dead_letters(self.next, self.last, BATCH).await;
-                let rows = rows.map_err(|e| ReplayError::Failed(format!("reading the dead letters: {e}")))?;
-                rows.into_iter()
-                    .map(|l| Selected {
-                        partition: 0,
-                        offset: l.id,
-                        payload: l.payload,
-                        time: parse_time(&l.failed_at),
-                        letter: Some((l.reason, l.detail)),
-                    })
-                    .collect::<Vec<_>>()
-            } else {
-                let rows = self.log.read(self.next, self.last, BATCH).await;
-                let rows = rows.map_err(|e| ReplayError::Failed(format!("reading the local log: {e}")))?;
-                rows.into_iter()
-                    .map(|m| Selected {
-                        partition: 0,
-                        offset: m.offset,
-                        payload: m.payload,
-                        time: parse_time(&m.appended_at),
-                        letter: None,
-                    })
-                    .collect()
-            };
+            let rows = self.log.read(self.table, self.next, self.last, BATCH).await;
+            let rows = rows.map_err(|e| ReplayError::Failed(format!("reading the {}: {e}", name(self.table))))?;
+            let mut out: Vec<Selected> = rows
+                .into_iter()
+                .map(|r| Selected {
+                    partition: 0,
+                    offset: r.position,
+                    time: stored_time(&r.stored_at),
+                    payload: r.payload,
+                    letter: r.reason.map(|reason| (reason, r.detail.unwrap_or_default())),
+                })
+                .collect();
             if let Some(until) = self.end.until
                 && let Some(cut) = out.iter().position(|s| s.time.is_some_and(|t| t > until))
             {

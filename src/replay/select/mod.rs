@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::ReplayError;
 use crate::config::KafkaSettings;
+use crate::pipeline::source::local_log::Table;
 
 /// Where the messages come from.
 #[derive(Clone)]
@@ -84,8 +85,8 @@ pub trait Reader: Send + Sync {
 pub async fn open(selector: &Selector) -> Result<Box<dyn Reader>, ReplayError> {
     match &selector.origin {
         Origin::Kafka { settings, topic } => Ok(Box::new(kafka::open(settings, topic, selector).await?)),
-        Origin::LocalLog(dir) => Ok(Box::new(local::open(dir, false, selector).await?)),
-        Origin::DeadLetters(dir) => Ok(Box::new(local::open(dir, true, selector).await?)),
+        Origin::LocalLog(dir) => Ok(Box::new(local::open(dir, Table::Log, selector).await?)),
+        Origin::DeadLetters(dir) => Ok(Box::new(local::open(dir, Table::DeadLetters, selector).await?)),
     }
 }
 
