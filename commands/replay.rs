@@ -250,7 +250,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         filters,
         limit: opts.limit,
         shards: match opts.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => phs::config::cores(),
             n => n,
         },
         runner: opts.runner(),

@@ -31,7 +31,7 @@ pub async fn run(
     }
     let options = phs::server::IngestOptions {
         clickhouse_topics: opts.kafka_clickhouse_topics,
-        runner: opts.runner(),
+        runner: phs::plugins::runner::RunnerOptions { states: phs::config::cores(), ..opts.runner() },
         distinct_id_lru_size: phs::config::DISTINCT_ID_READ_AHEAD,
         definitions: opts.definitions,
     };

@@ -21,7 +21,7 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let runtime = phs::server::Runtime::build(&opts.settings)
         .map_err(|e| super::UsageError(format!("MMDB_FILE_LOCATION: {e}")))?;
-    for notice in opts.settings.store.kafka.without_effect() {
+    for notice in opts.settings.store.kafka.slow_producer() {
         tracing::warn!("{notice}");
     }
     let bound = std::time::Duration::from_secs(opts.settings.shutdown_timeout_seconds);

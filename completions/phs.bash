@@ -292,7 +292,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__events)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version list help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,10 +363,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -490,7 +486,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__healthcheck)
-            opts="-h -V --admin-addr --ready --all --deps --json --timeout --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
+            opts="-h -V --admin-addr --ready --all --deps --json --timeout --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -569,10 +565,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -994,7 +986,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__migrate)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --status --dry-run --json --kafka-partitions --kafka-replication-factor --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --status --dry-run --json --kafka-partitions --kafka-replication-factor --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1065,10 +1057,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1120,7 +1108,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__persons)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version show help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1191,10 +1179,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1306,7 +1290,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__plugins)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version new test install list enable disable config order logs reload remove help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version new test install list enable disable config order logs reload remove help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1377,10 +1361,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1896,7 +1876,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__replay)
-            opts="-q -y -h -V --from-offset --from-beginning --from-timestamp --to-offset --until --limit --follow --partition --topic --dead-letters --team --distinct-id --event --uuid --reason --plugin-config --plugin-dir --compare --fetch-allow-private --offline --persons --all --side-effects --quiet --json --color --threads --reingest --yes --definitions --kafka-clickhouse-topics --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
+            opts="-q -y -h -V --from-offset --from-beginning --from-timestamp --to-offset --until --limit --follow --partition --topic --dead-letters --team --distinct-id --event --uuid --reason --plugin-config --plugin-dir --compare --fetch-allow-private --offline --persons --all --side-effects --quiet --json --color --threads --reingest --yes --definitions --kafka-clickhouse-topics --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2042,10 +2022,6 @@ _phs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --kafka-partitions-consumed-concurrently)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --clickhouse-host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2086,7 +2062,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__serve)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --definitions --event-overflow-bucket-capacity --log-retention-hours --log-retention-bytes --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --definitions --event-overflow-bucket-capacity --log-retention-hours --log-retention-bytes --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2157,10 +2133,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2308,7 +2280,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__teams)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --kafka-partitions-consumed-concurrently --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version create list help"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --log-level --log-format --help --version create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2379,10 +2351,6 @@ _phs() {
                     return 0
                     ;;
                 --kafka-max-message-batch-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kafka-partitions-consumed-concurrently)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

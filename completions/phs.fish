@@ -63,10 +63,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -74,8 +73,8 @@ complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-password -d
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-secure -d 'Use https for ClickHouse when CLICKHOUSE_HOST has no scheme' -r -f -a "true\t''
 false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
-complete -c phs -n "__fish_phs_using_subcommand serve" -l worker-concurrency -d 'Concurrent pipeline workers; 0 uses every core' -r
-complete -c phs -n "__fish_phs_using_subcommand serve" -l tasks-per-worker -d 'Events each worker processes concurrently (different persons only)' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l worker-concurrency -d 'Shards each batch is processed on, each a task with its own Lua states (the original\'s worker threads); events are spread by (team, distinct_id), so one person\'s stay in order. 0: one per core' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l tasks-per-worker -d '(team, distinct_id) keys each shard processes at once: while one waits on a plugin\'s cache, storage or fetch call, or on persons, the next runs' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-server-mode -d 'Which parts of the server this instance runs. Unset: all of them' -r -f -a "ingestion\t'Only ingestion: source -> plugins\' processEvent -> persons -> sinks'
 async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l schedule-lock-ttl -d 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks' -r
@@ -133,10 +132,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand migrate" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand migrate" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -179,10 +177,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -243,10 +240,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand replay" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand replay" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -295,10 +291,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand plugins; and not __fish_seen_subcommand_from new test install list enable disable config order logs reload remove help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -514,10 +509,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand teams; and not __fish_seen_subcommand_from create list help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -585,10 +579,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand events; and not __fish_seen_subcommand_from list help" -l clickhouse-user -d 'ClickHouse user name' -r
@@ -644,10 +637,9 @@ sasl-ssl\t''"
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-mechanism -d 'SASL mechanism (e.g. PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-user -d 'SASL user name' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-sasl-password -d 'SASL password' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-producer-max-queue-size -d 'Producer: messages queued before a flush. Accepted for the original\'s deployments; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-flush-frequency-ms -d 'Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps)' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes before a flush' -r
-complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-partitions-consumed-concurrently -d 'Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet: one pipeline processes every partition this instance owns' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-producer-max-queue-size -d 'Producer: most messages in one batch to a partition (librdkafka\'s batch.num.messages). The original\'s 20 would make producing many times slower' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-flush-frequency-ms -d 'Producer: longest wait for a batch to fill, in milliseconds (librdkafka\'s linger.ms); every capture request waits up to this long. The original\'s 500 would add half a second to each' -r
+complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l kafka-max-message-batch-size -d 'Producer: largest batch in bytes to a partition (librdkafka\'s batch.size)' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-host -d 'ClickHouse host, as `host`, `host:port` or an http(s) URL (HTTP port 8123 by default). Unset: events in SQLite' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-database -d 'ClickHouse database' -r
 complete -c phs -n "__fish_phs_using_subcommand persons; and not __fish_seen_subcommand_from show help" -l clickhouse-user -d 'ClickHouse user name' -r

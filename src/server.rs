@@ -280,8 +280,9 @@ impl Ingestion {
         Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff, definitions })
     }
 
-    /// A pipeline over these parts, running `keys_in_parallel` keys of a batch at once.
-    pub fn pipeline(&self, keys_in_parallel: usize) -> Pipeline {
+    /// A pipeline over these parts, processing each batch on `shards` tasks
+    /// (at most the runner's states are used) that run `tasks` keys each at once.
+    pub fn pipeline(&self, shards: usize, tasks: usize) -> Pipeline {
         Pipeline::new(
             self.teams.clone(),
             self.runner.clone(),
@@ -291,7 +292,7 @@ impl Ingestion {
         )
         .with_handoff(self.handoff.clone())
         .with_definitions(self.definitions.clone())
-        .with_keys_in_parallel(keys_in_parallel)
+        .with_shards(shards, tasks)
     }
 }
 
@@ -313,6 +314,7 @@ async fn start_pipeline(
 ) -> Result<Option<std::net::SocketAddr>, ServeError> {
     let stop = tasks.stop();
     let s = &settings.store;
+    let shards = settings.shards();
     let options = IngestOptions {
         clickhouse_topics: settings.kafka_clickhouse_topics,
         runner: RunnerOptions {
@@ -324,17 +326,13 @@ async fn start_pipeline(
                 min_calls: settings.plugin_disable_min_calls,
                 window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
             },
+            states: shards,
         },
         distinct_id_lru_size: settings.distinct_id_lru_size,
         definitions: settings.definitions,
     };
     let ingestion = Ingestion::build(s, options, store.clone(), cache.clone(), instance_id).await?;
-    // WORKER_CONCURRENCY x TASKS_PER_WORKER keys of a batch (different persons) run at once.
-    let workers = match settings.worker_concurrency {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
-    let pipeline = || ingestion.pipeline(workers * settings.tasks_per_worker as usize);
+    let pipeline = || ingestion.pipeline(shards, settings.tasks_per_worker as usize);
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())

@@ -58,7 +58,6 @@ fn serve_help_shows_every_setting_with_env_name_and_default() {
         "DISABLE_MMDB",
         "DISTINCT_ID_LRU_SIZE",
         "HEALTHCHECK_MAX_STALE_SECONDS",
-        "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY",
         "PLUGIN_SERVER_MODE",
         "ADMIN_ADDR",
         "PHS_DATA_DIR",
@@ -197,16 +196,21 @@ fn clickhouse_ca_must_be_a_readable_pem_file() {
 }
 
 #[test]
-fn settings_without_effect_are_not_silent() {
+fn slow_or_ignored_settings_are_not_silent() {
     let dir = tempfile::tempdir().unwrap();
     // An address of no local interface (TEST-NET-1) stops serve at once, after the settings are read.
     let out = phs()
         .arg("serve")
         .env("PHS_DATA_DIR", dir.path())
         .env("KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", "4")
+        .env("KAFKA_FLUSH_FREQUENCY_MS", "500")
+        .env("KAFKA_PRODUCER_MAX_QUEUE_SIZE", "20")
         .env("ADMIN_ADDR", "192.0.2.1:9")
         .env("CAPTURE_ADDR", "127.0.0.1:0")
         .output()
         .unwrap();
-    assert!(stderr(&out).contains("KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY has no effect yet"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY") && err.contains("is ignored"), "{err}");
+    assert!(err.contains("KAFKA_FLUSH_FREQUENCY_MS=500 is librdkafka's linger.ms"), "{err}");
+    assert!(err.contains("KAFKA_PRODUCER_MAX_QUEUE_SIZE=20 is librdkafka's batch.num.messages"), "{err}");
 }

@@ -32,6 +32,7 @@ mod replay_kafka;
 mod retention;
 mod sdk;
 mod serve;
+mod shards;
 mod sinks;
 mod store;
 mod top;

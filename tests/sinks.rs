@@ -73,7 +73,7 @@ fn batch() -> (SinkBatch, uuid::Uuid) {
         event("00000000-0000-0000-0000-000000000001", 7, "signed_up", "d1", "2024-05-01T10:00:00.123456Z");
     signed_up.person = Some(EventPerson {
         uuid: person,
-        properties: json!({"email": "a@b.c"}),
+        properties: phs::wire::SharedJson::new(json!({"email": "a@b.c"})),
         created_at: at("2024-04-01T00:00:00.5Z"),
     });
     signed_up.groups[0] = Some(json!({"name": "acme"}));

@@ -39,6 +39,13 @@ const NODE_ONLY: &[(&str, Treatment)] = &[
         ),
     ),
     ("KAFKA_PRODUCER_LINGER_MS", Treatment::MapTo("KAFKA_FLUSH_FREQUENCY_MS")),
+    (
+        "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY",
+        Treatment::Ignored(
+            "phs processes every partition it owns on WORKER_CONCURRENCY shards keyed by (team, distinct_id), \
+             so partitions need no concurrency of their own",
+        ),
+    ),
     ("KAFKA_PRODUCER_BATCH_SIZE", Treatment::MapTo("KAFKA_MAX_MESSAGE_BATCH_SIZE")),
 ];
 

@@ -112,46 +112,60 @@ pub struct KafkaSettings {
     #[arg(long, env = "KAFKA_SASL_PASSWORD", value_name = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
     pub kafka_sasl_password: Option<String>,
 
-    /// Producer: messages queued before a flush. Accepted for the original's deployments; no effect yet (see README, Known gaps).
+    /// Producer: most messages in one batch to a partition (librdkafka's batch.num.messages). The original's 20
+    /// would make producing many times slower.
     #[arg(long, env = "KAFKA_PRODUCER_MAX_QUEUE_SIZE", value_name = "KAFKA_PRODUCER_MAX_QUEUE_SIZE",
-          default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+          default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub kafka_producer_max_queue_size: u32,
 
-    /// Producer: longest wait before a flush, in milliseconds. Accepted; no effect yet (see README, Known gaps).
-    #[arg(long, env = "KAFKA_FLUSH_FREQUENCY_MS", value_name = "KAFKA_FLUSH_FREQUENCY_MS", default_value_t = 500)]
+    /// Producer: longest wait for a batch to fill, in milliseconds (librdkafka's linger.ms); every capture request
+    /// waits up to this long. The original's 500 would add half a second to each.
+    #[arg(long, env = "KAFKA_FLUSH_FREQUENCY_MS", value_name = "KAFKA_FLUSH_FREQUENCY_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=900_000))]
     pub kafka_flush_frequency_ms: u64,
 
-    /// Producer: largest batch in bytes before a flush.
+    /// Producer: largest batch in bytes to a partition (librdkafka's batch.size).
     #[arg(long, env = "KAFKA_MAX_MESSAGE_BATCH_SIZE", value_name = "KAFKA_MAX_MESSAGE_BATCH_SIZE",
           default_value_t = 900_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub kafka_max_message_batch_size: u64,
+}
 
-    /// Partitions of the consumption topic processed concurrently by this instance. Accepted; no effect yet:
-    /// one pipeline processes every partition this instance owns.
-    #[arg(long, env = "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY",
-          value_name = "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub kafka_partitions_consumed_concurrently: u32,
+/// TASKS_PER_WORKER's default, the original's.
+pub const TASKS_PER_WORKER: usize = 10;
+
+/// The cores this process may use: the default number of shards.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl ServeSettings {
+    /// The pipeline's shards: WORKER_CONCURRENCY, or one per core.
+    pub fn shards(&self) -> usize {
+        match self.worker_concurrency {
+            0 => cores(),
+            n => n as usize,
+        }
+    }
 }
 
 impl KafkaSettings {
-    /// The settings that are accepted but change nothing yet, when set to
-    /// other than their defaults: `phs serve` warns about each, so none is silent.
-    pub fn without_effect(&self) -> Vec<String> {
+    /// Producer settings that slow phs down, as an original deployment's
+    /// values would: `phs serve` warns about each, so none is silent.
+    pub fn slow_producer(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.kafka_producer_max_queue_size != 20 || self.kafka_flush_frequency_ms != 500 {
-            out.push(
-                "KAFKA_PRODUCER_MAX_QUEUE_SIZE and KAFKA_FLUSH_FREQUENCY_MS have no effect yet: mapped onto \
-                 librdkafka with the original's values they made producing 15-30 times slower"
-                    .to_string(),
-            );
+        if self.kafka_flush_frequency_ms >= 100 {
+            out.push(format!(
+                "KAFKA_FLUSH_FREQUENCY_MS={} is librdkafka's linger.ms here: every capture request and every \
+                 batch phs produces waits up to that long (phs's default is 5)",
+                self.kafka_flush_frequency_ms
+            ));
         }
-        if self.kafka_partitions_consumed_concurrently != 1 {
-            out.push(
-                "KAFKA_PARTITIONS_CONSUMED_CONCURRENTLY has no effect yet: one pipeline processes every \
-                 partition this instance owns (scale out with more instances in the consumer group)"
-                    .to_string(),
-            );
+        if self.kafka_producer_max_queue_size < 1000 {
+            out.push(format!(
+                "KAFKA_PRODUCER_MAX_QUEUE_SIZE={} is librdkafka's batch.num.messages here: batches that small \
+                 make producing many times slower (phs's default is 10000)",
+                self.kafka_producer_max_queue_size
+            ));
         }
         out
     }
@@ -202,7 +216,8 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub store: StoreSettings,
 
-    /// Concurrent pipeline workers; 0 uses every core.
+    /// Shards each batch is processed on, each a task with its own Lua states (the original's worker
+    /// threads); events are spread by (team, distinct_id), so one person's stay in order. 0: one per core.
     #[arg(
         long,
         env = "WORKER_CONCURRENCY",
@@ -212,8 +227,9 @@ pub struct ServeSettings {
     )]
     pub worker_concurrency: u32,
 
-    /// Events each worker processes concurrently (different persons only).
-    #[arg(long, env = "TASKS_PER_WORKER", value_name = "TASKS_PER_WORKER", default_value_t = 10,
+    /// (team, distinct_id) keys each shard processes at once: while one waits on a plugin's cache,
+    /// storage or fetch call, or on persons, the next runs.
+    #[arg(long, env = "TASKS_PER_WORKER", value_name = "TASKS_PER_WORKER", default_value_t = TASKS_PER_WORKER as u32,
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workers")]
     pub tasks_per_worker: u32,
 

@@ -18,11 +18,11 @@ use futures_util::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::retry::{Retried, retry};
+use super::shards::Messages;
 use super::sink::{EventSink, SinkBatch};
 use super::{Pipeline, Refused, Staged};
 use crate::error::{ErrorKind, Kinded, PipeError};
 use crate::store::StoreError;
-use crate::wire::Message;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -80,12 +80,12 @@ impl Pipeline {
     /// dead letters.
     pub(super) fn stage<'a>(
         &'a self,
-        messages: &'a [Message],
+        messages: Messages,
         stop: &'a CancellationToken,
     ) -> Boxed<'a, Result<Staged, Halt>> {
         Box::pin(async move {
-            let attempt = || AssertUnwindSafe(self.process_fresh(messages)).catch_unwind().map(flatten);
-            match retry(&self.worker, Some(stop), "process a batch", attempt).await {
+            let attempt = || AssertUnwindSafe(self.process_fresh(&messages)).catch_unwind().map(flatten);
+            match retry(self.worker(), Some(stop), "process a batch", attempt).await {
                 Retried::Done(s) => Ok(s),
                 Retried::Stopped => Err(Halt::Stopped),
                 Retried::Refused(f) if f.kind() == ErrorKind::Fatal => Err(Halt::Fatal(format!("processing: {f}"))),
@@ -98,8 +98,9 @@ impl Pipeline {
                 Retried::Refused(f) => {
                     tracing::info!(error = %f, size = messages.len(), "a batch was refused; halving it to find the cause");
                     let mid = messages.len() / 2;
-                    let first = self.stage(&messages[..mid], stop).await?;
-                    let second = self.stage(&messages[mid..], stop).await?;
+                    let (first, second) = messages.split(mid);
+                    let first = self.stage(first, stop).await?;
+                    let second = self.stage(second, stop).await?;
                     Ok(first.then(second, mid))
                 }
             }
@@ -118,7 +119,7 @@ impl Pipeline {
     ) -> Boxed<'a, Result<Vec<(usize, String)>, Halt>> {
         Box::pin(async move {
             let write = || write_elsewhere(self.sink.clone(), batch.clone());
-            let err = match retry(&self.worker, stop, "write events", write).await {
+            let err = match retry(self.worker(), stop, "write events", write).await {
                 Retried::Done(()) => return Ok(Vec::new()),
                 Retried::Stopped => return Err(Halt::Stopped),
                 Retried::Refused(e) if e.kind == ErrorKind::Fatal => return Err(Halt::Fatal(format!("sink: {e}"))),

@@ -28,6 +28,7 @@ pub mod persons;
 pub mod prepare;
 mod retry;
 mod run;
+pub mod shards;
 pub mod sink;
 pub mod source;
 pub mod team;
@@ -35,25 +36,17 @@ pub mod team;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::{StreamExt, TryStreamExt, stream};
-
+use self::shards::{Messages, Stages, on_every, shard_of};
 use self::sink::{DeadLetter, DeadLetterQueue, EventSink, SinkBatch};
 use self::team::TeamCache;
-use crate::metrics::{self, Stage, WorkerStats};
-use crate::plugins::runner::{Outcome, PluginRunner};
+use crate::metrics::{self, Stage};
+use crate::plugins::runner::PluginRunner;
 
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
 
-/// Messages decoded between yields to the runtime.
-const YIELD_EVERY: usize = 256;
-
 /// Times a batch is processed again at once after a persons conflict.
 const CONFLICT_RETRIES: usize = 5;
-
-/// (team, distinct_id) keys processed at once within a batch, unless set
-/// with [`Pipeline::with_keys_in_parallel`].
-const KEYS_IN_PARALLEL: usize = 32;
 
 /// An event waiting for its key's turn, with its place in the batch.
 struct Keyed {
@@ -63,22 +56,18 @@ struct Keyed {
 }
 
 pub struct Pipeline {
-    /// Shared with the capture endpoint, which checks tokens against the same cache.
-    pub teams: Arc<TeamCache>,
-    pub plugins: Arc<PluginRunner>,
-    pub persons: Arc<persons::Persons>,
+    /// What the shards run: team lookup, plugins, persons, overflow.
+    stages: Stages,
     pub sink: Arc<dyn EventSink>,
     pub dlq: Arc<dyn DeadLetterQueue>,
     /// Hands written events to onEvent/exportEvents (the async side), if any.
     pub handoff: Option<Arc<dyn crate::wire::Handoff>>,
-    /// Reroutes hot keys' messages (the main pipeline only).
-    overflow: Option<Arc<overflow::Overflow>>,
     /// Gets every processed batch, to keep event and property definitions.
     definitions: Option<Arc<definitions::Definitions>>,
     /// Whether this pipeline's source is the one whose lag `phs top` shows.
     reports_lag: bool,
-    worker: Arc<WorkerStats>,
-    keys_in_parallel: usize,
+    /// Shards a batch is processed on (WORKER_CONCURRENCY).
+    shards: usize,
 }
 
 /// What [`Pipeline::process`] made of a batch. Messages are named by their
@@ -115,6 +104,9 @@ impl Refused {
 }
 
 impl Pipeline {
+    /// A pipeline on one shard, one key at a time, until
+    /// [`Pipeline::with_shards`] says otherwise. `plugins` should have a Lua
+    /// state per shard ([`crate::plugins::runner::RunnerOptions::states`]).
     pub fn new(
         teams: Arc<TeamCache>,
         plugins: Arc<PluginRunner>,
@@ -123,38 +115,34 @@ impl Pipeline {
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
         Pipeline {
-            teams,
-            plugins,
-            persons,
+            stages: Stages { teams, plugins, persons, overflow: None, worker: metrics::global().worker(0), tasks: 1 },
             sink,
             dlq,
             handoff: None,
-            overflow: None,
             definitions: None,
             reports_lag: true,
-            worker: metrics::global().worker(0),
-            keys_in_parallel: KEYS_IN_PARALLEL,
+            shards: 1,
         }
     }
 
-    /// After each batch is written and before it is committed, its events are
-    /// queued durably for onEvent/exportEvents: at-least-once delivery to them.
-    /// How many (team, distinct_id) keys of a batch run at once (at least 1).
-    pub fn with_keys_in_parallel(mut self, n: usize) -> Self {
-        self.keys_in_parallel = n.max(1);
+    /// Processes each batch on `shards` tasks (at least 1), each running
+    /// `tasks` of its (team, distinct_id) keys at once.
+    pub fn with_shards(mut self, shards: usize, tasks: usize) -> Self {
+        self.shards = shards.max(1);
+        self.stages.tasks = tasks.max(1);
         self
     }
 
     /// Sends keys over their burst to the overflow topic.
     pub fn with_overflow(mut self, overflow: Arc<overflow::Overflow>) -> Self {
-        self.overflow = Some(overflow);
+        self.stages.overflow = Some(overflow);
         self
     }
 
     /// Makes this the pipeline of the overflow topic: worker 1 in the
     /// metrics, and its lag not reported as the main topic's.
     pub fn consuming_overflow(mut self) -> Self {
-        self.worker = metrics::global().worker(1);
+        self.stages.worker = metrics::global().worker(1);
         self.reports_lag = false;
         self
     }
@@ -164,15 +152,21 @@ impl Pipeline {
         self
     }
 
+    /// After each batch is written and before it is committed, its events are
+    /// queued durably for onEvent/exportEvents: at-least-once delivery to them.
     pub fn with_handoff(mut self, handoff: Arc<dyn crate::wire::Handoff>) -> Self {
         self.handoff = Some(handoff);
         self
     }
 
+    fn worker(&self) -> &metrics::WorkerStats {
+        &self.stages.worker
+    }
+
     /// [`Pipeline::process`], redone at once when its persons conflicted with
     /// another writer (the retry decides from fresh reads); other failures,
     /// and conflicts that keep coming, go to the caller's backoff.
-    async fn process_fresh(&self, messages: &[crate::wire::Message]) -> Result<Staged, crate::store::StoreError> {
+    async fn process_fresh(&self, messages: &Messages) -> Result<Staged, crate::store::StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -187,63 +181,30 @@ impl Pipeline {
 
     /// Runs the stages on a batch: the rows to write and the dead letters.
     ///
-    /// Events of one (team, distinct_id) go through plugins and persons in
-    /// batch order; different keys run concurrently, so one busy person does
-    /// not hold up the others, and the rows come back in batch order.
-    async fn process(&self, messages: &[crate::wire::Message]) -> Result<Staged, crate::store::StoreError> {
-        let mut letters = Vec::new();
-        let mut rerouted = Vec::new();
-        let mut keys: HashMap<(i64, String), Vec<Keyed>> = HashMap::new();
-        let w = &self.worker;
+    /// Every shard sorts its messages into keys, the batch's persons (and
+    /// those of the ids they would merge with) are read in one query per
+    /// team, then every shard runs its keys; see [`shards`]. Events of one
+    /// (team, distinct_id) go through plugins and persons in batch order,
+    /// and the rows come back in batch order.
+    async fn process(&self, messages: &Messages) -> Result<Staged, crate::store::StoreError> {
+        let w = self.worker();
+        let mut mine: Vec<Vec<usize>> = vec![Vec::new(); self.shards];
         for (index, m) in messages.iter().enumerate() {
-            if index % YIELD_EVERY == YIELD_EVERY - 1 {
-                // Decoding a batch awaits nothing else: let the writing and polling tasks on this thread run.
-                tokio::task::yield_now().await;
-            }
-            let decoded = match w.timed_sync(Stage::Normalize, || normalize::decode(&m.payload)) {
-                Ok(d) => d,
-                Err(e) => {
-                    letters.push(Refused {
-                        index,
-                        reason: e.reason(),
-                        detail: e.to_string(),
-                        stage: "normalize",
-                        team_id: None,
-                    });
-                    continue;
-                }
-            };
-            let distinct_id = decoded.event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default();
-            if let Some(key) = self.overflow.as_ref().and_then(|o| o.reroute_key(&decoded.token, distinct_id)) {
-                rerouted.push((key, index));
-                continue;
-            }
-            let Some(team) = w.timed(Stage::Team, self.teams.by_token(&decoded.token)).await? else {
-                letters.push(Refused {
-                    index,
-                    reason: "unknown_token",
-                    detail: format!("no team has the API token `{}`", decoded.token),
-                    stage: "team",
-                    team_id: None,
-                });
-                continue;
-            };
-            let mut event = decoded.event;
-            if team.anonymize_ips {
-                event.insert("ip".into(), serde_json::Value::Null);
-            }
-            let distinct_id = event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default().to_string();
-            keys.entry((team.id, distinct_id)).or_default().push(Keyed {
-                index,
-                anonymize_ips: team.anonymize_ips,
-                event,
-            });
+            mine[shard_of(&m.payload, self.shards)].push(index);
         }
-        // The persons of the batch's distinct ids, and of the ids they would
-        // merge with, are read in one query per team.
-        let persons = self.persons.batch();
+        let sorting = mine.into_iter().enumerate().filter(|(_, mine)| !mine.is_empty()).map(|(slot, mine)| {
+            let (stages, messages) = (self.stages.clone(), messages.clone());
+            async move { Ok((slot, stages.sort(&messages, &mine).await?)) }
+        });
+        let mut sorted = on_every(sorting).await?;
+        let (mut letters, mut rerouted) = (Vec::new(), Vec::new());
+        for (_, s) in &mut sorted {
+            letters.append(&mut s.letters);
+            rerouted.append(&mut s.rerouted);
+        }
+        let persons = Arc::new(self.stages.persons.batch());
         let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
-        for ((team, id), events) in &keys {
+        for ((team, id), events) in sorted.iter().flat_map(|(_, s)| &s.keys) {
             // Personless events read no person: a key with only those needs no read.
             let personless = |k: &Keyed| {
                 k.event.get("properties").and_then(|p| p.as_object()).is_some_and(persons::ids::is_personless)
@@ -258,16 +219,16 @@ impl Pipeline {
         for (team, mut ids) in teams {
             ids.sort_unstable();
             ids.dedup();
-            w.timed(Stage::Persons, self.persons.prefetch(&persons, team, &ids)).await?;
+            w.timed(Stage::Persons, self.stages.persons.prefetch(&persons, team, &ids)).await?;
         }
-        let mut done: Vec<(usize, crate::wire::EventRow, persons::Changes)> = stream::iter(keys)
-            .map(|((team_id, _), events)| self.process_key(team_id, events, &persons))
-            .buffer_unordered(self.keys_in_parallel)
-            .try_concat()
-            .await?;
+        let running = sorted.into_iter().map(|(slot, s)| {
+            let (stages, persons) = (self.stages.clone(), persons.clone());
+            async move { stages.run(slot, s.keys, &persons).await }
+        });
+        let mut done: Vec<shards::Done> = on_every(running).await?.into_iter().flatten().collect();
         done.sort_unstable_by_key(|(index, _, _)| *index);
         let mut batch = SinkBatch::default();
-        w.timed(Stage::Persons, self.persons.flush(persons)).await?.into_batch(&mut batch);
+        w.timed(Stage::Persons, self.stages.persons.flush(&persons)).await?.into_batch(&mut batch);
         let mut origins = Vec::with_capacity(done.len());
         for (index, row, changes) in done {
             changes.into_batch(&mut batch);
@@ -275,27 +236,5 @@ impl Pipeline {
             origins.push(index);
         }
         Ok(Staged { rows: batch, letters, rerouted, origins })
-    }
-
-    /// The events of one (team, distinct_id), in order: plugins, prepare, persons.
-    async fn process_key(
-        &self,
-        team_id: i64,
-        events: Vec<Keyed>,
-        persons: &persons::Batch,
-    ) -> Result<Vec<(usize, crate::wire::EventRow, persons::Changes)>, crate::store::StoreError> {
-        let mut out = Vec::with_capacity(events.len());
-        let w = &self.worker;
-        for Keyed { index, anonymize_ips, event } in events {
-            match w.timed(Stage::Plugins, self.plugins.process(team_id, event)).await {
-                Outcome::Event(e) => {
-                    let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
-                    let changes = w.timed(Stage::Persons, self.persons.process(&mut row, persons)).await?;
-                    out.push((index, row, changes));
-                }
-                Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
-            }
-        }
-        Ok(out)
     }
 }

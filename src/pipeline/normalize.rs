@@ -106,6 +106,20 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, Invalid> {
 
 const REPLACEMENT: &str = "\u{FFFD}";
 
+/// The distinct id `decode` makes of an outer `distinct_id`, without
+/// copying it when it needs no change: how messages are keyed before they
+/// are decoded (`shards`).
+pub fn distinct_id_key(raw: &str) -> std::borrow::Cow<'_, str> {
+    let mut id = std::borrow::Cow::Borrowed(raw);
+    if raw.contains('\0') {
+        id = raw.replace('\0', REPLACEMENT).into();
+    }
+    match id.char_indices().nth(MAX_DISTINCT_ID_CHARS) {
+        Some((cut, _)) => id[..cut].to_string().into(),
+        None => id,
+    }
+}
+
 fn replace_nul(s: &mut String) {
     if s.contains('\0') {
         *s = s.replace('\0', REPLACEMENT);

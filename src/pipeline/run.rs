@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bisect::Halt;
 use super::retry::{Retried, retry};
+use super::shards::Messages;
 use super::sink::{DeadLetter, SinkBatch};
 use super::source::Source;
 use super::{BATCH, Pipeline, Refused, Staged};
@@ -39,7 +40,7 @@ struct Processed {
     /// The batch's messages, kept until it is committed: dead letters and the
     /// overflow topic send them as read, and an event a sink refuses is
     /// dead-lettered as the message it came from (`origins`, per event row).
-    messages: Vec<Message>,
+    messages: Arc<[Message]>,
     letters: Vec<Refused>,
     /// Hot keys' messages (by index) for the overflow topic, with their keys.
     rerouted: Vec<(String, usize)>,
@@ -65,7 +66,7 @@ impl Pipeline {
         {
             metrics::global().set_positions(positions);
         }
-        let w = &self.worker;
+        let w = self.worker();
         let mut in_hand: Option<Processed> = None;
         loop {
             let reading = !stop.is_cancelled();
@@ -112,7 +113,7 @@ impl Pipeline {
 
     /// Reads a batch and runs the stages on it.
     async fn next_batch(&self, source: &mut dyn Source, stop: &CancellationToken) -> Next {
-        let w = &self.worker;
+        let w = self.worker();
         let polled = tokio::select! {
             b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
             _ = stop.cancelled() => return Next::Halted(Halt::Stopped),
@@ -135,8 +136,9 @@ impl Pipeline {
         };
         // A dependency failing mid-batch (the database, for team lookups)
         // retries the whole batch: nothing is written or committed until it passes.
+        let messages: Arc<[Message]> = messages.into();
         w.processing(true);
-        let staged = self.stage(&messages, stop).await;
+        let staged = self.stage(Messages::new(messages.clone()), stop).await;
         w.processing(false);
         let Staged { rows: batch, letters, rerouted, origins } = match staged {
             Ok(s) => s,
@@ -157,7 +159,7 @@ impl Pipeline {
     /// write is retried while its failure is transient; events a sink refuses
     /// become dead letters (their reasons are returned for the metrics).
     async fn write(&self, p: &Processed) -> Result<Vec<&'static str>, Halt> {
-        let w = &self.worker;
+        let w = self.worker();
         if let Some(d) = &self.definitions {
             d.observe(p.batch.clone());
         }
@@ -203,14 +205,15 @@ impl Pipeline {
     /// their onEvent/exportEvents is lost, which is better than a stalled partition).
     async fn hand_off_each(&self, events: &[crate::wire::EventRow]) -> Result<(), Halt> {
         let Some(h) = &self.handoff else { return Ok(()) };
-        match refusal(retry(&self.worker, None, "queue events for onEvent/exportEvents", || h.enqueue(events)).await)? {
+        match refusal(retry(self.worker(), None, "queue events for onEvent/exportEvents", || h.enqueue(events)).await)?
+        {
             None => return Ok(()),
             Some(err) => tracing::warn!(%err, "the job queue refused a batch; queueing its events one by one"),
         }
         for e in events {
             let one = std::slice::from_ref(e);
             if let Some(err) =
-                refusal(retry(&self.worker, None, "queue an event for onEvent", || h.enqueue(one)).await)?
+                refusal(retry(self.worker(), None, "queue an event for onEvent", || h.enqueue(one)).await)?
             {
                 tracing::error!(%err, uuid = %e.uuid, "the job queue refused an event; its onEvent/exportEvents is skipped");
                 metrics::global().dropped("handoff_refused", 1);
@@ -222,8 +225,8 @@ impl Pipeline {
     /// Sends hot keys' messages to the overflow topic; returns the ones it
     /// refuses for a data reason, one by one.
     async fn reroute_each<'p>(&self, messages: &[(String, &'p Message)]) -> Result<Vec<(String, &'p Message)>, Halt> {
-        let Some(o) = &self.overflow else { return Ok(Vec::new()) };
-        if refusal(retry(&self.worker, None, "reroute hot keys to the overflow topic", || o.send(messages)).await)?
+        let Some(o) = &self.stages.overflow else { return Ok(Vec::new()) };
+        if refusal(retry(self.worker(), None, "reroute hot keys to the overflow topic", || o.send(messages)).await)?
             .is_none()
         {
             return Ok(Vec::new());
@@ -231,7 +234,7 @@ impl Pipeline {
         let mut refused = Vec::new();
         for m in messages {
             let one = std::slice::from_ref(m);
-            if refusal(retry(&self.worker, None, "reroute a hot key's message", || o.send(one)).await)?.is_some() {
+            if refusal(retry(self.worker(), None, "reroute a hot key's message", || o.send(one)).await)?.is_some() {
                 refused.push(m.clone());
             }
         }
@@ -241,12 +244,13 @@ impl Pipeline {
     /// Sends dead letters; a letter the queue refuses on its own (too large
     /// for the dead-letter topic, say) is logged in full and dropped.
     async fn send_letters(&self, letters: &[DeadLetter<'_>]) -> Result<(), Halt> {
-        if refusal(retry(&self.worker, None, "write dead letters", || self.dlq.send(letters)).await)?.is_none() {
+        if refusal(retry(self.worker(), None, "write dead letters", || self.dlq.send(letters)).await)?.is_none() {
             return Ok(());
         }
         for l in letters {
             let one = std::slice::from_ref(l);
-            if let Some(err) = refusal(retry(&self.worker, None, "write a dead letter", || self.dlq.send(one)).await)? {
+            if let Some(err) = refusal(retry(self.worker(), None, "write a dead letter", || self.dlq.send(one)).await)?
+            {
                 tracing::error!(%err, reason = l.reason, detail = %l.detail, partition = l.message.partition,
                     offset = l.message.offset, payload = %String::from_utf8_lossy(&l.message.payload),
                     "the dead-letter queue refused a message; it is dropped");

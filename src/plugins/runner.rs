@@ -94,13 +94,43 @@ impl Backends {
     }
 }
 
-/// One loaded plugin config: its state, and whether setupPlugin ran.
+/// One Lua state of a config, and whether its setupPlugin ran.
+struct State {
+    vm: PluginVm,
+    setup: Mutex<SetupState>,
+}
+
+impl State {
+    fn new(vm: PluginVm) -> State {
+        State { vm, setup: Mutex::new(SetupState::default()) }
+    }
+}
+
+/// How a config's further states are built, on first use by their shard.
+struct Recipe {
+    source: Arc<super::PluginSource>,
+    ctx: Context,
+    limits: Limits,
+}
+
+/// One loaded plugin config: its Lua states, and how its calls went.
+///
+/// A config has one state per pipeline shard ([`RunnerOptions::states`]),
+/// as the original had one per worker thread: shards call processEvent at
+/// the same time without waiting for each other's state. The first state
+/// is built with the config and also serves the async side; the others are
+/// built when their shard first needs them, so a config that sees few
+/// events costs one state. Each state runs its own setupPlugin, and
+/// `meta.global` is per state, as it was per worker thread. The error rate,
+/// time-limit count and disabling are the config's, across its states.
 pub struct Loaded {
     config: PluginConfig,
     plugin_updated: chrono::DateTime<chrono::Utc>,
     label: String,
-    vm: PluginVm,
-    setup: Mutex<SetupState>,
+    first: State,
+    /// States 1.. (None: building it failed, and its shard uses the first).
+    others: Box<[std::sync::OnceLock<Option<State>>]>,
+    recipe: Option<Recipe>,
     stats: Arc<crate::metrics::PluginStats>,
     errors: std::sync::Mutex<ErrorWindow>,
     /// Set when this instance disabled the config, so it stops at once
@@ -113,8 +143,30 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The first state: the one the async side (onEvent, exportEvents, jobs, tasks) uses.
     pub fn vm(&self) -> &PluginVm {
-        &self.vm
+        &self.first.vm
+    }
+
+    /// The state of shard `slot` (any number: slots wrap around the states).
+    fn state(&self, slot: usize) -> &State {
+        let n = self.others.len() + 1;
+        let (Some(recipe), i @ 1..) = (&self.recipe, slot % n) else { return &self.first };
+        let built = self.others[i - 1].get_or_init(|| {
+            match PluginVm::load(&recipe.source, recipe.ctx.clone(), recipe.limits) {
+                Ok(vm) => Some(State::new(vm)),
+                Err(e) => {
+                    tracing::warn!(config = self.config.id, state = i, %e,
+                        "a further plugin state could not be built; its shard shares the first");
+                    None
+                }
+            }
+        });
+        built.as_ref().unwrap_or(&self.first)
+    }
+
+    fn built_states(&self) -> impl Iterator<Item = &State> {
+        std::iter::once(&self.first).chain(self.others.iter().filter_map(|o| o.get().and_then(Option::as_ref)))
     }
     pub fn config(&self) -> &PluginConfig {
         &self.config
@@ -125,13 +177,15 @@ impl Loaded {
     }
     /// Runs teardownPlugin if setupPlugin ran; its error is of no use to anyone.
     pub async fn teardown(&self) {
-        if self.setup.lock().await.done {
-            let _ = self.vm.teardown().await;
+        for state in self.built_states() {
+            if state.setup.lock().await.done {
+                let _ = state.vm.teardown().await;
+            }
         }
     }
     /// Why the last setupPlugin failed, while setup has not succeeded.
     pub async fn setup_error(&self) -> Option<CallError> {
-        let state = self.setup.lock().await;
+        let state = self.first.setup.lock().await;
         if state.done { None } else { state.last_error.clone() }
     }
 }
@@ -158,6 +212,8 @@ pub struct RunnerOptions {
     pub fetch: FetchPolicy,
     pub geoip: Option<Arc<GeoIp>>,
     pub auto_disable: ErrorRatePolicy,
+    /// Lua states per config: one per pipeline shard (0 counts as 1).
+    pub states: usize,
 }
 
 pub struct PluginRunner {
@@ -197,6 +253,11 @@ impl PluginRunner {
         })
     }
 
+    /// Lua states per config: how many shards can run processEvent at once.
+    pub fn states(&self) -> usize {
+        self.options.states.max(1)
+    }
+
     /// Returns once every log entry written so far is in the plugin store.
     pub async fn flush_logs(&self) {
         self.logs.flush().await;
@@ -204,28 +265,41 @@ impl PluginRunner {
 
     /// Runs the team's plugins on one event.
     pub async fn process(&self, team_id: i64, event: Map<String, Value>) -> Outcome {
-        self.process_traced(team_id, event, &mut ()).await
+        self.process_on(0, team_id, event, &mut ()).await
     }
 
     /// [`PluginRunner::process`], showing each plugin's step to `trace`.
-    pub async fn process_traced(&self, team_id: i64, mut event: Map<String, Value>, trace: &mut impl Trace) -> Outcome {
+    pub async fn process_traced(&self, team_id: i64, event: Map<String, Value>, trace: &mut impl Trace) -> Outcome {
+        self.process_on(0, team_id, event, trace).await
+    }
+
+    /// [`PluginRunner::process_traced`] on the states of shard `slot`: each
+    /// pipeline shard passes its own, so shards never wait for each other.
+    pub async fn process_on(
+        &self,
+        slot: usize,
+        team_id: i64,
+        mut event: Map<String, Value>,
+        trace: &mut impl Trace,
+    ) -> Outcome {
         let plugins = self.team_plugins(team_id).await;
         if plugins.is_empty() || event.get("event").and_then(Value::as_str) == Some("$snapshot") {
             return Outcome::Event(event);
         }
         let (mut succeeded, mut failed, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
         for p in plugins.iter() {
-            if p.vm.has("onEvent") || p.vm.has("exportEvents") {
+            if p.vm().has("onEvent") || p.vm().has("exportEvents") {
                 deferred.push(p.label.clone());
             }
-            if !p.vm.has("processEvent") {
+            if !p.vm().has("processEvent") {
                 continue;
             }
             if p.disabled.load(Ordering::Relaxed) {
                 trace.step(p, &event, Step::Skipped("disabled"), Duration::ZERO);
                 continue;
             }
-            if !self.ensure_setup(p).await {
+            let state = p.state(slot);
+            if !self.set_up(p, state).await {
                 trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
                 failed.push(p.label.clone());
                 continue;
@@ -234,7 +308,7 @@ impl PluginRunner {
             // Lent to the call, not cloned: the plugin gets a Lua copy and returns a new event.
             let input = Value::Object(std::mem::take(&mut event));
             let started = Instant::now();
-            let result = p.vm.process_event(&input).await;
+            let result = state.vm.process_event(&input).await;
             let took = started.elapsed();
             event = match input {
                 Value::Object(m) => m,
@@ -242,7 +316,7 @@ impl PluginRunner {
                 _ => Map::new(),
             };
             if p.stats.call(took) {
-                p.stats.set_memory(p.vm.memory_used().await);
+                p.stats.set_memory(state.vm.memory_used().await);
             }
             if let Err(e) = &result {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: e.is_limit() }, took);
@@ -302,16 +376,22 @@ impl PluginRunner {
         Outcome::Event(event)
     }
 
-    /// Runs setupPlugin once; after repeated failures the config is disabled.
+    /// Runs setupPlugin once on the first state (the async side's); after
+    /// repeated failures the config is disabled.
     pub async fn ensure_setup(&self, p: &Loaded) -> bool {
-        let mut state = p.setup.lock().await;
+        self.set_up(p, &p.first).await
+    }
+
+    /// Runs setupPlugin once on one of the config's states.
+    async fn set_up(&self, p: &Loaded, on: &State) -> bool {
+        let mut state = on.setup.lock().await;
         if state.done {
             return true;
         }
         if state.failures >= MAX_SETUP_FAILURES {
             return false;
         }
-        match p.vm.setup().await {
+        match on.vm.setup().await {
             Ok(()) => {
                 state.done = true;
                 true
@@ -545,13 +625,20 @@ impl PluginRunner {
             attachments: self.stores.plugins.plugin_attachments(config.id).await?,
             geoip: self.options.geoip.clone(),
         };
-        let vm = PluginVm::load(&source, ctx, self.options.limits)?;
+        let vm = PluginVm::load(&source, ctx.clone(), self.options.limits)?;
+        let further = self.options.states.saturating_sub(1);
+        let recipe = (further > 0 && vm.has("processEvent")).then(|| Recipe {
+            source: Arc::new(source),
+            ctx,
+            limits: self.options.limits,
+        });
         Ok(Loaded {
             label: format!("{} ({})", plugin.name, config.id),
             config: config.clone(),
             plugin_updated: plugin.updated_at,
-            vm,
-            setup: Mutex::new(SetupState::default()),
+            first: State::new(vm),
+            others: (0..further).map(|_| std::sync::OnceLock::new()).collect(),
+            recipe,
             stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
             errors: Default::default(),
             disabled: AtomicBool::new(false),

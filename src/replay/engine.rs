@@ -7,7 +7,6 @@
 //! order. Reports come back numbered and are handed out in read order.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,6 +20,7 @@ use super::report::{Compared, EventReport, Fate, Steps, Summary};
 use super::select::{self, Selected};
 use super::{Options, ReplayError};
 use crate::pipeline::persons::Persons;
+use crate::pipeline::shards::shard_of;
 use crate::pipeline::team::TeamCache;
 use crate::pipeline::{normalize, prepare};
 use crate::plugins::runner::{Outcome, PluginRunner, RunnerOptions};
@@ -165,25 +165,6 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The shard of a message: by its (token, distinct_id), read without
-/// decoding the event, so one person's events stay in order on one shard.
-fn shard_of(payload: &[u8], shards: usize) -> usize {
-    #[derive(serde::Deserialize)]
-    struct Key<'a> {
-        #[serde(borrow, default)]
-        token: Option<std::borrow::Cow<'a, str>>,
-        #[serde(borrow, default)]
-        distinct_id: Option<std::borrow::Cow<'a, str>>,
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    match serde_json::from_slice::<Key>(payload) {
-        Ok(k) => (k.token, k.distinct_id).hash(&mut h),
-        // Not a capture message: it is reported as invalid, on any shard.
-        Err(_) => payload.len().hash(&mut h),
-    }
-    (h.finish() % shards as u64) as usize
-}
-
 /// Decodes and filters a message: None when the filters leave it out, a
 /// finished report when it goes no further (invalid, unknown team), else
 /// the job for a shard.
@@ -302,7 +283,7 @@ async fn person_changes(persons: &Persons, row: &mut crate::wire::EventRow) -> R
         let batch = persons.batch();
         let outcome = async {
             persons.process(row, &batch).await?;
-            persons.flush(batch).await
+            persons.flush(&batch).await
         };
         match outcome.await {
             Err(StoreError::Conflict(_)) if attempt < PERSON_CONFLICTS => continue,

@@ -274,7 +274,8 @@ pub async fn run(
         done: done.clone(),
         sent: 0,
     };
-    let pipeline = ingestion.pipeline(std::thread::available_parallelism().map_or(1, |n| n.get()) * 4);
+    // As many shards as the runner has states per config (one per core, see the command).
+    let pipeline = ingestion.pipeline(ingestion.runner.states(), crate::config::TASKS_PER_WORKER);
     let writer = tokio::spawn(crate::pipeline::definitions::writer::run(ingestion.definitions.clone(), done.clone()));
     // The writer's last write waits until it alone holds the definitions.
     drop(ingestion);

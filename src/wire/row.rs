@@ -1,6 +1,8 @@
 //! The stored event: the row every events sink writes, with the person and
 //! groups it was attributed to.
 
+use std::sync::{Arc, OnceLock};
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -28,8 +30,52 @@ pub struct EventRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPerson {
     pub uuid: uuid::Uuid,
-    pub properties: Value,
+    /// Shared by every event of a batch that saw this version of the person.
+    pub properties: Arc<SharedJson>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A JSON value many rows carry, serialized at most once: a busy person's
+/// ~30 properties were cloned for each of its events and serialized again
+/// for each row, the top of the persons path's profile.
+#[derive(Debug, Default)]
+pub struct SharedJson {
+    value: Value,
+    text: OnceLock<String>,
+}
+
+impl SharedJson {
+    pub fn new(value: Value) -> Arc<SharedJson> {
+        Arc::new(SharedJson { value, text: OnceLock::new() })
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The value as JSON text, made on first use.
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(|| self.value.to_string())
+    }
+}
+
+impl std::ops::Deref for SharedJson {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.value
+    }
+}
+
+impl PartialEq for SharedJson {
+    fn eq(&self, other: &SharedJson) -> bool {
+        self.value == other.value
+    }
+}
+
+impl Serialize for SharedJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
 }
 
 impl EventRow {

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use super::{Changes, person_row};
 use crate::pipeline::sink::DistinctIdRow;
 use crate::store::{NewDistinctId, NewPerson, Person, PersonUpdate, PersonWrites};
+use crate::wire::SharedJson;
 
 /// The persons state of one batch; see the module doc.
 pub struct Batch {
@@ -54,6 +55,25 @@ pub(super) struct Entry {
     pub dirty: bool,
     /// Distinct ids to point at this person.
     pub added: Vec<String>,
+    /// The properties as event rows carry them, shared until they change:
+    /// whatever changes `person.properties` must clear it ([`Entry::changed`]).
+    shared: Option<Arc<SharedJson>>,
+}
+
+impl Entry {
+    pub fn new(person: Person, new: bool, added: Vec<String>) -> Entry {
+        Entry { person, new, dirty: false, added, shared: None }
+    }
+
+    /// The properties for an event row: the ones the last row got, unless they changed since.
+    pub fn shared_properties(&mut self) -> Arc<SharedJson> {
+        self.shared.get_or_insert_with(|| SharedJson::new(self.person.properties.clone())).clone()
+    }
+
+    /// To be called whenever `person.properties` changes.
+    pub fn changed(&mut self) {
+        self.shared = None;
+    }
 }
 
 impl Batch {
@@ -87,7 +107,7 @@ impl State {
     pub fn remember(&mut self, team_id: i64, distinct_id: &str, person: Option<Person>) -> Option<Uuid> {
         let uuid = person.map(|p| {
             let uuid = p.uuid;
-            self.persons.entry(uuid).or_insert(Entry { person: p, new: false, dirty: false, added: Vec::new() });
+            self.persons.entry(uuid).or_insert_with(|| Entry::new(p, false, Vec::new()));
             uuid
         });
         self.ids.insert((team_id, distinct_id.to_string()), uuid);
@@ -114,7 +134,7 @@ impl State {
             self.ids.insert((new.team_id, id.to_string()), Some(uuid));
         }
         let added = distinct_ids.iter().map(|d| d.to_string()).collect();
-        self.persons.insert(uuid, Entry { person, new: true, dirty: false, added });
+        self.persons.insert(uuid, Entry::new(person, true, added));
         uuid
     }
 

@@ -124,7 +124,7 @@ impl Persons {
 
     /// Writes what the batch changed, in one transaction, and returns the
     /// person and distinct id rows of everything the batch wrote.
-    pub async fn flush(&self, batch: Batch) -> Result<Changes, StoreError> {
+    pub async fn flush(&self, batch: &Batch) -> Result<Changes, StoreError> {
         let mut state = batch.state.lock().await;
         self.write_pending(&mut state).await?;
         // Taken, so dropping the batch carries nothing over.
@@ -156,11 +156,11 @@ impl Persons {
         // One event decides at a time: the batch's persons are shared between its keys.
         let mut state = batch.state.lock().await;
         let uuid = self.decide(&mut state, row, request.as_ref(), &update, &mut changes).await?;
-        let person = &state.entry(uuid).person;
+        let entry = state.entry(uuid);
         row.person = Some(EventPerson {
-            uuid: person.uuid,
-            properties: person.properties.clone(),
-            created_at: person.created_at,
+            uuid: entry.person.uuid,
+            properties: entry.shared_properties(),
+            created_at: entry.person.created_at,
         });
         drop(state);
         for w in &changes.warnings {
@@ -276,6 +276,7 @@ impl Persons {
         // The merge wrote both persons' changes so far; ids the source was
         // still to get now go to the target.
         (entry.person, entry.dirty) = (person, false);
+        entry.changed();
         entry.added.extend(source.added.iter().cloned());
         for id in moved.into_iter().map(|(id, _)| id).chain(source.added) {
             state.ids.insert((team_id, id), Some(target));
@@ -287,7 +288,11 @@ impl Persons {
 /// Applies the event's update to the person in the batch.
 fn update_person(state: &mut State, uuid: Uuid, update: &Update, identify: bool) -> Uuid {
     let entry = state.entry(uuid);
+    let was_object = entry.person.properties.is_object();
     let changed = update.apply(properties_mut(&mut entry.person));
+    if changed || !was_object {
+        entry.changed();
+    }
     if changed || (identify && !entry.person.is_identified) {
         entry.person.is_identified |= identify;
         entry.dirty = true;

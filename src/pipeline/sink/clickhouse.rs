@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::{ErrorKind, PipeError};
-use crate::wire::EventPerson;
+use crate::wire::{EventPerson, SharedJson};
 
 fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {
     move |e| PipeError::new(kind(&e), context, e)
@@ -119,7 +119,7 @@ impl EventCh {
             created_at_us: micros(&r.created_at),
             person_id: r.person.as_ref().map(|p| p.uuid.to_string()).unwrap_or_default(),
             person_created_at_us: r.person.as_ref().map(|p| micros(&p.created_at)).unwrap_or_default(),
-            person_properties: json_text(r.person.as_ref().map(|p| &p.properties)),
+            person_properties: r.person.as_ref().map(|p| p.properties.text().to_string()).unwrap_or_default(),
             group0_properties: group(0),
             group1_properties: group(1),
             group2_properties: group(2),
@@ -135,7 +135,7 @@ impl EventCh {
         let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
         let person = uuid::Uuid::parse_str(&self.person_id).ok().map(|uuid| EventPerson {
             uuid,
-            properties: parse(&self.person_properties).unwrap_or_default(),
+            properties: SharedJson::new(parse(&self.person_properties).unwrap_or_default()),
             created_at: from_micros(self.person_created_at_us),
         });
         EventRow {

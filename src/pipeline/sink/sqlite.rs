@@ -54,7 +54,7 @@ impl EventSink for SqliteEvents {
             .bind(ts(&r.created_at))
             .bind(&r.elements_chain)
             .bind(r.person.as_ref().map(|p| p.uuid.to_string()))
-            .bind(r.person.as_ref().map(|p| p.properties.to_string()))
+            .bind(r.person.as_ref().map(|p| p.properties.text().to_string()))
             .bind(r.person.as_ref().map(|p| ts(&p.created_at)))
             .execute(&mut *tx)
             .await
@@ -83,11 +83,9 @@ impl EventSink for SqliteEvents {
             .map(|r| EventRow {
                 person: r.person_id.as_deref().and_then(|id| uuid::Uuid::parse_str(id).ok()).map(|uuid| EventPerson {
                     uuid,
-                    properties: r
-                        .person_properties
-                        .as_deref()
-                        .and_then(|p| serde_json::from_str(p).ok())
-                        .unwrap_or_default(),
+                    properties: crate::wire::SharedJson::new(
+                        r.person_properties.as_deref().and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default(),
+                    ),
                     created_at: r.person_created_at.as_deref().map(parse).unwrap_or_default(),
                 }),
                 uuid: r.uuid,
@@ -150,7 +148,7 @@ mod tests {
         );
         let person = EventPerson {
             uuid: uuid::Uuid::now_v7(),
-            properties: serde_json::json!({"plan": "pro"}),
+            properties: crate::wire::SharedJson::new(serde_json::json!({"plan": "pro"})),
             created_at: DateTime::parse_from_rfc3339("2024-05-01T00:00:00Z").unwrap().with_timezone(&Utc),
         };
         row.person = Some(person.clone());

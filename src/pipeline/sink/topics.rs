@@ -32,7 +32,7 @@ pub fn event_json(r: &EventRow) -> Value {
     if let Some(p) = &r.person {
         m.insert("person_id".into(), json!(p.uuid.to_string()));
         m.insert("person_created_at".into(), json!(clickhouse_time(&p.created_at)));
-        m.insert("person_properties".into(), json!(p.properties.to_string()));
+        m.insert("person_properties".into(), json!(p.properties.text()));
     }
     for (i, g) in r.groups.iter().enumerate() {
         if let Some(g) = g {

@@ -36,9 +36,10 @@ impl KafkaProducer {
             .ok_or_else(|| PipeError::transient("create the Kafka producer", "KAFKA_HOSTS is not set"))?;
         config
             .set("acks", "all")
-            // Latency of an SDK request matters more than batching here; the
-            // pipeline's sinks produce whole batches at once anyway.
-            .set("linger.ms", "5")
+            // A short linger by default: an SDK request's latency matters more
+            // than batching here, and the pipeline's sinks produce whole batches at once anyway.
+            .set("linger.ms", settings.kafka_flush_frequency_ms.to_string())
+            .set("batch.num.messages", settings.kafka_producer_max_queue_size.to_string())
             .set("batch.size", settings.kafka_max_message_batch_size.min(i32::MAX as u64).to_string())
             // An event over the 1 MB limit must reach the pipeline, which
             // dead-letters it with a reason, rather than fail the SDK request.
