@@ -208,6 +208,21 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) a process has used so far: how much work
+/// phs did, which a machine shared with other load does not inflate the way
+/// it inflates wall-clock time.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: count from after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // The state is field 3 of the file and index 0 here: utime (14) and stime (15) are 11 and 12.
+    let ticks = field(11) + field(12);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
 /// A fresh database on the given server, so runs do not see each other's persons.
 async fn fresh_database(url: &str) -> String {
     use sqlx::Connection;
@@ -294,6 +309,7 @@ fn main() {
         None => rt.block_on(wait_stored(&d, knobs.events)),
     };
     let rss = peak_rss_mib(pid);
+    let cpu = cpu_seconds(pid);
     let stages = rt.block_on(stage_seconds(&admin));
     drop(server);
 
@@ -327,6 +343,10 @@ fn main() {
         println!("  produce -> processed      p50 {:.1} ms, p99 {:.1} ms", q(0.5), q(0.99));
     }
     println!("  peak RSS of phs serve     {rss:.0} MiB");
+    println!(
+        "  CPU of phs serve          {cpu:.2} s in all, {:.1} µs per event (start-up included)",
+        cpu * 1e6 / knobs.events as f64
+    );
     let stages: Vec<String> = stages.iter().map(|(stage, secs)| format!("{stage} {secs:.2}")).collect();
     println!("  seconds in stages         {}", stages.join(", "));
 }
