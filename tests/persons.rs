@@ -89,7 +89,7 @@ impl Setup {
             let mut row = prepare::prepare(e.clone(), team, false, Utc::now());
             let batch = self.persons.batch();
             let result = match self.persons.process(&mut row, &batch).await {
-                Ok(changes) => self.persons.flush(&batch).await.map(|_| changes),
+                Ok(changes) => self.persons.flush(batch).await.map(|_| changes),
                 Err(err) => Err(err),
             };
             match result {
@@ -438,7 +438,7 @@ async fn a_batch_writes_each_person_once(s: Setup) {
     assert_eq!(rows[3].person.as_ref().unwrap().properties["plan"], "pro", "rows see the batch's own updates");
     assert_eq!(rows[5].person.as_ref().unwrap().properties["a"], 1);
 
-    let written = s.persons.flush(&batch).await.unwrap();
+    let written = s.persons.flush(batch).await.unwrap();
     let old_after = s.person("old").await;
     assert_eq!(old_after.version, old.version + 1, "one write for the batch's updates");
     assert_eq!((&old_after.properties["n"], &old_after.properties["first"]), (&json!(2), &json!("x")));
@@ -470,7 +470,7 @@ async fn a_batch_sees_its_own_joins(s: Setup) {
     .await;
     let uuids: Vec<_> = rows.iter().map(|r| r.person.as_ref().unwrap().uuid).collect();
     assert!(uuids.iter().all(|u| *u == uuids[0]), "one person throughout: {uuids:?}");
-    s.persons.flush(&batch).await.unwrap();
+    s.persons.flush(batch).await.unwrap();
     let p = s.person("user").await;
     assert_eq!(p.uuid, uuids[0]);
     assert_eq!(s.ids(&p).await, vec!["anon", "user"]);
@@ -499,7 +499,7 @@ async fn a_merge_keeps_the_batch_changes_of_both_persons(s: Setup) {
         ],
     )
     .await;
-    let written = s.persons.flush(&batch).await.unwrap();
+    let written = s.persons.flush(batch).await.unwrap();
     let p = s.person("anon").await;
     assert_eq!(p.uuid, s.person("user").await.uuid);
     for (k, v) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
@@ -520,14 +520,14 @@ async fn a_conflicting_batch_is_redone_without_losing_rows(s: Setup) {
     in_batch(&s, &batch, events()).await;
     // Another instance writes x meanwhile: this batch's write of x must not overwrite it.
     s.send(pageview("x", json!({"$set": {"theirs": 1}}))).await;
-    match s.persons.flush(&batch).await {
+    match s.persons.flush(batch).await {
         Err(StoreError::Conflict(_)) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
 
     let batch = s.persons.batch();
     in_batch(&s, &batch, events()).await;
-    let written = s.persons.flush(&batch).await.unwrap();
+    let written = s.persons.flush(batch).await.unwrap();
     let x = s.person("x").await;
     assert_eq!((&x.properties["mine"], &x.properties["theirs"]), (&json!(1), &json!(1)));
     // The merge was committed by the first attempt; its rows still reach the sinks.
@@ -543,7 +543,7 @@ async fn a_batch_sees_its_own_group_writes(s: Setup) {
     let view = || pageview("u", json!({"$groups": {"company": "acme"}}));
     let batch = s.persons.batch();
     let rows = in_batch(&s, &batch, vec![view(), gi(10), view(), gi(20), view()]).await;
-    s.persons.flush(&batch).await.unwrap();
+    s.persons.flush(batch).await.unwrap();
     assert_eq!(rows[0].groups[0], None, "no group yet");
     assert_eq!(rows[2].groups[0].as_ref().unwrap()["size"], 10);
     assert_eq!(rows[4].groups[0].as_ref().unwrap()["size"], 20, "the batch's read is replaced by its write");

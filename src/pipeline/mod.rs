@@ -227,8 +227,12 @@ impl Pipeline {
         });
         let mut done: Vec<shards::Done> = on_every(running).await?.into_iter().flatten().collect();
         done.sort_unstable_by_key(|(index, _, _)| *index);
+        // Every shard is done with it (on_every waited for all), so this is its only holder.
+        let Some(persons) = Arc::into_inner(persons) else {
+            return Err(crate::store::StoreError::Conflict("the batch's persons are still in use".into()));
+        };
         let mut batch = SinkBatch::default();
-        w.timed(Stage::Persons, self.stages.persons.flush(&persons)).await?.into_batch(&mut batch);
+        w.timed(Stage::Persons, self.stages.persons.flush(persons)).await?.into_batch(&mut batch);
         let mut origins = Vec::with_capacity(done.len());
         for (index, row, changes) in done {
             changes.into_batch(&mut batch);

@@ -283,7 +283,7 @@ async fn person_changes(persons: &Persons, row: &mut crate::wire::EventRow) -> R
         let batch = persons.batch();
         let outcome = async {
             persons.process(row, &batch).await?;
-            persons.flush(&batch).await
+            persons.flush(batch).await
         };
         match outcome.await {
             Err(StoreError::Conflict(_)) if attempt < PERSON_CONFLICTS => continue,

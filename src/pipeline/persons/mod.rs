@@ -124,7 +124,7 @@ impl Persons {
 
     /// Writes what the batch changed, in one transaction, and returns the
     /// person and distinct id rows of everything the batch wrote.
-    pub async fn flush(&self, batch: &Batch) -> Result<Changes, StoreError> {
+    pub async fn flush(&self, batch: Batch) -> Result<Changes, StoreError> {
         let mut state = batch.state.lock().await;
         self.write_pending(&mut state).await?;
         // Taken, so dropping the batch carries nothing over.
