@@ -51,5 +51,20 @@ fn process_event(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, process_event);
+fn profile_same(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let source = PluginSource::from_dir(std::path::Path::new("lua-plugins/hello-world")).unwrap();
+    let ctx = Context::in_memory(source.manifest.validate_config(&Default::default()).unwrap());
+    let vm = PluginVm::load(&source, ctx, Limits::default()).unwrap();
+    rt.block_on(vm.setup()).unwrap();
+    let serde_json::Value::Object(mut ev) = event() else { unreachable!("the event is an object") };
+    c.bench_function("PROFILE same event", |b| {
+        b.iter(|| match rt.block_on(vm.process(&ev)) {
+            Ok(Processed::Kept(edit)) => edit.apply(&mut ev),
+            _ => panic!("hello world failed"),
+        })
+    });
+}
+
+criterion_group!(benches, process_event, profile_same);
 criterion_main!(benches);

@@ -50,13 +50,36 @@ mod patch;
 mod tests;
 
 pub use patch::Edit;
-pub(super) use patch::{Returned, finish, read};
+use patch::finish_call;
+pub(super) use patch::{Returned, read};
 
-// Registry keys: the proxies' metatable, the arena, and the table that keeps
-// this call's proxies alive (so their addresses stay theirs until the end).
+/// Reads back what processEvent returned and ends the call's proxies, in
+/// one pass over the stack.
+pub(super) fn finish(proxies: &Proxies, value: mlua::Value) -> mlua::Result<Result<Returned, String>> {
+    let arena = proxies.arena;
+    // SAFETY: the arena records are those of the call, whose event is still
+    // borrowed; the stack is emptied before returning.
+    unsafe {
+        let mut out = Err(String::new());
+        proxies.lua.exec_raw::<()>(value, |state| {
+            ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&ARRAY_KEY));
+            ffi::lua_insert(state, 1);
+            out = finish_call(state, arena);
+            // A conversion that failed deep down leaves its walk on the stack.
+            ffi::lua_settop(state, 0);
+            clear(state, &mut *arena);
+        })?;
+        Ok(out)
+    }
+}
+
+// Registry keys: the proxies' metatable, the arena, the table that keeps
+// this call's proxies alive (so their addresses stay theirs until the end),
+// and mlua's array metatable (reached without a call into mlua).
 static META_KEY: u8 = 1;
 static ARENA_KEY: u8 = 2;
 static LIVE_KEY: u8 = 3;
+static ARRAY_KEY: u8 = 4;
 
 fn key(k: &'static u8) -> *const c_void {
     (k as *const u8).cast()
@@ -209,14 +232,20 @@ pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
                 ffi::lua_pushvalue(state, 1);
                 ffi::lua_pushcclosure(state, f, 3);
             };
-            for (name, f) in [
-                (c"__index", index as ffi::lua_CFunction),
-                (c"__newindex", newindex),
-                (c"__len", len),
-                (c"__pairs", pairs),
+            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
+            // Metamethods go into the metatable (2), the rest into the globals (3).
+            for (slot, name, f) in [
+                (2, c"__index", index as ffi::lua_CFunction),
+                (2, c"__newindex", newindex),
+                (2, c"__len", len),
+                (2, c"__pairs", pairs),
+                (3, c"next", next),
+                (3, c"rawget", rawget),
+                (3, c"rawset", rawset),
+                (3, c"getmetatable", getmetatable),
             ] {
                 closure(state, f);
-                ffi::lua_setfield(state, 2, name.as_ptr());
+                ffi::lua_setfield(state, slot, name.as_ptr());
             }
             ffi::lua_pushboolean(state, 0);
             ffi::lua_setfield(state, 2, c"__metatable".as_ptr());
@@ -226,17 +255,8 @@ pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
             ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&ARENA_KEY));
             ffi::lua_createtable(state, 8, 0);
             ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
-
-            ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
-            for (name, f) in [
-                (c"next", next as ffi::lua_CFunction),
-                (c"rawget", rawget),
-                (c"rawset", rawset),
-                (c"getmetatable", getmetatable),
-            ] {
-                closure(state, f);
-                ffi::lua_setfield(state, 3, name.as_ptr());
-            }
+            ffi::lua_pushvalue(state, 1);
+            ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&ARRAY_KEY));
             ffi::lua_settop(state, 2);
             closure(state, unproxy);
             ffi::lua_replace(state, 1);
@@ -274,37 +294,52 @@ pub(super) fn begin(proxies: &Proxies, event: &Map<String, Json>) -> mlua::Resul
 }
 
 /// Ends a call: its proxies are emptied and forgotten, so one that escaped
-/// raises an error when used. Runs also when the call is abandoned.
+/// raises an error when used. Runs also when the call is abandoned; after
+/// [`finish`], which ends the call itself, there is nothing left to do.
 pub(super) fn end(proxies: &Proxies) {
     let arena = proxies.arena;
-    // SAFETY: the arena belongs to this state. Clearing existing fields
-    // during a traversal is allowed and allocates nothing.
+    // SAFETY: the arena belongs to this state.
     unsafe {
-        let used = (*arena).used;
-        let cleared = proxies.lua.exec_raw::<()>((), |state| {
-            ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
-            ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
-            for i in 1..=used as ffi::lua_Integer {
-                ffi::lua_rawgeti(state, 2, i);
-                if is_proxy(state, 3, 1) {
-                    ffi::lua_pushnil(state);
-                    while ffi::lua_next(state, 3) != 0 {
-                        ffi::lua_pop(state, 1);
-                        ffi::lua_pushvalue(state, -1);
-                        ffi::lua_pushnil(state);
-                        ffi::lua_rawset(state, 3);
-                    }
-                }
-                ffi::lua_settop(state, 2);
-                ffi::lua_pushnil(state);
-                ffi::lua_rawseti(state, 2, i);
-            }
-            ffi::lua_settop(state, 0);
-        });
+        if (*arena).used == 0 {
+            return;
+        }
         // Forgetting is what keeps a proxy from reading freed memory, so it
         // happens even if emptying the tables failed.
-        let _ = cleared;
+        let _ = proxies.lua.exec_raw::<()>((), |state| clear(state, &mut *arena));
         (*arena).reset();
+    }
+}
+
+/// Empties and forgets the call's proxies; leaves the stack as it was.
+unsafe fn clear(state: *mut ffi::lua_State, arena: &mut Arena) {
+    // SAFETY: clearing existing fields during a traversal is allowed and
+    // allocates nothing; the live table holds only tables.
+    unsafe {
+        if ffi::lua_checkstack(state, 6) == 0 {
+            arena.reset();
+            return;
+        }
+        let base = ffi::lua_gettop(state);
+        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
+        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
+        let (meta, live, t) = (base + 1, base + 2, base + 3);
+        for i in 1..=arena.used as ffi::lua_Integer {
+            ffi::lua_rawgeti(state, live, i);
+            if is_proxy(state, t, meta) {
+                ffi::lua_pushnil(state);
+                while ffi::lua_next(state, t) != 0 {
+                    ffi::lua_pop(state, 1);
+                    ffi::lua_pushvalue(state, -1);
+                    ffi::lua_pushnil(state);
+                    ffi::lua_rawset(state, t);
+                }
+            }
+            ffi::lua_settop(state, live);
+            ffi::lua_pushnil(state);
+            ffi::lua_rawseti(state, live, i);
+        }
+        ffi::lua_settop(state, base);
+        arena.reset();
     }
 }
 

@@ -192,10 +192,9 @@ impl PluginVm {
         let _end = EndOfCall(&inner.proxies);
         let args = MultiValue::from_iter([Value::Function(func), Value::Table(root), Value::Table(inner.meta.clone())]);
         let value = inner.run(inner.limits.process_event, args).await?;
-        let lua = &inner.lua;
-        let returned = unlimited(lua, inner.limits.memory, || proxy::finish(lua, &inner.proxies, value))
-            .map_err(|e| e.to_string())
-            .and_then(|r| r);
+        // Reading back allocates nothing in Lua but the odd long key, so the
+        // memory limit stays (a plugin at its limit fails here, as it would a line later).
+        let returned = proxy::finish(&inner.proxies, value).map_err(|e| classify(&e, &inner.limits))?;
         match returned {
             Ok(Returned::Event(edit)) => Ok(Processed::Kept(edit)),
             Ok(Returned::Nil) => Ok(Processed::Dropped),

@@ -4,10 +4,10 @@
 
 use std::ffi::c_int;
 
-use mlua::{Lua, LuaSerdeExt, Value, ffi};
+use mlua::ffi;
 use serde_json::{Map, Value as Json};
 
-use super::{Arena, Proxies, Rec, marks};
+use super::{Arena, Rec, marks};
 use crate::plugins::convert::{self, MAX_DEPTH, Marks};
 
 /// What processEvent made of the event it was lent: a new event, or
@@ -90,36 +90,26 @@ pub(crate) enum Returned {
     Other(Json),
 }
 
-/// Reads back what processEvent returned, before [`super::end`].
-pub(crate) fn finish(lua: &Lua, proxies: &Proxies, value: Value) -> mlua::Result<Result<Returned, String>> {
-    if value.is_nil() {
-        return Ok(Ok(Returned::Nil));
-    }
-    let mut out = Err(String::new());
-    // SAFETY: only reads the tables (no conversion in place); the arena
-    // records are those of the call, whose event is still borrowed.
+/// What processEvent returned, at stack index 2 (the array metatable at 1).
+pub(super) unsafe fn finish_call(state: *mut ffi::lua_State, arena: *mut Arena) -> Result<Returned, String> {
     unsafe {
-        let arena = proxies.arena;
-        lua.exec_raw::<()>((lua.array_metatable(), value), |state| {
-            let marks = marks(state, 1);
-            let root = ffi::lua_type(state, 2) == ffi::LUA_TTABLE
-                && ffi::lua_getmetatable(state, 2) != 0
-                && ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0
-                && (*arena).find(ffi::lua_topointer(state, 2)) == Some(0);
-            ffi::lua_settop(state, marks.proxy_mt);
-            out = if root {
-                match patch(state, 2, 0, 0, marks) {
-                    Ok(Some(p)) => Ok(Returned::Event(Edit::Patch(p))),
-                    Ok(None) => read(state, 2, 0, marks).map(event_or_other),
-                    Err(e) => Err(e),
-                }
-            } else {
-                convert::read_value(state, 2, 0, marks).map(event_or_other)
-            };
-            ffi::lua_settop(state, 0);
-        })?;
+        if ffi::lua_type(state, 2) == ffi::LUA_TNIL {
+            return Ok(Returned::Nil);
+        }
+        let marks = marks(state, 1);
+        let root = ffi::lua_type(state, 2) == ffi::LUA_TTABLE
+            && ffi::lua_getmetatable(state, 2) != 0
+            && ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0
+            && (*arena).find(ffi::lua_topointer(state, 2)) == Some(0);
+        ffi::lua_settop(state, marks.proxy_mt);
+        if !root {
+            return convert::read_value(state, 2, 0, marks).map(event_or_other);
+        }
+        match patch(state, 2, 0, 0, marks)? {
+            Some(p) => Ok(Returned::Event(Edit::Patch(p))),
+            None => read(state, 2, 0, marks).map(event_or_other),
+        }
     }
-    Ok(out)
 }
 
 fn event_or_other(j: Json) -> Returned {
