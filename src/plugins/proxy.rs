@@ -276,20 +276,36 @@ pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
     Ok(proxies)
 }
 
-/// Starts a call: the event's proxy, to pass to processEvent. The event
-/// must stay borrowed, unchanged, until [`end`].
-pub(super) fn begin(proxies: &Proxies, event: &Map<String, Json>) -> mlua::Result<Table> {
+/// Starts a call: the hook named `hook` in `hooks` (None when there is no
+/// such function), and the event's proxy to pass it. The event must stay
+/// borrowed, unchanged, until [`end`] or [`finish`].
+pub(super) fn begin(
+    proxies: &Proxies,
+    hooks: &Table,
+    hook: &std::ffi::CStr,
+    event: &Map<String, Json>,
+) -> mlua::Result<Option<(mlua::Function, Table)>> {
     let arena = proxies.arena;
-    // SAFETY: the arena belongs to this state; the stack is left with the proxy.
+    // One call into mlua for both, as each such call takes its lock and
+    // makes references. SAFETY: the arena belongs to this state; the stack
+    // is left with the function and the proxy, or nothing.
     unsafe {
         if (*arena).used != 0 {
             end(proxies);
         }
-        proxies.lua.exec_raw((), |state| {
+        let (func, root): (Option<mlua::Function>, Option<Table>) = proxies.lua.exec_raw(hooks, |state| {
+            // Raw, as a metatable on the globals must not run plugin code here.
+            ffi::lua_pushstring(state, hook.as_ptr());
+            if ffi::lua_rawget(state, 1) != ffi::LUA_TFUNCTION {
+                ffi::lua_settop(state, 0);
+                return;
+            }
             ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
-            new_proxy(state, &mut *arena, 1, event);
-            ffi::lua_replace(state, 1);
-        })
+            new_proxy(state, &mut *arena, 3, event);
+            ffi::lua_remove(state, 3);
+            ffi::lua_remove(state, 1);
+        })?;
+        Ok(func.zip(root))
     }
 }
 

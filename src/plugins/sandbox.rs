@@ -129,7 +129,11 @@ pub struct TimeLimitExceeded(pub Duration);
 /// Creates a sandboxed state with the limits applied.
 pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
     let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::new())?;
+    // Every hook call runs in a coroutine of its own (mlua's call_async); a
+    // pool lets a finished one serve the next call instead of a new thread,
+    // with its stack, being made and collected each time. Calls into a
+    // state are serialized, so one is enough; a spare covers nesting.
+    let lua = Lua::new_with(libs, LuaOptions::new().thread_pool_size(2))?;
     restrict_globals(&lua)?;
 
     let deadline = Arc::new(Deadline::new());

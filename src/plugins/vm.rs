@@ -183,10 +183,10 @@ impl PluginVm {
             return Ok(Processed::Kept(Edit::none()));
         }
         let inner = self.inner.lock().await;
-        let Some(func) = inner.hooks.raw_get::<Option<Function>>("processEvent").map_err(internal)? else {
+        let begun = proxy::begin(&inner.proxies, &inner.hooks, c"processEvent", event);
+        let Some((func, root)) = begun.map_err(|e| classify(&e, &inner.limits))? else {
             return Ok(Processed::Kept(Edit::none()));
         };
-        let root = proxy::begin(&inner.proxies, event).map_err(|e| classify(&e, &inner.limits))?;
         // Declared after `inner`, so it runs while the lock is held, on
         // every way out, including the call future being dropped.
         let _end = EndOfCall(&inner.proxies);
