@@ -50,36 +50,14 @@ mod patch;
 mod tests;
 
 pub use patch::Edit;
-use patch::finish_call;
 pub(super) use patch::{Returned, read};
 
-/// Reads back what processEvent returned and ends the call's proxies, in
-/// one pass over the stack.
-pub(super) fn finish(proxies: &Proxies, value: mlua::Value) -> mlua::Result<Result<Returned, String>> {
-    let arena = proxies.arena;
-    // SAFETY: the arena records are those of the call, whose event is still
-    // borrowed; the stack is emptied before returning.
-    unsafe {
-        let mut out = Err(String::new());
-        proxies.lua.exec_raw::<()>(value, |state| {
-            ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&ARRAY_KEY));
-            ffi::lua_insert(state, 1);
-            out = finish_call(state, arena);
-            // A conversion that failed deep down leaves its walk on the stack.
-            ffi::lua_settop(state, 0);
-            clear(state, &mut *arena);
-        })?;
-        Ok(out)
-    }
-}
-
-// Registry keys: the proxies' metatable, the arena, the table that keeps
-// this call's proxies alive (so their addresses stay theirs until the end),
-// and mlua's array metatable (reached without a call into mlua).
+// Registry keys: the proxies' metatable, the arena, and the table that
+// keeps this call's proxies alive (so their addresses stay theirs until the
+// end). The C functions have them as upvalues too, which is faster.
 static META_KEY: u8 = 1;
 static ARENA_KEY: u8 = 2;
 static LIVE_KEY: u8 = 3;
-static ARRAY_KEY: u8 = 4;
 
 fn key(k: &'static u8) -> *const c_void {
     (k as *const u8).cast()
@@ -88,6 +66,10 @@ fn key(k: &'static u8) -> *const c_void {
 /// Proxies of a state's current call: one record per proxy table.
 #[derive(Default)]
 pub(crate) struct Arena {
+    /// The event lent to the call under way, until its proxy is made.
+    lent: Option<*const Map<String, Json>>,
+    /// What processEvent returned, read back before the call's end.
+    returned: Option<Result<Returned, String>>,
     /// Records in use are `recs[..used]`; the rest are kept for their allocations.
     recs: Vec<Rec>,
     used: usize,
@@ -141,7 +123,9 @@ impl Arena {
         }
     }
 
+    /// Forgets the call's proxies (not what it returned).
     fn reset(&mut self) {
+        self.lent = None;
         self.used = 0;
         self.index.clear();
     }
@@ -188,6 +172,12 @@ impl Taken {
 pub struct Proxies {
     arena: *mut Arena,
     lua: Lua,
+    /// `root()` and `finish(returned)`, until [`Proxies::bind`] puts them in `process`.
+    root: mlua::Function,
+    finish: mlua::Function,
+    /// `process()`: runs the hooks table's processEvent on the lent event
+    /// and reads back what it returned (see [`Proxies::bind`]).
+    process: Option<mlua::Function>,
 }
 
 // SAFETY: the arena is only touched by calls into the state, which the
@@ -214,35 +204,39 @@ impl Drop for Proxies {
 const UP_ARENA: c_int = ffi::lua_upvalueindex(1);
 const UP_META: c_int = ffi::lua_upvalueindex(2);
 const UP_ARRAY: c_int = ffi::lua_upvalueindex(3);
+const UP_LIVE: c_int = ffi::lua_upvalueindex(4);
 
 /// Makes the metatable and replaces `next`, `pairs`' iteration, `rawget`,
-/// `rawset`, `getmetatable` and `setmetatable` with proxy-aware versions.
+/// `rawset`, `getmetatable` and `setmetatable` with proxy-aware versions:
+/// before any plugin code runs, so none can keep the originals.
 pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
     let arena = Box::into_raw(Box::new(Arena::default()));
-    let proxies = Proxies { arena, lua: lua.clone() };
     // SAFETY: every push is within the slots checked for; the stack is
-    // left with the one function returned.
-    let unproxy: mlua::Function = unsafe {
+    // left with the functions returned.
+    let (unproxy, root, finish): (mlua::Function, mlua::Function, mlua::Function) = unsafe {
         lua.exec_raw(lua.array_metatable(), |state| {
-            ffi::lua_checkstack(state, 8);
+            ffi::lua_checkstack(state, 10);
             ffi::lua_createtable(state, 0, 6);
+            ffi::lua_createtable(state, 8, 0);
+            // 1: the array metatable, 2: the proxies', 3: the live table.
             let closure = |state, f: ffi::lua_CFunction| {
                 ffi::lua_pushlightuserdata(state, arena.cast());
                 ffi::lua_pushvalue(state, 2);
                 ffi::lua_pushvalue(state, 1);
-                ffi::lua_pushcclosure(state, f, 3);
+                ffi::lua_pushvalue(state, 3);
+                ffi::lua_pushcclosure(state, f, 4);
             };
             ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_GLOBALS);
-            // Metamethods go into the metatable (2), the rest into the globals (3).
+            // Metamethods go into the metatable (2), the rest into the globals (4).
             for (slot, name, f) in [
                 (2, c"__index", index as ffi::lua_CFunction),
                 (2, c"__newindex", newindex),
                 (2, c"__len", len),
                 (2, c"__pairs", pairs),
-                (3, c"next", next),
-                (3, c"rawget", rawget),
-                (3, c"rawset", rawset),
-                (3, c"getmetatable", getmetatable),
+                (4, c"next", next),
+                (4, c"rawget", rawget),
+                (4, c"rawset", rawset),
+                (4, c"getmetatable", getmetatable),
             ] {
                 closure(state, f);
                 ffi::lua_setfield(state, slot, name.as_ptr());
@@ -253,14 +247,14 @@ pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
             ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
             ffi::lua_pushlightuserdata(state, arena.cast());
             ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&ARENA_KEY));
-            ffi::lua_createtable(state, 8, 0);
+            ffi::lua_pushvalue(state, 3);
             ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
-            ffi::lua_pushvalue(state, 1);
-            ffi::lua_rawsetp(state, ffi::LUA_REGISTRYINDEX, key(&ARRAY_KEY));
-            ffi::lua_settop(state, 2);
-            closure(state, unproxy);
-            ffi::lua_replace(state, 1);
-            ffi::lua_settop(state, 1);
+            ffi::lua_settop(state, 3);
+            for f in [unproxy as ffi::lua_CFunction, root, finish] {
+                closure(state, f);
+            }
+            ffi::lua_rotate(state, 1, 3);
+            ffi::lua_settop(state, 3);
         })?
     };
     // The sandbox's setmetatable (which refuses __gc) stays underneath.
@@ -273,72 +267,100 @@ pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
         .set_name("=phs:proxy")
         .call((g.raw_get::<mlua::Function>("setmetatable")?, unproxy))?;
     g.raw_set("setmetatable", wrapped)?;
-    Ok(proxies)
+    Ok(Proxies { arena, lua: lua.clone(), root, finish, process: None })
 }
 
-/// Starts a call: the hook named `hook` in `hooks` (None when there is no
-/// such function), and the event's proxy to pass it. The event must stay
-/// borrowed, unchanged, until [`end`] or [`finish`].
-pub(super) fn begin(
-    proxies: &Proxies,
-    hooks: &Table,
-    hook: &std::ffi::CStr,
-    event: &Map<String, Json>,
-) -> mlua::Result<Option<(mlua::Function, Table)>> {
-    let arena = proxies.arena;
-    // One call into mlua for both, as each such call takes its lock and
-    // makes references. SAFETY: the arena belongs to this state; the stack
-    // is left with the function and the proxy, or nothing.
-    unsafe {
-        if (*arena).used != 0 {
-            end(proxies);
-        }
-        let (func, root): (Option<mlua::Function>, Option<Table>) = proxies.lua.exec_raw(hooks, |state| {
-            // Raw, as a metatable on the globals must not run plugin code here.
-            ffi::lua_pushstring(state, hook.as_ptr());
-            if ffi::lua_rawget(state, 1) != ffi::LUA_TFUNCTION {
-                ffi::lua_settop(state, 0);
-                return;
-            }
-            ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
-            new_proxy(state, &mut *arena, 3, event);
-            ffi::lua_remove(state, 3);
-            ffi::lua_remove(state, 1);
-        })?;
-        Ok(func.zip(root))
+impl Proxies {
+    /// Makes the function that runs processEvent on a lent event: the hooks
+    /// table's `processEvent`, called with `meta` under `xpcall` with
+    /// `handler` (an error is raised again as it comes out of it).
+    pub fn bind(&mut self, hooks: &Table, meta: &Table, handler: &mlua::Function) -> mlua::Result<()> {
+        // Everything a processEvent call needs happens in here, so the call
+        // is one call into mlua: no references to make and drop for the
+        // hook, the proxy, meta or the returned value. The functions are
+        // captured now, so a plugin replacing its globals cannot change them.
+        let g = self.lua.globals();
+        let process = self
+            .lua
+            .load(
+                r#"local xpcall, error, type, rawget, hooks, meta, handler, root, finish = ...
+                   return function()
+                     local f = rawget(hooks, "processEvent")
+                     if type(f) ~= "function" then return end
+                     local ok, result = xpcall(f, handler, root(), meta)
+                     if not ok then error(result, 0) end
+                     finish(result)
+                   end"#,
+            )
+            .set_name("=phs:call")
+            .call::<mlua::Function>((
+                g.raw_get::<mlua::Function>("xpcall")?,
+                g.raw_get::<mlua::Function>("error")?,
+                g.raw_get::<mlua::Function>("type")?,
+                g.raw_get::<mlua::Function>("rawget")?,
+                hooks,
+                meta,
+                handler,
+                &self.root,
+                &self.finish,
+            ))?;
+        self.process = Some(process);
+        Ok(())
     }
+
+    /// The function to call (with no arguments) for processEvent on the
+    /// lent event, once bound.
+    pub(super) fn process(&self) -> Option<&mlua::Function> {
+        self.process.as_ref()
+    }
+
+    /// What the call returned; None when there was no processEvent to call.
+    pub(super) fn returned(&self) -> Option<Result<Returned, String>> {
+        // SAFETY: the arena belongs to this state, and the call is over.
+        unsafe { (*self.arena).returned.take() }
+    }
+}
+
+/// Lends `event` to the next call of [`Proxies::process`]: it must stay
+/// borrowed, unchanged, until [`end`].
+pub(super) fn lend(proxies: &Proxies, event: &Map<String, Json>) {
+    end(proxies);
+    // SAFETY: the arena belongs to this state, and no call is under way.
+    unsafe { (*proxies.arena).lent = Some(event) };
 }
 
 /// Ends a call: its proxies are emptied and forgotten, so one that escaped
 /// raises an error when used. Runs also when the call is abandoned; after
-/// [`finish`], which ends the call itself, there is nothing left to do.
+/// a call that returned, which ends itself, there is little left to do.
 pub(super) fn end(proxies: &Proxies) {
     let arena = proxies.arena;
     // SAFETY: the arena belongs to this state.
     unsafe {
-        if (*arena).used == 0 {
-            return;
+        if (*arena).used > 0 {
+            let _ = proxies.lua.exec_raw::<()>((), |state| {
+                ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
+                ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
+                clear(state, &mut *arena, 1, 2);
+            });
         }
         // Forgetting is what keeps a proxy from reading freed memory, so it
         // happens even if emptying the tables failed.
-        let _ = proxies.lua.exec_raw::<()>((), |state| clear(state, &mut *arena));
         (*arena).reset();
     }
 }
 
 /// Empties and forgets the call's proxies; leaves the stack as it was.
-unsafe fn clear(state: *mut ffi::lua_State, arena: &mut Arena) {
+/// `meta` and `live`: where the metatable and the live table are.
+unsafe fn clear(state: *mut ffi::lua_State, arena: &mut Arena, meta: c_int, live: c_int) {
     // SAFETY: clearing existing fields during a traversal is allowed and
     // allocates nothing; the live table holds only tables.
     unsafe {
-        if ffi::lua_checkstack(state, 6) == 0 {
+        if ffi::lua_checkstack(state, 4) == 0 {
             arena.reset();
             return;
         }
         let base = ffi::lua_gettop(state);
-        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&META_KEY));
-        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
-        let (meta, live, t) = (base + 1, base + 2, base + 3);
+        let t = base + 1;
         for i in 1..=arena.used as ffi::lua_Integer {
             ffi::lua_rawgeti(state, live, i);
             if is_proxy(state, t, meta) {
@@ -350,11 +372,10 @@ unsafe fn clear(state: *mut ffi::lua_State, arena: &mut Arena) {
                     ffi::lua_rawset(state, t);
                 }
             }
-            ffi::lua_settop(state, live);
+            ffi::lua_settop(state, base);
             ffi::lua_pushnil(state);
             ffi::lua_rawseti(state, live, i);
         }
-        ffi::lua_settop(state, base);
         arena.reset();
     }
 }
@@ -385,15 +406,13 @@ unsafe fn is_proxy(state: *mut ffi::lua_State, idx: c_int, meta: c_int) -> bool 
 }
 
 /// Pushes a new proxy for `source`, kept alive until the call ends.
-unsafe fn new_proxy(state: *mut ffi::lua_State, arena: &mut Arena, meta: c_int, source: &Map<String, Json>) {
+unsafe fn new_proxy(state: *mut ffi::lua_State, arena: &mut Arena, source: &Map<String, Json>) {
     unsafe {
         ffi::lua_createtable(state, 0, 0);
-        ffi::lua_pushvalue(state, meta);
+        ffi::lua_pushvalue(state, UP_META);
         ffi::lua_setmetatable(state, -2);
-        ffi::lua_rawgetp(state, ffi::LUA_REGISTRYINDEX, key(&LIVE_KEY));
-        ffi::lua_pushvalue(state, -2);
-        ffi::lua_rawseti(state, -2, arena.used as ffi::lua_Integer + 1);
-        ffi::lua_pop(state, 1);
+        ffi::lua_pushvalue(state, -1);
+        ffi::lua_rawseti(state, UP_LIVE, arena.used as ffi::lua_Integer + 1);
         arena.add(ffi::lua_topointer(state, -1), source);
     }
 }
@@ -402,7 +421,7 @@ unsafe fn new_proxy(state: *mut ffi::lua_State, arena: &mut Arena, meta: c_int, 
 unsafe fn push_value(state: *mut ffi::lua_State, arena: &mut Arena, v: &Json) {
     unsafe {
         match v {
-            Json::Object(m) => new_proxy(state, arena, UP_META, m),
+            Json::Object(m) => new_proxy(state, arena, m),
             other => {
                 if !convert::push_json(state, other, 0, UP_ARRAY) {
                     raise(state, c"value nested too deeply to convert");
@@ -555,7 +574,8 @@ unsafe extern "C-unwind" fn pairs(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushvalue(state, UP_ARENA);
         ffi::lua_pushvalue(state, UP_META);
         ffi::lua_pushvalue(state, UP_ARRAY);
-        ffi::lua_pushcclosure(state, next, 3);
+        ffi::lua_pushvalue(state, UP_LIVE);
+        ffi::lua_pushcclosure(state, next, 4);
         ffi::lua_pushvalue(state, 1);
         ffi::lua_pushnil(state);
         3
@@ -636,6 +656,36 @@ unsafe extern "C-unwind" fn unproxy(state: *mut ffi::lua_State) -> c_int {
         if ffi::lua_type(state, 1) == ffi::LUA_TTABLE && is_proxy(state, 1, UP_META) {
             materialize(state, arena(state), 1);
         }
+        0
+    }
+}
+
+/// `root()`: the lent event's proxy (nil when no event is lent).
+unsafe extern "C-unwind" fn root(state: *mut ffi::lua_State) -> c_int {
+    unsafe {
+        let arena = arena(state);
+        match arena.lent.take() {
+            Some(event) => new_proxy(state, arena, &*event),
+            None => ffi::lua_pushnil(state),
+        }
+        1
+    }
+}
+
+/// `finish(returned)`: reads back what processEvent returned, into the
+/// arena, and ends the call's proxies. Raises no Lua error (the read-back
+/// allocates nothing in Lua), so the Rust values it builds are never
+/// skipped over by one.
+unsafe extern "C-unwind" fn finish(state: *mut ffi::lua_State) -> c_int {
+    unsafe {
+        ffi::lua_settop(state, 1);
+        let arena = arena(state);
+        let marks = Marks { array_mt: UP_ARRAY, proxy_mt: UP_META, proxies: arena };
+        let returned = patch::returned(state, 1, marks);
+        arena.returned = Some(returned);
+        // A conversion that failed deep down leaves its walk on the stack.
+        ffi::lua_settop(state, 0);
+        clear(state, arena, UP_META, UP_LIVE);
         0
     }
 }

@@ -121,9 +121,9 @@ impl PluginVm {
         let (lua, deadline) = sandbox::new_state(&limits).map_err(|e| LoadError::State(e.to_string()))?;
         let state_err = |e: mlua::Error| LoadError::State(e.to_string());
         api::install_globals(&lua, &ctx, source, deadline.clone()).map_err(state_err)?;
-        let proxies = proxy::install(&lua).map_err(state_err)?;
+        let mut proxies = proxy::install(&lua).map_err(state_err)?;
         let meta = api::meta_table(&lua, &ctx, deadline.clone()).map_err(state_err)?;
-        let protected_call = make_protected_call(&lua).map_err(state_err)?;
+        let (protected_call, handler) = make_protected_call(&lua).map_err(state_err)?;
 
         let main = &source.manifest.main;
         let chunk = lua
@@ -144,6 +144,7 @@ impl PluginVm {
             _ => lua.globals(),
         };
         let capabilities = detect(&hooks).map_err(state_err)?;
+        proxies.bind(&hooks, &meta, &handler).map_err(state_err)?;
         let jobs = super::jobs::table(&lua, &ctx, &deadline, &capabilities.jobs).map_err(state_err)?;
         meta.raw_set("jobs", jobs).map_err(state_err)?;
         Ok(PluginVm {
@@ -183,26 +184,21 @@ impl PluginVm {
             return Ok(Processed::Kept(Edit::none()));
         }
         let inner = self.inner.lock().await;
-        let begun = proxy::begin(&inner.proxies, &inner.hooks, c"processEvent", event);
-        let Some((func, root)) = begun.map_err(|e| classify(&e, &inner.limits))? else {
-            return Ok(Processed::Kept(Edit::none()));
-        };
+        let Some(process) = inner.proxies.process() else { return Ok(Processed::Kept(Edit::none())) };
+        proxy::lend(&inner.proxies, event);
         // Declared after `inner`, so it runs while the lock is held, on
         // every way out, including the call future being dropped.
         let _end = EndOfCall(&inner.proxies);
-        let args = MultiValue::from_iter([Value::Function(func), Value::Table(root), Value::Table(inner.meta.clone())]);
-        let value = inner.run(inner.limits.process_event, args).await?;
-        // Reading back allocates nothing in Lua but the odd long key, so the
-        // memory limit stays (a plugin at its limit fails here, as it would a line later).
-        let returned = proxy::finish(&inner.proxies, value).map_err(|e| classify(&e, &inner.limits))?;
-        match returned {
-            Ok(Returned::Event(edit)) => Ok(Processed::Kept(edit)),
-            Ok(Returned::Nil) => Ok(Processed::Dropped),
-            Ok(Returned::Other(other)) => Err(CallError::BadReturn(format!(
+        inner.run(process, inner.limits.process_event, MultiValue::new()).await?;
+        match inner.proxies.returned() {
+            None => Ok(Processed::Kept(Edit::none())),
+            Some(Ok(Returned::Event(edit))) => Ok(Processed::Kept(edit)),
+            Some(Ok(Returned::Nil)) => Ok(Processed::Dropped),
+            Some(Ok(Returned::Other(other))) => Err(CallError::BadReturn(format!(
                 "processEvent must return the event (a table) or nil to drop it, not {}",
                 json_kind(&other)
             ))),
-            Err(e) => Err(CallError::BadReturn(format!(
+            Some(Err(e)) => Err(CallError::BadReturn(format!(
                 "processEvent returned a value that is not JSON-like: {}",
                 clean(&e)
             ))),
@@ -303,7 +299,7 @@ impl PluginVm {
             }
             None => MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
         };
-        match inner.run(limit, args).await? {
+        match inner.run(&inner.protected_call, limit, args).await? {
             Value::Nil => Ok(None),
             v => unlimited(lua, inner.limits.memory, || convert::from_lua(lua, v)).map(Some).map_err(|e| {
                 CallError::BadReturn(format!(
@@ -321,9 +317,9 @@ impl PluginVm {
 }
 
 impl Inner {
-    /// Calls `args` (the hook, then its arguments) within the CPU `limit`
-    /// and the wall-time limit; returns what the hook returned.
-    async fn run(&self, limit: Duration, args: MultiValue) -> Result<Value, CallError> {
+    /// Calls `func` with `args` within the CPU `limit` and the wall-time
+    /// limit; returns what it returned.
+    async fn run(&self, func: &Function, limit: Duration, args: MultiValue) -> Result<Value, CallError> {
         self.deadline.arm(limit);
         // Wall time also bounds waiting in async host calls (cache, fetch),
         // which the CPU deadline pauses for. Most calls never wait: the first
@@ -333,7 +329,7 @@ impl Inner {
         // mlua catches a panic in a host function and resumes it once the
         // error reaches Rust, here: it becomes this call's error, not the server's.
         let mut call =
-            std::pin::pin!(AssertUnwindSafe(self.protected_call.call_async::<Value>(args)).catch_unwind());
+            std::pin::pin!(AssertUnwindSafe(func.call_async::<Value>(args)).catch_unwind());
         let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         let result = match first {
             std::task::Poll::Ready(r) => Ok(r),
@@ -397,7 +393,9 @@ fn detect(hooks: &Table) -> mlua::Result<Capabilities> {
     Ok(caps)
 }
 
-fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
+/// The protected call, and the error handler it uses (which processEvent's
+/// own call uses too).
+fn make_protected_call(lua: &Lua) -> mlua::Result<(Function, Function)> {
     let handler = lua.create_function(|lua, err: Value| {
         Ok(match err {
             // Errors raised by Rust (limits, host functions) keep their type.
@@ -423,10 +421,10 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
              local ok, result = xpcall(f, handler, ...)
              if ok then return result end
              error(result, 0)
-           end"#,
+           end, handler"#,
     )
     .set_name("=phs:call")
-    .call::<Function>((
+    .call::<(Function, Function)>((
         lua.globals().get::<Function>("xpcall")?,
         lua.globals().get::<Function>("error")?,
         handler,

@@ -1,13 +1,13 @@
 //! Reading proxies back: a proxy converted to the JSON object it stands for
 //! ([`read`]), and what processEvent returned as an [`Edit`] of the event
-//! it was lent ([`finish`]).
+//! it was lent ([`returned`]).
 
 use std::ffi::c_int;
 
 use mlua::ffi;
 use serde_json::{Map, Value as Json};
 
-use super::{Arena, Rec, marks};
+use super::{Arena, Rec, is_proxy};
 use crate::plugins::convert::{self, MAX_DEPTH, Marks};
 
 /// What processEvent made of the event it was lent: a new event, or
@@ -90,24 +90,22 @@ pub(crate) enum Returned {
     Other(Json),
 }
 
-/// What processEvent returned, at stack index 2 (the array metatable at 1).
-pub(super) unsafe fn finish_call(state: *mut ffi::lua_State, arena: *mut Arena) -> Result<Returned, String> {
+/// What processEvent returned, the value at `idx`.
+pub(super) unsafe fn returned(state: *mut ffi::lua_State, idx: c_int, marks: Marks) -> Result<Returned, String> {
     unsafe {
-        if ffi::lua_type(state, 2) == ffi::LUA_TNIL {
+        if ffi::lua_type(state, idx) == ffi::LUA_TNIL {
             return Ok(Returned::Nil);
         }
-        let marks = marks(state, 1);
-        let root = ffi::lua_type(state, 2) == ffi::LUA_TTABLE
-            && ffi::lua_getmetatable(state, 2) != 0
-            && ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0
-            && (*arena).find(ffi::lua_topointer(state, 2)) == Some(0);
-        ffi::lua_settop(state, marks.proxy_mt);
+        let arena: &Arena = &*marks.proxies;
+        let root = ffi::lua_type(state, idx) == ffi::LUA_TTABLE
+            && is_proxy(state, idx, marks.proxy_mt)
+            && arena.find(ffi::lua_topointer(state, idx)) == Some(0);
         if !root {
-            return convert::read_value(state, 2, 0, marks).map(event_or_other);
+            return convert::read_value(state, idx, 0, marks).map(event_or_other);
         }
-        match patch(state, 2, 0, 0, marks)? {
+        match patch(state, idx, 0, 0, marks)? {
             Some(p) => Ok(Returned::Event(Edit::Patch(p))),
-            None => read(state, 2, 0, marks).map(event_or_other),
+            None => read(state, idx, 0, marks).map(event_or_other),
         }
     }
 }
@@ -159,13 +157,19 @@ unsafe fn patch(state: *mut ffi::lua_State, idx: c_int, depth: usize, r: usize, 
             ffi::lua_pop(state, 1);
         }
         if present < rec.taken.list.len() {
-            for &k in &rec.taken.list {
-                let k = &*k;
-                ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
-                if ffi::lua_rawget(state, idx) == ffi::LUA_TNIL {
-                    changes.push((k.clone(), Change::Remove));
+            // Some taken keys are gone: deleted. Which ones takes a second
+            // walk; pushing the keys to look them up could raise (memory).
+            let mut seen = std::collections::HashSet::new();
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, idx) != 0 {
+                let found = convert::read_str(state, -2).ok().and_then(|k| source.get_key_value(k));
+                if let Some((k, _)) = found {
+                    seen.insert(k as *const String);
                 }
                 ffi::lua_pop(state, 1);
+            }
+            for &k in rec.taken.list.iter().filter(|k| !seen.contains(k)) {
+                changes.push(((*k).clone(), Change::Remove));
             }
         }
         Ok(Some(Patch(changes)))
@@ -180,10 +184,8 @@ unsafe fn change(state: *mut ffi::lua_State, idx: c_int, old: &Json, depth: usiz
         }
         if let Json::Object(old) = old
             && ffi::lua_type(state, idx) == ffi::LUA_TTABLE
-            && ffi::lua_getmetatable(state, idx) != 0
         {
-            let proxied = ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0;
-            ffi::lua_pop(state, 1);
+            let proxied = is_proxy(state, idx, marks.proxy_mt);
             let arena: &Arena = &*marks.proxies;
             // The proxy made for this very object, still in its place.
             let here = proxied

@@ -503,3 +503,4 @@ async fn large_events() {
     same_n(&plugin("local n = 0 for k, v in pairs(event.properties) do n = n + v.i end event.n = n return event"), &input, 1)
         .await;
 }
+
