@@ -294,7 +294,7 @@ impl Proxies {
             )
             .set_name("=phs:call")
             .call::<mlua::Function>((
-                g.raw_get::<mlua::Function>("xpcall")?,
+                self.lua.named_registry_value::<mlua::Function>(super::sandbox::RAW_XPCALL)?,
                 g.raw_get::<mlua::Function>("error")?,
                 g.raw_get::<mlua::Function>("type")?,
                 g.raw_get::<mlua::Function>("rawget")?,
@@ -408,7 +408,9 @@ unsafe fn is_proxy(state: *mut ffi::lua_State, idx: c_int, meta: c_int) -> bool 
 /// Pushes a new proxy for `source`, kept alive until the call ends.
 unsafe fn new_proxy(state: *mut ffi::lua_State, arena: &mut Arena, source: &Map<String, Json>) {
     unsafe {
-        ffi::lua_createtable(state, 0, 0);
+        // Room for the few fields a plugin typically touches, so the first
+        // ones do not each grow the table.
+        ffi::lua_createtable(state, 0, source.len().min(4) as c_int);
         ffi::lua_pushvalue(state, UP_META);
         ffi::lua_setmetatable(state, -2);
         ffi::lua_pushvalue(state, -1);

@@ -339,6 +339,9 @@ impl Inner {
         match result {
             Err(_) => Err(CallError::TimeLimit(wall)),
             Ok(Err(panic)) => Err(host_panic(&*panic)),
+            // Once the limit was hit the call cannot succeed, whatever error
+            // it ends with (the limit may strike inside an error handler).
+            Ok(Ok(Err(_))) if self.deadline.tripped() => Err(CallError::TimeLimit(self.deadline.limit())),
             Ok(Ok(r)) => r.map_err(|e| classify(&e, &self.limits)),
         }
     }
