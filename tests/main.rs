@@ -35,4 +35,5 @@ mod serve;
 mod sinks;
 mod store;
 mod top;
+mod torn_log;
 mod worker;

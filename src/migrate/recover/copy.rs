@@ -26,13 +26,14 @@ pub struct TableCopy {
 }
 
 impl TableCopy {
-    /// The most rows the skipped ranges can have held (rowids are dense in phs's tables).
-    pub fn skipped_at_most(&self, last_rowid: Option<i64>) -> u64 {
+    /// The most rows the skipped ranges can have held (rowids are dense in
+    /// phs's tables); None when a range runs to the end and the last rowid is unknown.
+    pub fn skipped_at_most(&self, last_rowid: Option<i64>) -> Option<u64> {
         self.skipped
             .iter()
             .map(|&(a, b)| {
-                let b = if b == i64::MAX { last_rowid.unwrap_or(a).max(a) } else { b };
-                (b as i128 - a as i128 + 1).max(0) as u64
+                let b = if b == i64::MAX { last_rowid?.max(a - 1) } else { b };
+                Some((b as i128 - a as i128 + 1).max(0) as u64)
             })
             .sum()
     }

@@ -318,39 +318,40 @@ async fn report_log(name: &'static str, conn: &mut SqliteConnection, tables: &[T
         .ok()
         .flatten();
     let m = crate::metrics::global();
+    let said =
+        |n: Option<u64>| n.map_or_else(|| "unknown: every row from the range's start".to_string(), |n| n.to_string());
     for t in tables {
         let lost = t.skipped_at_most(end);
-        m.recovery(name, "rows_skipped", lost);
+        m.recovery(name, "rows_skipped", lost.unwrap_or(0));
         if t.skipped.is_empty() {
             tracing::info!(file = name, table = %t.table, rows = t.rows, "every row recovered");
             continue;
         }
-        let readable_offsets = t.table == "log";
-        let (ingested, not_ingested) = match (readable_offsets, committed) {
+        let offsets = t.table == "log";
+        let (ingested, not_ingested) = match (offsets, committed) {
             (true, Some(c)) => {
-                let below = TableCopy { skipped: clip(&t.skipped, i64::MIN, c), ..Default::default() };
-                let above =
-                    TableCopy { skipped: clip(&t.skipped, c.saturating_add(1), i64::MAX), ..Default::default() };
-                (below.skipped_at_most(end), above.skipped_at_most(end))
+                let part = |lo, hi| TableCopy { skipped: clip(&t.skipped, lo, hi), ..Default::default() };
+                (part(i64::MIN, c).skipped_at_most(end), part(c.saturating_add(1), i64::MAX).skipped_at_most(end))
             }
-            _ => (0, lost),
+            _ => (Some(0), lost),
         };
-        if readable_offsets {
-            m.recovery(name, "unreadable_not_ingested", not_ingested);
+        if offsets {
+            m.recovery(name, "unreadable_not_ingested", not_ingested.unwrap_or(0));
         }
         tracing::error!(
             file = name,
             table = %t.table,
             rows = t.rows,
             unreadable = %ranges(&t.skipped),
-            at_most = lost,
-            already_ingested = ingested,
-            acknowledged_not_ingested = not_ingested,
-            consumers_reset = t.table == "consumer_offsets",
+            at_most = %said(lost),
+            already_ingested = %said(ingested),
+            acknowledged_not_ingested = %said(not_ingested),
             "rows recovered; these rowids could not be read{}",
             match t.table.as_str() {
                 "consumer_offsets" => ": a consumer without its offset reads the log from its start again (at least once)",
-                "log" if not_ingested > 0 => ": acknowledged events that were not yet ingested are lost unless `sqlite3 .recover` finds them in the kept file",
+                "log" if not_ingested != Some(0) => {
+                    ": acknowledged events that were not yet ingested are lost unless `sqlite3 .recover` finds them in the kept file"
+                }
                 _ => "",
             }
         );
@@ -361,7 +362,7 @@ async fn report_log(name: &'static str, conn: &mut SqliteConnection, tables: &[T
 async fn report_events(conn: &mut SqliteConnection, tables: &[TableCopy]) {
     let m = crate::metrics::global();
     for t in tables {
-        m.recovery(EmbeddedFile::Events.name(), "rows_skipped", t.skipped_at_most(None));
+        m.recovery(EmbeddedFile::Events.name(), "rows_skipped", t.skipped_at_most(None).unwrap_or(0));
         for &(a, b) in &t.skipped {
             let before: Option<String> = sqlx::query_scalar("SELECT max(created_at) FROM events WHERE rowid < ?1")
                 .bind(a)
