@@ -159,6 +159,9 @@ async fn leaf_pages(dir: &Path) -> Vec<u64> {
     pages.into_iter().map(|p| p as u64).collect()
 }
 
+/// Something done to the log file.
+type Damage = Box<dyn Fn(&Path)>;
+
 fn overwrite_page(path: &Path, page: u64) {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
@@ -219,7 +222,7 @@ async fn a_log_cut_short_or_with_a_damaged_page_is_rebuilt_from_what_is_readable
     let len = std::fs::metadata(killed.dir.path().join(LOG)).unwrap().len();
     let leaves = leaf_pages(killed.dir.path()).await;
     assert!(leaves.len() > 20, "{} leaves", leaves.len());
-    let cases: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(String, Damage)> = vec![
         ("cut at three quarters, mid-page".into(), Box::new(move |p: &Path| cut(p, len / 4 * 3 + 1234))),
         ("cut at half, on a page boundary".into(), Box::new(move |p: &Path| cut(p, len / 2 / PAGE * PAGE))),
         (format!("leaf page {} overwritten", leaves[leaves.len() / 2]), {

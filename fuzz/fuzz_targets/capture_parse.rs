@@ -20,17 +20,17 @@ use std::io::Read;
 
 use chrono::{TimeZone, Utc};
 use libfuzzer_sys::fuzz_target;
-use phs::pipeline::capture::parse::{self, MAX_BODY_BYTES, MAX_DISTINCT_ID_CHARS, MAX_EVENT_BYTES, Request};
-// TEMPORARY (first run, before the fixes): the limits the invariants expect.
-const MAX_TOKEN_CHARS: usize = 200;
-const MAX_SITE_URL_CHARS: usize = 2048;
-const MAX_CAPTURED_BYTES: usize = 64 << 20;
+use phs::pipeline::capture::parse::{
+    self, MAX_BODY_BYTES, MAX_CAPTURED_BYTES, MAX_DISTINCT_ID_CHARS, MAX_EVENT_BYTES, MAX_SENT_AT_CHARS,
+    MAX_SITE_URL_CHARS, MAX_TOKEN_CHARS, Request,
+};
 use phs::pipeline::normalize;
 
 /// Bytes a message may add beyond its share of the body: the envelope's
 /// names and fixed fields (uuid, ip, now, ~200) and the request-level strings
-/// repeated in every message (token, sent_at, site_url), each capped.
-const PER_EVENT: usize = 256 + MAX_TOKEN_CHARS * 4 + 64 + MAX_SITE_URL_CHARS * 4;
+/// repeated in every message (token, sent_at, site_url), each capped (a
+/// control character escapes to 6 bytes).
+const PER_EVENT: usize = 256 + MAX_TOKEN_CHARS * 2 + (MAX_SENT_AT_CHARS + MAX_SITE_URL_CHARS) * 6;
 
 /// Re-serializing parsed JSON may grow it: `1e5` becomes `100000.0`.
 const JSON_GROWTH: usize = 6;
@@ -71,7 +71,8 @@ fuzz_target!(|input: &[u8]| {
     let mut total = 0;
     for e in &events {
         assert!(uuid::Uuid::parse_str(&e.uuid).is_ok(), "not a UUID: {}", e.uuid);
-        assert!(!e.token.is_empty() && e.token.chars().count() <= MAX_TOKEN_CHARS, "token {:?}", e.token);
+        assert!(!e.token.is_empty() && e.token.len() <= MAX_TOKEN_CHARS, "token {:?}", e.token);
+        assert!(e.sent_at.as_ref().is_none_or(|s| s.chars().count() <= MAX_SENT_AT_CHARS));
         assert!(!e.distinct_id.trim().is_empty(), "a blank distinct_id was accepted: {:?}", e.distinct_id);
         assert!(e.distinct_id.chars().count() <= MAX_DISTINCT_ID_CHARS);
         assert!(e.site_url.chars().count() <= MAX_SITE_URL_CHARS);

@@ -62,10 +62,10 @@ fn check(payload: &[u8], created_at: DateTime<Utc>) {
 
     let (uuid, name, id) = (str_of(e, "uuid").to_string(), name.to_string(), id.to_string());
     let row = prepare::prepare(d.event, 1, false, created_at);
-    assert_eq!((row.uuid, row.event, row.distinct_id), (uuid, name, id));
+    serde_json::from_str::<Value>(&row.properties_json()).expect("stored properties are JSON");
     // prepare believes a `now` up to 23 h ahead of created_at, and a timestamp up to 23 h ahead of that.
     assert!(row.timestamp >= DateTime::UNIX_EPOCH && row.timestamp <= created_at + Duration::hours(46));
-    serde_json::from_str::<Value>(&row.properties_json()).expect("stored properties are JSON");
+    assert_eq!((row.uuid, row.event, row.distinct_id), (uuid, name, id));
 }
 
 fuzz_target!(|input: &[u8]| {

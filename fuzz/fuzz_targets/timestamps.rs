@@ -33,11 +33,22 @@ impl Time {
             Time::Parts { year, month, day, hour, minute, second, micros, zone_minutes } => {
                 let zone = match zone_minutes {
                     0 => "Z".to_string(),
-                    z => format!("{}{:02}:{:02}", if *z < 0 { '-' } else { '+' }, z.unsigned_abs() / 60 % 100, z.unsigned_abs() % 60),
+                    z => format!(
+                        "{}{:02}:{:02}",
+                        if *z < 0 { '-' } else { '+' },
+                        z.unsigned_abs() / 60 % 100,
+                        z.unsigned_abs() % 60
+                    ),
                 };
                 Some(json!(format!(
                     "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}{zone}",
-                    year % 10000, month % 13, day % 32, hour % 25, minute % 60, second % 61, micros % 1_000_000
+                    year % 10000,
+                    month % 13,
+                    day % 32,
+                    hour % 25,
+                    minute % 60,
+                    second % 61,
+                    micros % 1_000_000
                 )))
             }
         }

@@ -39,6 +39,7 @@ use self::copy::TableCopy;
 use self::wal::WalScan;
 use super::MigrateError;
 use super::files::{EmbeddedFile, open_at};
+use crate::error::damaged_file;
 
 /// Present while a `phs serve` runs on the data directory, or after one that did not stop cleanly.
 pub const MARKER: &str = "serve-running";
@@ -102,16 +103,6 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Whether SQLite says the file itself is damaged (CORRUPT, NOTADB), as
-/// opposed to being unable to reach it (permissions, a full disk).
-fn is_damage(e: &sqlx::Error) -> bool {
-    let code = match e {
-        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<u32>().ok()),
-        _ => None,
-    };
-    matches!(code.map(|c| c & 0xff), Some(11 | 26))
-}
-
 async fn check(file: EmbeddedFile, data_dir: &Path) -> Result<Checked, MigrateError> {
     let path = file.path(data_dir);
     let name = file.name();
@@ -160,7 +151,7 @@ async fn integrity(path: &Path) -> Result<Option<String>, sqlx::Error> {
     let options = SqliteConnectOptions::new().filename(path).foreign_keys(false).busy_timeout(Duration::from_secs(10));
     let mut conn = match options.connect().await {
         Ok(c) => c,
-        Err(e) if is_damage(&e) => return Ok(Some(e.to_string())),
+        Err(e) if damaged_file(&e) => return Ok(Some(e.to_string())),
         Err(e) => return Err(e),
     };
     let found: Result<Vec<String>, sqlx::Error> =
@@ -169,7 +160,7 @@ async fn integrity(path: &Path) -> Result<Option<String>, sqlx::Error> {
     match found {
         Ok(lines) if lines == ["ok"] => Ok(None),
         Ok(lines) => Ok(Some(lines.join("; "))),
-        Err(e) if is_damage(&e) => Ok(Some(e.to_string())),
+        Err(e) if damaged_file(&e) => Ok(Some(e.to_string())),
         Err(e) => Err(e),
     }
 }
