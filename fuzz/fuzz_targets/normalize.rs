@@ -11,9 +11,9 @@
 //! Invariants beyond "no panic": a decoded event has a UUID, a non-blank
 //! distinct id and a name within their limits, object properties, no NUL
 //! anywhere, and no top-level `$set`/`$set_once`; decoding is idempotent
-//! (a re-ingested event normalizes to itself); the prepared row keeps the
-//! event's identity and its time lies between the epoch and the bounds
-//! prepare promises.
+//! (a re-ingested event normalizes to itself) and bounded by the message;
+//! the prepared row keeps the event's identity and its time lies between
+//! the epoch and the bounds prepare promises.
 #![no_main]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -56,6 +56,13 @@ fn check(payload: &[u8], created_at: DateTime<Utc>) {
     assert!(!e.contains_key("$set") && !e.contains_key("$set_once"));
     let text = serde_json::to_string(e).expect("events serialize");
     assert!(!text.contains("\\u0000") && !d.token.contains('\0'), "a NUL survived normalize");
+    // Everything in the event came from the payload; only re-serialized numbers (`1e5` is `100000.0`) grow.
+    assert!(
+        text.len() <= 6 * payload.len() + 64,
+        "{} bytes of event from a {}-byte message",
+        text.len(),
+        payload.len()
+    );
 
     let again = normalize::decode(&reencode(&d)).unwrap_or_else(|err| panic!("a decoded event is refused: {err}"));
     assert_eq!((&again.token, &again.event), (&d.token, &d.event), "normalize is not idempotent");

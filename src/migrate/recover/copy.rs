@@ -26,6 +26,14 @@ pub struct TableCopy {
 }
 
 impl TableCopy {
+    /// Adds an unreadable range, joining it to the last one when they touch.
+    fn skip(&mut self, from: i64, to: i64) {
+        match self.skipped.last_mut() {
+            Some(last) if last.1.checked_add(1) == Some(from) => last.1 = to,
+            _ => self.skipped.push((from, to)),
+        }
+    }
+
     /// The most rows the skipped ranges can have held (rowids are dense in
     /// phs's tables); None when a range runs to the end and the last rowid is unknown.
     pub fn skipped_at_most(&self, last_rowid: Option<i64>) -> Option<u64> {
@@ -154,18 +162,18 @@ pub async fn table(conn: &mut SqliteConnection, table: &str, columns: &[String])
                 match copy_range(conn, &t, pos, r).await {
                     Ok(n) => out.rows += n,
                     // The row is found but its content cannot be read (a damaged cell or overflow page).
-                    Err(_) => out.skipped.push((r, r)),
+                    Err(_) => out.skip(r, r),
                 }
                 pos = r;
             }
             // Not even the next rowid: the page holding it is unreadable.
             Err(_) => match seek_past(conn, &t, pos).await {
                 Some(r) => {
-                    out.skipped.push((first_after(pos), r - 1));
+                    out.skip(first_after(pos), r - 1);
                     pos = r - 1;
                 }
                 None => {
-                    out.skipped.push((first_after(pos), i64::MAX));
+                    out.skip(first_after(pos), i64::MAX);
                     return out;
                 }
             },
