@@ -80,20 +80,28 @@ async fn checkpoint(dir: &Path) {
 }
 
 /// What can still be read of `dir`, on a scratch copy (reading replays and
-/// removes the WAL): the uuids of the log's messages, read one offset at a
-/// time, and the events store's uuids.
+/// removes the WAL): the uuids of the messages of the ingestion log and of
+/// the overflow log (where hot keys' events wait, already committed on the
+/// ingestion log), read one offset at a time, and the events store's uuids.
 async fn readable(dir: &Path, up_to: i64) -> HashSet<String> {
     let scratch = copy_of(dir);
     let mut out = HashSet::new();
-    let mut log = connect(&scratch.path().join(LOG)).await;
-    for offset in 1..=up_to {
-        let row: Result<Option<Vec<u8>>, _> =
-            sqlx::query_scalar("SELECT payload FROM log WHERE offset = ?1").bind(offset).fetch_optional(&mut log).await;
-        if let Ok(Some(p)) = row
-            && let Ok(m) = serde_json::from_slice::<serde_json::Value>(&p)
-            && let Some(uuid) = m["uuid"].as_str()
-        {
-            out.insert(uuid.to_string());
+    for file in [LOG, "overflow-log.sqlite3"] {
+        if !scratch.path().join(file).exists() {
+            continue;
+        }
+        let mut log = connect(&scratch.path().join(file)).await;
+        for offset in 1..=up_to {
+            let row: Result<Option<Vec<u8>>, _> = sqlx::query_scalar("SELECT payload FROM log WHERE offset = ?1")
+                .bind(offset)
+                .fetch_optional(&mut log)
+                .await;
+            if let Ok(Some(p)) = row
+                && let Ok(m) = serde_json::from_slice::<serde_json::Value>(&p)
+                && let Some(uuid) = m["uuid"].as_str()
+            {
+                out.insert(uuid.to_string());
+            }
         }
     }
     out.extend(stored(scratch.path()).await);
@@ -237,6 +245,7 @@ async fn a_log_cut_short_or_with_a_damaged_page_is_rebuilt_from_what_is_readable
         damage(&d.join(LOG));
         let expected = readable(d, killed.acked.len() as i64 + 1000).await;
         let lost = killed.acked.iter().filter(|u| !expected.contains(*u)).count() as u64;
+
         let (server, log) = restart_and_expect(d, &killed, &expected, &what).await;
         assert!(log.contains("the file is damaged"), "{what}: {log}");
         assert_eq!(kept_files(d).len(), 1, "{what}: the damaged file is kept");

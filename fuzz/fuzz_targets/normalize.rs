@@ -28,6 +28,16 @@ fn str_of<'a>(event: &'a serde_json::Map<String, Value>, k: &str) -> &'a str {
     event.get(k).and_then(Value::as_str).unwrap_or_else(|| panic!("`{k}` is not a string: {event:?}"))
 }
 
+/// Whether a NUL is left in any string or key (the text `\\u0000`, a backslash and five characters, is no NUL).
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// The message `decoded` would be if it were produced again.
 fn reencode(d: &Decoded) -> Vec<u8> {
     let text = |k: &str| d.event.get(k).and_then(Value::as_str).map(String::from);
@@ -54,8 +64,8 @@ fn check(payload: &[u8], created_at: DateTime<Utc>) {
     assert!(!name.is_empty() && name.chars().count() <= MAX_EVENT_NAME_CHARS, "name {name:?}");
     assert!(e.get("properties").is_some_and(Value::is_object));
     assert!(!e.contains_key("$set") && !e.contains_key("$set_once"));
+    assert!(!has_nul(&Value::Object(e.clone())) && !d.token.contains('\0'), "a NUL survived normalize: {e:?}");
     let text = serde_json::to_string(e).expect("events serialize");
-    assert!(!text.contains("\\u0000") && !d.token.contains('\0'), "a NUL survived normalize");
     // Everything in the event came from the payload; only re-serialized numbers (`1e5` is `100000.0`) grow.
     assert!(
         text.len() <= 6 * payload.len() + 64,
