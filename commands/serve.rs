@@ -40,9 +40,12 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             _ = tokio::time::sleep(bound) => "PHS_SHUTDOWN_TIMEOUT_SECONDS",
         }
     };
+    let data_dir = opts.settings.store.data_dir.clone();
     tokio::select! {
         served = phs::server::run(opts.settings, runtime, shutdown) => {
             served?;
+            // Only now: any other way out leaves the embedded files to be checked at the next start.
+            phs::migrate::recover::stopped_cleanly(&data_dir);
             Ok(ExitCode::SUCCESS)
         }
         why = forced => {

@@ -94,9 +94,33 @@ impl PipeError {
 
     /// A failed sqlx call, with its kind read from the error.
     pub fn sqlx(context: &'static str) -> impl FnOnce(sqlx::Error) -> PipeError {
-        move |e| PipeError::new(ErrorKind::of_sqlx(&e), context, e)
+        move |e| {
+            let kind = ErrorKind::of_sqlx(&e);
+            if damaged_file(&e) {
+                return PipeError::new(kind, context, Damaged(e));
+            }
+            PipeError::new(kind, context, e)
+        }
     }
 }
+
+/// Whether SQLite says a file itself is damaged (SQLITE_CORRUPT, SQLITE_NOTADB),
+/// as opposed to being unable to reach it (permissions, a full disk).
+pub fn damaged_file(e: &sqlx::Error) -> bool {
+    let code = match e {
+        sqlx::Error::Database(db) => db.code().filter(|c| c.len() < 5).and_then(|c| c.parse::<u32>().ok()),
+        _ => None,
+    };
+    matches!(code.map(|c| c & 0xff), Some(11 | 26))
+}
+
+/// A damaged SQLite file met while serving (fatal): the message says what comes next.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0}; the file is damaged: restart phs serve, which checks the embedded events store and logs after a stop \
+     like this one and rebuilds a damaged one from its readable rows (README, \"Torn or damaged files\")"
+)]
+pub struct Damaged(sqlx::Error);
 
 /// The message of a caught panic, for logs and dead letters.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

@@ -1068,3 +1068,56 @@ async fn production_survives_the_hostile_corpus() {
     let dlq = d.read_topic("events_plugin_ingestion_dlq");
     run_corpus(Production { d, dlq }, &mut server, &producer, &token, &log_file).await;
 }
+
+/// Writes this corpus, and the SDK requests recorded in
+/// ../shared/capture-requests, as seed inputs for the fuzz targets into
+/// `$PHS_FUZZ_SEEDS/<target>/` (scripts/fuzz runs it before fuzzing, so
+/// neither is copied into the repository). capture_parse's input is three
+/// lines (content type or `-`, query, Origin) and the body; normalize's a raw
+/// message; lua_json's a JSON value.
+#[test]
+#[ignore = "writes fuzz seeds; scripts/fuzz runs it"]
+fn fuzz_seeds() {
+    let root = std::path::PathBuf::from(std::env::var("PHS_FUZZ_SEEDS").expect("PHS_FUZZ_SEEDS names the seed folder"));
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        // libFuzzer would cut larger seeds to its -max_len anyway.
+        if bytes.len() <= 256 * 1024 {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    };
+    let capture_input = |content_type: Option<&str>, path: &str, origin: Option<&str>, body: &[u8]| {
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let mut input =
+            format!("{}\n{query}\n{}\n", content_type.unwrap_or("-"), origin.unwrap_or("http://h")).into_bytes();
+        input.extend_from_slice(body);
+        input
+    };
+    let token = "phc_seed";
+    for c in http_cases(token) {
+        let origin = c.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("origin")).map(|(_, v)| v.as_str());
+        write("capture_parse", c.name, &capture_input(c.content_type, c.path, origin, &c.body));
+        if serde_json::from_slice::<Value>(&c.body).is_ok() {
+            write("lua_json", c.name, &c.body);
+        }
+    }
+    for c in raw_cases(token) {
+        for (i, p) in c.payloads.iter().enumerate() {
+            write("normalize", &format!("{}-{i}", c.name), p);
+        }
+    }
+    let dump = std::fs::read_to_string("../shared/capture-requests/requests_dump.jsonl")
+        .expect("../shared/capture-requests/requests_dump.jsonl is missing: it sits beside the project");
+    let requests = dump.lines().filter(|l| !l.starts_with("###") && !l.trim().is_empty());
+    for (i, line) in requests.enumerate() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let body = base64::engine::general_purpose::STANDARD.decode(r["body"].as_str().unwrap()).unwrap();
+        let input = capture_input(r["content_type"].as_str(), r["path"].as_str().unwrap(), None, &body);
+        write("capture_parse", &format!("sdk-{i}"), &input);
+        for (j, out) in r["output"].as_array().into_iter().flatten().enumerate() {
+            write("normalize", &format!("sdk-{i}-{j}"), out.to_string().as_bytes());
+            write("lua_json", &format!("sdk-{i}-{j}"), out["data"].as_str().unwrap().as_bytes());
+        }
+    }
+}

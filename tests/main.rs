@@ -36,4 +36,5 @@ mod shards;
 mod sinks;
 mod store;
 mod top;
+mod torn_log;
 mod worker;

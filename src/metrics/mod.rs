@@ -37,6 +37,8 @@ pub struct Metrics {
     pub events_overflowed: Counter,
     dropped: Mutex<BTreeMap<String, u64>>,
     dead_letters: Mutex<BTreeMap<String, u64>>,
+    /// What the start-up check of the embedded files found, by (file, what) (see `migrate::recover`).
+    recovery: Mutex<BTreeMap<(String, String), u64>>,
     stages: Vec<Histogram>,
     pub batch_size: Histogram,
     workers: Mutex<Vec<Arc<WorkerStats>>>,
@@ -79,6 +81,7 @@ impl Metrics {
             events_overflowed: Counter::default(),
             dropped: Mutex::default(),
             dead_letters: Mutex::default(),
+            recovery: Mutex::default(),
             stages: Stage::ALL.iter().map(|_| Histogram::new(MICROS)).collect(),
             batch_size: Histogram::new(SIZES),
             workers: Mutex::default(),
@@ -139,6 +142,15 @@ impl Metrics {
 
     pub fn dead_letter_counts(&self) -> Vec<(String, u64)> {
         lock(&self.dead_letters).iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Counts what recovering an embedded file at start did (`rows_recovered`, `rows_skipped`, ...).
+    pub fn recovery(&self, file: &str, what: &str, n: u64) {
+        *lock(&self.recovery).entry((file.to_string(), what.to_string())).or_default() += n;
+    }
+
+    pub fn recovery_counts(&self) -> Vec<((String, String), u64)> {
+        lock(&self.recovery).iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// The stats of pipeline worker `id`, created on first use.

@@ -48,6 +48,15 @@ impl Metrics {
         for (reason, n) in self.dead_letter_counts() {
             let _ = writeln!(o, "phs_dead_letters_total{{reason=\"{}\"}} {n}", esc(&reason));
         }
+        header(
+            o,
+            "embedded_recovery_total",
+            "counter",
+            "What the start-up check of the embedded files after an unclean stop found and did, by file.",
+        );
+        for ((file, what), n) in self.recovery_counts() {
+            let _ = writeln!(o, "phs_embedded_recovery_total{{file=\"{}\",what=\"{}\"}} {n}", esc(&file), esc(&what));
+        }
         header(o, "stage_duration_seconds", "histogram", "Time spent per pipeline stage (per message or per batch).");
         for stage in Stage::ALL {
             let labels = format!("stage=\"{}\"", stage.as_str());

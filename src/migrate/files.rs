@@ -53,7 +53,17 @@ pub async fn open(
     sync: SqliteSynchronous,
     max_connections: u32,
 ) -> Result<SqlitePool, MigrateError> {
-    let pool = crate::store::sqlite::open_pool(&file.path(data_dir), sync, max_connections)
+    open_at(file, &file.path(data_dir), sync, max_connections).await
+}
+
+/// Opens `file`'s schema at another path (a file being recovered, see [`super::recover`]).
+pub(super) async fn open_at(
+    file: EmbeddedFile,
+    path: &Path,
+    sync: SqliteSynchronous,
+    max_connections: u32,
+) -> Result<SqlitePool, MigrateError> {
+    let pool = crate::store::sqlite::open_pool(path, sync, max_connections)
         .await
         .map_err(|e| MigrateError::new(file.name(), e))?;
     migrate(file, &pool, Mode::Apply).await?;

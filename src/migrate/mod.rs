@@ -10,6 +10,7 @@
 mod clickhouse;
 pub mod files;
 mod kafka;
+pub mod recover;
 mod sql;
 
 use serde::Serialize;
@@ -102,8 +103,14 @@ pub async fn database(settings: &StoreSettings, mode: Mode) -> Result<Vec<Step>,
 
 /// Checks the stores `phs serve` writes through a schema of phs's: the
 /// production database and, when reachable, ClickHouse. (The Kafka topics are checked by
-/// the broker itself: producing to a missing one fails with its name.)
+/// the broker itself: producing to a missing one fails with its name.) The
+/// embedded files in use are checked, and recovered when damaged, if the
+/// last serve did not stop cleanly ([`recover`]); serve opens them after this.
 pub async fn check_for_serve(settings: &StoreSettings) -> Result<Vec<Step>, MigrateError> {
+    let files = embedded_files(settings);
+    if !files.is_empty() {
+        recover::at_serve_start(&settings.data_dir, &files).await?;
+    }
     let mut steps = match settings.database_url {
         Some(_) => database(settings, Mode::Check).await?,
         None => Vec::new(),

@@ -193,6 +193,7 @@ fn normalize(event: &mut Map<String, Value>) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn msg(data: &str) -> Vec<u8> {
         serde_json::json!({"uuid": "0190b2a4-0000-7000-8000-000000000000", "distinct_id": "d", "ip": "1.1.1.1", "site_url": "s", "data": data,
@@ -224,6 +225,19 @@ mod tests {
         assert_eq!(d.event["event"], "e\u{FFFD}");
         assert_eq!(d.event["properties"]["k\u{FFFD}"], serde_json::json!(["v\u{FFFD}", {"deep\u{FFFD}": "x\u{FFFD}"}]));
         assert!(!serde_json::to_string(&d.event).unwrap().contains("\\u0000"));
+    }
+
+    /// From the normalize fuzz target (fuzz/artifacts, 2026-12-01): the text `\u0000` (a backslash and
+    /// five characters) next to real NULs; only the NULs are replaced.
+    #[test]
+    fn the_text_of_a_nul_escape_is_no_nul_and_is_kept() {
+        let payload = serde_json::json!({"uuid": "0190b2a4-0000-7000-8000-000000000000", "distinct_id": "d\u{0}",
+            "ip": null, "site_url": "a\\u0000b", "token": "t", "now": "2024-01-01T00:00:00Z", "sent_at": null,
+            "data": r#"{"event": "e\u0000", "properties": {"k": "\\u0000"}}"#})
+        .to_string();
+        let d = decode(payload.as_bytes()).unwrap();
+        assert_eq!((&d.event["distinct_id"], &d.event["event"]), (&json!("d\u{FFFD}"), &json!("e\u{FFFD}")));
+        assert_eq!((&d.event["site_url"], &d.event["properties"]["k"]), (&json!("a\\u0000b"), &json!("\\u0000")));
     }
 
     #[test]

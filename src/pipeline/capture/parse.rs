@@ -10,6 +10,13 @@
 //! so the sender learns why: events without a string name, uuids that are
 //! not UUIDs, and events too large for one message. Distinct ids are cut to
 //! [`MAX_DISTINCT_ID_CHARS`], as PostHog's capture does.
+//!
+//! Every message repeats the request's token, `sent_at` and Origin, so each
+//! is bounded here ([`MAX_TOKEN_CHARS`], [`MAX_SENT_AT_CHARS`],
+//! [`MAX_SITE_URL_CHARS`]) and so is the whole output
+//! ([`MAX_CAPTURED_BYTES`]): otherwise a 20 MiB body of tiny events with a
+//! long token or Origin made capture build gigabytes (found by fuzzing,
+//! fuzz/fuzz_targets/capture_parse.rs).
 
 use std::io::Read;
 
@@ -32,6 +39,20 @@ pub const MAX_DISTINCT_ID_CHARS: usize = 200;
 /// around the message too), since a broker refusing one turns into a 503
 /// the SDK would retry forever; the pipeline's own limit is higher.
 pub const MAX_EVENT_BYTES: usize = 960 * 1024;
+
+/// Longer tokens (in bytes) are no token phs issues: refused (401) before they are copied into every message.
+pub const MAX_TOKEN_CHARS: usize = 200;
+
+/// A `sent_at` longer than this is no time (RFC 3339 with microseconds is 32): ignored.
+pub const MAX_SENT_AT_CHARS: usize = 64;
+
+/// An Origin longer than this is cut before it becomes every message's `site_url`.
+pub const MAX_SITE_URL_CHARS: usize = 2048;
+
+/// The messages of one request may hold this many bytes in all (413 past
+/// it): three times the body limit, room for the envelope each tiny event
+/// gets, and the bound on what one request can make capture build and append.
+pub const MAX_CAPTURED_BYTES: usize = 3 * MAX_BODY_BYTES;
 
 /// What the HTTP layer knows about the request.
 pub struct Request<'a> {
@@ -65,6 +86,8 @@ pub enum CaptureError {
     NoDistinctId(usize),
     #[error("event {0} has no API token (api_key, token or properties.token)")]
     NoToken(usize),
+    #[error("unknown API token")]
+    ImplausibleToken(usize),
     #[error("event {0} has no event name (`event` must be a non-empty string)")]
     NoEventName(usize),
     #[error("event {0} has a uuid that is not a UUID")]
@@ -77,6 +100,11 @@ impl CaptureError {
     /// Whether the request is refused for its size (413) rather than its content (400).
     pub fn too_large(&self) -> bool {
         matches!(self, CaptureError::TooLarge | CaptureError::EventTooLarge(_))
+    }
+
+    /// Whether the token is refused (401) rather than the request (400).
+    pub fn unauthorized(&self) -> bool {
+        matches!(self, CaptureError::ImplausibleToken(_))
     }
 }
 
@@ -114,9 +142,11 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
     let str_of =
         |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
     // posthog-js sends the send time as `_` (ms since the epoch) in the query.
-    let sent_at = str_of(&top, "sent_at").or_else(|| {
+    let sent_at = str_of(&top, "sent_at").filter(|s| s.chars().count() <= MAX_SENT_AT_CHARS).or_else(|| {
         param("_").and_then(|ms| ms.parse::<i64>().ok()).and_then(|ms| Utc.timestamp_millis_opt(ms).single()).map(iso)
     });
+    let site_url: String = req.site_url.chars().take(MAX_SITE_URL_CHARS).collect();
+    let mut total = 0;
 
     let mut out = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
@@ -129,6 +159,9 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
             .or_else(|| str_of(&props, "token"))
             .or_else(|| str_of(&props, "$token"))
             .ok_or(CaptureError::NoToken(i))?;
+        if !plausible_token(&token) {
+            return Err(CaptureError::ImplausibleToken(i));
+        }
         let distinct_id = [event.get("distinct_id"), props.get("distinct_id"), props.get("$distinct_id")]
             .into_iter()
             .flatten()
@@ -148,18 +181,30 @@ pub fn parse(req: &Request) -> Result<Vec<CapturedEvent>, CaptureError> {
             uuid,
             distinct_id,
             ip: req.ip.clone(),
-            site_url: req.site_url.clone(),
+            site_url: site_url.clone(),
             data: Value::Object(event).to_string(),
             token,
             now: iso(req.now),
             sent_at: sent_at.clone(),
         };
-        if message_len(&captured) > MAX_EVENT_BYTES {
+        let len = message_len(&captured);
+        if len > MAX_EVENT_BYTES {
             return Err(CaptureError::EventTooLarge(i));
+        }
+        total += len;
+        if total > MAX_CAPTURED_BYTES {
+            return Err(CaptureError::TooLarge);
         }
         out.push(captured);
     }
     Ok(out)
+}
+
+/// Whether `token` could be a team's token at all. Others (huge, or with
+/// control characters such as NUL, which Postgres refuses in text and would
+/// turn into a 503) are unknown without asking the store.
+fn plausible_token(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_CHARS && !token.chars().any(char::is_control)
 }
 
 fn iso(t: DateTime<Utc>) -> String {
@@ -300,5 +345,35 @@ mod tests {
         assert!(big.as_ref().is_err_and(CaptureError::too_large), "{big:?}");
         let long = ev(serde_json::json!({"distinct_id": "é".repeat(500)})).unwrap();
         assert_eq!(long[0].distinct_id.chars().count(), MAX_DISTINCT_ID_CHARS);
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_a_teams_are_refused_without_a_lookup() {
+        assert!(plausible_token("phc_abc123"));
+        assert!(!plausible_token("phc_abc\u{0}"));
+        assert!(!plausible_token(&"t".repeat(MAX_TOKEN_CHARS + 1)));
+        let long = format!(r#"{{"event": "e", "distinct_id": "d", "api_key": "{}"}}"#, "t".repeat(MAX_TOKEN_CHARS + 1));
+        assert!(parse(&req("", None, long.as_bytes())).is_err_and(|e| e.unauthorized()));
+    }
+
+    /// Found by fuzz/fuzz_targets/capture_parse.rs: each message repeats the
+    /// request's Origin, `sent_at` and token, so a small body of tiny events
+    /// made capture build (and append) that many copies of a long one.
+    #[test]
+    fn what_every_message_repeats_is_bounded_and_so_is_the_whole_request() {
+        let events = vec![r#"{"event": "e", "distinct_id": 1}"#; 2000].join(",");
+        let body = format!(r#"{{"api_key": "t", "sent_at": "{}", "batch": [{events}]}}"#, "9".repeat(100_000));
+        let mut r = req("", None, body.as_bytes());
+        r.site_url = format!("http://{}", "o".repeat(100_000));
+        let out = parse(&r).unwrap();
+        let total: usize = out.iter().map(|e| serde_json::to_vec(e).unwrap().len()).sum();
+        assert!(out.iter().all(|e| e.site_url.chars().count() == MAX_SITE_URL_CHARS && e.sent_at.is_none()));
+        assert!(total < 8 << 20, "{total} bytes of messages from a {}-byte body", body.len());
+
+        let events = vec![r#"{"event": "e", "distinct_id": 1}"#; 100_000].join(",");
+        let body = format!(r#"{{"api_key": "t", "batch": [{events}]}}"#);
+        let mut r = req("", None, body.as_bytes());
+        r.site_url = "o".repeat(1000);
+        assert_eq!(parse(&r), Err(CaptureError::TooLarge), "over MAX_CAPTURED_BYTES in all");
     }
 }

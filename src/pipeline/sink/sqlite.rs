@@ -23,7 +23,10 @@ pub struct SqliteEvents {
 impl SqliteEvents {
     /// Opens `dir`'s events file with its schema (migrations/sqlite-events) up to date.
     pub async fn open(dir: &Path) -> Result<Self, PipeError> {
-        let pool = open(EmbeddedFile::Events, dir, SqliteSynchronous::Normal, 4)
+        // FULL, as the log: the batch's offset is committed (FULL) right after this write, so a write
+        // that a power cut could still roll back would leave an acknowledged event neither stored nor
+        // read again. One fsync per batch.
+        let pool = open(EmbeddedFile::Events, dir, SqliteSynchronous::Full, 4)
             .await
             .map_err(|e| PipeError::new(ErrorKind::Fatal, "open the events store", e))?;
         Ok(SqliteEvents { pool })
