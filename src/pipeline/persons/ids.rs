@@ -21,7 +21,16 @@ const ILLEGAL_ANY_CASE: &[&str] = &[
 /// Refused exactly as written.
 const ILLEGAL_EXACT: &[&str] = &["[object Object]", "NaN", "None", "none", "null", "0", "undefined"];
 
+/// Whether a distinct id may not join a merge: the original's placeholder
+/// values, and ids longer than any distinct id can be. An event's own id is
+/// cut to that length at capture, but the id it names to merge with
+/// (`$anon_distinct_id`, `alias`) is not; stored, it would fail the whole
+/// batch's person write (Postgres holds 400 characters) and be dead-lettered,
+/// where refusing the merge keeps the event.
 pub fn is_illegal(id: &str) -> bool {
+    if id.chars().nth(crate::pipeline::capture::parse::MAX_DISTINCT_ID_CHARS).is_some() {
+        return true;
+    }
     let id = id.trim();
     if id.is_empty() {
         return true;
@@ -106,6 +115,9 @@ mod tests {
         for ok in ["user@example.com", "NULL2", "Null", "00", "1", "nan", "anonymous-42", "\"alice\""] {
             assert!(!is_illegal(ok), "{ok:?} should be allowed");
         }
+        // Longer than a distinct id may be: no merge, whatever the characters.
+        assert!(is_illegal(&"é".repeat(201)));
+        assert!(!is_illegal(&"é".repeat(200)));
     }
 
     #[test]
