@@ -8,29 +8,16 @@
 //! stays an array on the way back); JSON null becomes `mlua::Value::NULL`.
 //! Back from Lua, a table is an array when it has the array metatable or a
 //! non-empty sequence part and no other keys, otherwise an object; NaN and
-//! infinities become null. An event proxy ([`super::proxy`]) converts to
-//! the object it stands for.
+//! infinities become null.
 
 use std::ffi::c_int;
 
 use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use serde_json::{Map, Number, Value as Json};
 
-use super::proxy;
-
 /// Nesting deeper than this is refused: a cyclic or absurd table from a
 /// plugin must not overflow the stack.
-pub(super) const MAX_DEPTH: usize = 128;
-
-/// What a conversion from Lua tells tables apart by: the stack slots of the
-/// array metatable and of the event proxies' metatable (nil in a state
-/// without proxies), and the proxies of the call under way.
-#[derive(Clone, Copy)]
-pub(super) struct Marks {
-    pub array_mt: c_int,
-    pub proxy_mt: c_int,
-    pub proxies: *mut proxy::Arena,
-}
+const MAX_DEPTH: usize = 128;
 
 // Both directions work on the raw Lua stack inside one `exec_raw` (one lock
 // and one protected call per value) rather than through mlua's per-operation
@@ -49,7 +36,7 @@ pub fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
     // exactly one value (the table) once the metatable slot is removed.
     let out: Value = unsafe {
         lua.exec_raw(lua.array_metatable(), |state| {
-            too_deep = !push_json(state, v, 0, 1);
+            too_deep = !push_json(state, v, 0);
             ffi::lua_remove(state, 1);
         })?
     };
@@ -70,9 +57,8 @@ fn scalar_to_lua(v: &Json) -> Value {
     }
 }
 
-/// Pushes one value; false when it was cut off for nesting too deep. Arrays
-/// get the metatable at stack index `array_mt` (an absolute index or an upvalue).
-pub(super) unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize, array_mt: c_int) -> bool {
+/// Pushes one value; false when it was cut off for nesting too deep.
+unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize) -> bool {
     unsafe {
         if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
             ffi::lua_pushnil(state);
@@ -91,19 +77,19 @@ pub(super) unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usiz
             Json::Array(a) => {
                 ffi::lua_createtable(state, a.len().min(c_int::MAX as usize) as c_int, 0);
                 for (i, x) in a.iter().enumerate() {
-                    if !push_json(state, x, depth + 1, array_mt) {
+                    if !push_json(state, x, depth + 1) {
                         return false;
                     }
                     ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
                 }
-                ffi::lua_pushvalue(state, array_mt);
+                ffi::lua_pushvalue(state, 1);
                 ffi::lua_setmetatable(state, -2);
             }
             Json::Object(o) => {
                 ffi::lua_createtable(state, 0, o.len().min(c_int::MAX as usize) as c_int);
                 for (k, x) in o {
                     ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
-                    if !push_json(state, x, depth + 1, array_mt) {
+                    if !push_json(state, x, depth + 1) {
                         ffi::lua_pop(state, 1);
                         return false;
                     }
@@ -131,20 +117,14 @@ pub fn from_lua(lua: &Lua, v: Value) -> mlua::Result<Json> {
     // place; the stack is emptied before returning.
     unsafe {
         lua.exec_raw::<()>((lua.array_metatable(), t), |state| {
-            let marks = proxy::marks(state, 1);
-            out = read_value(state, 2, 0, marks);
+            out = read_value(state, 2, 0);
             ffi::lua_settop(state, 0);
         })?;
     }
     out.map_err(mlua::Error::runtime)
 }
 
-pub(super) unsafe fn read_value(
-    state: *mut ffi::lua_State,
-    idx: c_int,
-    depth: usize,
-    marks: Marks,
-) -> Result<Json, String> {
+unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Result<Json, String> {
     unsafe {
         Ok(match ffi::lua_type(state, idx) {
             ffi::LUA_TNIL => Json::Null,
@@ -155,7 +135,7 @@ pub(super) unsafe fn read_value(
             }
             ffi::LUA_TNUMBER => Number::from_f64(ffi::lua_tonumber(state, idx)).map(Json::Number).unwrap_or(Json::Null),
             ffi::LUA_TSTRING => Json::String(read_string(state, idx)?),
-            ffi::LUA_TTABLE => read_table(state, idx, depth, marks)?,
+            ffi::LUA_TTABLE => read_table(state, idx, depth)?,
             t => {
                 let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, t)).to_string_lossy();
                 return Err(format!("a {name} cannot be converted to JSON"));
@@ -166,23 +146,18 @@ pub(super) unsafe fn read_value(
 
 /// A string value (the caller checked its type, so lua_tolstring does not convert in place).
 unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int) -> Result<String, String> {
-    unsafe { read_str(state, idx).map(str::to_string) }
-}
-
-/// A string value, borrowed: valid while the string stays on the stack.
-pub(super) unsafe fn read_str<'a>(state: *mut ffi::lua_State, idx: c_int) -> Result<&'a str, String> {
     unsafe {
         let mut len = 0;
         let ptr = ffi::lua_tolstring(state, idx, &mut len);
         let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-        std::str::from_utf8(bytes).map_err(|_| "a string is not valid UTF-8 text".to_string())
+        std::str::from_utf8(bytes).map(str::to_string).map_err(|_| "a string is not valid UTF-8 text".to_string())
     }
 }
 
 /// A table is an array when it has the array metatable, or a non-empty
 /// sequence part and no other keys; otherwise an object, its sequence part
 /// under string keys.
-unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize, marks: Marks) -> Result<Json, String> {
+unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Result<Json, String> {
     unsafe {
         if depth >= MAX_DEPTH {
             return Err(format!("value nested deeper than {MAX_DEPTH} levels (a cycle?)"));
@@ -190,95 +165,49 @@ unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize, marks
         if ffi::lua_checkstack(state, 4) == 0 {
             return Err("value nested too deep for the Lua stack".into());
         }
-        let mut marked_array = false;
-        if ffi::lua_getmetatable(state, idx) != 0 {
-            marked_array = ffi::lua_rawequal(state, -1, marks.array_mt) != 0;
-            let proxied = !marked_array && ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0;
-            ffi::lua_pop(state, 1);
-            if proxied {
-                return proxy::read(state, idx, depth, marks);
-            }
-        }
         let len = ffi::lua_rawlen(state, idx) as i64;
-        let mut map = Map::new();
-        if marked_array {
-            return Ok(Json::Array(read_items(state, idx, len, depth, marks)?));
-        }
-        read_entries(state, idx, len, depth, marks, &mut map)?;
-        finish_table(state, idx, len, depth, marks, map)
-    }
-}
-
-/// Adds a table's entries outside its sequence part `1..=len` to `map`:
-/// integer and float keys as their decimal text, other non-string keys skipped.
-pub(super) unsafe fn read_entries(
-    state: *mut ffi::lua_State,
-    idx: c_int,
-    len: i64,
-    depth: usize,
-    marks: Marks,
-    map: &mut Map<String, Json>,
-) -> Result<(), String> {
-    unsafe {
-        ffi::lua_pushnil(state);
-        while ffi::lua_next(state, idx) != 0 {
-            let key = match ffi::lua_type(state, -2) {
-                ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
-                    let i = ffi::lua_tointeger(state, -2);
-                    (i < 1 || i > len).then(|| i.to_string())
-                }
-                ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(state, -2).to_string()),
-                ffi::LUA_TSTRING => Some(read_string(state, -2)?),
-                _ => None,
-            };
-            if let Some(key) = key {
-                let top = ffi::lua_gettop(state);
-                map.insert(key, read_value(state, top, depth + 1, marks)?);
-            }
+        let marked_array = ffi::lua_getmetatable(state, idx) != 0 && {
+            let same = ffi::lua_rawequal(state, -1, 1) != 0;
             ffi::lua_pop(state, 1);
+            same
+        };
+        let mut map = Map::new();
+        if !marked_array {
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, idx) != 0 {
+                let key = match ffi::lua_type(state, -2) {
+                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
+                        let i = ffi::lua_tointeger(state, -2);
+                        (i < 1 || i > len).then(|| i.to_string())
+                    }
+                    ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(state, -2).to_string()),
+                    ffi::LUA_TSTRING => Some(read_string(state, -2)?),
+                    _ => None,
+                };
+                if let Some(key) = key {
+                    let top = ffi::lua_gettop(state);
+                    map.insert(key, read_value(state, top, depth + 1)?);
+                }
+                ffi::lua_pop(state, 1);
+            }
         }
-        Ok(())
-    }
-}
-
-/// The table from its entries outside the sequence part (`map`) and its
-/// sequence part `1..=len`: an array when there is nothing else.
-pub(super) unsafe fn finish_table(
-    state: *mut ffi::lua_State,
-    idx: c_int,
-    len: i64,
-    depth: usize,
-    marks: Marks,
-    mut map: Map<String, Json>,
-) -> Result<Json, String> {
-    unsafe {
-        let items = read_items(state, idx, len, depth, marks)?;
-        if len > 0 && map.is_empty() {
-            return Ok(Json::Array(items));
+        let items = |state| -> Result<Vec<Json>, String> {
+            let mut out = Vec::with_capacity(len as usize);
+            for i in 1..=len {
+                ffi::lua_rawgeti(state, idx, i);
+                let top = ffi::lua_gettop(state);
+                out.push(read_value(state, top, depth + 1)?);
+                ffi::lua_pop(state, 1);
+            }
+            Ok(out)
+        };
+        if marked_array || (len > 0 && map.is_empty()) {
+            return Ok(Json::Array(items(state)?));
         }
-        for (i, v) in items.into_iter().enumerate() {
+        for (i, v) in items(state)?.into_iter().enumerate() {
             map.insert((i + 1).to_string(), v);
         }
         Ok(Json::Object(map))
-    }
-}
-
-unsafe fn read_items(
-    state: *mut ffi::lua_State,
-    idx: c_int,
-    len: i64,
-    depth: usize,
-    marks: Marks,
-) -> Result<Vec<Json>, String> {
-    unsafe {
-        let mut out = Vec::with_capacity(len as usize);
-        for i in 1..=len {
-            ffi::lua_rawgeti(state, idx, i);
-            let top = ffi::lua_gettop(state);
-            out.push(read_value(state, top, depth + 1, marks)?);
-            ffi::lua_pop(state, 1);
-        }
-        Ok(out)
     }
 }
 

@@ -31,7 +31,7 @@ use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::log_writer::{ConfigLog, LogQueue, to_row};
 use crate::plugins::logs::{LogEntry, LogLevel, LogSource};
-use crate::plugins::{CallError, Context, Limits, PluginVm, Processed, registry};
+use crate::plugins::{CallError, Context, Limits, PluginVm, ProcessOutcome, registry};
 use crate::store::{JobQueue, PluginConfig, PluginConfigUpdate, PluginStorage, PluginStore, Store, TeamStore};
 use crate::wire::Producer;
 
@@ -69,20 +69,10 @@ pub enum Step<'a> {
 /// every plugin did. The pipeline passes `()`, which sees nothing.
 pub trait Trace: Send {
     fn step(&mut self, plugin: &Loaded, input: &Map<String, Value>, step: Step<'_>, took: Duration);
-
-    /// False for a trace that ignores every step, which spares the runner
-    /// the copy of the event that showing a step's input and output takes.
-    fn enabled(&self) -> bool {
-        true
-    }
 }
 
 impl Trace for () {
     fn step(&mut self, _: &Loaded, _: &Map<String, Value>, _: Step<'_>, _: Duration) {}
-
-    fn enabled(&self) -> bool {
-        false
-    }
 }
 
 /// The stores a runner uses, each by the narrow trait it needs, so a
@@ -315,11 +305,16 @@ impl PluginRunner {
                 continue;
             }
             event.insert("team_id".into(), json!(team_id));
-            // Lent to the call: the plugin reads it through a proxy, and its
-            // changes are applied here only once the call has succeeded.
+            // Lent to the call, not cloned: the plugin gets a Lua copy and returns a new event.
+            let input = Value::Object(std::mem::take(&mut event));
             let started = Instant::now();
-            let result = state.vm.process(&event).await;
+            let result = state.vm.process_event(&input).await;
             let took = started.elapsed();
+            event = match input {
+                Value::Object(m) => m,
+                // The value was built as an object two lines up.
+                _ => Map::new(),
+            };
             if p.stats.call(took) {
                 p.stats.set_memory(state.vm.memory_used().await);
             }
@@ -332,26 +327,35 @@ impl PluginRunner {
             // After the error is recorded: a disable's reason replaces it on the config.
             self.count_time_limits(p, &result).await;
             let failed_call = match result {
-                Ok(Processed::Dropped) => {
+                Ok(ProcessOutcome::Dropped) => {
                     trace.step(p, &event, Step::Dropped, took);
                     self.count_call(p, false).await;
                     return Outcome::Dropped { by: p.label.clone() };
                 }
-                Ok(Processed::Kept(edit)) => {
-                    if edit.get(&event, "team_id") != Some(&json!(team_id)) {
+                Ok(ProcessOutcome::Event(Value::Object(out))) => {
+                    if out.get("team_id") != Some(&json!(team_id)) {
                         let why = "processEvent changed team_id; the change was reverted";
                         trace.step(p, &event, Step::Failed { message: why.into(), limit: false }, took);
                         self.log(p, LogSource::System, LogLevel::Error, why.into());
                         true
                     } else {
-                        let input = trace.enabled().then(|| event.clone());
-                        edit.apply(&mut event);
-                        if let Some(input) = input {
-                            trace.step(p, &input, Step::Returned(&event), took);
-                        }
+                        trace.step(p, &event, Step::Returned(&out), took);
+                        event = out;
                         succeeded.push(p.label.clone());
                         false
                     }
+                }
+                Ok(ProcessOutcome::Event(_)) => {
+                    trace.step(
+                        p,
+                        &event,
+                        Step::Failed {
+                            message: "processEvent returned something other than an event".into(),
+                            limit: false,
+                        },
+                        took,
+                    );
+                    true
                 }
                 Err(_) => true,
             };
@@ -412,7 +416,7 @@ impl PluginRunner {
 
     /// Counts processEvent calls in a row that ran out of time, disabling the
     /// config at [`MAX_TIME_LIMITS_IN_A_ROW`]; any other outcome starts over.
-    async fn count_time_limits(&self, p: &Loaded, result: &Result<Processed, CallError>) {
+    async fn count_time_limits(&self, p: &Loaded, result: &Result<ProcessOutcome, CallError>) {
         let Err(e @ CallError::TimeLimit(_)) = result else {
             p.time_limits.store(0, Ordering::Relaxed);
             return;
