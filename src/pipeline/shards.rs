@@ -196,6 +196,10 @@ impl Stages {
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
             }
+            // A plugin call or a person step that awaits nothing never gives the thread back, and
+            // with a shard on every runtime thread the capture endpoint, the writes and commits,
+            // and /_health would wait for the whole pass.
+            tokio::task::yield_now().await;
         }
         Ok(out)
     }
