@@ -274,7 +274,8 @@ impl Ingestion {
         let runner =
             PluginRunner::new(Backends::of(store.clone(), cache), Some(producer.clone()), options.runner, instance_id);
         let teams = Arc::new(TeamCache::new(store.clone()));
-        let persons = Arc::new(Persons::new(store.clone(), options.distinct_id_lru_size));
+        let persons =
+            Arc::new(Persons::new(store.clone(), options.distinct_id_lru_size).mirrored(events.mirrors_persons()));
         let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
         let definitions = Definitions::new(store, options.definitions);
         Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff, definitions })
@@ -332,6 +333,7 @@ async fn start_pipeline(
         definitions: settings.definitions,
     };
     let ingestion = Ingestion::build(s, options, store.clone(), cache.clone(), instance_id).await?;
+    let persons_store: Arc<dyn store::PersonStore> = store.clone();
     let pipeline = || ingestion.pipeline(shards, settings.tasks_per_worker as usize);
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
@@ -386,6 +388,10 @@ async fn start_pipeline(
             .map_err(|e| e.to_string())
     });
     tasks.spawn_infallible("definitions writer", writer::run(ingestion.definitions.clone(), stop.clone()));
+    if ingestion.events.mirrors_persons() {
+        let resync = crate::pipeline::persons::resync::run(persons_store, ingestion.events.clone(), stop.clone());
+        tasks.spawn_infallible("persons resync", resync);
+    }
     tasks.spawn("pipeline", async move { main.run(source, stop).await });
     Ok(Some(capture_addr))
 }

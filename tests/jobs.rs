@@ -67,6 +67,22 @@ async fn job_queue_behaves(store: Arc<dyn Store>) {
     assert_eq!(again.iter().map(|j| j.spec.name.as_str()).collect::<Vec<_>>(), ["b"], "finished jobs stay finished");
     store.finish_job(again[0].id).await.unwrap();
 
+    // A heartbeat keeps a held job hidden past its first lease; the job it does not extend comes back.
+    store.enqueue_jobs(&[job(team, config, "held", -5), job(team, config, "dropped", -4)]).await.unwrap();
+    let pair = store.claim_jobs(Utc::now(), lease, 10).await.unwrap();
+    assert_eq!(pair.iter().map(|j| j.spec.name.as_str()).collect::<Vec<_>>(), ["held", "dropped"]);
+    store.extend_leases(&[pair[0].id], Utc::now(), Duration::from_secs(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let back = store.claim_jobs(Utc::now(), lease, 10).await.unwrap();
+    assert_eq!(
+        back.iter().map(|j| j.spec.name.as_str()).collect::<Vec<_>>(),
+        ["dropped"],
+        "the held job stayed hidden"
+    );
+    for j in pair {
+        store.finish_job(j.id).await.unwrap();
+    }
+
     // The future job is due when its time comes.
     let later = store.claim_jobs(Utc::now() + chrono::Duration::minutes(2), lease, 10).await.unwrap();
     assert_eq!(later.len(), 1);

@@ -57,6 +57,7 @@ on_both_backends!(
     a_merge_keeps_the_batch_changes_of_both_persons,
     a_conflicting_batch_is_redone_without_losing_rows,
     a_batch_sees_its_own_group_writes,
+    a_batch_stopped_before_its_rows_were_written_is_copied_again,
 );
 
 struct Setup {
@@ -548,4 +549,70 @@ async fn a_batch_sees_its_own_group_writes(s: Setup) {
     assert_eq!(rows[2].groups[0].as_ref().unwrap()["size"], 10);
     assert_eq!(rows[4].groups[0].as_ref().unwrap()["size"], 20, "the batch's read is replaced by its write");
     assert_eq!(s.store.group(s.team, 0, "acme").await.unwrap().unwrap().properties["size"], 20);
+}
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+struct Kept(std::sync::Mutex<Vec<phs::pipeline::sink::SinkBatch>>);
+
+#[async_trait::async_trait]
+impl phs::pipeline::sink::EventSink for Kept {
+    async fn write(&self, batch: &phs::pipeline::sink::SinkBatch) -> Result<(), phs::error::PipeError> {
+        self.0.lock().unwrap().push(batch.clone());
+        Ok(())
+    }
+    async fn latest(&self, _: &phs::pipeline::sink::EventFilter) -> Result<Vec<EventRow>, phs::error::PipeError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A batch whose person writes committed but whose rows never reached the
+/// sinks (the process was killed in between) leaves marks: the resync pass
+/// copies those persons' stored state, the merged-away one as deleted, and
+/// clears the marks; a batch whose rows were written and settled leaves none.
+async fn a_batch_stopped_before_its_rows_were_written_is_copied_again(s: Setup) {
+    use phs::pipeline::persons::resync::repair;
+    let persons = Persons::new(s.store.clone(), 10_000).mirrored(true);
+    let run = async |events: Vec<Value>| {
+        let batch = persons.batch();
+        for event in events {
+            let mut e = event.as_object().unwrap().clone();
+            e.insert("uuid".into(), json!(uuid::Uuid::now_v7().to_string()));
+            let mut row = prepare::prepare(e, s.team, false, Utc::now());
+            persons.process(&mut row, &batch).await.expect("persons step");
+        }
+        persons.flush(batch).await.unwrap()
+    };
+    let store: &dyn phs::store::PersonStore = s.store.as_ref();
+    // Settled: nothing to copy again.
+    let written = run(vec![pageview("settled", json!({"$set": {"n": 1}}))]).await;
+    assert_eq!(written.marks.len(), 1, "the write was marked");
+    persons.settle(&written.marks).await;
+    let sink = Kept::default();
+    assert_eq!(repair(store, &sink, std::time::Duration::ZERO).await.unwrap(), 0);
+
+    // Stopped: the persons were created, then merged, and no row was written.
+    let written = run(vec![
+        pageview("anon", json!({"$set": {"a": 1}})),
+        pageview("user", json!({"$set": {"b": 2}})),
+        identify("user", "anon", json!({"$set": {"c": 3}})),
+    ])
+    .await;
+    assert_eq!(written.marks.len(), 2, "the creations and the merge were marked");
+    let merged_away = written.persons.iter().find(|r| r.is_deleted).expect("a merge happened").clone();
+    // Not too young to be copied: with an age of an hour, the marks wait.
+    assert_eq!(repair(store, &sink, std::time::Duration::from_secs(3600)).await.unwrap(), 0);
+    assert!(repair(store, &sink, std::time::Duration::ZERO).await.unwrap() >= 2);
+    let kept = sink.0.lock().unwrap().clone();
+    let user = s.person("user").await;
+    let live = kept.iter().flat_map(|b| &b.persons).rfind(|r| r.uuid == user.uuid && !r.is_deleted).unwrap();
+    assert_eq!((live.version, &live.properties), (user.version, &user.properties), "the stored state");
+    let deleted = kept.iter().flat_map(|b| &b.persons).find(|r| r.uuid == merged_away.uuid).unwrap();
+    assert!(deleted.is_deleted && deleted.version == merged_away.version, "the merge's deletion: {deleted:?}");
+    let mut ids: Vec<(String, uuid::Uuid)> =
+        kept.iter().flat_map(|b| &b.distinct_ids).map(|d| (d.distinct_id.clone(), d.person_uuid)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, vec![("anon".to_string(), user.uuid), ("user".to_string(), user.uuid)]);
+    assert_eq!(repair(store, &sink, std::time::Duration::ZERO).await.unwrap(), 0, "the marks were cleared");
 }

@@ -168,6 +168,7 @@ impl Staged {
             letters: vec![Refused { index: 0, reason, detail, stage, team_id: None }],
             rerouted: Vec::new(),
             origins: Vec::new(),
+            marks: Vec::new(),
         }
     }
 
@@ -180,6 +181,7 @@ impl Staged {
         self.letters.extend(next.letters.into_iter().map(|l| Refused { index: l.index + offset, ..l }));
         self.rerouted.extend(next.rerouted.into_iter().map(|(key, i)| (key, i + offset)));
         self.origins.extend(next.origins.into_iter().map(|i| i + offset));
+        self.marks.extend(next.marks);
         self
     }
 }

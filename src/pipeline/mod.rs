@@ -79,6 +79,8 @@ struct Staged {
     rerouted: Vec<(String, usize)>,
     /// For each of `rows.events`, the index of its message in the batch.
     origins: Vec<usize>,
+    /// The persons' resync marks that `rows` settle once written ([`persons::Persons::settle`]).
+    marks: Vec<i64>,
 }
 
 /// A message of the batch that cannot be ingested, and why: a dead letter
@@ -232,13 +234,15 @@ impl Pipeline {
             return Err(crate::store::StoreError::Conflict("the batch's persons are still in use".into()));
         };
         let mut batch = SinkBatch::default();
-        w.timed(Stage::Persons, self.stages.persons.flush(persons)).await?.into_batch(&mut batch);
+        let mut changes = w.timed(Stage::Persons, self.stages.persons.flush(persons)).await?;
+        let marks = std::mem::take(&mut changes.marks);
+        changes.into_batch(&mut batch);
         let mut origins = Vec::with_capacity(done.len());
         for (index, row, changes) in done {
             changes.into_batch(&mut batch);
             batch.events.push(row);
             origins.push(index);
         }
-        Ok(Staged { rows: batch, letters, rerouted, origins })
+        Ok(Staged { rows: batch, letters, rerouted, origins, marks })
     }
 }

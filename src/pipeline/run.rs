@@ -47,6 +47,8 @@ struct Processed {
     origins: Vec<usize>,
     /// The highest offset of each partition in the batch.
     offsets: Vec<(i32, i64)>,
+    /// Persons' resync marks that the batch's rows settle.
+    marks: Vec<i64>,
 }
 
 /// What reading the next batch gave.
@@ -140,7 +142,7 @@ impl Pipeline {
         w.processing(true);
         let staged = self.stage(Messages::new(messages.clone()), stop).await;
         w.processing(false);
-        let Staged { rows: batch, letters, rerouted, origins } = match staged {
+        let Staged { rows: batch, letters, rerouted, origins, marks } = match staged {
             Ok(s) => s,
             Err(halt) => return Next::Halted(halt),
         };
@@ -152,6 +154,7 @@ impl Pipeline {
             origins,
             messages,
             batch: Arc::new(batch),
+            marks,
         })
     }
 
@@ -183,6 +186,8 @@ impl Pipeline {
             let skip: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
             p.batch.events.iter().enumerate().filter(|(i, _)| !skip.contains(i)).map(|(_, e)| e.clone()).collect()
         };
+        // Its person rows are in the sinks now: a crash from here on needs no resync.
+        self.stages.persons.settle(&p.marks).await;
         self.hand_off_each(&written).await?;
         let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, i)| (k.clone(), &p.messages[*i])).collect();
         for (key, message) in self.reroute_each(&rerouted).await? {

@@ -96,6 +96,20 @@ impl super::JobQueue for MemoryJobs {
             .collect())
     }
 
+    async fn extend_leases(
+        &self,
+        ids: &[i64],
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+    ) -> Result<()> {
+        let until = now.timestamp_millis() + lease.as_millis() as i64;
+        let mut held = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, locked) in held.iter_mut().filter(|(j, _)| ids.contains(&j.id)) {
+            *locked = until;
+        }
+        Ok(())
+    }
+
     async fn finish_job(&self, id: i64) -> Result<()> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).retain(|(j, _)| j.id != id);
         Ok(())

@@ -145,6 +145,18 @@ pub trait PersonStore: Send + Sync {
         merged: &MergedPerson,
     ) -> Result<(Person, Vec<(String, i64)>)>;
 
+    /// The person of a uuid, if it still exists.
+    async fn person_by_uuid(&self, team_id: i64, uuid: uuid::Uuid) -> Result<Option<Person>>;
+
+    /// Records, before they are written, persons whose rows the analytic
+    /// sinks must get; returns the mark to clear once they have them. A mark
+    /// left behind (the process died between the two) is found by
+    /// [`PersonStore::stale_resyncs`] and copied again from the stored state.
+    async fn mark_resync(&self, entries: &[ResyncEntry]) -> Result<i64>;
+    async fn clear_resyncs(&self, marks: &[i64]) -> Result<()>;
+    /// Up to `limit` marks made before `before` (milliseconds since the epoch), oldest first.
+    async fn stale_resyncs(&self, before_ms: i64, limit: i64) -> Result<Vec<(i64, Vec<ResyncEntry>)>>;
+
     /// The index (0-4) of a group type, assigned on first use; None when the
     /// team already has 5 types.
     async fn group_type_index(&self, team_id: i64, group_type: &str) -> Result<Option<i32>>;
@@ -154,7 +166,7 @@ pub trait PersonStore: Send + Sync {
     async fn write_group(&self, group: &Group, expected_version: Option<i64>) -> Result<Group>;
 }
 
-pub use model::{Job, MergedPerson, NewDistinctId, NewJob, NewPerson, PersonUpdate, PersonWrites};
+pub use model::{Job, MergedPerson, NewDistinctId, NewJob, NewPerson, PersonUpdate, PersonWrites, ResyncEntry};
 
 /// The durable queue of plugin jobs (phs_plugin_job): what plugins enqueue
 /// with `meta.jobs`, exportEvents retries, and the written events waiting
@@ -173,6 +185,14 @@ pub trait JobQueue: Send + Sync {
         lease: std::time::Duration,
         limit: i64,
     ) -> Result<Vec<Job>>;
+    /// Pushes the leases of jobs still being handled to `lease` from `now`
+    /// (the worker's heartbeat), so no other worker claims them meanwhile.
+    async fn extend_leases(
+        &self,
+        ids: &[i64],
+        now: chrono::DateTime<chrono::Utc>,
+        lease: std::time::Duration,
+    ) -> Result<()>;
     /// Removes a job that was handled (or given up on).
     async fn finish_job(&self, id: i64) -> Result<()>;
     /// Jobs waiting or running, of one plugin config or of all.

@@ -203,6 +203,18 @@ pub struct NewDistinctId {
     pub distinct_id: String,
 }
 
+/// A person whose rows in ClickHouse may lag its stored state (see
+/// [`crate::store::PersonStore::mark_resync`]): copy it again, or, when it
+/// is gone, its deletion at `deleted_version`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResyncEntry {
+    pub team_id: i64,
+    pub person: Uuid,
+    /// The version a merge deleted it at (None: a live person's write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_version: Option<i64>,
+}
+
 /// The fields of a merge's surviving person.
 #[derive(Debug, Clone)]
 pub struct MergedPerson {

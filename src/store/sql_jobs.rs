@@ -70,6 +70,20 @@ macro_rules! impl_sql_jobs {
                 Ok(jobs)
             }
 
+            async fn extend_leases(&self, ids: &[i64], now: DateTime<Utc>, lease: std::time::Duration) -> Result<()> {
+                let until = millis(now) + lease.as_millis() as i64;
+                let mut tx = self.pool.begin().await.map_err(StoreError::query("begin extending job leases"))?;
+                for id in ids {
+                    sqlx::query("UPDATE phs_plugin_job SET locked_until_ms = $1 WHERE id = $2")
+                        .bind(until)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::query("extend a job lease"))?;
+                }
+                tx.commit().await.map_err(StoreError::query("commit extended job leases"))
+            }
+
             async fn finish_job(&self, id: i64) -> Result<()> {
                 sqlx::query("DELETE FROM phs_plugin_job WHERE id = $1")
                     .bind(id)

@@ -13,7 +13,7 @@ macro_rules! impl_sql_persons {
             use async_trait::async_trait;
             use sqlx::AssertSqlSafe as Sql;
 
-            use $crate::store::model::{Group, MergedPerson, Person, PersonWrites};
+            use $crate::store::model::{Group, MergedPerson, Person, PersonWrites, ResyncEntry};
             use $crate::store::rows::{GroupRow, PersonByIdRow, PersonRow};
             use $crate::store::{PersonStore, Result, StoreError};
 
@@ -168,6 +168,67 @@ macro_rules! impl_sql_persons {
                     .await
                     .map_err(StoreError::query("find persons by distinct ids"))?;
                     rows.into_iter().map(|r| Ok((r.distinct_id, Person::try_from(r.person)?))).collect()
+                }
+
+                async fn person_by_uuid(&self, team_id: i64, uuid: uuid::Uuid) -> Result<Option<Person>> {
+                    let row: Option<PersonRow> = sqlx::query_as(Sql(format!(
+                        "SELECT {cols} FROM posthog_person AS p WHERE p.team_id = $1 AND p.uuid = $2{u}",
+                        cols = person_columns("p."),
+                        u = $d::UUID
+                    )))
+                    .bind(team_id)
+                    .bind(uuid.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(StoreError::query("find a person by uuid"))?;
+                    row.map(Person::try_from).transpose()
+                }
+
+                async fn mark_resync(&self, entries: &[ResyncEntry]) -> Result<i64> {
+                    sqlx::query_scalar(Sql(format!(
+                        "INSERT INTO phs_person_resync (entries, created_at_ms) VALUES ($1, $2) RETURNING id{b}",
+                        b = $d::BIGINT
+                    )))
+                    .bind(serde_json::to_string(entries).expect("resync entries serialize"))
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(StoreError::query("mark persons to copy to ClickHouse"))
+                }
+
+                async fn clear_resyncs(&self, marks: &[i64]) -> Result<()> {
+                    if marks.is_empty() {
+                        return Ok(());
+                    }
+                    sqlx::query(Sql(format!(
+                        "DELETE FROM phs_person_resync WHERE id IN (SELECT CAST(ids.m AS BIGINT) FROM {ids})",
+                        ids = $d::json_strings("$1", "m")
+                    )))
+                    .bind(serde_json::to_string(&marks.iter().map(i64::to_string).collect::<Vec<_>>()).expect("ids serialize"))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(StoreError::query("clear persons copied to ClickHouse"))?;
+                    Ok(())
+                }
+
+                async fn stale_resyncs(&self, before_ms: i64, limit: i64) -> Result<Vec<(i64, Vec<ResyncEntry>)>> {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(Sql(format!(
+                        "SELECT id{b}, entries FROM phs_person_resync WHERE created_at_ms < $1 ORDER BY id LIMIT $2",
+                        b = $d::BIGINT
+                    )))
+                    .bind(before_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::query("find persons left to copy to ClickHouse"))?;
+                    rows.into_iter()
+                        .map(|(id, entries)| {
+                            let entries = serde_json::from_str(&entries).map_err(|e| {
+                                StoreError::Invalid(format!("phs_person_resync {id}: entries are not valid: {e}"))
+                            })?;
+                            Ok((id, entries))
+                        })
+                        .collect()
                 }
 
                 async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>> {

@@ -10,7 +10,8 @@
 //!
 //! The `$events` jobs whose events sit in a buffer are finished only once
 //! the buffer is exported (or handed to a retry job), so a crash before
-//! that leaves them to run again: exports are at least once too.
+//! that leaves them to run again (their leases are heartbeated meanwhile, so
+//! that is within seconds of a crash): exports are at least once too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +21,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::leases::Leases;
 use crate::plugins::delivery::{self, ExportLimits};
 use crate::plugins::runner::{Loaded, PluginRunner};
-use crate::store::JobQueue;
 
 struct Buffer {
     plugin: Arc<Loaded>,
@@ -37,13 +38,13 @@ struct Buffer {
 /// The export buffers of every plugin config on this instance.
 pub struct Exports {
     runner: Arc<PluginRunner>,
-    store: Arc<dyn JobQueue>,
+    leases: Arc<Leases>,
     buffers: Mutex<HashMap<i64, Buffer>>,
 }
 
 impl Exports {
-    pub fn new(runner: Arc<PluginRunner>, store: Arc<dyn JobQueue>) -> Arc<Self> {
-        Arc::new(Exports { runner, store, buffers: Mutex::new(HashMap::new()) })
+    pub fn new(runner: Arc<PluginRunner>, leases: Arc<Leases>) -> Arc<Self> {
+        Arc::new(Exports { runner, leases, buffers: Mutex::new(HashMap::new()) })
     }
 
     /// Buffers the events of one `$events` job; exports when the buffer is full.
@@ -123,14 +124,12 @@ impl Exports {
             self.export(&b.plugin, b.events, 0).await;
         }
         for id in b.jobs {
-            if let Err(err) = self.store.finish_job(id).await {
-                tracing::warn!(job = id, %err, "could not finish an exported events job; it will run again");
-            }
+            self.leases.finish(id).await;
         }
     }
 
     /// Calls exportEvents on a batch, queueing a retry on a RetryError.
     pub async fn export(&self, p: &Loaded, events: Vec<Value>, retries_done: i32) {
-        delivery::export(&self.runner, self.store.as_ref(), p, events, retries_done).await;
+        delivery::export(&self.runner, self.leases.store(), p, events, retries_done).await;
     }
 }

@@ -1,9 +1,11 @@
 //! The job worker: claims due jobs from the durable queue and runs them.
 //!
-//! Claims lease a job for [`LEASE`] (Postgres hands concurrent claimers
-//! disjoint jobs with `FOR UPDATE SKIP LOCKED`; SQLite has one writer). A
-//! job is deleted once handled; one whose worker died is claimed again when
-//! its lease ends. How each job runs (and is retried) is
+//! Claims lease a job ([`super::leases`]: a short lease that a heartbeat
+//! keeps alive while this instance holds the job; Postgres hands concurrent
+//! claimers disjoint jobs with `FOR UPDATE SKIP LOCKED`; SQLite has one
+//! writer). A job is deleted once handled; one whose worker died is claimed
+//! again when its lease runs out, within [`super::leases::LEASE`]. How each
+//! job runs (and is retried) is
 //! [`crate::plugins::delivery`]'s.
 
 use std::sync::Arc;
@@ -14,31 +16,24 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::events::Exports;
+use super::leases::Leases;
 use crate::plugins::delivery::{self, EVENTS_JOB, Waits};
 use crate::plugins::runner::PluginRunner;
-use crate::store::{Job, JobQueue};
+use crate::store::Job;
 
-/// How long a claimed job is hidden from other workers: longer than an
-/// export buffer may hold its events (600 s) plus a task's time limit.
-pub const LEASE: Duration = Duration::from_secs(15 * 60);
 /// Jobs running at once on one instance.
 pub const CONCURRENCY: usize = 16;
 
 pub struct JobWorker {
-    store: Arc<dyn JobQueue>,
+    leases: Arc<Leases>,
     runner: Arc<PluginRunner>,
     exports: Arc<Exports>,
     poll: Duration,
 }
 
 impl JobWorker {
-    pub fn new(
-        store: Arc<dyn JobQueue>,
-        runner: Arc<PluginRunner>,
-        exports: Arc<Exports>,
-        poll: Duration,
-    ) -> Arc<Self> {
-        Arc::new(JobWorker { store, runner, exports, poll })
+    pub fn new(leases: Arc<Leases>, runner: Arc<PluginRunner>, exports: Arc<Exports>, poll: Duration) -> Arc<Self> {
+        Arc::new(JobWorker { leases, runner, exports, poll })
     }
 
     /// Claims and runs jobs until `stop`, then waits up to 10 s for the
@@ -49,7 +44,7 @@ impl JobWorker {
             let free = slots.available_permits();
             let mut claimed = 0;
             if free > 0 {
-                match self.store.claim_jobs(chrono::Utc::now(), LEASE, free as i64).await {
+                match self.leases.claim(free as i64).await {
                     Ok(jobs) => {
                         claimed = jobs.len();
                         for job in jobs {
@@ -80,7 +75,7 @@ impl JobWorker {
         let Some(p) = self.runner.plugin(job.team_id, job.plugin_config_id).await else {
             tracing::info!(job = id, name = %job.name, config = job.plugin_config_id,
                 "job dropped: its plugin config is disabled or gone");
-            self.finish(id).await;
+            self.leases.finish(id).await;
             return;
         };
         if job.name == EVENTS_JOB {
@@ -92,14 +87,8 @@ impl JobWorker {
                 return;
             }
         } else {
-            delivery::run_job(&self.runner, self.store.as_ref(), &p, &job).await;
+            delivery::run_job(&self.runner, self.leases.store(), &p, &job).await;
         }
-        self.finish(id).await;
-    }
-
-    async fn finish(&self, id: i64) {
-        if let Err(err) = self.store.finish_job(id).await {
-            tracing::warn!(job = id, %err, "could not finish a job; it will run again after its lease");
-        }
+        self.leases.finish(id).await;
     }
 }

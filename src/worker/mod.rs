@@ -19,6 +19,7 @@
 pub mod events;
 pub mod handoff;
 pub mod jobs;
+pub mod leases;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -86,10 +87,12 @@ pub fn start(
     tasks: &mut Supervisor,
 ) {
     let stop = tasks.stop();
-    let exports = events::Exports::new(runner.clone(), store.clone());
-    let worker = jobs::JobWorker::new(store, runner.clone(), exports.clone(), settings.job_poll);
+    let leases = leases::Leases::new(store);
+    let exports = events::Exports::new(runner.clone(), leases.clone());
+    let worker = jobs::JobWorker::new(leases.clone(), runner.clone(), exports.clone(), settings.job_poll);
     let scheduler = schedule::Scheduler::new(runner, cache, &settings);
     tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));
+    tasks.spawn_infallible("job lease heartbeat", leases.heartbeat(stop.clone()));
     tasks.spawn_infallible("scheduler", scheduler.run(stop.clone()));
     tasks.spawn_infallible("job worker", async move {
         worker.run(stop).await;

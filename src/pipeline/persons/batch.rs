@@ -98,6 +98,7 @@ impl Drop for Batch {
         let mut carry = self.carry.lock().expect("carry lock");
         carry.persons.extend(written.persons);
         carry.distinct_ids.extend(written.distinct_ids);
+        carry.marks.extend(written.marks);
     }
 }
 
@@ -144,6 +145,11 @@ impl State {
         entry.added.push(distinct_id.to_string());
         let team_id = entry.person.team_id;
         self.ids.insert((team_id, distinct_id.to_string()), Some(uuid));
+    }
+
+    /// The persons [`State::writes`] would write.
+    pub fn pending(&self) -> impl Iterator<Item = &Person> {
+        self.persons.values().filter(|e| e.new || e.dirty || !e.added.is_empty()).map(|e| &e.person)
     }
 
     /// Everything not stored yet, as one set of writes.

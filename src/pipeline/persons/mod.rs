@@ -17,6 +17,7 @@ pub mod batch;
 pub mod groups;
 pub mod ids;
 pub mod properties;
+pub mod resync;
 
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +25,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::pipeline::sink::{DistinctIdRow, PersonRow, SinkBatch};
-use crate::store::{MergedPerson, NewPerson, Person, PersonStore, StoreError};
+use crate::store::{MergedPerson, NewPerson, Person, PersonStore, ResyncEntry, StoreError};
 use crate::wire::{EventPerson, EventRow};
 
 pub use self::batch::Batch;
@@ -51,6 +52,9 @@ pub struct Persons {
     read_ahead: usize,
     /// Rows of writes an abandoned batch made, for the next batch to emit.
     carry: Arc<Mutex<Changes>>,
+    /// Whether the analytic sinks mirror persons, so writes are marked for
+    /// [`resync`] until their rows are written.
+    resync: bool,
 }
 
 /// Why an event's persons step did not go as asked; reported as an
@@ -78,6 +82,8 @@ pub struct Changes {
     pub distinct_ids: Vec<DistinctIdRow>,
     pub groups: Vec<crate::pipeline::sink::GroupRow>,
     pub warnings: Vec<Warning>,
+    /// Resync marks of the writes these rows mirror, cleared once they are written.
+    pub marks: Vec<i64>,
 }
 
 impl Changes {
@@ -102,7 +108,40 @@ fn person_row(p: &Person, is_deleted: bool, version: i64) -> PersonRow {
 
 impl Persons {
     pub fn new(store: Arc<dyn PersonStore>, read_ahead: usize) -> Self {
-        Persons { groups: groups::Groups::new(store.clone()), store, read_ahead, carry: Default::default() }
+        Persons {
+            groups: groups::Groups::new(store.clone()),
+            store,
+            read_ahead,
+            carry: Default::default(),
+            resync: false,
+        }
+    }
+
+    /// Marks every person write for [`resync`] until the batch's rows are
+    /// written: for sinks that mirror persons (ClickHouse, its topics).
+    pub fn mirrored(mut self, mirrored: bool) -> Self {
+        self.resync = mirrored;
+        self
+    }
+
+    /// Clears the marks of rows now written (a failure only means they are
+    /// copied again later).
+    pub async fn settle(&self, marks: &[i64]) {
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(err) = self.store.clear_resyncs(marks).await {
+            tracing::warn!(%err, marks = marks.len(), "could not clear persons' resync marks; they will be copied again");
+        }
+    }
+
+    /// Marks persons a write is about to change, when the sinks mirror them.
+    async fn mark(&self, state: &mut State, entries: Vec<ResyncEntry>) -> Result<(), StoreError> {
+        if self.resync && !entries.is_empty() {
+            let mark = self.store.mark_resync(&entries).await?;
+            state.written.marks.push(mark);
+        }
+        Ok(())
     }
 
     /// Starts a batch. Dropping it unflushed (the batch failed) keeps the
@@ -134,6 +173,9 @@ impl Persons {
     async fn write_pending(&self, state: &mut State) -> Result<(), StoreError> {
         let writes = state.writes();
         if !writes.is_empty() {
+            let pending =
+                state.pending().map(|p| ResyncEntry { team_id: p.team_id, person: p.uuid, deleted_version: None });
+            self.mark(state, pending.collect()).await?;
             let created = self.store.write_persons(&writes).await?;
             state.stored(created);
         }
@@ -256,12 +298,19 @@ impl Persons {
             created_at: t.created_at.min(source.person.created_at),
             is_identified: true,
         };
+        let deleted_version = source.person.version + 100;
+        let entries = vec![
+            ResyncEntry { team_id: t.team_id, person: t.uuid, deleted_version: None },
+            ResyncEntry { team_id: t.team_id, person: source.person.uuid, deleted_version: Some(deleted_version) },
+        ];
+        self.mark(state, entries).await?;
+        let t = &state.entry(target).person;
         // A failure fails the batch, which starts over from fresh reads.
         let (person, moved) = self.store.merge_persons(t, &source.person, &merged).await?;
         let written = &mut state.written;
         written.persons.push(person_row(&person, false, person.version));
         // ClickHouse keeps the highest version: the deleted row must outrank any it had.
-        written.persons.push(person_row(&source.person, true, source.person.version + 100));
+        written.persons.push(person_row(&source.person, true, deleted_version));
         for (id, version) in &moved {
             written.distinct_ids.push(DistinctIdRow {
                 team_id: person.team_id,

@@ -222,6 +222,10 @@ async fn insert<T: Row + clickhouse::RowWrite>(
 
 #[async_trait]
 impl EventSink for ClickHouseEvents {
+    fn mirrors_persons(&self) -> bool {
+        true
+    }
+
     async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         let now = Utc::now().timestamp() as u32;
         // Persons and distinct ids first: an event is never visible before the person it points to.

@@ -25,6 +25,10 @@ impl Fanout {
 
 #[async_trait]
 impl EventSink for Fanout {
+    fn mirrors_persons(&self) -> bool {
+        self.sinks.iter().any(|s| s.mirrors_persons())
+    }
+
     async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         for sink in &self.sinks {
             sink.write(batch).await?;

@@ -34,6 +34,11 @@ pub trait EventSink: Send + Sync {
     /// does not duplicate anything. A sink may ignore what it does not mirror
     /// (the embedded one keeps persons in the relational store only).
     async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError>;
+    /// Whether it keeps copies of persons, which must follow the relational
+    /// store's (see `persons::resync`).
+    fn mirrors_persons(&self) -> bool {
+        false
+    }
     /// The latest events, newest first, for `phs events list`.
     async fn latest(&self, filter: &EventFilter) -> Result<Vec<EventRow>, PipeError>;
 }

@@ -80,6 +80,10 @@ impl ClickHouseTopics {
 
 #[async_trait]
 impl EventSink for ClickHouseTopics {
+    fn mirrors_persons(&self) -> bool {
+        true
+    }
+
     async fn write(&self, batch: &SinkBatch) -> Result<(), PipeError> {
         let persons = batch.persons.iter().map(|p| {
             let v = json!({

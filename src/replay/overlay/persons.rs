@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Recorder, SideEffect};
-use crate::store::{Group, MergedPerson, Person, PersonStore, PersonWrites, Result, StoreError};
+use crate::store::{Group, MergedPerson, Person, PersonStore, PersonWrites, Result, ResyncEntry, StoreError};
 
 /// Ids of persons made in the overlay: far above any real one.
 const FIRST_ID: i64 = 1 << 52;
@@ -130,6 +130,28 @@ impl PersonStore for OverlayPersons {
     async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>> {
         let mut state = self.shadow.0.lock().await;
         self.ids_of(&mut state, person_id).await
+    }
+
+    async fn person_by_uuid(&self, team_id: i64, uuid: Uuid) -> Result<Option<Person>> {
+        let mut state = self.shadow.0.lock().await;
+        if let Some(p) = state.by_uuid(uuid) {
+            return Ok(Some(p.clone()).filter(|p| p.team_id == team_id));
+        }
+        let found = self.real.person_by_uuid(team_id, uuid).await?;
+        Ok(self.through(&mut state, found))
+    }
+
+    /// A dry run's writes reach no analytic sink, so nothing needs a resync.
+    async fn mark_resync(&self, _: &[ResyncEntry]) -> Result<i64> {
+        Ok(0)
+    }
+
+    async fn clear_resyncs(&self, _: &[i64]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn stale_resyncs(&self, _: i64, _: i64) -> Result<Vec<(i64, Vec<ResyncEntry>)>> {
+        Ok(Vec::new())
     }
 
     async fn write_persons(&self, writes: &PersonWrites) -> Result<Vec<Person>> {

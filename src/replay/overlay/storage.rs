@@ -99,6 +99,10 @@ impl JobQueue for OverlayJobs {
         Ok(Vec::new())
     }
 
+    async fn extend_leases(&self, _: &[i64], _: chrono::DateTime<chrono::Utc>, _: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
     async fn finish_job(&self, _: i64) -> Result<()> {
         Ok(())
     }
