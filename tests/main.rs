@@ -37,4 +37,5 @@ mod sinks;
 mod store;
 mod top;
 mod torn_log;
+mod torture;
 mod worker;
