@@ -75,6 +75,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --event-overflow-bucket-capacity 'Events one (token, distinct_id) may send in a burst; past it, its events go to the overflow topic (KAFKA_CONSUMPTION_TOPIC + `_overflow`, or the embedded overflow log), where a second pipeline ingests them, so one flooding person does not hold up everyone else''s batches. 0 turns it off'
             cand --log-retention-hours 'Hours a message of the embedded local logs (ingestion and overflow) is kept once every consumer has committed it; older ones are deleted. 0: no age limit'
             cand --log-retention-bytes 'Bytes each embedded local log file may hold; past it its oldest committed messages are deleted, whatever their age. 0: no size limit'
+            cand --dead-letter-retention-count 'Dead letters each embedded local log keeps at most; past it the oldest are deleted (they also go with PHS_LOG_RETENTION_HOURS). 0: no count limit'
             cand --event-overflow-bucket-replenish-rate 'Events per second at which a (token, distinct_id)''s burst allowance refills'
             cand --distinct-id-lru-size 'Distinct ids whose persons a batch reads ahead in one query (no cache is kept across batches: it could serve a person that another instance has merged away)'
             cand --admin-addr 'Address of the admin HTTP listener (/_health, /_ready). Keep it on loopback or a private network. Port 0 lets the kernel pick a free port; PHS_READY_FILE and the log say which'

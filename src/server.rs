@@ -421,8 +421,12 @@ fn start_observability(settings: &ServeSettings, cache: Arc<dyn cache::Cache>, w
 /// The embedded local logs' retention (PHS_LOG_RETENTION_HOURS/BYTES), on
 /// connections of its own so that its deletes never take capture's.
 async fn start_log_retention(settings: &ServeSettings, tasks: &mut Supervisor) -> Result<(), ServeError> {
-    let retention =
-        Retention::for_serve(settings.log_retention_hours, settings.log_retention_bytes).map_err(ServeError::Config)?;
+    let retention = Retention::for_serve(
+        settings.log_retention_hours,
+        settings.log_retention_bytes,
+        settings.dead_letter_retention_count,
+    )
+    .map_err(ServeError::Config)?;
     let Some(retention) = retention else { return Ok(()) };
     let dir = &settings.store.data_dir;
     let mut logs = vec![("ingestion", LocalLog::open(dir).await?)];

@@ -37,7 +37,7 @@ async fn commit(log: &LocalLog, consumer: &str, offset: i64) {
 }
 
 fn by_age() -> Retention {
-    Retention { max_age: Some(WEEK), max_bytes: None, every: Duration::from_secs(60) }
+    Retention { max_age: Some(WEEK), max_bytes: None, max_dead_letters: None, every: Duration::from_secs(60) }
 }
 
 #[tokio::test]
@@ -78,7 +78,12 @@ async fn the_byte_limit_removes_the_oldest_committed_messages_and_keeps_the_newe
     let before = used_bytes(&log).await.unwrap();
     assert!(before > 2_000_000, "{before}");
     let stop = CancellationToken::new();
-    let half = Retention { max_age: None, max_bytes: Some(before / 2), every: Duration::from_secs(60) };
+    let half = Retention {
+        max_age: None,
+        max_bytes: Some(before / 2),
+        max_dead_letters: None,
+        every: Duration::from_secs(60),
+    };
 
     // Committed up to 50: the limit cannot be met without uncommitted messages, which stay.
     commit(&log, "phs-ingestion", 50).await;
@@ -154,4 +159,41 @@ async fn a_running_server_keeps_ingesting_while_retention_runs() {
     let (code, _, err) = crate::util::phs_with(&[("PHS_DATA_DIR", data)], &["replay", "--from-offset", "1"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(&format!("older than the retained local log, which starts at offset {first}")), "{err}");
+}
+
+/// Dead letters go past their count (oldest first) or their age, so a
+/// client that sends only malformed events cannot fill the disk with them.
+#[tokio::test]
+async fn dead_letters_past_the_count_or_the_age_go_oldest_first() {
+    use phs::pipeline::sink::{DeadLetter, DeadLetterQueue};
+    use phs::pipeline::source::local_log::Table;
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with(dir.path(), 1, 10).await;
+    let message = phs::wire::Message { partition: 0, offset: 1, payload: b"{not json".to_vec() };
+    let letter = DeadLetter {
+        message: &message,
+        reason: "malformed_message",
+        detail: String::new(),
+        stage: "normalize",
+        team_id: None,
+    };
+    for _ in 0..25 {
+        log.send(&vec![letter.clone(); 100]).await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let capped =
+        Retention { max_age: None, max_bytes: None, max_dead_letters: Some(1_000), every: Duration::from_secs(60) };
+    assert_eq!(capped.sweep(&log, &stop).await.unwrap().dead_letters, 1_500);
+    assert_eq!(log.range(Table::DeadLetters).await.unwrap(), Some((1_501, 2_500)), "the newest 1,000 stay");
+    assert_eq!(capped.sweep(&log, &stop).await.unwrap().dead_letters, 0);
+
+    // By age: the letters older than a week go, the young ones stay.
+    let url = format!("sqlite://{}", dir.path().join("ingestion-log.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE dead_letters SET failed_at = '2020-01-01T00:00:00.000Z' WHERE id <= 1600")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(by_age().sweep(&log, &stop).await.unwrap().dead_letters, 100);
+    assert_eq!(log.range(Table::DeadLetters).await.unwrap(), Some((1_601, 2_500)));
 }

@@ -316,6 +316,17 @@ pub struct ServeSettings {
           default_value_t = 4 * 1024 * 1024 * 1024, help_heading = "Ingestion")]
     pub log_retention_bytes: u64,
 
+    /// Dead letters each embedded local log keeps at most; past it the oldest are deleted
+    /// (they also go with PHS_LOG_RETENTION_HOURS). 0: no count limit.
+    #[arg(
+        long,
+        env = "PHS_DEAD_LETTER_RETENTION_COUNT",
+        value_name = "PHS_DEAD_LETTER_RETENTION_COUNT",
+        default_value_t = 100_000,
+        help_heading = "Ingestion"
+    )]
+    pub dead_letter_retention_count: u64,
+
     /// Events per second at which a (token, distinct_id)'s burst allowance refills.
     #[arg(long, env = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE", value_name = "EVENT_OVERFLOW_BUCKET_REPLENISH_RATE",
           default_value_t = 1.0, value_parser = parse::per_second, help_heading = "Ingestion")]

@@ -7,9 +7,10 @@
 //! everything. The newest message always stays, so the log keeps its end
 //! offset and `phs replay` can name where the retained log starts.
 //!
-//! Dead letters are not swept: each is a failure someone should look at,
-//! they are few, and `phs replay --dead-letters --reingest` removes those
-//! it ingests again.
+//! Dead letters go by age too (each is a failure someone should look at,
+//! so they are kept as long as the log's messages), and past
+//! `PHS_DEAD_LETTER_RETENTION_COUNT` the oldest go: a client sending only
+//! malformed events must not fill the disk with their copies.
 //!
 //! Deletes go in transactions of [`BATCH`] messages from the front of the
 //! log, so an append (capture's 200) waits at most one such transaction.
@@ -41,6 +42,8 @@ pub struct Retention {
     pub max_age: Option<Duration>,
     /// Past this many used bytes in the file, the oldest messages go (None: no size limit).
     pub max_bytes: Option<u64>,
+    /// Past this many dead letters, the oldest go (None: no count limit).
+    pub max_dead_letters: Option<u64>,
     pub every: Duration,
 }
 
@@ -50,13 +53,14 @@ pub struct Swept {
     pub messages: u64,
     /// Bytes of keys and payloads removed.
     pub bytes: u64,
+    pub dead_letters: u64,
 }
 
 impl Retention {
     /// From the settings (0 turns a limit off; None when both are off), with
     /// the test-only variable `PHS_LOG_RETENTION_SWEEP_MS` (not a flag, so it
     /// stays out of `--help`) for tests that cannot wait a minute.
-    pub fn for_serve(hours: u64, bytes: u64) -> Result<Option<Retention>, String> {
+    pub fn for_serve(hours: u64, bytes: u64, dead_letters: u64) -> Result<Option<Retention>, String> {
         let every = match std::env::var("PHS_LOG_RETENTION_SWEEP_MS") {
             Ok(v) => v
                 .parse::<u64>()
@@ -68,7 +72,9 @@ impl Retention {
         };
         let max_age = (hours > 0).then(|| Duration::from_secs(hours.saturating_mul(3600)));
         let max_bytes = (bytes > 0).then_some(bytes);
-        Ok((max_age.is_some() || max_bytes.is_some()).then_some(Retention { max_age, max_bytes, every }))
+        let max_dead_letters = (dead_letters > 0).then_some(dead_letters);
+        let any = max_age.is_some() || max_bytes.is_some() || max_dead_letters.is_some();
+        Ok(any.then_some(Retention { max_age, max_bytes, max_dead_letters, every }))
     }
 
     /// Sweeps each log every [`Retention::every`] until `stop`; a failed
@@ -77,8 +83,14 @@ impl Retention {
         loop {
             for (name, log) in &logs {
                 match self.sweep(log, &stop).await {
-                    Ok(s) if s.messages > 0 => {
-                        tracing::info!(log = name, messages = s.messages, bytes = s.bytes, "local log retention")
+                    Ok(s) if s.messages > 0 || s.dead_letters > 0 => {
+                        tracing::info!(
+                            log = name,
+                            messages = s.messages,
+                            bytes = s.bytes,
+                            dead_letters = s.dead_letters,
+                            "local log retention"
+                        )
                     }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(log = name, %err, "local log retention failed; trying again later"),
@@ -91,8 +103,58 @@ impl Retention {
         }
     }
 
-    /// Deletes what the limits allow from the front of the log, in batches.
+    /// Deletes what the limits allow from the front of the log, in batches,
+    /// then the dead letters past their age or count.
     pub async fn sweep(&self, log: &LocalLog, stop: &CancellationToken) -> Result<Swept, PipeError> {
+        let mut swept = self.sweep_log(log, stop).await?;
+        swept.dead_letters = self.sweep_dead_letters(log, stop).await?;
+        Ok(swept)
+    }
+
+    async fn sweep_dead_letters(&self, log: &LocalLog, stop: &CancellationToken) -> Result<u64, PipeError> {
+        let pool = &log.pool;
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as("SELECT min(id), max(id) FROM dead_letters")
+            .fetch_one(pool)
+            .await
+            .map_err(PipeError::sqlx("read the dead letters' range"))?;
+        let (Some(first), Some(last)) = (first, last) else { return Ok(0) };
+        // Ids only grow, so the newest `max` letters are those above `last - max`.
+        let over_count = self.max_dead_letters.map_or(first - 1, |max| last - max as i64);
+        let cutoff = self.cutoff().unwrap_or_default();
+        let mut deleted = 0;
+        let mut from = first;
+        while from <= last && !stop.is_cancelled() {
+            let to = (from + BATCH - 1).min(last);
+            let gone =
+                sqlx::query("DELETE FROM dead_letters WHERE id BETWEEN $1 AND $2 AND (id <= $3 OR failed_at < $4)")
+                    .bind(from)
+                    .bind(to)
+                    .bind(over_count)
+                    .bind(&cutoff)
+                    .execute(pool)
+                    .await
+                    .map_err(PipeError::sqlx("delete retained-out dead letters"))?
+                    .rows_affected();
+            deleted += gone;
+            // Past the count limit and the old ones, nothing further can go: letters are in time order.
+            if gone == 0 && to > over_count {
+                break;
+            }
+            from = to + 1;
+            tokio::time::sleep(PAUSE).await;
+        }
+        Ok(deleted)
+    }
+
+    /// Messages and letters appended before this go, in appended_at's own
+    /// format (text order is time order).
+    fn cutoff(&self) -> Option<String> {
+        self.max_age
+            .and_then(|age| chrono::Duration::from_std(age).ok())
+            .map(|age| (chrono::Utc::now() - age).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+    }
+
+    async fn sweep_log(&self, log: &LocalLog, stop: &CancellationToken) -> Result<Swept, PipeError> {
         let pool = &log.pool;
         let (floor, last): (Option<i64>, Option<i64>) =
             sqlx::query_as("SELECT (SELECT min(committed) FROM consumer_offsets), (SELECT max(offset) FROM log)")
@@ -101,11 +163,7 @@ impl Retention {
                 .map_err(PipeError::sqlx("read the committed offsets"))?;
         let (Some(floor), Some(last)) = (floor, last) else { return Ok(Swept::default()) };
         let limit = floor.min(last - 1);
-        // appended_at's own format, so that text order is time order.
-        let cutoff = self
-            .max_age
-            .and_then(|age| chrono::Duration::from_std(age).ok())
-            .map(|age| (chrono::Utc::now() - age).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        let cutoff = self.cutoff();
         let mut to_free = match self.max_bytes {
             Some(max) => used_bytes(log).await?.saturating_sub(max) as i64,
             None => 0,
