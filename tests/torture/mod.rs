@@ -5,10 +5,12 @@
 //! and onEvent, exportEvents and jobs saw every event they should.
 //!
 //! CI runs the short profile (20,000 events, 3 stops each); `scripts/torture`
-//! runs 1,000,000 events with 5 stops through the same tests.
+//! runs 1,000,000 events with 5 stops through the same tests. `soak` holds a
+//! steady load and watches the server's resources.
 
 mod checks;
 mod load;
+mod soak;
 
 use std::time::Duration;
 

@@ -30,9 +30,12 @@ pub const SERVICE_VARS: &[&str] = &[
     "PHS_KAFKA_CLICKHOUSE_TOPICS",
 ];
 
-/// `phs` as built by cargo for this test run, with a clean service environment.
+/// `phs` as built by cargo for this test run (or the binary PHS_TEST_BIN
+/// names: `scripts/torture` runs the long profile on a release build), with
+/// a clean service environment.
 pub fn phs() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phs"));
+    let bin = std::env::var_os("PHS_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_phs").into());
+    let mut cmd = Command::new(bin);
     for var in SERVICE_VARS {
         cmd.env_remove(var);
     }
