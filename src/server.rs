@@ -328,6 +328,8 @@ async fn start_pipeline(
                 window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
             },
             states: shards,
+            // Test-only (not a flag): tests sharing a Redis keep their counts apart.
+            error_rate_key: std::env::var("PHS_ERROR_RATE_KEY").ok(),
         },
         distinct_id_lru_size: settings.distinct_id_lru_size,
         definitions: settings.definitions,
@@ -335,6 +337,7 @@ async fn start_pipeline(
     let ingestion = Ingestion::build(s, options, store.clone(), cache.clone(), instance_id).await?;
     let persons_store: Arc<dyn store::PersonStore> = store.clone();
     let pipeline = || ingestion.pipeline(shards, settings.tasks_per_worker as usize);
+    tasks.spawn_infallible("plugin error rates", ingestion.runner.clone().share_error_rates(stop.clone()));
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
         let worker =
             WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())

@@ -573,3 +573,51 @@ async fn fetch_refuses_internal_addresses_and_other_schemes() {
     let err = vm.process_event(&json!({"event": "e", "properties": {"url": "file:///etc/passwd"}})).await.unwrap_err();
     assert!(err.to_string().contains("only http and https"), "{err}");
 }
+
+/// A config failing on two instances that share a Redis is disabled once
+/// their summed calls pass the policy, although neither saw enough calls
+/// to judge alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_rate_is_judged_across_instances() {
+    use phs::plugins::error_rate::ErrorRatePolicy;
+    use phs::plugins::registry;
+    use phs::plugins::runner::{Backends, PluginRunner, RunnerOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::util::postgres_store(&tmp).await;
+    let code = "function processEvent(event, meta)\n  error('always')\nend";
+    let dir = crate::util::embedded::plugin_dir(tmp.path(), &crate::util::unique("failing"), json!([]), code);
+    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
+    let team = store
+        .create_team(phs::store::NewTeam { name: "failing".into(), anonymize_ips: false, api_token: None })
+        .await
+        .unwrap();
+    let config = registry::configure(store.as_ref(), &team, &plugin, &[]).await.unwrap();
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let url = url::Url::parse(&crate::util::redis_url()).unwrap();
+    // Each instance alone sees 60 of the 100 calls the policy needs.
+    let options = RunnerOptions {
+        auto_disable: ErrorRatePolicy { rate: 0.5, min_calls: 100, window: Duration::from_secs(86_400) },
+        error_rate_key: Some(crate::util::unique("error-rate")),
+        ..RunnerOptions::default()
+    };
+    let mut runners = Vec::new();
+    for _ in 0..2 {
+        let cache = phs::cache::connect(Some(&url)).await.unwrap();
+        let runner = PluginRunner::new(Backends::of(store.clone(), cache), None, options.clone(), uuid::Uuid::now_v7());
+        for _ in 0..60 {
+            runner.process(team.id, event().as_object().unwrap().clone()).await;
+        }
+        runners.push(runner);
+    }
+    let enabled =
+        async || store.list_plugin_configs(Some(team.id)).await.unwrap().iter().any(|c| c.id == config.id && c.enabled);
+    assert!(enabled().await, "neither instance judged alone");
+    runners[0].share_error_rates_once().await;
+    assert!(enabled().await, "60 calls shared so far");
+    runners[1].share_error_rates_once().await;
+    let after = store.list_plugin_configs(Some(team.id)).await.unwrap();
+    let c = after.iter().find(|c| c.id == config.id).unwrap();
+    assert!(!c.enabled, "disabled on the summed counts");
+    let reason = c.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(reason.contains("120 of 120 calls failed across instances"), "{reason}");
+}

@@ -2,8 +2,18 @@
 //! least `min_calls` calls in a window fail at `rate` or more, the config is
 //! disabled with the reason stored (the pipeline does that), until
 //! `phs plugins enable` turns it back on.
+//!
+//! A config's events are spread over every partition, so over every
+//! instance: counted per instance only, N instances would each need
+//! `min_calls` of their own and disable a failing plugin N times later. So
+//! each instance also adds its counts to the cluster's in the cache every
+//! [`SHARE_EVERY`] ([`share`]: two INCRBYs per config with calls, keyed by
+//! config and window) and judges the sum. Embedded, the cache is in process
+//! and the sum is this instance's own.
 
 use std::time::{Duration, Instant};
+
+use crate::cache::Cache;
 
 /// When to give up on a plugin config.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,31 +37,74 @@ pub struct ErrorWindow {
     started: Option<Instant>,
     calls: u32,
     failures: u32,
+    /// Calls and failures not yet added to the cluster's counts.
+    unshared: (u32, u32),
 }
 
+/// How often an instance shares its counts.
+pub const SHARE_EVERY: Duration = Duration::from_secs(1);
+/// The cache keys' prefix: `{prefix}:{config}:{window}:calls|failures`.
+pub const CLUSTER_KEY: &str = "plugin-server:error-rate";
+
 impl ErrorWindow {
+    /// The calls and failures counted since the last call, to share.
+    pub fn take_unshared(&mut self) -> (u32, u32) {
+        std::mem::take(&mut self.unshared)
+    }
+
     /// Counts a call; returns why the config must be disabled when this call
     /// takes it over the threshold.
     pub fn record(&mut self, policy: &ErrorRatePolicy, failed: bool) -> Option<String> {
         let now = Instant::now();
         if self.started.is_none_or(|s| now.duration_since(s) >= policy.window) {
-            *self = ErrorWindow { started: Some(now), calls: 0, failures: 0 };
+            *self = ErrorWindow { started: Some(now), calls: 0, failures: 0, unshared: self.unshared };
         }
         self.calls += 1;
         self.failures += failed as u32;
-        let rate = self.failures as f64 / self.calls as f64;
-        (failed && self.calls >= policy.min_calls && rate >= policy.rate).then(|| {
-            format!(
-                "disabled automatically: {} of {} calls failed within {} s ({:.0}%, the limit is {:.0}% of at least {} calls)",
-                self.failures,
-                self.calls,
-                policy.window.as_secs(),
-                rate * 100.0,
-                policy.rate * 100.0,
-                policy.min_calls
-            )
-        })
+        self.unshared.0 += 1;
+        self.unshared.1 += failed as u32;
+        if !failed {
+            return None;
+        }
+        verdict(policy, self.calls as i64, self.failures as i64, "")
     }
+}
+
+/// Why the config must be disabled, when `failures` of `calls` in a window pass the policy.
+fn verdict(policy: &ErrorRatePolicy, calls: i64, failures: i64, where_: &str) -> Option<String> {
+    let rate = failures as f64 / calls.max(1) as f64;
+    (calls >= policy.min_calls as i64 && rate >= policy.rate).then(|| {
+        format!(
+            "disabled automatically: {failures} of {calls} calls failed{where_} within {} s ({:.0}%, the limit is {:.0}% of at least {} calls)",
+            policy.window.as_secs(),
+            rate * 100.0,
+            policy.rate * 100.0,
+            policy.min_calls
+        )
+    })
+}
+
+/// Adds this instance's unshared counts of a config to the cluster's for
+/// the current window (aligned to the wall clock, so every instance names
+/// the same one) and judges the sums.
+pub async fn share(
+    cache: &dyn Cache,
+    prefix: &str,
+    policy: &ErrorRatePolicy,
+    config_id: i64,
+    (calls, failures): (u32, u32),
+) -> crate::cache::Result<Option<String>> {
+    let window = policy.window.as_secs().max(1);
+    let id = chrono::Utc::now().timestamp().max(0) as u64 / window;
+    let key = format!("{prefix}:{config_id}:{id}");
+    let (calls_key, failures_key) = (format!("{key}:calls"), format!("{key}:failures"));
+    let total_calls = cache.incr(&calls_key, calls as i64).await?;
+    let total_failures = cache.incr(&failures_key, failures as i64).await?;
+    // Both go once the window is over; the next window has keys of its own.
+    let ttl = Duration::from_secs(window * 2);
+    cache.expire(&calls_key, ttl).await?;
+    cache.expire(&failures_key, ttl).await?;
+    Ok(if failures > 0 { verdict(policy, total_calls, total_failures, " across instances") } else { None })
 }
 
 #[cfg(test)]
@@ -80,5 +133,25 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(w.record(&short, true), None, "a new window starts from zero");
+    }
+
+    #[tokio::test]
+    async fn instances_trip_on_their_summed_counts() {
+        let cache = crate::cache::memory::MemoryCache::default();
+        // A day-long window: both shares fall in the same one.
+        let policy = ErrorRatePolicy { rate: 0.5, min_calls: 100, window: Duration::from_secs(86_400) };
+        let (mut a, mut b) = (ErrorWindow::default(), ErrorWindow::default());
+        for _ in 0..60 {
+            assert_eq!(a.record(&policy, true), None, "60 calls are too few for one instance");
+            assert_eq!(b.record(&policy, true), None);
+        }
+        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 7, a.take_unshared()).await.unwrap(), None, "60 in all so far");
+        assert_eq!(a.take_unshared(), (0, 0), "shared once");
+        let reason =
+            share(&cache, CLUSTER_KEY, &policy, 7, b.take_unshared()).await.unwrap().expect("120 calls, all failed");
+        assert!(reason.contains("120 of 120 calls failed across instances"), "{reason}");
+        // Another config counts on its own, and successes alone never trip.
+        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 8, (99, 99)).await.unwrap(), None);
+        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 7, (10, 0)).await.unwrap(), None);
     }
 }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::cache::Cache;
 use crate::plugins::api::Capture;
-use crate::plugins::error_rate::{ErrorRatePolicy, ErrorWindow};
+use crate::plugins::error_rate::{self, ErrorRatePolicy, ErrorWindow, SHARE_EVERY};
 use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::log_writer::{ConfigLog, LogQueue, to_row};
@@ -214,6 +214,9 @@ pub struct RunnerOptions {
     pub auto_disable: ErrorRatePolicy,
     /// Lua states per config: one per pipeline shard (0 counts as 1).
     pub states: usize,
+    /// Where the cluster's error counts live in the cache (None:
+    /// [`error_rate::CLUSTER_KEY`]); tests sharing a Redis use their own.
+    pub error_rate_key: Option<String>,
 }
 
 pub struct PluginRunner {
@@ -437,6 +440,41 @@ impl PluginRunner {
         let tripped = p.errors.lock().unwrap_or_else(|e| e.into_inner()).record(policy, failed);
         if let Some(reason) = tripped {
             self.disable(p, reason).await;
+        }
+    }
+
+    /// Adds every loaded config's call and failure counts to the cluster's
+    /// every [`SHARE_EVERY`] until `stop`, disabling a config whose sums pass
+    /// the policy (see [`crate::plugins::error_rate`]).
+    pub async fn share_error_rates(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(SHARE_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            self.share_error_rates_once().await;
+        }
+    }
+
+    /// One round of [`PluginRunner::share_error_rates`].
+    pub async fn share_error_rates_once(&self) {
+        let loaded: Vec<Arc<Loaded>> = {
+            let teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+            teams.values().flat_map(|t| t.loaded.iter().cloned()).collect()
+        };
+        let policy = &self.options.auto_disable;
+        for p in loaded {
+            let counts = p.errors.lock().unwrap_or_else(|e| e.into_inner()).take_unshared();
+            if counts.0 == 0 || p.disabled.load(Ordering::Relaxed) {
+                continue;
+            }
+            let key = self.options.error_rate_key.as_deref().unwrap_or(error_rate::CLUSTER_KEY);
+            match error_rate::share(self.stores.cache.as_ref(), key, policy, p.config.id, counts).await {
+                Ok(Some(reason)) => self.disable(&p, reason).await,
+                Ok(None) => {}
+                // This instance's own window still judges its calls meanwhile.
+                Err(err) => tracing::warn!(config = p.config.id, %err, "could not share a plugin's error counts"),
+            }
         }
     }
 

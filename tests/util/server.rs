@@ -69,6 +69,8 @@ fn spawn(envs: &[(&str, String)], log: Option<std::path::PathBuf>) -> Server {
         .env("ADMIN_ADDR", "127.0.0.1:0")
         .env("CAPTURE_ADDR", "127.0.0.1:0")
         .env("PHS_READY_FILE", &ready)
+        // Its own error-rate counts in a shared Redis, unless the test names the key for a cluster.
+        .env("PHS_ERROR_RATE_KEY", super::unique("error-rate"))
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(stderr)
