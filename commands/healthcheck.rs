@@ -21,9 +21,14 @@ pub struct Opts {
     #[arg(long)]
     pub ready: bool,
 
-    /// Check every instance with a heartbeat in Redis (REDIS_URL) instead of one.
+    /// Check every instance with a heartbeat in Redis (REDIS_URL), or listed in --peers, instead of one.
     #[arg(long)]
     pub all: bool,
+
+    /// With --all: the instances to check, one admin address or URL per line (`#` comments),
+    /// for deployments without Redis.
+    #[arg(long, env = "PHS_PEERS_FILE", value_name = "FILE")]
+    pub peers: Option<std::path::PathBuf>,
 
     /// Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies.
     #[arg(long)]
@@ -95,12 +100,15 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Every instance's admin address from the heartbeats.
+/// Every instance's admin address from the peers file, else from the heartbeats.
 async fn heartbeats(opts: &Opts) -> anyhow::Result<Vec<String>> {
+    if let Some(path) = &opts.peers {
+        return Ok(phs::instances::peers(path)?);
+    }
     let Some(url) = &opts.store.redis_url else {
         return Err(super::UsageError(
-            "--all reads instances from the heartbeats in Redis: set REDIS_URL (an embedded instance keeps its \
-             heartbeat in its own process; check it with --admin-addr)"
+            "--all reads instances from the heartbeats in Redis or from --peers FILE: set REDIS_URL or PHS_PEERS_FILE \
+             (an embedded instance keeps its heartbeat in its own process; check it with --admin-addr)"
                 .into(),
         )
         .into());

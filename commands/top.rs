@@ -14,10 +14,15 @@ use phs_tui::{InstanceStatus, Snapshot};
 /// column, r reverse, f freeze, e enlarge, Enter error details.
 #[derive(Debug, Args)]
 pub struct Opts {
-    /// Admin address or URL of an instance (repeatable); default: every instance in the
-    /// heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR.
+    /// Admin address or URL of an instance (repeatable); default: the instances of
+    /// --peers, else every instance in the heartbeats (with REDIS_URL), else the local one.
     #[arg(long = "server", value_name = "URL")]
     pub servers: Vec<String>,
+
+    /// A file listing the instances to watch, one admin address or URL per line (`#` comments);
+    /// re-read every 10 s, for deployments without Redis.
+    #[arg(long, env = "PHS_PEERS_FILE", value_name = "FILE")]
+    pub peers: Option<std::path::PathBuf>,
 
     /// Seconds between polls (the screen redraws on keys and new data, independently).
     #[arg(long, default_value_t = 1.0)]
@@ -51,7 +56,7 @@ pub enum Color {
     Never,
 }
 
-/// Re-reading heartbeats every poll would cost a Redis scan a second for nothing.
+/// Re-reading heartbeats (or the peers file) every poll would cost a Redis scan a second for nothing.
 const REDISCOVER: Duration = Duration::from_secs(10);
 
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
@@ -121,10 +126,13 @@ pub fn colour(choice: Color) -> bool {
     }
 }
 
-/// The servers to watch: --server, else the heartbeats in Redis, else the local instance.
+/// The servers to watch: --server, else --peers, else the heartbeats in Redis, else the local instance.
 async fn discover(opts: &Opts) -> anyhow::Result<Vec<String>> {
     if !opts.servers.is_empty() {
         return Ok(opts.servers.clone());
+    }
+    if let Some(path) = &opts.peers {
+        return Ok(instances::peers(path)?);
     }
     let Some(url) = &opts.redis_url else { return Ok(vec![opts.admin_addr.clone()]) };
     Ok(instances::admin_addrs(url).await?)

@@ -138,6 +138,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
         }
         'phs;healthcheck' {
             [CompletionResult]::new('--admin-addr', '--admin-addr', [CompletionResultType]::ParameterName, 'Admin address of the instance to check')
+            [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'With --all: the instances to check, one admin address or URL per line (`#` comments), for deployments without Redis')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for an answer')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the embedded stores (SQLite database, local ingestion log)')
@@ -165,7 +166,7 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Minimum log level (`log` is an alias of `info`, as in the original)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log format on stderr')
             [CompletionResult]::new('--ready', '--ready', [CompletionResultType]::ParameterName, 'Check readiness (every dependency reachable) instead of liveness')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Check every instance with a heartbeat in Redis (REDIS_URL) instead of one')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Check every instance with a heartbeat in Redis (REDIS_URL), or listed in --peers, instead of one')
             [CompletionResult]::new('--deps', '--deps', [CompletionResultType]::ParameterName, 'Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON on stdout: the instance''s report, or with --all/--deps every result')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -449,7 +450,8 @@ Register-ArgumentCompleter -Native -CommandName 'phs' -ScriptBlock {
             break
         }
         'phs;top' {
-            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Admin address or URL of an instance (repeatable); default: every instance in the heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR')
+            [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'Admin address or URL of an instance (repeatable); default: the instances of --peers, else every instance in the heartbeats (with REDIS_URL), else the local one')
+            [CompletionResult]::new('--peers', '--peers', [CompletionResultType]::ParameterName, 'A file listing the instances to watch, one admin address or URL per line (`#` comments); re-read every 10 s, for deployments without Redis')
             [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between polls (the screen redraws on keys and new data, independently)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colours; `auto` colours a terminal unless NO_COLOR is set')
             [CompletionResult]::new('--redis-url', '--redis-url', [CompletionResultType]::ParameterName, 'Where heartbeats are read to discover instances')

@@ -132,6 +132,7 @@ set edit:completion:arg-completer[phs] = {|@words|
         }
         &'phs;healthcheck'= {
             cand --admin-addr 'Admin address of the instance to check'
+            cand --peers 'With --all: the instances to check, one admin address or URL per line (`#` comments), for deployments without Redis'
             cand --timeout 'Seconds to wait for an answer'
             cand --database-url 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR'
             cand --data-dir 'Directory of the embedded stores (SQLite database, local ingestion log)'
@@ -159,7 +160,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --log-level 'Minimum log level (`log` is an alias of `info`, as in the original)'
             cand --log-format 'Log format on stderr'
             cand --ready 'Check readiness (every dependency reachable) instead of liveness'
-            cand --all 'Check every instance with a heartbeat in Redis (REDIS_URL) instead of one'
+            cand --all 'Check every instance with a heartbeat in Redis (REDIS_URL), or listed in --peers, instead of one'
             cand --deps 'Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies'
             cand --json 'Print JSON on stdout: the instance''s report, or with --all/--deps every result'
             cand -h 'Print help'
@@ -416,7 +417,8 @@ set edit:completion:arg-completer[phs] = {|@words|
         &'phs;plugins;help;help'= {
         }
         &'phs;top'= {
-            cand --server 'Admin address or URL of an instance (repeatable); default: every instance in the heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR'
+            cand --server 'Admin address or URL of an instance (repeatable); default: the instances of --peers, else every instance in the heartbeats (with REDIS_URL), else the local one'
+            cand --peers 'A file listing the instances to watch, one admin address or URL per line (`#` comments); re-read every 10 s, for deployments without Redis'
             cand --interval 'Seconds between polls (the screen redraws on keys and new data, independently)'
             cand --color 'When to use colours; `auto` colours a terminal unless NO_COLOR is set'
             cand --redis-url 'Where heartbeats are read to discover instances'

@@ -160,6 +160,7 @@ complete -c phs -n "__fish_phs_using_subcommand migrate" -l json -d 'Print the s
 complete -c phs -n "__fish_phs_using_subcommand migrate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c phs -n "__fish_phs_using_subcommand migrate" -s V -l version -d 'Print version'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l admin-addr -d 'Admin address of the instance to check' -r
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l peers -d 'With --all: the instances to check, one admin address or URL per line (`#` comments), for deployments without Redis' -r -F
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l timeout -d 'Seconds to wait for an answer' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l database-url -d 'Postgres URL for teams, persons and plugins. Unset: SQLite in PHS_DATA_DIR' -r
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l data-dir -d 'Directory of the embedded stores (SQLite database, local ingestion log)' -r -F
@@ -198,7 +199,7 @@ none\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l log-format -d 'Log format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l ready -d 'Check readiness (every dependency reachable) instead of liveness'
-complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l all -d 'Check every instance with a heartbeat in Redis (REDIS_URL) instead of one'
+complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l all -d 'Check every instance with a heartbeat in Redis (REDIS_URL), or listed in --peers, instead of one'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l deps -d 'Also check that Postgres, Redis, Kafka and ClickHouse (as configured) answer, with latencies'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -l json -d 'Print JSON on stdout: the instance\'s report, or with --all/--deps every result'
 complete -c phs -n "__fish_phs_using_subcommand healthcheck" -s h -l help -d 'Print help'
@@ -473,7 +474,8 @@ complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcomm
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "reload" -d 'Ask every running instance to reload plugins'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an installed plugin and its configs'
 complete -c phs -n "__fish_phs_using_subcommand plugins; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin address or URL of an instance (repeatable); default: every instance in the heartbeats (with REDIS_URL), or the local one at ADMIN_ADDR' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l server -d 'Admin address or URL of an instance (repeatable); default: the instances of --peers, else every instance in the heartbeats (with REDIS_URL), else the local one' -r
+complete -c phs -n "__fish_phs_using_subcommand top" -l peers -d 'A file listing the instances to watch, one admin address or URL per line (`#` comments); re-read every 10 s, for deployments without Redis' -r -F
 complete -c phs -n "__fish_phs_using_subcommand top" -l interval -d 'Seconds between polls (the screen redraws on keys and new data, independently)' -r
 complete -c phs -n "__fish_phs_using_subcommand top" -l color -d 'When to use colours; `auto` colours a terminal unless NO_COLOR is set' -r -f -a "auto\t''
 always\t''

@@ -79,6 +79,32 @@ pub async fn admin_addrs(redis_url: &url::Url) -> Result<Vec<String>, DiscoverEr
     Ok(found.into_iter().map(|h| h.admin_addr).collect())
 }
 
+/// The admin addresses listed in a peers file: one address or URL per
+/// line; blank lines and `#` comments are skipped. For deployments without
+/// Redis (embedded instances, or a cluster that shares only Kafka), where
+/// heartbeats cannot be discovered. Finding none is an error.
+pub fn peers(path: &std::path::Path) -> Result<Vec<String>, PeersError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PeersError::Read { path: path.into(), source })?;
+    let found: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if found.is_empty() {
+        return Err(PeersError::Empty(path.into()));
+    }
+    Ok(found)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeersError {
+    #[error("cannot read the peers file {}: {source}", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("the peers file {} lists no instance (one admin address or URL per line)", .0.display())]
+    Empty(std::path::PathBuf),
+}
+
 /// `http://host:port` from `host:port` or a URL, without a trailing slash.
 pub fn base_url(server: &str) -> String {
     let s = server.trim_end_matches('/');

@@ -258,6 +258,41 @@ async fn heartbeats_let_healthcheck_all_and_top_find_every_instance() {
     assert!(stderr(&out).contains(&format!("{}: not healthy: no answer", b.addr)), "{}", stderr(&out));
 }
 
+/// Without Redis, a peers file names the instances: embedded ones here.
+#[test]
+fn a_peers_file_lets_healthcheck_all_and_top_find_instances_without_redis() {
+    let (d1, d2, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = start(&[("PHS_DATA_DIR", d1.path().display().to_string())]);
+    let mut b = start(&[("PHS_DATA_DIR", d2.path().display().to_string())]);
+    wait_healthy(&mut a);
+    wait_healthy(&mut b);
+    let peers = tmp.path().join("peers");
+    std::fs::write(&peers, format!("# the cluster\n{}\n\nhttp://{}/   # the second\n", a.addr, b.addr)).unwrap();
+    let out = phs().args(["healthcheck", "--all", "--json"]).env("PHS_PEERS_FILE", &peers).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let addrs: Vec<&str> =
+        report["instances"].as_array().unwrap().iter().map(|i| i["admin_addr"].as_str().unwrap()).collect();
+    assert_eq!(addrs, [a.addr.clone(), format!("http://{}/", b.addr)]);
+
+    let out = phs().args(["top", "--once", "--json", "--peers"]).arg(&peers).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snap: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap["instances"].as_array().unwrap().len(), 2, "{snap}");
+
+    // A listed instance that is down fails --all, naming it; an empty or missing file is an error.
+    let _ = b.child.kill();
+    let _ = b.child.wait();
+    let out = phs().args(["healthcheck", "--all", "--peers"]).arg(&peers).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("http://{}/: not healthy: no answer", b.addr)), "{}", stderr(&out));
+    std::fs::write(&peers, "# nobody\n").unwrap();
+    let out = phs().args(["healthcheck", "--all", "--peers"]).arg(&peers).output().unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("lists no instance"), "{}", stderr(&out));
+    let out = phs().args(["top", "--once", "--peers", "/nonexistent/peers"]).output().unwrap();
+    assert!(!out.status.success() && stderr(&out).contains("cannot read the peers file"), "{}", stderr(&out));
+}
+
 #[test]
 fn healthcheck_deps_reports_each_service_with_its_latency() {
     let down = crate::util::ClosedPort::new();
