@@ -29,6 +29,12 @@ pub struct Capabilities {
     pub jobs: Vec<String>,
 }
 
+/// The largest event processEvent may return (about its JSON size), as large
+/// as a message capture accepts (`pipeline::normalize`). Every event of a
+/// batch is held until the batch is written, and a plugin can return the
+/// same 30 MB string in each one for nothing.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 const METHODS: &[&str] = &["setupPlugin", "teardownPlugin", "processEvent", "onEvent", "exportEvents"];
 const TASKS: &[&str] = &["runEveryMinute", "runEveryHour", "runEveryDay"];
 
@@ -245,7 +251,10 @@ impl PluginVm {
         // which the CPU deadline pauses for. Most calls never wait: the first
         // poll runs them to the end, and the wall-clock timer is only set up
         // for those that do (the CPU deadline covers the first poll).
-        let wall = limit.max(inner.limits.task);
+        let wall = match hook {
+            Hook::Top("processEvent") => inner.limits.process_event_wall.max(limit),
+            _ => limit.max(inner.limits.task),
+        };
         // mlua catches a panic in a host function and resumes it once the
         // error reaches Rust, here: it becomes this call's error, not the server's.
         let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
@@ -260,14 +269,20 @@ impl PluginVm {
             Ok(Err(panic)) => return Err(host_panic(&*panic)),
             Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,
         };
+        let budget = match hook {
+            Hook::Top("processEvent") => MAX_EVENT_BYTES,
+            _ => convert::MAX_VALUE_BYTES,
+        };
         match value {
             Value::Nil => Ok(None),
-            v => unlimited(lua, inner.limits.memory, || convert::from_lua(lua, v)).map(Some).map_err(|e| {
-                CallError::BadReturn(format!(
-                    "{name} returned a value that is not JSON-like: {}",
-                    clean(&e.to_string())
-                ))
-            }),
+            v => unlimited(lua, inner.limits.memory, || convert::from_lua_within(lua, v, budget)).map(Some).map_err(
+                |e| {
+                    CallError::BadReturn(format!(
+                        "{name} returned a value that is not JSON-like: {}",
+                        clean(&e.to_string())
+                    ))
+                },
+            ),
         }
     }
 
@@ -304,7 +319,10 @@ fn detect(hooks: &Table) -> mlua::Result<Capabilities> {
     if let Value::Table(jobs) = hooks.get::<Value>("jobs")? {
         for pair in jobs.pairs::<String, Value>() {
             let (name, v) = pair?;
-            if matches!(v, Value::Function(_)) {
+            // Names starting with `$` are phs's own jobs (`$events`, `$exportEventsWithRetry`):
+            // offering one in `meta.jobs` would let a plugin feed its onEvent or exportEvents
+            // events that were never ingested.
+            if matches!(v, Value::Function(_)) && !name.starts_with('$') {
                 caps.jobs.push(name);
             }
         }
@@ -353,7 +371,7 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
 /// Sorts an mlua error into a limit or the plugin's own error.
 pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     if let Some(message) = super::retry::requested(err) {
-        return CallError::Retry(message);
+        return CallError::Retry(super::logs::truncated(message));
     }
     if let Some(t) = sandbox::time_limit(err) {
         return CallError::TimeLimit(t);
@@ -365,7 +383,7 @@ pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     if text.contains("not enough memory") {
         return CallError::MemoryLimit(limits.memory);
     }
-    CallError::Plugin { message: text }
+    CallError::Plugin { message: super::logs::truncated(text) }
 }
 
 /// A panic inside a host function, as the error of the call that made it.

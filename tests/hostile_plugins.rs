@@ -1,0 +1,271 @@
+//! Hostile plugins under load: one `phs serve` (embedded) where every
+//! offender runs on a team of its own (the runtime's hostile set, a loop, a
+//! memory bomb, a plugin living near its memory limit, one that captures in
+//! a loop, one that floods its log, one that holds fetches open, one that
+//! returns or throws oversized values) while two well-behaved teams ingest.
+//! Every good event is stored and processed; each offender's events flow on,
+//! and each offender is disabled or limited with the reason where phs
+//! promises it: the config's error in `phs plugins list`, its state in
+//! `/_snapshot`, and its log. The throughput figure of this situation is
+//! `scripts/bench hostile` (a measurement, not asserted here).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::util::embedded::{cli, plugin_dir, post};
+use crate::util::eventually::eventually_blocking;
+use crate::util::plugins::{HOSTILE, HOSTILE_ATTACKS};
+use crate::util::server::{start, wait_healthy};
+
+/// The good teams' plugin: proves it ran on every one of their events.
+const GOOD: &str = r#"
+    function processEvent(event, meta)
+      event.properties.good = meta.config.team
+      return event
+    end"#;
+
+const SPINNER: &str = "function processEvent(e) while true do end end";
+
+const BOMB: &str = "function processEvent(e) local t = {} for i = 1, 1e9 do t[i] = {i} end end";
+
+/// Keeps 27 MiB of its 32 in `meta.global`, then needs 8 more on each event.
+const HOARDER: &str = r#"
+    function setupPlugin(meta)
+      meta.global.hoard = {}
+      for i = 1, 27 do meta.global.hoard[i] = string.rep(string.char(64 + i), 1024 * 1024) end
+    end
+    function processEvent(event, meta)
+      local more = {}
+      for i = 1, 8 do more[i] = string.rep(tostring(i), 1024 * 1024) end
+      return event
+    end"#;
+
+/// Captures in a loop, also from the events it captured itself.
+const CAPTURER: &str = r#"
+    function processEvent(event, meta)
+      for i = 1, 100000 do posthog.capture("looped", {distinct_id = "loop", n = i}) end
+      return event
+    end"#;
+
+/// Floods its console with 200 KB lines.
+const LOGGER: &str = r#"
+    local line = string.rep("log flood ", 20000)
+    function processEvent(event, meta)
+      for i = 1, 20000 do console.log(line, i) end
+      return event
+    end"#;
+
+/// Holds fetches to a server that accepts and never answers.
+const HANGER: &str = r#"
+    function processEvent(event, meta)
+      for i = 1, 3 do pcall(fetch, meta.config.url) end
+      return event
+    end"#;
+
+/// Values phs converts where the CPU hook never fires: a table shared at
+/// every level (2^60 values as JSON), a 4 MiB event, a 4 MiB error.
+const SHAPES: &str = r#"
+    local big = string.rep("x", 4 * 1024 * 1024)
+    local function dag() local t = {"x"} for i = 1, 60 do t = {t, t} end return t end
+    function processEvent(event, meta)
+      if event.event == "dag" then event.properties.dag = dag() end
+      if event.event == "encode" then json.encode(dag()) end
+      if event.event == "log_dag" then console.log(dag()) end
+      if event.event == "huge" then event.properties.big = big end
+      if event.event == "throw_big" then error(big) end
+      return event
+    end"#;
+
+/// (plugin, code, the events its team sends)
+fn offenders() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    let five = |name| vec![name; 5];
+    vec![
+        ("hostile set", HOSTILE, HOSTILE_ATTACKS.to_vec()),
+        ("spinner", SPINNER, five("spin")),
+        ("bomb", BOMB, five("bomb")),
+        ("hoarder", HOARDER, five("hoard")),
+        ("capturer", CAPTURER, five("capture")),
+        ("logger", LOGGER, five("log")),
+        ("hanger", HANGER, five("hang")),
+        ("shapes", SHAPES, vec!["dag", "encode", "log_dag", "huge", "throw_big", "plain"]),
+    ]
+}
+
+/// A server that accepts connections and never answers, for as long as the test runs.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}/never")
+}
+
+fn team(d: &std::path::Path, name: &str) -> (i64, String) {
+    let t: Value = serde_json::from_str(&cli(d, &["teams", "create", name, "--json"])).unwrap();
+    (t["id"].as_i64().unwrap(), t["api_token"].as_str().unwrap().to_string())
+}
+
+fn events_of(d: &std::path::Path, team: i64) -> Vec<Value> {
+    let out = cli(d, &["events", "list", "--team", &team.to_string(), "--json", "--limit", "1000000"]);
+    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn config_of<'a>(listed: &'a Value, plugin: &str) -> &'a Value {
+    let configs = listed["configs"].as_array().unwrap();
+    configs.iter().find(|c| c["plugin"] == plugin).unwrap_or_else(|| panic!("no config of {plugin}: {listed}"))
+}
+
+const GOOD_BATCHES: usize = 15;
+const BATCH: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let good: Vec<(i64, String)> = ["good one", "good two"].iter().map(|n| team(&d, n)).collect();
+    cli(
+        &d,
+        &[
+            "plugins",
+            "install",
+            plugin_dir(&d, "good", json!([{"key": "team", "type": "string"}]), GOOD).to_str().unwrap(),
+        ],
+    );
+    for (i, (_, token)) in good.iter().enumerate() {
+        cli(&d, &["plugins", "config", "good", "--team", token, "--set", &format!("team=good{i}")]);
+        cli(&d, &["plugins", "enable", "good", "--team", token]);
+    }
+    let url_field = json!([{"key": "url", "type": "string"}]);
+    let mut bad = Vec::new();
+    for (plugin, code, events) in offenders() {
+        let (id, token) = team(&d, plugin);
+        let schema = if plugin == "hanger" { url_field.clone() } else { json!([]) };
+        cli(&d, &["plugins", "install", plugin_dir(&d, plugin, schema, code).to_str().unwrap()]);
+        if plugin == "hanger" {
+            cli(&d, &["plugins", "config", plugin, "--team", &token, "--set", &format!("url={}", silent_server())]);
+        }
+        cli(&d, &["plugins", "enable", plugin, "--team", &token]);
+        bad.push((plugin, id, token, events));
+    }
+    let mut server =
+        start(&[("PHS_DATA_DIR", d.display().to_string()), ("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into())]);
+    wait_healthy(&mut server);
+    let url = format!("http://{}/batch/", server.capture);
+    let started = Instant::now();
+
+    // The good teams send their batches; between them, each offender sends its next event.
+    for round in 0..GOOD_BATCHES {
+        for (g, (_, token)) in good.iter().enumerate() {
+            let batch: Vec<Value> = (0..BATCH)
+                .map(|i| json!({"event": format!("good{g}"), "distinct_id": format!("u{}", i % 20), "properties": {"round": round}}))
+                .collect();
+            let body = json!({"api_key": token, "batch": batch});
+            assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+        }
+        for (_, _, token, events) in &bad {
+            if let Some(name) = events.get(round) {
+                let body = json!({"api_key": token, "batch": [{"event": name, "distinct_id": "offender"}]});
+                assert_eq!(post(&url, "application/json", body.to_string().into_bytes()).await.0, 200);
+            }
+        }
+    }
+
+    // Every event of the good teams is stored, and their plugin ran on each.
+    for (g, (id, _)) in good.iter().enumerate() {
+        let rows = eventually_blocking(Duration::from_secs(120), &format!("good team {g}'s events"), || {
+            let rows = events_of(&d, *id);
+            if rows.len() >= GOOD_BATCHES * BATCH { Ok(rows) } else { Err(format!("{} stored", rows.len())) }
+        });
+        assert_eq!(rows.len(), GOOD_BATCHES * BATCH);
+        let expected = format!("good{g}");
+        assert!(
+            rows.iter().all(|r| r["properties"]["good"] == expected.as_str()),
+            "good team {g}'s plugin skipped events"
+        );
+    }
+    // Every offender's own events flow on, whatever its plugin did.
+    for (plugin, id, _, events) in &bad {
+        let rows = eventually_blocking(Duration::from_secs(60), &format!("{plugin}'s events"), || {
+            let rows = events_of(&d, *id);
+            let missing: Vec<&&str> = events.iter().filter(|e| !rows.iter().any(|r| r["event"] == **e)).collect();
+            if missing.is_empty() { Ok(rows) } else { Err(format!("missing {missing:?}")) }
+        });
+        let own = rows.iter().filter(|r| r["event"] != "looped").count();
+        assert_eq!(own, events.len(), "{plugin}: {own} of its events stored");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Disabled, with the reason on the config (`phs plugins list`) and the state in /_snapshot.
+    let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+    for (plugin, reason) in [
+        ("spinner", "processEvent ran out of time 3 times in a row (plugin exceeded its time limit of 500 ms)"),
+        ("bomb", "processEvent ran out of memory 3 times in a row"),
+        ("hoarder", "processEvent ran out of memory 3 times in a row"),
+        ("hanger", "processEvent ran out of time 3 times in a row (plugin exceeded its time limit of 2000 ms)"),
+        ("capturer", "disabled automatically"),
+    ] {
+        let config = config_of(&listed, plugin);
+        let message = config["error"]["message"].as_str().unwrap_or_default();
+        assert!(config["enabled"] == false && message.contains(reason), "{plugin}: {config}");
+    }
+    let text = cli(&d, &["plugins", "list"]);
+    for plugin in ["spinner", "bomb", "hoarder", "hanger", "capturer"] {
+        assert!(text.lines().any(|l| l.contains(plugin) && l.contains("disabled")), "{plugin} in {text}");
+    }
+    let snapshot: Value =
+        reqwest::get(format!("http://{}/_snapshot", server.addr)).await.unwrap().json().await.unwrap();
+    let rows = snapshot["plugins"].as_array().unwrap_or_else(|| panic!("no plugin rows: {snapshot}"));
+    for plugin in ["spinner", "bomb", "hoarder", "hanger", "capturer"] {
+        let row = rows.iter().find(|r| r["plugin"] == plugin).unwrap_or_else(|| panic!("no row of {plugin}"));
+        assert_eq!(row["state"], "disabled", "{plugin}: {row}");
+    }
+
+    // The capture loop was held to its budget: 1,000 at once, then 100 a second.
+    let (_, capturer, _, _) = bad.iter().find(|b| b.0 == "capturer").unwrap();
+    let looped = events_of(&d, *capturer).iter().filter(|r| r["event"] == "looped").count();
+    let budget = 1000.0 + 100.0 * elapsed;
+    assert!((looped as f64) <= budget, "{looped} captured events in {elapsed:.0} s, over the budget of {budget:.0}");
+    let capturer_config = config_of(&listed, "capturer")["id"].to_string();
+    // Refused past its budget, or stopped by the wall-time limit first (each capture waits on the log).
+    let logs = cli(&d, &["plugins", "logs", &capturer_config]);
+    assert!(logs.contains("posthog.capture refused") || logs.contains("time limit"), "{logs}");
+
+    // The log flood was limited, not disabled: 100 entries a second at most,
+    // each cut to 50,000 characters, and a note of what was dropped.
+    let logger = config_of(&listed, "logger");
+    assert_eq!(logger["enabled"], true, "{logger}");
+    let logs = eventually_blocking(Duration::from_secs(10), "the logger's note of dropped entries", || {
+        let logs = cli(&d, &["plugins", "logs", &logger["id"].to_string()]);
+        if logs.contains("the rest of this second's are dropped") { Ok(logs) } else { Err(logs.len()) }
+    });
+    let console: Vec<&str> = logs.lines().filter(|l| l.contains("log flood")).collect();
+    assert!(console.len() as f64 <= 100.0 * (elapsed + 1.0), "{} console entries in {elapsed:.0} s", console.len());
+    assert!(console.iter().all(|l| l.len() < 50_200), "a console entry was not cut");
+
+    // Oversized values failed their own call; the stored error is cut too.
+    let (_, shapes, _, _) = bad.iter().find(|b| b.0 == "shapes").unwrap();
+    let rows = events_of(&d, *shapes);
+    for e in ["dag", "encode", "log_dag", "huge", "throw_big"] {
+        let p = &rows.iter().find(|r| r["event"] == e).unwrap()["properties"];
+        assert_eq!(p["$plugins_failed"].as_array().map(Vec::len), Some(1), "{e}: {p}");
+        assert!(p.get("dag").is_none() && p.get("big").is_none(), "{e} stored the oversized value");
+    }
+    let shapes_config = config_of(&listed, "shapes");
+    assert!(shapes_config["error"].to_string().len() < 60_000, "the stored error was not cut");
+
+    // The hostile set: each attack failed its own call and its event went on.
+    let (_, hostile, _, _) = bad.iter().find(|b| b.0 == "hostile set").unwrap();
+    let rows = events_of(&d, *hostile);
+    for attack in ["spin", "bomb", "rep", "recurse", "io", "os", "require", "debug", "bytecode"] {
+        let p = &rows.iter().find(|r| r["event"] == attack).unwrap()["properties"];
+        assert_eq!(p["$plugins_failed"].as_array().map(Vec::len), Some(1), "{attack}: {p}");
+    }
+    let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
+    assert!(health.status.success(), "the server is unhealthy after the offenders");
+    eprintln!("offenders contained in {elapsed:.1} s; {looped} looped captures");
+}
