@@ -488,6 +488,11 @@ impl PluginRunner {
         let event = event.map(|e| p.secrets.redact_json(e));
         let event = event.as_ref();
         crate::metrics::global().plugin_error(&p.stats, message, event);
+        // Once disabled, the reason stays on the config: a call still running on another
+        // shard's state when it was disabled must not replace it with its own error.
+        if p.is_disabled() {
+            return;
+        }
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
         if let Err(err) = self.stores.plugins.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
