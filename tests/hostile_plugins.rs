@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::embedded::{cli, plugin_dir, post};
+use crate::util::embedded::{cli, plugin_dir, post, team, team_events as events_of};
 use crate::util::eventually::eventually_blocking;
-use crate::util::plugins::{HOSTILE, HOSTILE_ATTACKS};
 use crate::util::server::{start, wait_healthy};
 
 /// The good teams' plugin: proves it ran on every one of their events.
@@ -25,71 +24,36 @@ const GOOD: &str = r#"
       return event
     end"#;
 
-const SPINNER: &str = "function processEvent(e) while true do end end";
+/// Every offender: its plugin, the file of its code in `fixtures/hostile/`,
+/// its config schema and values (`{silent}` is a server that never answers),
+/// and the events its team sends. `scripts/bench hostile` runs the same set.
+const OFFENDERS: &str = include_str!("fixtures/hostile/offenders.json");
 
-const BOMB: &str = "function processEvent(e) local t = {} for i = 1, 1e9 do t[i] = {i} end end";
+struct Offender {
+    plugin: String,
+    code: String,
+    schema: Value,
+    config: Vec<String>,
+    events: Vec<String>,
+}
 
-/// Keeps 27 MiB of its 32 in `meta.global`, then needs 8 more on each event.
-const HOARDER: &str = r#"
-    function setupPlugin(meta)
-      meta.global.hoard = {}
-      for i = 1, 27 do meta.global.hoard[i] = string.rep(string.char(64 + i), 1024 * 1024) end
-    end
-    function processEvent(event, meta)
-      local more = {}
-      for i = 1, 8 do more[i] = string.rep(tostring(i), 1024 * 1024) end
-      return event
-    end"#;
-
-/// Captures in a loop, also from the events it captured itself.
-const CAPTURER: &str = r#"
-    function processEvent(event, meta)
-      for i = 1, 100000 do posthog.capture("looped", {distinct_id = "loop", n = i}) end
-      return event
-    end"#;
-
-/// Floods its console with 200 KB lines.
-const LOGGER: &str = r#"
-    local line = string.rep("log flood ", 20000)
-    function processEvent(event, meta)
-      for i = 1, 20000 do console.log(line, i) end
-      return event
-    end"#;
-
-/// Holds fetches to a server that accepts and never answers.
-const HANGER: &str = r#"
-    function processEvent(event, meta)
-      for i = 1, 3 do pcall(fetch, meta.config.url) end
-      return event
-    end"#;
-
-/// Values phs converts where the CPU hook never fires: a table shared at
-/// every level (2^60 values as JSON), a 4 MiB event, a 4 MiB error.
-const SHAPES: &str = r#"
-    local big = string.rep("x", 4 * 1024 * 1024)
-    local function dag() local t = {"x"} for i = 1, 60 do t = {t, t} end return t end
-    function processEvent(event, meta)
-      if event.event == "dag" then event.properties.dag = dag() end
-      if event.event == "encode" then json.encode(dag()) end
-      if event.event == "log_dag" then console.log(dag()) end
-      if event.event == "huge" then event.properties.big = big end
-      if event.event == "throw_big" then error(big) end
-      return event
-    end"#;
-
-/// (plugin, code, the events its team sends)
-fn offenders() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    let five = |name| vec![name; 5];
-    vec![
-        ("hostile set", HOSTILE, HOSTILE_ATTACKS.to_vec()),
-        ("spinner", SPINNER, five("spin")),
-        ("bomb", BOMB, five("bomb")),
-        ("hoarder", HOARDER, five("hoard")),
-        ("capturer", CAPTURER, five("capture")),
-        ("logger", LOGGER, five("log")),
-        ("hanger", HANGER, five("hang")),
-        ("shapes", SHAPES, vec!["dag", "encode", "log_dag", "huge", "throw_big", "plain"]),
-    ]
+fn offenders(silent: &str) -> Vec<Offender> {
+    let list: Vec<Value> = serde_json::from_str(OFFENDERS).unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hostile");
+    list.iter()
+        .map(|o| Offender {
+            plugin: o["plugin"].as_str().unwrap().to_string(),
+            code: std::fs::read_to_string(format!("{dir}/{}", o["file"].as_str().unwrap())).unwrap(),
+            schema: o.get("schema").cloned().unwrap_or(json!([])),
+            config: o["config"]
+                .as_object()
+                .iter()
+                .flat_map(|m| m.iter())
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap().replace("{silent}", silent)))
+                .collect(),
+            events: o["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect(),
+        })
+        .collect()
 }
 
 /// A server that accepts connections and never answers, for as long as the test runs.
@@ -103,16 +67,6 @@ fn silent_server() -> String {
         }
     });
     format!("http://{addr}/never")
-}
-
-fn team(d: &std::path::Path, name: &str) -> (i64, String) {
-    let t: Value = serde_json::from_str(&cli(d, &["teams", "create", name, "--json"])).unwrap();
-    (t["id"].as_i64().unwrap(), t["api_token"].as_str().unwrap().to_string())
-}
-
-fn events_of(d: &std::path::Path, team: i64) -> Vec<Value> {
-    let out = cli(d, &["events", "list", "--team", &team.to_string(), "--json", "--limit", "1000000"]);
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn config_of<'a>(listed: &'a Value, plugin: &str) -> &'a Value {
@@ -140,16 +94,15 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
         cli(&d, &["plugins", "config", "good", "--team", token, "--set", &format!("team=good{i}")]);
         cli(&d, &["plugins", "enable", "good", "--team", token]);
     }
-    let url_field = json!([{"key": "url", "type": "string"}]);
+    let silent = silent_server();
     let mut bad = Vec::new();
-    for (plugin, code, events) in offenders() {
-        let (id, token) = team(&d, plugin);
-        let schema = if plugin == "hanger" { url_field.clone() } else { json!([]) };
-        cli(&d, &["plugins", "install", plugin_dir(&d, plugin, schema, code).to_str().unwrap()]);
-        if plugin == "hanger" {
-            cli(&d, &["plugins", "config", plugin, "--team", &token, "--set", &format!("url={}", silent_server())]);
+    for Offender { plugin, code, schema, config, events } in offenders(&silent) {
+        let (id, token) = team(&d, &plugin);
+        cli(&d, &["plugins", "install", plugin_dir(&d, &plugin, schema, &code).to_str().unwrap()]);
+        for value in &config {
+            cli(&d, &["plugins", "config", &plugin, "--team", &token, "--set", value]);
         }
-        cli(&d, &["plugins", "enable", plugin, "--team", &token]);
+        cli(&d, &["plugins", "enable", &plugin, "--team", &token]);
         bad.push((plugin, id, token, events));
     }
     let mut server =
@@ -192,7 +145,8 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
     for (plugin, id, _, events) in &bad {
         let rows = eventually_blocking(Duration::from_secs(60), &format!("{plugin}'s events"), || {
             let rows = events_of(&d, *id);
-            let missing: Vec<&&str> = events.iter().filter(|e| !rows.iter().any(|r| r["event"] == **e)).collect();
+            let missing: Vec<&String> =
+                events.iter().filter(|e| !rows.iter().any(|r| r["event"] == e.as_str())).collect();
             if missing.is_empty() { Ok(rows) } else { Err(format!("missing {missing:?}")) }
         });
         let own = rows.iter().filter(|r| r["event"] != "looped").count();

@@ -12,20 +12,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::embedded::{cli, plugin_dir, post};
+use crate::util::embedded::{cli, plugin_dir, post, team, team_events as events_of};
 use crate::util::eventually::eventually_blocking;
 use crate::util::server::{start, wait_healthy};
 use crate::util::{phs, stdout, unique};
-
-fn team(d: &std::path::Path, name: &str) -> (i64, String) {
-    let t: Value = serde_json::from_str(&cli(d, &["teams", "create", name, "--json"])).unwrap();
-    (t["id"].as_i64().unwrap(), t["api_token"].as_str().unwrap().to_string())
-}
-
-fn events_of(d: &std::path::Path, team: i64) -> Vec<Value> {
-    let out = cli(d, &["events", "list", "--team", &team.to_string(), "--json", "--limit", "100000"]);
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 /// One plugin, a config per team. Team A's config attacks; every config
 /// reports what it can see.
