@@ -9,6 +9,7 @@
 //! `/_snapshot`, and its log. The throughput figure of this situation is
 //! `scripts/bench hostile` (a measurement, not asserted here).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -225,4 +226,41 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
     let health = crate::util::phs().args(["healthcheck", "--admin-addr", &server.addr]).output().unwrap();
     assert!(health.status.success(), "the server is unhealthy after the offenders");
     eprintln!("offenders contained in {elapsed:.1} s; {looped} looped captures");
+}
+
+/// An onEvent that holds a fetch open: each call holds a job worker slot for
+/// the whole wall limit, and a `$events` job holds a batch's events. After
+/// three calls in a row the config is disabled and the rest of the job is
+/// skipped, so the slot is free again instead of held for every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_event_holding_its_calls_open_is_disabled_and_frees_its_worker_slot() {
+    use phs::plugins::delivery::{Waits, on_event};
+    use phs::plugins::registry;
+    use phs::plugins::runner::{Backends, PluginRunner, RunnerOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::util::sqlite_store(&tmp).await;
+    let code = "function onEvent(event, meta) fetch(meta.config.url) end";
+    let schema = json!([{"key": "url", "type": "string"}]);
+    let plugin = registry::install(store.as_ref(), &plugin_dir(tmp.path(), "held", schema, code)).await.unwrap();
+    let new = phs::store::NewTeam { name: "held".into(), anonymize_ips: false, api_token: None };
+    let team = store.create_team(new).await.unwrap();
+    let url = silent_server();
+    registry::configure(store.as_ref(), &team, &plugin, &[("url".into(), url)]).await.unwrap();
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let wall = Duration::from_millis(300);
+    let limits = phs::plugins::Limits { on_event: Duration::from_millis(100), task: wall, ..Default::default() };
+    let mut options = RunnerOptions { limits, ..Default::default() };
+    options.fetch.allow_private = true;
+    let cache = Arc::new(phs::cache::memory::MemoryCache::default());
+    let runner = PluginRunner::new(Backends::of(store.clone(), cache), None, options, uuid::Uuid::now_v7());
+    let p = runner.team_plugins(team.id).await[0].clone();
+    let events: Vec<Value> = (0..20).map(|i| json!({"event": format!("e{i}"), "properties": {}})).collect();
+
+    let started = Instant::now();
+    on_event(&runner, &p, &events, Waits::Slept).await;
+    let took = started.elapsed();
+    assert!(took < wall * 8, "the job held its slot for {took:?}: 20 events x {wall:?} would be {:?}", wall * 20);
+    let config = &store.list_plugin_configs(Some(team.id)).await.unwrap()[0];
+    let reason = config.error.as_ref().and_then(|e| e["message"].as_str()).unwrap_or_default();
+    assert!(!config.enabled && reason.contains("onEvent ran out of time 3 times in a row"), "{config:?}");
 }
