@@ -434,18 +434,22 @@ impl PluginRunner {
     /// counts: the async side calls this too.
     pub async fn count_limits(&self, p: &Loaded, hook: &str, error: Option<&CallError>) {
         let Some(e) = error.filter(|e| e.is_limit()) else {
-            p.limits_in_a_row.store(0, Ordering::Relaxed);
+            if p.limits_in_a_row.swap(0, Ordering::Relaxed) > 0 {
+                p.built_states().for_each(|s| s.vm.set_probation(false));
+            }
             return;
         };
         let n = p.limits_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        p.built_states().for_each(|s| s.vm.set_probation(true));
         if n >= MAX_LIMITS_IN_A_ROW {
             let what = match e {
                 CallError::TimeLimit(_) => "ran out of time",
                 _ => "ran out of memory",
             };
             let reason = format!(
-                "disabled automatically: {hook} {what} {n} times in a row ({e}); \
-                 each such call holds up every event of its batch or a job worker slot"
+                "disabled automatically: {hook} {what} {n} times in a row (the last: {e}; after the first, \
+                 calls get a tenth of the time limits); each such call holds up every event of its batch \
+                 or a job worker slot"
             );
             self.disable(p, reason).await;
         }

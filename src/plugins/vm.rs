@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -76,7 +77,15 @@ pub struct PluginVm {
     inner: Mutex<Inner>,
     capabilities: Capabilities,
     name: String,
+    /// Set while the config's last call hit a limit: its calls then get a
+    /// tenth of the time limits ([`PROBATION_SHARE`]), so a plugin that
+    /// keeps hitting them costs the whole limit once, not at every call
+    /// until it is disabled. The runner sets and clears it.
+    probation: AtomicBool,
 }
+
+/// The share of the time limits a state on probation gets (1 / this).
+pub const PROBATION_SHARE: u32 = 10;
 
 struct Inner {
     lua: Lua,
@@ -139,7 +148,13 @@ impl PluginVm {
             inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call }),
             capabilities,
             name: source.manifest.name.clone(),
+            probation: AtomicBool::new(false),
         })
+    }
+
+    /// Puts the state on probation (see [`PluginVm`]) or takes it off.
+    pub fn set_probation(&self, on: bool) {
+        self.probation.store(on, Ordering::Relaxed);
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -218,11 +233,12 @@ impl PluginVm {
         event: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
+        let share = if self.probation.load(Ordering::Relaxed) { PROBATION_SHARE } else { 1 };
         let limit = match hook {
             Hook::Top("processEvent") => inner.limits.process_event,
             Hook::Top("onEvent") => inner.limits.on_event,
             _ => inner.limits.task_cpu,
-        };
+        } / share;
         let lua = &inner.lua;
         let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
         let found = match hook {
@@ -254,7 +270,7 @@ impl PluginVm {
         let wall = match hook {
             Hook::Top("processEvent") => inner.limits.process_event_wall.max(limit),
             _ => limit.max(inner.limits.task),
-        };
+        } / share;
         // mlua catches a panic in a host function and resumes it once the
         // error reaches Rust, here: it becomes this call's error, not the server's.
         let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
