@@ -159,14 +159,17 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
     let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
     for (plugin, reason) in [
         ("spinner", "processEvent ran out of time 3 times in a row"),
-        ("bomb", "processEvent ran out of memory 3 times in a row"),
-        ("hoarder", "processEvent ran out of memory 3 times in a row"),
+        // A bomb is stopped by whichever limit it reaches first: on a loaded machine, or on
+        // probation (a tenth of the time limit), that may be time rather than memory.
+        ("bomb", "processEvent ran out of"),
+        ("hoarder", "processEvent ran out of memory"),
         ("hanger", "processEvent ran out of time 3 times in a row"),
         ("capturer", "disabled automatically"),
     ] {
         let config = config_of(&listed, plugin);
         let message = config["error"]["message"].as_str().unwrap_or_default();
-        assert!(config["enabled"] == false && message.contains(reason), "{plugin}: {config}");
+        let disabled = message.starts_with("disabled automatically") && message.contains(reason);
+        assert!(config["enabled"] == false && disabled, "{plugin}: {config}");
     }
     let text = cli(&d, &["plugins", "list"]);
     for plugin in ["spinner", "bomb", "hoarder", "hanger", "capturer"] {

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -45,6 +45,8 @@ pub const MAX_SETUP_FAILURES: u32 = 5;
 /// holds one of the job worker's slots for its 30 s: the error rate's 100
 /// calls would be far too many.
 pub const MAX_LIMITS_IN_A_ROW: u32 = 3;
+const TIME_HIT: u8 = 1;
+const MEMORY_HIT: u8 = 2;
 /// How long a team's list of plugin configs is trusted before it is re-read.
 const REFRESH: Duration = Duration::from_secs(2);
 
@@ -140,6 +142,8 @@ pub struct Loaded {
     disabled: AtomicBool,
     /// Calls in a row (any hook) that hit a time or memory limit.
     limits_in_a_row: AtomicU32,
+    /// Which limits those calls hit: [`TIME_HIT`] and/or [`MEMORY_HIT`].
+    limits_hit: AtomicU8,
     /// The config's secret values, masked in what this runner logs and stores.
     secrets: Arc<super::secrets::Redactor>,
 }
@@ -435,16 +439,21 @@ impl PluginRunner {
     pub async fn count_limits(&self, p: &Loaded, hook: &str, error: Option<&CallError>) {
         let Some(e) = error.filter(|e| e.is_limit()) else {
             if p.limits_in_a_row.swap(0, Ordering::Relaxed) > 0 {
+                p.limits_hit.store(0, Ordering::Relaxed);
                 p.built_states().for_each(|s| s.vm.set_probation(false));
             }
             return;
         };
         let n = p.limits_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        let kind = if matches!(e, CallError::TimeLimit(_)) { TIME_HIT } else { MEMORY_HIT };
+        let hit = p.limits_hit.fetch_or(kind, Ordering::Relaxed) | kind;
         p.built_states().for_each(|s| s.vm.set_probation(true));
         if n >= MAX_LIMITS_IN_A_ROW {
-            let what = match e {
-                CallError::TimeLimit(_) => "ran out of time",
-                _ => "ran out of memory",
+            // A memory bomb on probation may run out of its shorter time first.
+            let what = match hit {
+                TIME_HIT => "ran out of time",
+                MEMORY_HIT => "ran out of memory",
+                _ => "ran out of memory and time",
             };
             let reason = format!(
                 "disabled automatically: {hook} {what} {n} times in a row (the last: {e}; after the first, \
@@ -681,6 +690,7 @@ impl PluginRunner {
             errors: Default::default(),
             disabled: AtomicBool::new(false),
             limits_in_a_row: AtomicU32::new(0),
+            limits_hit: AtomicU8::new(0),
             secrets,
         })
     }
