@@ -173,6 +173,7 @@ fn vm_with(code: &str, jobs: Arc<MemoryJobs>, logs: Arc<MemoryLog>) -> PluginVm 
     let limits = Limits {
         memory: 16 * 1024 * 1024,
         process_event: Duration::from_millis(200),
+        process_event_wall: Duration::from_secs(2),
         on_event: Duration::from_millis(300),
         task_cpu: Duration::from_secs(2),
         task: Duration::from_secs(2),

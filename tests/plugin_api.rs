@@ -22,6 +22,7 @@ fn limits() -> Limits {
     Limits {
         memory: 16 * 1024 * 1024,
         process_event: Duration::from_millis(500),
+        process_event_wall: Duration::from_secs(5),
         on_event: Duration::from_secs(1),
         task_cpu: Duration::from_secs(5),
         task: Duration::from_secs(5),

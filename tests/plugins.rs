@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phs::cache::Cache;
-use phs::plugins::logs::MemoryLog;
+use phs::plugins::logs::{LogSource, MemoryLog};
 use phs::plugins::{CallError, Limits, Manifest, PluginSource, PluginVm, ProcessOutcome};
 use serde_json::json;
 
@@ -26,6 +26,7 @@ fn limits() -> Limits {
     Limits {
         memory: 16 * 1024 * 1024,
         process_event: Duration::from_millis(200),
+        process_event_wall: Duration::from_secs(2),
         on_event: Duration::from_millis(500),
         task_cpu: Duration::from_secs(2),
         task: Duration::from_secs(2),
@@ -243,8 +244,14 @@ async fn log_flooding_is_capped_and_reported() {
     let vm = PluginVm::load(&source(code), ctx(1, memory_cache(), logs.clone()), generous).unwrap();
     vm.process_event(&event()).await.unwrap();
     let entries = logs.take();
-    assert_eq!(entries.len(), phs::plugins::api::LOGS_PER_SECOND as usize, "{}", entries.len());
+    // A window's worth, and a note said at the first one dropped.
+    assert_eq!(entries.len(), phs::plugins::api::LOGS_PER_SECOND as usize + 1, "{}", entries.len());
     assert_eq!(entries[0].message, r#"spam 1 {"k":1}"#);
+    let note = entries.last().unwrap();
+    assert!(
+        note.source == LogSource::System && note.message.contains("the rest of this second's are dropped"),
+        "{note:?}"
+    );
     // The next window starts with a note of how many were dropped.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     vm.process_event(&event()).await.unwrap();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use mlua::{Lua, LuaSerdeExt, Table, Value, Variadic};
 
 mod cache;
+pub mod capture_budget;
 
 use super::convert::{from_lua, to_lua};
 
@@ -73,6 +74,8 @@ pub struct Capture {
     pub token: String,
     /// The default distinct_id of captured events, as in the original: the plugin's name.
     pub plugin_name: String,
+    /// The config's captures left; shared by its states.
+    pub budget: Arc<capture_budget::CaptureBudget>,
 }
 
 /// Console entries a plugin config may write per second; the rest are
@@ -94,7 +97,18 @@ pub fn install_globals(lua: &Lua, ctx: &Context, source: &PluginSource, deadline
         let limiter = limiter.clone();
         let f = lua.create_function(move |lua, args: Variadic<Value>| {
             let admitted = limiter.lock().unwrap_or_else(|p| p.into_inner()).admit();
-            let Some(dropped) = admitted else { return Ok(()) };
+            let dropped = match admitted {
+                Admission::Log { dropped } => dropped,
+                // Said at once, not only when the plugin next logs: it may never log again.
+                Admission::FirstDropped => {
+                    let note = format!(
+                        "more than {LOGS_PER_SECOND} console entries in one second: the rest of this second's are dropped"
+                    );
+                    logs.log(LogEntry::new(LogSource::System, LogLevel::Warn, note));
+                    return Ok(());
+                }
+                Admission::Dropped => return Ok(()),
+            };
             if dropped > 0 {
                 let note = format!("{dropped} console entries were dropped: more than {LOGS_PER_SECOND} per second");
                 logs.log(LogEntry::new(LogSource::System, LogLevel::Warn, note));
@@ -185,6 +199,7 @@ fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resul
             let Some(c) = capture else {
                 return Err(mlua::Error::runtime("posthog.capture is not available here"));
             };
+            c.budget.take().map_err(mlua::Error::runtime)?;
             let mut props = match props? {
                 Some(serde_json::Value::Object(m)) => m,
                 None | Some(serde_json::Value::Null) => serde_json::Map::new(),
@@ -377,7 +392,13 @@ fn decode(lua: &Lua, raw: &str) -> mlua::Result<Value> {
 fn format_args(lua: &Lua, args: &[Value]) -> String {
     args.iter()
         .map(|v| match v {
-            Value::String(s) => s.to_string_lossy(),
+            // Only what a log entry keeps is copied: a 30 MB string logged
+            // 100 times a second would otherwise be copied whole each time.
+            Value::String(s) => {
+                let bytes = s.as_bytes();
+                let cut = bytes.len().min(super::logs::MAX_MESSAGE_CHARS + 4);
+                String::from_utf8_lossy(&bytes[..cut]).into_owned()
+            }
             Value::Table(_) => from_lua(lua, v.clone()).map(|j| j.to_string()).unwrap_or_else(|_| "[table]".into()),
             Value::Nil => "nil".into(),
             other => other.to_string().unwrap_or_else(|_| format!("[{}]", other.type_name())),
@@ -386,8 +407,18 @@ fn format_args(lua: &Lua, args: &[Value]) -> String {
         .join(" ")
 }
 
-/// A one-second window counter. `admit` returns None to drop an entry, or
-/// Some(n) to log it, n being how many were dropped before it.
+/// What becomes of one console entry.
+enum Admission {
+    /// Logged; `dropped` entries were dropped since the last one logged.
+    Log {
+        dropped: u32,
+    },
+    /// Dropped, the first of its window.
+    FirstDropped,
+    Dropped,
+}
+
+/// A one-second window counter of console entries.
 #[derive(Default)]
 struct RateLimit {
     window: Option<Instant>,
@@ -396,17 +427,18 @@ struct RateLimit {
 }
 
 impl RateLimit {
-    fn admit(&mut self) -> Option<u32> {
+    fn admit(&mut self) -> Admission {
         let now = Instant::now();
         if self.window.is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1)) {
             self.window = Some(now);
             self.count = 0;
         }
         if self.count >= LOGS_PER_SECOND {
+            self.count += 1;
             self.dropped += 1;
-            return None;
+            return if self.count == LOGS_PER_SECOND + 1 { Admission::FirstDropped } else { Admission::Dropped };
         }
         self.count += 1;
-        Some(std::mem::take(&mut self.dropped))
+        Admission::Log { dropped: std::mem::take(&mut self.dropped) }
     }
 }

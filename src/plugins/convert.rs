@@ -19,6 +19,18 @@ use serde_json::{Map, Number, Value as Json};
 /// plugin must not overflow the stack.
 const MAX_DEPTH: usize = 128;
 
+/// A value back from Lua is refused once it grows past this many bytes
+/// (string bytes plus [`NODE_BYTES`] per value: about its JSON size). The
+/// conversion runs in Rust, where the CPU hook never fires, and a table
+/// referenced twice is converted twice, so `t = {t, t}` sixty times over
+/// would otherwise take 2^60 steps and all the memory there is. The bound is
+/// a quarter of a state's default memory limit: far above any honest cache,
+/// storage or log value, and reached within about 0.2 s in a debug build.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// What one value (a number, a table, a key) counts, besides its strings.
+const NODE_BYTES: usize = 8;
+
 // Both directions work on the raw Lua stack inside one `exec_raw` (one lock
 // and one protected call per value) rather than through mlua's per-operation
 // API, which locks and checks on every push; for an event that is the
@@ -102,6 +114,11 @@ unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize) -> bool 
 }
 
 pub fn from_lua(lua: &Lua, v: Value) -> mlua::Result<Json> {
+    from_lua_within(lua, v, MAX_VALUE_BYTES)
+}
+
+/// [`from_lua`], refusing a value larger than `budget` bytes (see [`MAX_VALUE_BYTES`]).
+pub fn from_lua_within(lua: &Lua, v: Value, budget: usize) -> mlua::Result<Json> {
     let t = match v {
         Value::Table(t) => t,
         Value::Nil => return Ok(Json::Null),
@@ -117,15 +134,25 @@ pub fn from_lua(lua: &Lua, v: Value) -> mlua::Result<Json> {
     // place; the stack is emptied before returning.
     unsafe {
         lua.exec_raw::<()>((lua.array_metatable(), t), |state| {
-            out = read_value(state, 2, 0);
+            let mut left = budget;
+            out = read_value(state, 2, 0, &mut left);
             ffi::lua_settop(state, 0);
         })?;
     }
     out.map_err(mlua::Error::runtime)
 }
 
-unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Result<Json, String> {
+/// Takes `n` bytes from the budget, or says the value is too large.
+fn spend(left: &mut usize, n: usize) -> Result<(), String> {
+    *left = left
+        .checked_sub(n)
+        .ok_or_else(|| "value too large to convert (a table shared many times over?)".to_string())?;
+    Ok(())
+}
+
+unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize, left: &mut usize) -> Result<Json, String> {
     unsafe {
+        spend(left, NODE_BYTES)?;
         Ok(match ffi::lua_type(state, idx) {
             ffi::LUA_TNIL => Json::Null,
             ffi::LUA_TLIGHTUSERDATA if ffi::lua_touserdata(state, idx).is_null() => Json::Null,
@@ -134,8 +161,8 @@ unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Re
                 Json::Number(ffi::lua_tointeger(state, idx).into())
             }
             ffi::LUA_TNUMBER => Number::from_f64(ffi::lua_tonumber(state, idx)).map(Json::Number).unwrap_or(Json::Null),
-            ffi::LUA_TSTRING => Json::String(read_string(state, idx)?),
-            ffi::LUA_TTABLE => read_table(state, idx, depth)?,
+            ffi::LUA_TSTRING => Json::String(read_string(state, idx, left)?),
+            ffi::LUA_TTABLE => read_table(state, idx, depth, left)?,
             t => {
                 let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, t)).to_string_lossy();
                 return Err(format!("a {name} cannot be converted to JSON"));
@@ -145,10 +172,11 @@ unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Re
 }
 
 /// A string value (the caller checked its type, so lua_tolstring does not convert in place).
-unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int) -> Result<String, String> {
+unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int, left: &mut usize) -> Result<String, String> {
     unsafe {
         let mut len = 0;
         let ptr = ffi::lua_tolstring(state, idx, &mut len);
+        spend(left, len)?;
         let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
         std::str::from_utf8(bytes).map(str::to_string).map_err(|_| "a string is not valid UTF-8 text".to_string())
     }
@@ -157,7 +185,7 @@ unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int) -> Result<String, 
 /// A table is an array when it has the array metatable, or a non-empty
 /// sequence part and no other keys; otherwise an object, its sequence part
 /// under string keys.
-unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Result<Json, String> {
+unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize, left: &mut usize) -> Result<Json, String> {
     unsafe {
         if depth >= MAX_DEPTH {
             return Err(format!("value nested deeper than {MAX_DEPTH} levels (a cycle?)"));
@@ -181,30 +209,30 @@ unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize) -> Re
                         (i < 1 || i > len).then(|| i.to_string())
                     }
                     ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(state, -2).to_string()),
-                    ffi::LUA_TSTRING => Some(read_string(state, -2)?),
+                    ffi::LUA_TSTRING => Some(read_string(state, -2, left)?),
                     _ => None,
                 };
                 if let Some(key) = key {
                     let top = ffi::lua_gettop(state);
-                    map.insert(key, read_value(state, top, depth + 1)?);
+                    map.insert(key, read_value(state, top, depth + 1, left)?);
                 }
                 ffi::lua_pop(state, 1);
             }
         }
-        let items = |state| -> Result<Vec<Json>, String> {
+        let items = |state, left: &mut usize| -> Result<Vec<Json>, String> {
             let mut out = Vec::with_capacity(len as usize);
             for i in 1..=len {
                 ffi::lua_rawgeti(state, idx, i);
                 let top = ffi::lua_gettop(state);
-                out.push(read_value(state, top, depth + 1)?);
+                out.push(read_value(state, top, depth + 1, left)?);
                 ffi::lua_pop(state, 1);
             }
             Ok(out)
         };
         if marked_array || (len > 0 && map.is_empty()) {
-            return Ok(Json::Array(items(state)?));
+            return Ok(Json::Array(items(state, left)?));
         }
-        for (i, v) in items(state)?.into_iter().enumerate() {
+        for (i, v) in items(state, left)?.into_iter().enumerate() {
             map.insert((i + 1).to_string(), v);
         }
         Ok(Json::Object(map))
@@ -243,5 +271,18 @@ mod tests {
         assert!(from_lua(&lua, cyclic).unwrap_err().to_string().contains("deeper"));
         let f: Value = lua.load("return {f = function() end}").eval().unwrap();
         assert!(from_lua(&lua, f).unwrap_err().to_string().contains("function"));
+    }
+
+    /// A table shared at every level is 2^60 values as JSON: refused at once.
+    #[test]
+    fn shared_tables_cannot_make_a_conversion_exponential() {
+        let lua = Lua::new();
+        let v: Value = lua.load("local t = {'x'} for i = 1, 60 do t = {t, t} end return t").eval().unwrap();
+        let started = std::time::Instant::now();
+        assert!(from_lua(&lua, v).unwrap_err().to_string().contains("too large"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        let s: Value = lua.load("return {string.rep('x', 1000)}").eval().unwrap();
+        assert!(from_lua_within(&lua, s.clone(), 100).is_err());
+        assert!(from_lua_within(&lua, s, 2000).is_ok());
     }
 }

@@ -55,10 +55,19 @@ pub async fn on_event(runner: &PluginRunner, p: &Loaded, events: &[Value], waits
         return;
     }
     for event in events {
+        // Disabled for hitting its limits (below): the rest of the job would
+        // hold this worker slot for as long again.
+        if p.is_disabled() {
+            return;
+        }
         let mut wait = ON_EVENT_BACKOFF;
         for attempt in 1..=ON_EVENT_ATTEMPTS {
-            match p.vm().on_event(event).await {
-                Ok(()) => break,
+            let result = p.vm().on_event(event).await;
+            match result {
+                Ok(()) => {
+                    runner.count_limits(p, "onEvent", None).await;
+                    break;
+                }
                 Err(CallError::Retry(message)) if attempt < ON_EVENT_ATTEMPTS => {
                     let note = format!(
                         "onEvent asked to retry ({message}); attempt {} of {ON_EVENT_ATTEMPTS} in {} s",
@@ -77,6 +86,8 @@ pub async fn on_event(runner: &PluginRunner, p: &Loaded, events: &[Value], waits
                         other => format!("onEvent failed: {other}"),
                     };
                     report(runner, p, &e, message, Some(event)).await;
+                    // After the error is stored: a disable's reason replaces it.
+                    runner.count_limits(p, "onEvent", Some(&e)).await;
                     break;
                 }
             }
@@ -162,8 +173,12 @@ pub async fn export(runner: &PluginRunner, queue: &dyn JobQueue, p: &Loaded, eve
             };
             runner.log(p, LogSource::System, LogLevel::Error, message.clone());
             runner.record_error(p, &message, None).await;
+            // After the error is stored: a disable's reason replaces it.
+            runner.count_limits(p, "exportEvents", Some(&e)).await;
+            return;
         }
     }
+    runner.count_limits(p, "exportEvents", None).await;
 }
 
 /// Runs a queued job other than [`EVENTS_JOB`] (whose events the worker
@@ -174,19 +189,23 @@ pub async fn run_job(runner: &PluginRunner, queue: &dyn JobQueue, p: &Loaded, jo
         return export(runner, queue, p, events, job.attempt).await;
     }
     if runner.ensure_setup(p).await {
-        if let Err(e) = p.vm().run_job(&job.name, &job.payload).await {
+        let result = p.vm().run_job(&job.name, &job.payload).await;
+        if let Err(e) = &result {
             let message = format!("job {} failed: {e}", job.name);
-            report(runner, p, &e, message, None).await;
+            report(runner, p, e, message, None).await;
         }
+        runner.count_limits(p, &format!("job {}", job.name), result.as_ref().err()).await;
     }
 }
 
 /// Runs a scheduled task (`runEveryMinute`, ...) once set up.
 pub async fn run_task(runner: &PluginRunner, p: &Loaded, task: &str) {
     if runner.ensure_setup(p).await {
-        if let Err(e) = p.vm().run_task(task).await {
-            report(runner, p, &e, format!("{task} failed: {e}"), None).await;
+        let result = p.vm().run_task(task).await;
+        if let Err(e) = &result {
+            report(runner, p, e, format!("{task} failed: {e}"), None).await;
         }
+        runner.count_limits(p, task, result.as_ref().err()).await;
     }
 }
 

@@ -61,18 +61,25 @@ pub struct LogEntry {
 /// start, marked, so the user still sees what was logged.
 pub const MAX_MESSAGE_CHARS: usize = 50_000;
 
+/// The message cut to [`MAX_MESSAGE_CHARS`] bytes (on a character boundary), marked.
+/// Also applied to a plugin's error messages, which are stored on its config
+/// and kept in the error stream: `error(string.rep("x", 3e7))` must not make
+/// 30 MB of each.
+pub fn truncated(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_CHARS {
+        let mut cut = MAX_MESSAGE_CHARS;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(" …[truncated]");
+    }
+    message
+}
+
 impl LogEntry {
     pub fn new(source: LogSource, level: LogLevel, message: impl Into<String>) -> Self {
-        let mut message = message.into();
-        if message.len() > MAX_MESSAGE_CHARS {
-            let mut cut = MAX_MESSAGE_CHARS;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" …[truncated]");
-        }
-        LogEntry { source, level, message, timestamp: chrono::Utc::now() }
+        LogEntry { source, level, message: truncated(message.into()), timestamp: chrono::Utc::now() }
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -38,11 +38,15 @@ use crate::wire::Producer;
 /// Setup attempts before a config is disabled (the later original's 5).
 pub const MAX_SETUP_FAILURES: u32 = 5;
 
-/// processEvent calls in a row that may run out of time before the config is
-/// disabled: each one holds up its whole batch, every team's events in it
-/// included, for the full limit, so the error rate's 100 calls would be far
-/// too many.
-pub const MAX_TIME_LIMITS_IN_A_ROW: u32 = 3;
+/// Calls in a row that may hit a time or memory limit before the config is
+/// disabled. A processEvent call that does holds up its whole batch, every
+/// team's events in it included, for the full limit (a memory bomb costs
+/// the allocations and a full collection), and an onEvent, job or task call
+/// holds one of the job worker's slots for its 30 s: the error rate's 100
+/// calls would be far too many.
+pub const MAX_LIMITS_IN_A_ROW: u32 = 3;
+const TIME_HIT: u8 = 1;
+const MEMORY_HIT: u8 = 2;
 /// How long a team's list of plugin configs is trusted before it is re-read.
 const REFRESH: Duration = Duration::from_secs(2);
 
@@ -136,8 +140,10 @@ pub struct Loaded {
     /// Set when this instance disabled the config, so it stops at once
     /// rather than at the next re-read of the team's configs.
     disabled: AtomicBool,
-    /// processEvent calls in a row that hit the time limit.
-    time_limits: AtomicU32,
+    /// Calls in a row (any hook) that hit a time or memory limit.
+    limits_in_a_row: AtomicU32,
+    /// Which limits those calls hit: [`TIME_HIT`] and/or [`MEMORY_HIT`].
+    limits_hit: AtomicU8,
     /// The config's secret values, masked in what this runner logs and stores.
     secrets: Arc<super::secrets::Redactor>,
 }
@@ -174,6 +180,10 @@ impl Loaded {
     /// "name (config id)", as in `$plugins_succeeded`.
     pub fn label(&self) -> &str {
         &self.label
+    }
+    /// This instance disabled the config (its calls stop at once).
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
     }
     /// Runs teardownPlugin if setupPlugin ran; its error is of no use to anyone.
     pub async fn teardown(&self) {
@@ -328,7 +338,7 @@ impl PluginRunner {
                 self.record_error(p, &e.to_string(), Some(&Value::Object(event.clone()))).await;
             }
             // After the error is recorded: a disable's reason replaces it on the config.
-            self.count_time_limits(p, &result).await;
+            self.count_limits(p, "processEvent", result.as_ref().err()).await;
             let failed_call = match result {
                 Ok(ProcessOutcome::Dropped) => {
                     trace.step(p, &event, Step::Dropped, took);
@@ -336,10 +346,19 @@ impl PluginRunner {
                     return Outcome::Dropped { by: p.label.clone() };
                 }
                 Ok(ProcessOutcome::Event(Value::Object(out))) => {
-                    if out.get("team_id") != Some(&json!(team_id)) {
-                        let why = "processEvent changed team_id; the change was reverted";
-                        trace.step(p, &event, Step::Failed { message: why.into(), limit: false }, took);
-                        self.log(p, LogSource::System, LogLevel::Error, why.into());
+                    // The uuid is the event's key in the embedded events store: one set to
+                    // another team's event's would replace that event there.
+                    let moved = if out.get("team_id") != Some(&json!(team_id)) {
+                        Some("team_id")
+                    } else if out.get("uuid") != event.get("uuid") {
+                        Some("uuid")
+                    } else {
+                        None
+                    };
+                    if let Some(field) = moved {
+                        let why = format!("processEvent changed {field}; the change was reverted");
+                        trace.step(p, &event, Step::Failed { message: why.clone(), limit: false }, took);
+                        self.log(p, LogSource::System, LogLevel::Error, why);
                         true
                     } else {
                         trace.step(p, &event, Step::Returned(&out), took);
@@ -406,7 +425,6 @@ impl PluginRunner {
                 self.log(p, LogSource::System, LogLevel::Error, message.clone());
                 self.record_error(p, &message, None).await;
                 if state.failures >= MAX_SETUP_FAILURES {
-                    p.stats.disable();
                     let reason = format!(
                         "disabled automatically: setupPlugin failed {MAX_SETUP_FAILURES} times; last error: {e}"
                     );
@@ -417,18 +435,33 @@ impl PluginRunner {
         }
     }
 
-    /// Counts processEvent calls in a row that ran out of time, disabling the
-    /// config at [`MAX_TIME_LIMITS_IN_A_ROW`]; any other outcome starts over.
-    async fn count_time_limits(&self, p: &Loaded, result: &Result<ProcessOutcome, CallError>) {
-        let Err(e @ CallError::TimeLimit(_)) = result else {
-            p.time_limits.store(0, Ordering::Relaxed);
+    /// Counts calls in a row that hit a time or memory limit (`error` is the
+    /// call's, None when it succeeded), disabling the config at
+    /// [`MAX_LIMITS_IN_A_ROW`]; any other outcome starts over. Every hook
+    /// counts: the async side calls this too.
+    pub async fn count_limits(&self, p: &Loaded, hook: &str, error: Option<&CallError>) {
+        let Some(e) = error.filter(|e| e.is_limit()) else {
+            if p.limits_in_a_row.swap(0, Ordering::Relaxed) > 0 {
+                p.limits_hit.store(0, Ordering::Relaxed);
+                p.built_states().for_each(|s| s.vm.set_probation(false));
+            }
             return;
         };
-        let n = p.time_limits.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= MAX_TIME_LIMITS_IN_A_ROW {
+        let n = p.limits_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        let kind = if matches!(e, CallError::TimeLimit(_)) { TIME_HIT } else { MEMORY_HIT };
+        let hit = p.limits_hit.fetch_or(kind, Ordering::Relaxed) | kind;
+        p.built_states().for_each(|s| s.vm.set_probation(true));
+        if n >= MAX_LIMITS_IN_A_ROW {
+            // A memory bomb on probation may run out of its shorter time first.
+            let what = match hit {
+                TIME_HIT => "ran out of time",
+                MEMORY_HIT => "ran out of memory",
+                _ => "ran out of memory and time",
+            };
             let reason = format!(
-                "disabled automatically: processEvent ran out of time {n} times in a row ({e}); \
-                 each such call holds up every event of its batch"
+                "disabled automatically: {hook} {what} {n} times in a row (the last: {e}; after the first, \
+                 calls get a tenth of the time limits); each such call holds up every event of its batch \
+                 or a job worker slot"
             );
             self.disable(p, reason).await;
         }
@@ -483,6 +516,10 @@ impl PluginRunner {
         if p.disabled.swap(true, Ordering::Relaxed) {
             return;
         }
+        // Shown as disabled in /_snapshot and `phs top` whatever the cause.
+        p.stats.disable();
+        // The reason may quote the plugin's last error, which may hold a secret.
+        let reason = p.secrets.redact(&reason).into_owned();
         self.log(p, LogSource::System, LogLevel::Error, reason.clone());
         let update = PluginConfigUpdate {
             enabled: Some(false),
@@ -497,7 +534,16 @@ impl PluginRunner {
     pub async fn record_error(&self, p: &Loaded, message: &str, event: Option<&Value>) {
         let message = p.secrets.redact(message);
         let message = message.as_ref();
+        // The event is shown with the error (the config's stored error, /_snapshot, `phs top`):
+        // the plugin may have put its secret in it.
+        let event = event.map(|e| p.secrets.redact_json(e));
+        let event = event.as_ref();
         crate::metrics::global().plugin_error(&p.stats, message, event);
+        // Once disabled, the reason stays on the config: a call still running on another
+        // shard's state when it was disabled must not replace it with its own error.
+        if p.is_disabled() {
+            return;
+        }
         let update = PluginConfigUpdate { error: Some(Some(error_json(message, event))), ..Default::default() };
         if let Err(err) = self.stores.plugins.update_plugin_config(p.config.id, &update).await {
             tracing::warn!(config = p.config.id, %err, "could not record a plugin error");
@@ -656,6 +702,7 @@ impl PluginRunner {
                     producer: producer.clone(),
                     token: team.api_token,
                     plugin_name: plugin.name.clone(),
+                    budget: Default::default(),
                 }),
                 _ => None,
             },
@@ -680,7 +727,8 @@ impl PluginRunner {
             stats: crate::metrics::global().plugin(config.id, config.team_id, &plugin.name),
             errors: Default::default(),
             disabled: AtomicBool::new(false),
-            time_limits: AtomicU32::new(0),
+            limits_in_a_row: AtomicU32::new(0),
+            limits_hit: AtomicU8::new(0),
             secrets,
         })
     }

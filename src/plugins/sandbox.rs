@@ -28,6 +28,11 @@ pub struct Limits {
     pub memory: usize,
     /// CPU time of one processEvent call.
     pub process_event: Duration,
+    /// Wall time of one processEvent call, waiting in `fetch`, `cache` and
+    /// `storage` included. Far below `task`: every processEvent call holds up
+    /// the batch it is in, every other team's events included, for as long
+    /// as it waits.
+    pub process_event_wall: Duration,
     /// CPU and wall time of one onEvent call (the original gave it the full 30 s).
     pub on_event: Duration,
     /// CPU time of setupPlugin, teardownPlugin, exportEvents, scheduled
@@ -45,6 +50,7 @@ impl Default for Limits {
         Limits {
             memory: 32 * 1024 * 1024,
             process_event: Duration::from_millis(500),
+            process_event_wall: Duration::from_secs(2),
             on_event: Duration::from_secs(5),
             task_cpu: Duration::from_secs(2),
             task: Duration::from_secs(30),

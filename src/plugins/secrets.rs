@@ -32,6 +32,19 @@ impl Redactor {
         Redactor::new(super::registry::secret_values(plugin, config))
     }
 
+    /// A JSON value with the secrets in its strings (and keys) masked.
+    pub fn redact_json(&self, v: &Value) -> Value {
+        if self.0.is_empty() {
+            return v.clone();
+        }
+        let text = v.to_string();
+        match self.redact(&text) {
+            // The mask has no character JSON escapes, so the text stays JSON.
+            std::borrow::Cow::Owned(masked) => serde_json::from_str(&masked).unwrap_or(Value::Null),
+            std::borrow::Cow::Borrowed(_) => v.clone(),
+        }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
         let mut out = std::borrow::Cow::Borrowed(text);
         for secret in &self.0 {
@@ -53,5 +66,7 @@ mod tests {
         assert_eq!(r.redact("x abcd y"), "x ******** y");
         assert_eq!(r.redact(r#"{"k":"a\"quoted\""}"#), r#"{"k":"********"}"#);
         assert_eq!(r.redact("nothing here"), "nothing here");
+        let event = serde_json::json!({"properties": {"leak": "abcd", "n": 1}});
+        assert_eq!(r.redact_json(&event), serde_json::json!({"properties": {"leak": "********", "n": 1}}));
     }
 }

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -28,6 +29,12 @@ pub struct Capabilities {
     pub scheduled_tasks: Vec<String>,
     pub jobs: Vec<String>,
 }
+
+/// The largest event processEvent may return (about its JSON size), as large
+/// as a message capture accepts (`pipeline::normalize`). Every event of a
+/// batch is held until the batch is written, and a plugin can return the
+/// same 30 MB string in each one for nothing.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 const METHODS: &[&str] = &["setupPlugin", "teardownPlugin", "processEvent", "onEvent", "exportEvents"];
 const TASKS: &[&str] = &["runEveryMinute", "runEveryHour", "runEveryDay"];
@@ -70,7 +77,15 @@ pub struct PluginVm {
     inner: Mutex<Inner>,
     capabilities: Capabilities,
     name: String,
+    /// Set while the config's last call hit a limit: its calls then get a
+    /// tenth of the time limits ([`PROBATION_SHARE`]), so a plugin that
+    /// keeps hitting them costs the whole limit once, not at every call
+    /// until it is disabled. The runner sets and clears it.
+    probation: AtomicBool,
 }
+
+/// The share of the time limits a state on probation gets (1 / this).
+pub const PROBATION_SHARE: u32 = 10;
 
 struct Inner {
     lua: Lua,
@@ -133,7 +148,13 @@ impl PluginVm {
             inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call }),
             capabilities,
             name: source.manifest.name.clone(),
+            probation: AtomicBool::new(false),
         })
+    }
+
+    /// Puts the state on probation (see [`PluginVm`]) or takes it off.
+    pub fn set_probation(&self, on: bool) {
+        self.probation.store(on, Ordering::Relaxed);
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -212,11 +233,12 @@ impl PluginVm {
         event: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
+        let share = if self.probation.load(Ordering::Relaxed) { PROBATION_SHARE } else { 1 };
         let limit = match hook {
             Hook::Top("processEvent") => inner.limits.process_event,
             Hook::Top("onEvent") => inner.limits.on_event,
             _ => inner.limits.task_cpu,
-        };
+        } / share;
         let lua = &inner.lua;
         let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
         let found = match hook {
@@ -245,7 +267,10 @@ impl PluginVm {
         // which the CPU deadline pauses for. Most calls never wait: the first
         // poll runs them to the end, and the wall-clock timer is only set up
         // for those that do (the CPU deadline covers the first poll).
-        let wall = limit.max(inner.limits.task);
+        let wall = match hook {
+            Hook::Top("processEvent") => inner.limits.process_event_wall.max(limit),
+            _ => limit.max(inner.limits.task),
+        } / share;
         // mlua catches a panic in a host function and resumes it once the
         // error reaches Rust, here: it becomes this call's error, not the server's.
         let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
@@ -260,14 +285,20 @@ impl PluginVm {
             Ok(Err(panic)) => return Err(host_panic(&*panic)),
             Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,
         };
+        let budget = match hook {
+            Hook::Top("processEvent") => MAX_EVENT_BYTES,
+            _ => convert::MAX_VALUE_BYTES,
+        };
         match value {
             Value::Nil => Ok(None),
-            v => unlimited(lua, inner.limits.memory, || convert::from_lua(lua, v)).map(Some).map_err(|e| {
-                CallError::BadReturn(format!(
-                    "{name} returned a value that is not JSON-like: {}",
-                    clean(&e.to_string())
-                ))
-            }),
+            v => unlimited(lua, inner.limits.memory, || convert::from_lua_within(lua, v, budget)).map(Some).map_err(
+                |e| {
+                    CallError::BadReturn(format!(
+                        "{name} returned a value that is not JSON-like: {}",
+                        clean(&e.to_string())
+                    ))
+                },
+            ),
         }
     }
 
@@ -304,7 +335,10 @@ fn detect(hooks: &Table) -> mlua::Result<Capabilities> {
     if let Value::Table(jobs) = hooks.get::<Value>("jobs")? {
         for pair in jobs.pairs::<String, Value>() {
             let (name, v) = pair?;
-            if matches!(v, Value::Function(_)) {
+            // Names starting with `$` are phs's own jobs (`$events`, `$exportEventsWithRetry`):
+            // offering one in `meta.jobs` would let a plugin feed its onEvent or exportEvents
+            // events that were never ingested.
+            if matches!(v, Value::Function(_)) && !name.starts_with('$') {
                 caps.jobs.push(name);
             }
         }
@@ -353,7 +387,7 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
 /// Sorts an mlua error into a limit or the plugin's own error.
 pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     if let Some(message) = super::retry::requested(err) {
-        return CallError::Retry(message);
+        return CallError::Retry(super::logs::truncated(message));
     }
     if let Some(t) = sandbox::time_limit(err) {
         return CallError::TimeLimit(t);
@@ -365,7 +399,7 @@ pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     if text.contains("not enough memory") {
         return CallError::MemoryLimit(limits.memory);
     }
-    CallError::Plugin { message: text }
+    CallError::Plugin { message: super::logs::truncated(text) }
 }
 
 /// A panic inside a host function, as the error of the call that made it.

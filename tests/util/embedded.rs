@@ -35,3 +35,15 @@ pub fn plugin_dir(root: &std::path::Path, name: &str, schema: Value, code: &str)
     std::fs::write(dir.join("index.lua"), code).unwrap();
     dir
 }
+
+/// Creates a team: its id and API token.
+pub fn team(dir: &std::path::Path, name: &str) -> (i64, String) {
+    let t: Value = serde_json::from_str(&cli(dir, &["teams", "create", name, "--json"])).unwrap();
+    (t["id"].as_i64().unwrap(), t["api_token"].as_str().unwrap().to_string())
+}
+
+/// Every stored event of one team (`phs events list --team`).
+pub fn team_events(dir: &std::path::Path, team: i64) -> Vec<Value> {
+    let out = cli(dir, &["events", "list", "--team", &team.to_string(), "--json", "--limit", "1000000"]);
+    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}

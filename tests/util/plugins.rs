@@ -28,3 +28,12 @@ pub fn ctx(team_id: i64, cache: Arc<dyn Cache>, logs: Arc<MemoryLog>) -> Context
         geoip: None,
     }
 }
+
+/// The runtime's hostile set: each event named after an attack runs it (see
+/// [`HOSTILE_ATTACKS`]); `steal` tries other teams' cache and storage.
+pub const HOSTILE: &str = include_str!("../fixtures/hostile/hostile_set.lua");
+
+/// Every event name [`HOSTILE`] knows, in an order where no three calls in a
+/// row hit a limit (which would disable the plugin; see `MAX_LIMITS_IN_A_ROW`).
+pub const HOSTILE_ATTACKS: [&str; 12] =
+    ["spin", "io", "bomb", "os", "rep", "recurse", "require", "debug", "bytecode", "flood", "steal", "plain"];

@@ -1,0 +1,206 @@
+//! Hostile plugins under load, measured: how fast well-behaved teams are
+//! ingested next to offenders, against a baseline taken in the same
+//! invocation on the same machine.
+//!
+//! Two runs of `phs serve` (embedded), each on a fresh data directory with
+//! the same three good teams (Hello World each) and the same backlog of
+//! their events in the local log, produced before phs starts, as the ingest
+//! bench does. The second run adds one team per offender of
+//! `tests/fixtures/hostile/offenders.json` (the runtime's hostile set, a
+//! loop, a memory bomb, a plugin near its memory limit, a capture loop, a
+//! log flood, fetches held open on a server that never answers, oversized
+//! values), whose events are spread evenly through the backlog. The figure
+//! for each run is the good teams' events / (first event processed to the
+//! last good event stored); the ratio is hostile / baseline. An offender
+//! costs its time once: the limits stop each call, and three calls in a row
+//! at a limit disable it, so a longer backlog spreads that cost thinner.
+//!
+//! `scripts/bench hostile` (BENCH_EVENTS, default 100000; BENCH_OFFENDERS=a,b runs only
+//! those offenders, to see what each costs). Only the figure
+//! is printed; the tests (`tests/hostile_plugins.rs`) assert containment.
+
+// Benchmarks and tests may panic on a failed setup step: that is their failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use phs::pipeline::source::local_log::LocalLog;
+use phs::wire::{CapturedEvent, Producer};
+use serde_json::{Value, json};
+
+const GOOD_TEAMS: usize = 3;
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hostile");
+
+fn phs(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phs"));
+    for var in ["REDIS_URL", "KAFKA_HOSTS", "CLICKHOUSE_HOST", "DATABASE_URL"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("PHS_DATA_DIR", dir).env("LOG_LEVEL", "warn");
+    cmd
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A team, its plugin installed from `plugin` and enabled with `config`: (id, token).
+fn team_with(dir: &Path, name: &str, plugin: &Path, plugin_name: &str, config: &[String]) -> (i64, String) {
+    let t: Value = serde_json::from_str(&ok(phs(dir).args(["teams", "create", name, "--json"]))).unwrap();
+    let token = t["api_token"].as_str().unwrap().to_string();
+    ok(phs(dir).args(["plugins", "install"]).arg(plugin));
+    for value in config {
+        ok(phs(dir).args(["plugins", "config", plugin_name, "--team", &token, "--set", value]));
+    }
+    ok(phs(dir).args(["plugins", "enable", plugin_name, "--team", &token]));
+    (t["id"].as_i64().unwrap(), token)
+}
+
+/// Accepts connections and never answers (the offender `hanger` fetches from it).
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || listener.incoming().flatten().collect::<Vec<_>>());
+    format!("http://{addr}/never")
+}
+
+fn message(token: &str, event: &str, distinct_id: &str, i: usize) -> (String, Vec<u8>) {
+    let props = json!({"$browser": "Firefox", "$current_url": "https://example.com/", "n": i, "plan": "pro"});
+    let data = json!({"event": event, "distinct_id": distinct_id, "properties": props});
+    let m = CapturedEvent {
+        uuid: uuid::Uuid::now_v7().to_string(),
+        distinct_id: distinct_id.into(),
+        ip: Some("203.0.113.7".into()),
+        site_url: "https://example.com".into(),
+        data: data.to_string(),
+        token: token.into(),
+        now: chrono::Utc::now().to_rfc3339(),
+        sent_at: None,
+    };
+    (format!("{token}:{distinct_id}"), serde_json::to_vec(&m).unwrap())
+}
+
+struct Measured {
+    rate: f64,
+    secs: f64,
+    disabled: usize,
+}
+
+/// `hostile`: the offenders to run (all when empty); None for the baseline.
+fn run(n: usize, hostile: Option<&[String]>, rt: &tokio::runtime::Runtime) -> Measured {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-plugins/hello-world");
+    let good: Vec<(i64, String)> =
+        (0..GOOD_TEAMS).map(|g| team_with(d, &format!("good{g}"), &hello, "Hello World", &[])).collect();
+    let mut offenders = Vec::new();
+    if let Some(only) = hostile {
+        let silent = silent_server();
+        let list: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/offenders.json")).unwrap()).unwrap();
+        for o in &list {
+            let name = o["plugin"].as_str().unwrap();
+            if !only.is_empty() && !only.iter().any(|x| x == name) {
+                continue;
+            }
+            let plugin = d.join(name.replace(' ', "-"));
+            std::fs::create_dir_all(&plugin).unwrap();
+            let manifest = json!({"name": name, "config": o.get("schema").cloned().unwrap_or(json!([]))});
+            std::fs::write(plugin.join("plugin.json"), manifest.to_string()).unwrap();
+            std::fs::copy(format!("{FIXTURES}/{}", o["file"].as_str().unwrap()), plugin.join("index.lua")).unwrap();
+            let config: Vec<String> = o["config"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap().replace("{silent}", &silent)))
+                .collect();
+            let (_, token) = team_with(d, name, &plugin, name, &config);
+            let events: Vec<String> =
+                o["events"].as_array().unwrap().iter().map(|e| e.to_string().replace('"', "")).collect();
+            offenders.push((token, events));
+        }
+    }
+    // The backlog: good events round robin over the teams, each offender's spread evenly through it.
+    let mut backlog: Vec<(String, Vec<u8>)> = Vec::with_capacity(n + 100);
+    for i in 0..n {
+        let (_, token) = &good[i % GOOD_TEAMS];
+        backlog.push(message(token, "$pageview", &format!("user-{}", i % 1000), i));
+        for (token, events) in &offenders {
+            let every = n / (events.len() + 1);
+            if i % every == every - 1
+                && let Some(e) = events.get(i / every)
+            {
+                backlog.push(message(token, e, "offender", i));
+            }
+        }
+    }
+    rt.block_on(async {
+        let log = LocalLog::open(d).await.unwrap();
+        for chunk in backlog.chunks(1000) {
+            log.append(chunk).await.unwrap();
+        }
+    });
+
+    let mut serve = phs(d)
+        .arg("serve")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("CAPTURE_ADDR", "127.0.0.1:0")
+        .env("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ids: Vec<String> = good.iter().map(|(id, _)| id.to_string()).collect();
+    let (done, first) = rt.block_on(wait_good(d, &ids.join(","), n));
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let listed: Value = serde_json::from_str(&ok(phs(d).args(["plugins", "list", "--json"]))).unwrap();
+    let disabled = listed["configs"].as_array().unwrap().iter().filter(|c| c["enabled"] == false).count();
+    let secs = (done - first).num_microseconds().unwrap() as f64 / 1e6;
+    Measured { rate: n as f64 / secs, secs, disabled }
+}
+
+/// Polls until `n` events of the good teams are stored: when that was seen,
+/// and when phs stored its first event.
+async fn wait_good(d: &Path, teams: &str, n: usize) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    let url = format!("sqlite://{}?mode=ro", d.join("events.sqlite3").display());
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let count = format!("SELECT count(*) FROM events WHERE team_id IN ({teams})");
+    loop {
+        if let Ok(pool) = sqlx::SqlitePool::connect(&url).await {
+            let stored: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(count.clone())).fetch_one(&pool).await.unwrap_or(0);
+            if stored >= n as i64 {
+                let done = chrono::Utc::now();
+                let first: String =
+                    sqlx::query_scalar("SELECT min(created_at) FROM events").fetch_one(&pool).await.unwrap();
+                return (done, chrono::DateTime::parse_from_rfc3339(&first).unwrap().with_timezone(&chrono::Utc));
+            }
+            assert!(Instant::now() < deadline, "only {stored} of {n} good events stored after 30 minutes");
+            pool.close().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn main() {
+    let n = std::env::var("BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // BENCH_OFFENDERS=spinner,hanger: only these (to see what each costs).
+    let only: Vec<String> = std::env::var("BENCH_OFFENDERS")
+        .map(|v| v.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    let baseline = run(n, None, &rt);
+    let hostile = run(n, Some(&only), &rt);
+    let which = if only.is_empty() { "every offender".to_string() } else { only.join(", ") };
+    println!("hostile plugins ({which}): {n} events of {GOOD_TEAMS} good teams (Hello World), local log -> SQLite");
+    println!("  baseline                 {:.0} events/s ({:.2} s)", baseline.rate, baseline.secs);
+    println!(
+        "  next to the offenders    {:.0} events/s ({:.2} s), {} offender configs disabled",
+        hostile.rate, hostile.secs, hostile.disabled
+    );
+    println!("  ratio                    {:.1}%", 100.0 * hostile.rate / baseline.rate);
+}
