@@ -1,6 +1,7 @@
 //! Liveness beyond "the process answers": a supervised task that ended,
-//! ingestion that stopped while events wait, a batch that keeps failing, or
-//! a worker stuck on one batch makes `/_health` fail.
+//! ingestion that stopped while events wait, a batch that keeps failing, a
+//! worker stuck on one batch, or a dependency unreachable for as long makes
+//! `/_health` fail.
 
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ impl Metrics {
 
     /// Why this instance is not live, or None. `max_stale` is
     /// HEALTHCHECK_MAX_STALE_SECONDS, `max_batch` PHS_HEALTH_MAX_BATCH_SECONDS:
-    /// the longest one batch may be held or keep failing.
+    /// the longest one batch may be held or keep failing, and a dependency be unreachable.
     pub fn liveness(&self, max_stale: Duration, max_batch: Duration) -> Option<String> {
         let mut reasons = Vec::new();
         if let Some(ended) = super::lock(&self.ended).clone() {
             reasons.push(ended);
         }
+        reasons.extend(self.dependency_reasons(max_batch));
         let waiting: i64 = self.latest_positions().iter().map(|p| (p.end - p.committed).max(0)).sum();
         let stale = self.since_progress();
         if waiting > 0 && stale > max_stale {
