@@ -61,6 +61,10 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Span::styled(format!("{:<21}", i.admin_addr), theme.header()),
             Span::styled(format!(" {status:<9}"), theme.level(level)),
         ];
+        // Why an instance is unhealthy comes before its rates: a long reason after them was cut off.
+        if let Some(reason) = &i.reason {
+            spans.push(Span::styled(format!("  {reason} "), theme.level(level)));
+        }
         if let Some(r) = &i.report {
             let stale = if i.status == InstanceStatus::Down { " (last seen)" } else { "" };
             // Per-worker in-hand counts are in the workers panel; the header lists the shared queues.
@@ -79,9 +83,6 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 r.batch_ms.p50.map_or("-".into(), num),
                 r.batch_ms.p99.map_or("-".into(), num),
             )));
-        }
-        if let Some(reason) = &i.reason {
-            spans.push(Span::styled(format!("  {reason}"), theme.level(level)));
         }
         lines.push(Line::from(spans));
     }
