@@ -169,7 +169,8 @@ impl Probe for KafkaProbe {
         let config = self.0.clone();
         // librdkafka blocks; a fresh client per probe keeps no broken connection around.
         tokio::task::spawn_blocking(move || {
-            let client: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+            let client: BaseConsumer<crate::kafka::QuietErrors> =
+                config.create_with_context(crate::kafka::QuietErrors).map_err(|e| e.to_string())?;
             client.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
         })
         .await

@@ -1,7 +1,12 @@
 //! librdkafka client configuration from the settings, shared by the
 //! consumer, producers and the admin client used by migrations.
 
-use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::config::{KafkaSecurityProtocol, KafkaSettings};
 
@@ -63,6 +68,49 @@ pub fn client_config(settings: &KafkaSettings) -> Option<ClientConfig> {
     }
     Some(config)
 }
+
+/// How often one kind of librdkafka client error is logged at most.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// When each kind of client error was last logged, and how many were left out since.
+static LOGGED: LazyLock<Mutex<HashMap<String, (Instant, u64)>>> = LazyLock::new(Mutex::default);
+
+/// Logs a librdkafka client error, at most once per kind every [`ERROR_LOG_EVERY`] for the
+/// whole process: with the broker down, every client (the consumers, the producer, each probe)
+/// reports its failed reconnect about once a second, which drowned the log. The dependency
+/// monitor logs the outage itself once, and `/_health` and the metrics show it while it lasts.
+pub fn log_client_error(error: &KafkaError, reason: &str) {
+    let kind = format!("{:?}", error.rdkafka_error_code());
+    let left_out = {
+        let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+        match logged.get_mut(&kind) {
+            Some((at, skipped)) if at.elapsed() < ERROR_LOG_EVERY => {
+                *skipped += 1;
+                return;
+            }
+            Some((at, skipped)) => {
+                *at = Instant::now();
+                std::mem::take(skipped)
+            }
+            None => {
+                logged.insert(kind, (Instant::now(), 0));
+                0
+            }
+        }
+    };
+    tracing::error!(target: "librdkafka", left_out, "librdkafka: {error}: {reason}");
+}
+
+/// A client context that logs librdkafka's errors through [`log_client_error`].
+pub struct QuietErrors;
+
+impl ClientContext for QuietErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietErrors {}
 
 #[cfg(test)]
 mod tests {
