@@ -31,6 +31,10 @@ impl ClientContext for RebalanceLog {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         crate::kafka::log_client_error(&error, reason);
     }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::kafka::log_client_message(level, fac, log_message);
+    }
 }
 
 impl ConsumerContext for RebalanceLog {
