@@ -60,14 +60,26 @@ struct Rig {
 }
 
 enum Stored {
-    ClickHouse(Deployment),
+    ClickHouse(Box<Deployment>),
     Embedded(tempfile::TempDir),
 }
 
 /// What every server of these tests gets: `/_health` turns 503 after 2 s of an outage, not 20.
 const HEALTH: (&str, &str) = ("PHS_HEALTH_MAX_BATCH_SECONDS", "2");
 
-/// A production deployment (Postgres, ClickHouse, Kafka; Redis too for `Dep::Redis`) with `dep` behind a proxy.
+/// A plugin whose processEvent needs Redis: it counts the events in `meta.cache` and marks each with its count.
+const COUNTER: &str =
+    "function processEvent(event, meta)\n  event.properties.seen = meta.cache.incr('seen')\n  return event\nend";
+
+/// Installs [`COUNTER`] for the team of `token` with `phs` on `env`.
+fn install_counter(env: &[(&'static str, String)], token: &str, dir: &std::path::Path) {
+    let plugin = crate::util::embedded::plugin_dir(dir, "counter", serde_json::json!([]), COUNTER);
+    phs_ok(env, &["plugins", "install", plugin.to_str().unwrap()]);
+    phs_ok(env, &["plugins", "enable", "counter", "--team", token]);
+}
+
+/// A production deployment (Postgres, ClickHouse, Kafka; Redis too for `Dep::Redis`, with
+/// [`COUNTER`] installed) with `dep` behind a proxy.
 async fn production(dep: Dep) -> Rig {
     let mut broker = None;
     let proxy = match dep {
@@ -96,11 +108,14 @@ async fn production(dep: Dep) -> Rig {
     };
     let d = Deployment::with(&overrides).await;
     let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    if matches!(dep, Dep::Redis) {
+        install_counter(&d.env, &token, d.dir.path());
+    }
     let mut env = d.env.clone();
     env.push((HEALTH.0, HEALTH.1.into()));
     let mut server = start(&env);
     wait_healthy(&mut server);
-    Rig { server, proxy, token, stored: Stored::ClickHouse(d), _broker: broker }
+    Rig { server, proxy, token, stored: Stored::ClickHouse(Box::new(d)), _broker: broker }
 }
 
 /// An embedded server (SQLite, local log) whose cache is Redis behind a proxy.
@@ -113,6 +128,7 @@ async fn embedded_with_redis() -> Rig {
         (HEALTH.0, HEALTH.1.into()),
     ];
     let token = phs_ok(&env, &["teams", "create", "shop"]).trim().to_string();
+    install_counter(&env, &token, dir.path());
     let mut server = start(&env);
     wait_healthy(&mut server);
     Rig { server, proxy, token, stored: Stored::Embedded(dir), _broker: None }
@@ -135,6 +151,24 @@ impl Rig {
                     let missing = acked.difference(&stored).count();
                     if missing == 0 { Ok((stored, uuids.len())) } else { Err(format!("{missing} missing")) }
                 })
+            }
+        }
+    }
+
+    /// How many stored events lack the mark of [`COUNTER`] (it did not run on them).
+    async fn uncounted(&self) -> usize {
+        match &self.stored {
+            Stored::ClickHouse(d) => {
+                let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
+                let q = "SELECT count() FROM events FINAL WHERE position(properties, '\"seen\"') = 0";
+                client.query(q).fetch_one::<u64>().await.unwrap() as usize
+            }
+            Stored::Embedded(dir) => {
+                let env = [("PHS_DATA_DIR", dir.path().display().to_string())];
+                let out = phs_ok(&env, &["events", "list", "--json", "--limit", "1000000"]);
+                out.lines()
+                    .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["properties"]["seen"].is_null())
+                    .count()
             }
         }
     }
@@ -236,7 +270,8 @@ async fn under_load(rig: &mut Rig, dep: Dep, fault: Mode) -> Figures {
     rig.proxy.set(Mode::Pass);
 
     if fault == Mode::Down {
-        let body = unhealthy.unwrap_or_else(|| panic!("/_health never answered 503 naming {backend} during the outage"));
+        let body =
+            unhealthy.unwrap_or_else(|| panic!("/_health never answered 503 naming {backend} during the outage"));
         assert!(metric_down, "/metrics never showed phs_dependency_up{{backend=\"{backend}\"}} 0 during the outage");
         let (code, text) = top.unwrap();
         assert_eq!(code, Some(1), "phs top --once exits 1 for an unhealthy instance: {text}");
@@ -324,18 +359,23 @@ async fn kafka_down_refuses_capture_and_loses_nothing_acknowledged() {
     under_load(&mut rig, Dep::Kafka, Mode::Down).await;
 }
 
+/// With a plugin that needs Redis, its events wait for it: nothing passes on unprocessed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_in_production_is_reported_and_ingestion_goes_on() {
+async fn redis_down_in_production_pauses_a_plugin_that_needs_it_and_loses_nothing() {
     let mut rig = production(Dep::Redis).await;
     let f = under_load(&mut rig, Dep::Redis, Mode::Down).await;
-    assert!(f.acked_during > 0, "capture does not need Redis: {f:?}");
+    assert!(f.acked_during > 0, "capture accepts while Redis is down: {f:?}");
+    // The plugin's events waited for Redis instead of passing on without it (or disabling it).
+    assert_eq!(rig.uncounted().await, 0, "events stored without the Redis plugin having run on them");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_embedded_is_reported_and_ingestion_goes_on() {
+async fn redis_down_embedded_pauses_a_plugin_that_needs_it_and_loses_nothing() {
     let mut rig = embedded_with_redis().await;
     let f = under_load(&mut rig, Dep::Redis, Mode::Down).await;
-    assert!(f.acked_during > 0, "capture does not need Redis: {f:?}");
+    assert!(f.acked_during > 0, "capture accepts while Redis is down: {f:?}");
+    // The plugin's events waited for Redis instead of passing on without it (or disabling it).
+    assert_eq!(rig.uncounted().await, 0, "events stored without the Redis plugin having run on them");
 }
 
 /// Every chunk to and from Postgres 200 ms late: slower, never wrong.

@@ -75,7 +75,12 @@ impl Metrics {
         }
         header(o, "dependency_up", "gauge", "1 while the external service answers its probe, 0 while it does not.");
         header(o, "dependency_probe_seconds", "gauge", "Round trip of the last probe of the external service.");
-        header(o, "dependency_down_seconds", "gauge", "How long the external service has been unreachable (0 while up).");
+        header(
+            o,
+            "dependency_down_seconds",
+            "gauge",
+            "How long the external service has been unreachable (0 while up).",
+        );
         header(o, "dependency_outages_total", "counter", "Times the external service went from answering to not.");
         for d in self.dependencies() {
             let l = format!("dependency=\"{}\",backend=\"{}\"", esc(&d.name), esc(&d.backend));

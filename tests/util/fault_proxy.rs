@@ -81,7 +81,12 @@ impl Drop for FaultProxy {
 }
 
 /// Listens while not down; while down, holds the port closed and waits for the mode to change.
-async fn serve(first: TcpSocket, target: Arc<Mutex<String>>, mut mode: watch::Receiver<Mode>, closed: Arc<Mutex<Option<TcpSocket>>>) {
+async fn serve(
+    first: TcpSocket,
+    target: Arc<Mutex<String>>,
+    mut mode: watch::Receiver<Mode>,
+    closed: Arc<Mutex<Option<TcpSocket>>>,
+) {
     let port = first.local_addr().unwrap().port();
     let mut socket = Some(first);
     loop {

@@ -19,9 +19,9 @@ pub struct OwnBroker {
 
 /// The `nisshi` that `scripts/services` installs (`cargo install nisshi`).
 fn nisshi() -> PathBuf {
-    let cargo_home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cargo")
-    });
+    let cargo_home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cargo"));
     let candidates = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("nisshi")).collect::<Vec<_>>())
         .unwrap_or_default();
