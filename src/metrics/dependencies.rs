@@ -76,7 +76,7 @@ impl Metrics {
         lock(&self.dependencies).clone()
     }
 
-    /// Why the dependencies make this instance unhealthy: each one down longer than `max_down`.
+    /// Each dependency down longer than `max_down`, as `/_health` names it.
     pub(super) fn dependency_reasons(&self, max_down: Duration) -> Vec<String> {
         self.dependencies()
             .iter()
@@ -111,6 +111,9 @@ mod tests {
         let reasons = m.dependency_reasons(Duration::ZERO);
         assert_eq!(reasons.len(), 1);
         assert!(reasons[0].starts_with("redis (cache) unreachable for 0 s: refused again"), "{reasons:?}");
+        // Degraded, not dead: a restart cannot bring Redis back.
+        assert!(m.liveness(Duration::from_secs(60), Duration::ZERO).is_none());
+        assert_eq!(m.degraded(Duration::ZERO).as_deref(), Some(reasons[0].as_str()));
         assert!(matches!(m.dependency_probed("cache", "redis", None, ms), Change::CameBack(_)));
         assert!(m.dependency_reasons(Duration::ZERO).is_empty());
         assert_eq!(m.dependencies()[0].outages, 1);

@@ -1,7 +1,10 @@
 //! Liveness beyond "the process answers": a supervised task that ended,
-//! ingestion that stopped while events wait, a batch that keeps failing, a
-//! worker stuck on one batch, or a dependency unreachable for as long makes
-//! `/_health` fail.
+//! ingestion that stopped while events wait, a batch that keeps failing, or
+//! a worker stuck on one batch makes `/_health` fail. A dependency that has
+//! been unreachable as long only degrades it (200, with the reason): what
+//! needs the dependency fails on its own and says so above, and a restart,
+//! which a failed liveness probe brings, cannot bring a service back (phs
+//! would not even start without its database or Redis).
 
 use std::time::Duration;
 
@@ -19,13 +22,12 @@ impl Metrics {
 
     /// Why this instance is not live, or None. `max_stale` is
     /// HEALTHCHECK_MAX_STALE_SECONDS, `max_batch` PHS_HEALTH_MAX_BATCH_SECONDS:
-    /// the longest one batch may be held or keep failing, and a dependency be unreachable.
+    /// the longest one batch may be held or keep failing.
     pub fn liveness(&self, max_stale: Duration, max_batch: Duration) -> Option<String> {
         let mut reasons = Vec::new();
         if let Some(ended) = super::lock(&self.ended).clone() {
             reasons.push(ended);
         }
-        reasons.extend(self.dependency_reasons(max_batch));
         let waiting: i64 = self.latest_positions().iter().map(|p| (p.end - p.committed).max(0)).sum();
         let stale = self.since_progress();
         if waiting > 0 && stale > max_stale {
@@ -65,6 +67,12 @@ impl Metrics {
                 ));
             }
         }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// Why this instance is degraded though live: each dependency unreachable for longer than `max_down`.
+    pub fn degraded(&self, max_down: Duration) -> Option<String> {
+        let reasons = self.dependency_reasons(max_down);
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 }
