@@ -72,7 +72,8 @@ fn liveness(s: &AdminState) -> (bool, Option<String>) {
     let (failed, degraded) = (m.liveness(s.max_stale, s.max_batch), m.degraded(s.max_batch));
     let live = failed.is_none();
     let reason = match (failed, degraded) {
-        (Some(f), Some(d)) => Some(format!("{f}; {d}")),
+        // The unreachable service first: it is the cause of what fails, and `phs top` shows the start.
+        (Some(f), Some(d)) => Some(format!("{d}; {f}")),
         (f, d) => f.or(d),
     };
     (live, reason)
