@@ -32,9 +32,9 @@ pub struct AdminState {
 /// The body of /_health and /_ready.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    /// `ok` or `error`.
+    /// `ok`, `degraded` (live, but a dependency is unreachable: 200) or `error` (503).
     pub status: String,
-    /// Why the check failed; absent when it passed.
+    /// Why the check failed or is degraded; absent when it passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Per-dependency results (readiness only).
@@ -55,9 +55,28 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Liveness: the process answers, ingestion is not stale while events wait,
-/// and no worker is stuck on a batch.
+/// and no worker is stuck on a batch; degraded (still 200) while a dependency is unreachable.
 async fn health(State(s): State<AdminState>) -> Response {
-    respond(report(&s, Vec::new(), metrics::global().liveness(s.max_stale, s.max_batch)))
+    let (live, reason) = liveness(&s);
+    let mut r = report(&s, Vec::new(), reason);
+    if live && r.reason.is_some() {
+        r.status = "degraded".into();
+    }
+    respond(r)
+}
+
+/// Whether the instance is live, and why not or why it is degraded: an unreachable dependency
+/// is named whether or not something that needs it has failed for long enough to fail liveness.
+fn liveness(s: &AdminState) -> (bool, Option<String>) {
+    let m = metrics::global();
+    let (failed, degraded) = (m.liveness(s.max_stale, s.max_batch), m.degraded(s.max_batch));
+    let live = failed.is_none();
+    let reason = match (failed, degraded) {
+        // The unreachable service first: it is the cause of what fails, and `phs top` shows the start.
+        (Some(f), Some(d)) => Some(format!("{d}; {f}")),
+        (f, d) => f.or(d),
+    };
+    (live, reason)
 }
 
 async fn prometheus() -> Response {
@@ -66,8 +85,11 @@ async fn prometheus() -> Response {
 }
 
 async fn snapshot(State(s): State<AdminState>) -> Response {
-    let m = metrics::global();
-    Json(m.report(&s.identity, m.liveness(s.max_stale, s.max_batch)).await).into_response()
+    let (live, reason) = liveness(&s);
+    let mut report = metrics::global().report(&s.identity, None).await;
+    // `phs top` shows the reason beside the status: UNHEALTHY, or HEALTHY but degraded.
+    (report.healthy, report.reason) = (live, reason);
+    Json(report).into_response()
 }
 
 /// Readiness: every store this instance depends on answers within 2 s.
@@ -94,6 +116,6 @@ fn report(s: &AdminState, checks: Vec<Check>, reason: Option<String>) -> Report 
 }
 
 fn respond(r: Report) -> Response {
-    let code = if r.reason.is_none() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if r.status == "error" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Json(r)).into_response()
 }

@@ -1,5 +1,8 @@
 //! Dependency probes: one cheap round trip to each store this instance uses,
-//! for `/_ready` (and later `phs healthcheck --deps`).
+//! for `/_ready` and `phs healthcheck --deps`; and the dependency monitor,
+//! which probes the external services every [`MONITOR_PERIOD`] so that an
+//! outage shows in `/_health`, `/metrics`, `phs top` and the log (once per
+//! change, never per probe) whether or not a batch is waiting on it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +13,51 @@ use serde::{Deserialize, Serialize};
 use crate::cache::Cache;
 use crate::config::StoreSettings;
 use crate::store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// How often the monitor probes. Each probe is bounded by [`MONITOR_TIMEOUT`], so a
+/// service that does not answer costs one pending probe, never a pile of them.
+pub const MONITOR_PERIOD: Duration = Duration::from_secs(1);
+pub const MONITOR_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Backends that are files or memory of this process, not services that can be down.
+const EMBEDDED_BACKENDS: [&str; 2] = ["sqlite", "in-process"];
+
+/// Probes every external service among `probes` until `stop`, recording each
+/// result in the metrics; logs a service going down (warn) and coming back (info).
+pub async fn monitor(probes: Arc<Vec<Arc<dyn Probe>>>, stop: CancellationToken) {
+    use crate::metrics::dependencies::Change;
+    let external: Vec<Arc<dyn Probe>> =
+        probes.iter().filter(|p| !EMBEDDED_BACKENDS.contains(&p.backend())).cloned().collect();
+    if external.is_empty() {
+        return stop.cancelled().await;
+    }
+    let metrics = crate::metrics::global();
+    loop {
+        for c in check_all(&external, MONITOR_TIMEOUT).await {
+            let latency = Duration::from_secs_f64(c.latency_ms / 1000.0);
+            match metrics.dependency_probed(&c.name, &c.backend, c.error.clone(), latency) {
+                Change::WentDown => tracing::warn!(
+                    dependency = %c.name,
+                    error = c.error.as_deref().unwrap_or_default(),
+                    "{} is unreachable; what needs it waits and retries",
+                    c.backend
+                ),
+                Change::CameBack(after) => tracing::info!(
+                    dependency = %c.name,
+                    down_s = after.as_secs(),
+                    "{} answers again",
+                    c.backend
+                ),
+                Change::Same => {}
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(MONITOR_PERIOD) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
 
 #[async_trait]
 pub trait Probe: Send + Sync {
@@ -121,7 +169,8 @@ impl Probe for KafkaProbe {
         let config = self.0.clone();
         // librdkafka blocks; a fresh client per probe keeps no broken connection around.
         tokio::task::spawn_blocking(move || {
-            let client: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+            let client: BaseConsumer<crate::kafka::QuietErrors> =
+                config.create_with_context(crate::kafka::QuietErrors).map_err(|e| e.to_string())?;
             client.fetch_metadata(None, Duration::from_secs(2)).map(|_| ()).map_err(|e| e.to_string())
         })
         .await

@@ -1,7 +1,13 @@
 //! librdkafka client configuration from the settings, shared by the
 //! consumer, producers and the admin client used by migrations.
 
-use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::config::{KafkaSecurityProtocol, KafkaSettings};
 
@@ -63,6 +69,79 @@ pub fn client_config(settings: &KafkaSettings) -> Option<ClientConfig> {
     }
     Some(config)
 }
+
+/// How often one kind of librdkafka client error is logged at most.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// When each kind of client error was last logged, and how many were left out since.
+static LOGGED: LazyLock<Mutex<HashMap<String, (Instant, u64)>>> = LazyLock::new(Mutex::default);
+
+/// Whether a message of `kind` may be logged now (at most once every [`ERROR_LOG_EVERY`]
+/// for the whole process), with how many were left out since the last one.
+fn may_log(kind: String) -> Option<u64> {
+    let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    match logged.get_mut(&kind) {
+        Some((at, skipped)) if at.elapsed() < ERROR_LOG_EVERY => {
+            *skipped += 1;
+            None
+        }
+        Some((at, skipped)) => {
+            *at = Instant::now();
+            Some(std::mem::take(skipped))
+        }
+        None => {
+            logged.insert(kind, (Instant::now(), 0));
+            Some(0)
+        }
+    }
+}
+
+/// Logs a librdkafka client error, at most once per kind every [`ERROR_LOG_EVERY`]: with the
+/// broker down, every client (the consumers, the producer, each probe) reports its failed
+/// reconnect about once a second, which drowned the log. The dependency monitor logs the
+/// outage itself once, and `/_health` and the metrics show it while it lasts.
+pub fn log_client_error(error: &KafkaError, reason: &str) {
+    if let Some(left_out) = may_log(format!("{:?}", error.rdkafka_error_code())) {
+        tracing::error!(target: "librdkafka", left_out, "librdkafka: {error}: {reason}");
+    }
+}
+
+/// Logs one of librdkafka's own log lines; a failed connection (`FAIL`, one per broker
+/// thread and client) under the same bound as [`log_client_error`].
+pub fn log_client_message(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    let left_out = if fac == "FAIL" {
+        match may_log(fac.to_string()) {
+            Some(n) => n,
+            None => return,
+        }
+    } else {
+        0
+    };
+    use RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", left_out, "librdkafka: {fac} {message}")
+        }
+        L::Warning => tracing::warn!(target: "librdkafka", left_out, "librdkafka: {fac} {message}"),
+        L::Notice | L::Info => tracing::info!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        L::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+    }
+}
+
+/// A client context that logs librdkafka's errors and lines through [`log_client_error`] and [`log_client_message`].
+pub struct QuietErrors;
+
+impl ClientContext for QuietErrors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&error, reason);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        log_client_message(level, fac, log_message);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietErrors {}
 
 #[cfg(test)]
 mod tests {

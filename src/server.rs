@@ -163,6 +163,7 @@ pub async fn run(
         }),
     };
     start_observability(&settings, cache.clone(), &state.identity, &mut tasks);
+    tasks.spawn_infallible("dependency monitor", crate::health::monitor(state.probes.clone(), tasks.stop()));
     if store_settings.kafka.kafka_hosts.is_none() {
         start_log_retention(&settings, &mut tasks).await?;
     }

@@ -13,6 +13,7 @@ mod cache;
 mod cli;
 mod completions;
 mod definitions;
+mod faults;
 mod hostile;
 mod hostile_plugins;
 mod ingest;

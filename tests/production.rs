@@ -28,23 +28,6 @@ impl Deployment {
             if rows.len() >= n { Ok(rows) } else { Err(format!("only {} of {n} events in ClickHouse", rows.len())) }
         })
     }
-
-    /// The uuids in ClickHouse (after FINAL) once they include all of `expected`,
-    /// and how many rows FINAL returns (one per uuid when redelivery collapsed).
-    async fn wait_for_uuids(&self, expected: &HashSet<String>) -> (HashSet<String>, usize) {
-        let client = phs::clickhouse::client(&self.settings.clickhouse).unwrap();
-        let all = format!("all {} events in ClickHouse", expected.len());
-        eventually(Duration::from_secs(90), &all, || async {
-            let rows: Vec<String> = client.query("SELECT uuid FROM events FINAL").fetch_all().await.unwrap();
-            let stored: HashSet<String> = rows.iter().cloned().collect();
-            if expected.is_subset(&stored) {
-                return Ok((stored, rows.len()));
-            }
-            let missing = expected.difference(&stored).count();
-            Err(format!("{missing} of {} events missing from ClickHouse", expected.len()))
-        })
-        .await
-    }
 }
 
 async fn post(url: &str, body: &Value) -> u16 {

@@ -31,6 +31,17 @@ pub enum CacheError {
 
 pub type Result<T> = std::result::Result<T, CacheError>;
 
+impl crate::error::Kinded for CacheError {
+    /// Any Redis failure is Redis being unreachable, slow or busy (a connection cut, a timeout,
+    /// LOADING, OOM): transient. The two the request is at fault for are data.
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            CacheError::Redis { .. } => crate::error::ErrorKind::Transient,
+            CacheError::NotAnInteger { .. } | CacheError::WrongType { .. } => crate::error::ErrorKind::Data,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Cache: Send + Sync {
     fn backend(&self) -> &'static str;

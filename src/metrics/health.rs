@@ -1,6 +1,10 @@
 //! Liveness beyond "the process answers": a supervised task that ended,
 //! ingestion that stopped while events wait, a batch that keeps failing, or
-//! a worker stuck on one batch makes `/_health` fail.
+//! a worker stuck on one batch makes `/_health` fail. A dependency that has
+//! been unreachable as long only degrades it (200, with the reason): what
+//! needs the dependency fails on its own and says so above, and a restart,
+//! which a failed liveness probe brings, cannot bring a service back (phs
+//! would not even start without its database or Redis).
 
 use std::time::Duration;
 
@@ -63,6 +67,12 @@ impl Metrics {
                 ));
             }
         }
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
+    /// Why this instance is degraded though live: each dependency unreachable for longer than `max_down`.
+    pub fn degraded(&self, max_down: Duration) -> Option<String> {
+        let reasons = self.dependency_reasons(max_down);
         (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 }

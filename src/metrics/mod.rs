@@ -8,6 +8,7 @@
 //! event. A [`sampler`] task turns counters into rates, lag history and busy
 //! ratios once a second.
 
+pub mod dependencies;
 pub mod health;
 pub mod primitives;
 pub mod prometheus;
@@ -51,6 +52,8 @@ pub struct Metrics {
     last_progress: AtomicU64,
     /// Why a supervised task ended before shutdown, once one has.
     ended: Mutex<Option<String>>,
+    /// The external services, as the dependency monitor last probed them.
+    dependencies: Mutex<Vec<dependencies::Dependency>>,
     pub sampler: sampler::Sampler,
 }
 
@@ -76,6 +79,7 @@ impl Metrics {
         Metrics {
             epoch: Instant::now(),
             ended: Mutex::default(),
+            dependencies: Mutex::default(),
             events_in: Counter::default(),
             events_out: Counter::default(),
             events_overflowed: Counter::default(),

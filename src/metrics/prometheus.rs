@@ -73,6 +73,23 @@ impl Metrics {
             let _ = writeln!(o, "phs_consumer_log_end_offset{{{l}}} {}", p.end);
             let _ = writeln!(o, "phs_consumer_lag{{{l}}} {}", p.end - p.committed);
         }
+        header(o, "dependency_up", "gauge", "1 while the external service answers its probe, 0 while it does not.");
+        header(o, "dependency_probe_seconds", "gauge", "Round trip of the last probe of the external service.");
+        header(
+            o,
+            "dependency_down_seconds",
+            "gauge",
+            "How long the external service has been unreachable (0 while up).",
+        );
+        header(o, "dependency_outages_total", "counter", "Times the external service went from answering to not.");
+        for d in self.dependencies() {
+            let l = format!("dependency=\"{}\",backend=\"{}\"", esc(&d.name), esc(&d.backend));
+            let down = d.down_since.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let _ = writeln!(o, "phs_dependency_up{{{l}}} {}", u8::from(d.down_since.is_none()));
+            let _ = writeln!(o, "phs_dependency_probe_seconds{{{l}}} {}", d.latency.as_secs_f64());
+            let _ = writeln!(o, "phs_dependency_down_seconds{{{l}}} {down}");
+            let _ = writeln!(o, "phs_dependency_outages_total{{{l}}} {}", d.outages);
+        }
         header(o, "queue_depth", "gauge", "Items waiting in internal queues.");
         let logs = self.plugin_log_queue.load(std::sync::atomic::Ordering::Relaxed).max(0);
         let _ = writeln!(o, "phs_queue_depth{{queue=\"plugin_logs\"}} {logs}");

@@ -160,17 +160,27 @@ impl WorkerStats {
     }
 
     /// `what` failed (again) with `error` and will be retried.
-    pub fn failed(&self, what: &'static str, error: String) {
+    /// True when this starts a streak of failures (`what` was not failing already).
+    pub fn failed(&self, what: &'static str, error: String) -> bool {
         let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
         match failing.iter_mut().find(|f| f.what == what) {
-            Some(f) => f.error = error,
-            None => failing.push(Failing { what, since: Instant::now(), error }),
+            Some(f) => {
+                f.error = error;
+                false
+            }
+            None => {
+                failing.push(Failing { what, since: Instant::now(), error });
+                true
+            }
         }
     }
 
-    /// `what` passed (or was given up).
-    pub fn recovered(&self, what: &'static str) {
-        self.failing.lock().unwrap_or_else(|p| p.into_inner()).retain(|f| f.what != what);
+    /// `what` passed (or was given up): how long it had been failing, if it was.
+    pub fn recovered(&self, what: &'static str) -> Option<std::time::Duration> {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let since = failing.iter().find(|f| f.what == what).map(|f| f.since.elapsed());
+        failing.retain(|f| f.what != what);
+        since
     }
 
     /// The call that has been failing longest, if any.

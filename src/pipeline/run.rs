@@ -120,8 +120,8 @@ impl Pipeline {
             b = w.timed(Stage::Poll, source.poll(BATCH, Duration::from_millis(200))) => b,
             _ = stop.cancelled() => return Next::Halted(Halt::Stopped),
         };
-        if polled.is_ok() {
-            w.recovered(READ);
+        if let Some(failed_for) = polled.as_ref().ok().and_then(|_| w.recovered(READ)) {
+            tracing::info!(failed_for_s = failed_for.as_secs(), "reading the source works again");
         }
         let messages = match polled {
             Ok(m) if m.is_empty() => return Next::Nothing,
@@ -130,8 +130,10 @@ impl Pipeline {
                 return Next::Halted(Halt::Fatal(format!("reading the source: {err}")));
             }
             Err(err) => {
-                tracing::warn!(%err, "reading the source failed; retrying");
-                w.failed(READ, err.to_string());
+                // Once per streak: an unreachable broker fails every poll, once a second, for as long as it is out.
+                if w.failed(READ, err.to_string()) {
+                    tracing::warn!(%err, "reading the source failed; retrying every second until it passes");
+                }
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return Next::Nothing;
             }

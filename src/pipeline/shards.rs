@@ -195,6 +195,9 @@ impl Stages {
                     out.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
+                Outcome::Unavailable { by, error } => {
+                    return Err(StoreError::Unavailable(format!("plugin {by}: {error}")));
+                }
             }
             // A plugin call or a person step that awaits nothing never gives the thread back, and
             // with a shard on every runtime thread the capture endpoint, the writes and commits,

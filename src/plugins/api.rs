@@ -289,7 +289,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
         method(lua, deadline, move |lua, (key, default): (String, Value)| {
             let s = s.clone();
             async move {
-                match s.storage_get(id, &key).await.map_err(host_error)? {
+                match s.storage_get(id, &key).await.map_err(dependency_error)? {
                     Some(raw) => decode(&lua, &raw),
                     None => Ok(default),
                 }
@@ -304,8 +304,8 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
             let text = if value.is_nil() { None } else { Some(encode(&lua, value)) };
             async move {
                 match text {
-                    None => s.storage_del(id, &key).await.map(|_| ()).map_err(host_error),
-                    Some(text) => s.storage_set(id, &key, &text?).await.map_err(host_error),
+                    None => s.storage_del(id, &key).await.map(|_| ()).map_err(dependency_error),
+                    Some(text) => s.storage_set(id, &key, &text?).await.map_err(dependency_error),
                 }
             }
         })?,
@@ -315,7 +315,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
         "del",
         method(lua, deadline, move |_lua, key: String| {
             let s = s.clone();
-            async move { s.storage_del(id, &key).await.map_err(host_error) }
+            async move { s.storage_del(id, &key).await.map_err(dependency_error) }
         })?,
     )?;
     Ok(t)
@@ -374,6 +374,31 @@ where
 
 fn host_error(e: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::runtime(e.to_string())
+}
+
+/// A host call (`meta.cache`, `meta.storage`) that failed because the service behind it is
+/// unreachable. It travels through the plugin's error like any other, and the runner hands the
+/// event back to be retried with its batch: the outage is not the plugin's failure, so it must
+/// neither pass the event on unprocessed nor count towards disabling the plugin.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// Like [`host_error`], keeping a transient failure recognisable as [`Unavailable`].
+fn dependency_error<E: std::fmt::Display + crate::error::Kinded>(e: E) -> mlua::Error {
+    if e.kind() == crate::error::ErrorKind::Transient {
+        mlua::Error::external(Unavailable(e.to_string()))
+    } else {
+        host_error(e)
+    }
+}
+
+/// The unreachable dependency a failed call met, if that is why it failed.
+pub fn unavailable(err: &mlua::Error) -> Option<String> {
+    super::sandbox::chain(err).find_map(|e| match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<Unavailable>().map(|u| u.0.clone()),
+        _ => None,
+    })
 }
 
 /// Values are stored as JSON text, as the original did.

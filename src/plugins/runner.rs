@@ -52,7 +52,14 @@ const REFRESH: Duration = Duration::from_secs(2);
 
 pub enum Outcome {
     Event(Map<String, Value>),
-    Dropped { by: String },
+    Dropped {
+        by: String,
+    },
+    /// A plugin's host call met an unreachable dependency: the event must be processed again later.
+    Unavailable {
+        by: String,
+        error: String,
+    },
 }
 
 /// What one plugin of the chain made of the event it was given.
@@ -328,6 +335,12 @@ impl PluginRunner {
                 // The value was built as an object two lines up.
                 _ => Map::new(),
             };
+            if let Err(e @ CallError::Unavailable(error)) = &result {
+                // Not the plugin's failure: nothing recorded against it, nothing counted towards
+                // disabling it; the pipeline retries the batch once the dependency answers.
+                trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
+                return Outcome::Unavailable { by: p.label.clone(), error: error.clone() };
+            }
             if p.stats.call(took) {
                 p.stats.set_memory(state.vm.memory_used().await);
             }

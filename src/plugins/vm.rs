@@ -54,6 +54,10 @@ pub enum CallError {
     /// The plugin raised `RetryError(message)`: it asks for another try.
     #[error("RetryError: {0}")]
     Retry(String),
+    /// A host call met an unreachable dependency (Redis, the database) that the plugin did not
+    /// catch: the event waits for it, as the pipeline's own calls do.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl CallError {
@@ -388,6 +392,9 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
 pub(super) fn classify(err: &mlua::Error, limits: &Limits) -> CallError {
     if let Some(message) = super::retry::requested(err) {
         return CallError::Retry(super::logs::truncated(message));
+    }
+    if let Some(message) = super::api::unavailable(err) {
+        return CallError::Unavailable(message);
     }
     if let Some(t) = sandbox::time_limit(err) {
         return CallError::TimeLimit(t);

@@ -303,7 +303,8 @@ async fn chain(
     let outcome = runner.process_traced(team_id, event, &mut steps).await;
     let output = match outcome {
         Outcome::Event(e) => Some(e),
-        Outcome::Dropped { .. } => None,
+        // The steps say which dependency was out; a dry run has no batch to retry.
+        Outcome::Dropped { .. } | Outcome::Unavailable { .. } => None,
     };
     (steps.0, output)
 }

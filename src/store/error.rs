@@ -25,6 +25,9 @@ pub enum StoreError {
     /// failed): re-read and redo.
     #[error("concurrent change: {0}")]
     Conflict(String),
+    /// A dependency a step called (a plugin's `meta.cache` or `meta.storage`) is unreachable.
+    #[error("a dependency is unreachable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -37,7 +40,7 @@ impl StoreError {
             StoreError::Connect { .. } => ErrorKind::Transient,
             StoreError::Invalid(_) => ErrorKind::Data,
             // Still failing after the caller's own retries: back off and retry the batch.
-            StoreError::Conflict(_) => ErrorKind::Transient,
+            StoreError::Conflict(_) | StoreError::Unavailable(_) => ErrorKind::Transient,
             StoreError::Query { source, .. } => ErrorKind::of_sqlx(source),
         }
     }

@@ -5,6 +5,9 @@ use std::process::Command;
 
 pub mod embedded;
 pub mod eventually;
+pub mod fault_proxy;
+pub mod load;
+pub mod own_broker;
 mod own_postgres;
 pub mod plugins;
 pub mod production;

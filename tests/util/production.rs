@@ -10,7 +10,9 @@ use phs::pipeline::source::producer::KafkaProducer;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use super::eventually::eventually;
 
 use phs::config::StoreSettings as Settings;
 use rdkafka::message::Headers;
@@ -27,8 +29,14 @@ pub struct Deployment {
 impl Deployment {
     /// A migrated deployment of its own (8 partitions, `phs migrate`'s default).
     pub async fn new() -> Self {
+        Self::with(&[]).await
+    }
+
+    /// Like [`Deployment::new`], with some settings replaced or added (a
+    /// service reached through a proxy, REDIS_URL) before it is migrated.
+    pub async fn with(overrides: &[(&'static str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let env = vec![
+        let mut env = vec![
             ("DATABASE_URL", fresh_postgres_db().await),
             ("CLICKHOUSE_HOST", clickhouse_host()),
             ("CLICKHOUSE_DATABASE", unique("phs_t")),
@@ -37,6 +45,10 @@ impl Deployment {
             ("KAFKA_CONSUMER_GROUP", unique("g")),
             ("PHS_DATA_DIR", dir.path().display().to_string()),
         ];
+        for (key, value) in overrides {
+            env.retain(|(k, _)| k != key);
+            env.push((key, value.clone()));
+        }
         let settings = {
             use clap::Parser;
             #[derive(Parser)]
@@ -52,6 +64,23 @@ impl Deployment {
         let d = Deployment { env, settings, dir };
         d.cli(&["migrate"]);
         d
+    }
+
+    /// The uuids in ClickHouse (after FINAL) once they include all of `expected`,
+    /// and how many rows FINAL returns (one per uuid when redelivery collapsed).
+    pub async fn wait_for_uuids(&self, expected: &HashSet<String>) -> (HashSet<String>, usize) {
+        let client = phs::clickhouse::client(&self.settings.clickhouse).unwrap();
+        let all = format!("all {} events in ClickHouse", expected.len());
+        eventually(Duration::from_secs(90), &all, || async {
+            let rows: Vec<String> = client.query("SELECT uuid FROM events FINAL").fetch_all().await.unwrap();
+            let stored: HashSet<String> = rows.iter().cloned().collect();
+            if expected.is_subset(&stored) {
+                return Ok((stored, rows.len()));
+            }
+            let missing = expected.difference(&stored).count();
+            Err(format!("{missing} of {} events missing from ClickHouse", expected.len()))
+        })
+        .await
     }
 
     /// `phs ARGS` against this deployment, which must succeed: its stdout.

@@ -131,13 +131,10 @@ pub fn stream_batches(url: &str, token: &str) -> Stream {
         let (url, token, acked, sent) = (url.to_string(), token.to_string(), acked.clone(), sent.clone());
         senders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
+            let mut seq = 0;
             for _ in 0..10_000 {
-                let events: Vec<serde_json::Value> = (0..25)
-                    .map(|i| serde_json::json!({"event": "tick", "distinct_id": format!("u{}", i % 7), "uuid": uuid::Uuid::now_v7().to_string()}))
-                    .collect();
-                let uuids: Vec<String> = events.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect();
+                let (body, uuids) = super::load::sdk_batch(&token, 25, &mut seq);
                 sent.lock().unwrap().extend(uuids.iter().cloned());
-                let body = serde_json::json!({"api_key": token, "batch": events}).to_string();
                 match client.post(&url).header("content-type", "application/json").body(body).send().await {
                     Ok(r) if r.status() == 200 => acked.lock().unwrap().extend(uuids),
                     _ => return,

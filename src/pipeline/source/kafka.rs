@@ -27,7 +27,15 @@ const FILL_WINDOW: Duration = Duration::from_millis(50);
 /// Logs every rebalance, so an operator (or a test) sees which instance owns what.
 pub struct RebalanceLog;
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        crate::kafka::log_client_error(&error, reason);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        crate::kafka::log_client_message(level, fac, log_message);
+    }
+}
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -140,11 +148,31 @@ impl Source for KafkaSource {
         }
         let consumer = self.consumer.clone();
         // A synchronous commit blocks on the broker's answer: keep it off the async workers.
-        tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
+        let committed = tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync))
             .await
-            .map_err(|e| PipeError::transient("commit offsets", e))?
-            .map_err(|e| PipeError::transient("commit offsets", e))
+            .map_err(|e| PipeError::transient("commit offsets", e))?;
+        match committed {
+            Err(e) if membership_lost(&e) => {
+                // The group went on without this member (its session timed out while the
+                // broker was out of reach): no retry of this commit can pass, and retrying
+                // forever kept the consumer from polling, which is how it rejoins. The batch
+                // is written; whoever owns its partitions now (this instance once it has
+                // rejoined) reads them again from the last commit, and the uuids collapse the copies.
+                tracing::warn!(err = %e, "the consumer group dropped this member; not committing, the batch is read again");
+                Ok(())
+            }
+            other => other.map_err(|e| PipeError::transient("commit offsets", e)),
+        }
     }
+}
+
+/// Whether a commit failed because the group no longer counts this member in (or in this generation).
+fn membership_lost(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::UnknownMemberId | C::IllegalGeneration | C::RebalanceInProgress | C::FencedInstanceId)
+    )
 }
 
 /// Committed offsets and high watermarks of the partitions this instance

@@ -25,7 +25,7 @@ pub struct Record<'a> {
 
 #[derive(Clone)]
 pub struct KafkaProducer {
-    producer: FutureProducer,
+    producer: FutureProducer<crate::kafka::QuietErrors>,
     settings: KafkaSettings,
 }
 
@@ -46,7 +46,9 @@ impl KafkaProducer {
             .set("message.max.bytes", (16 * 1024 * 1024).to_string())
             // A broker that stays down surfaces as an error within bounded time.
             .set("message.timeout.ms", "30000");
-        let producer = config.create().map_err(|e| PipeError::transient("create the Kafka producer", e))?;
+        let producer = config
+            .create_with_context(crate::kafka::QuietErrors)
+            .map_err(|e| PipeError::transient("create the Kafka producer", e))?;
         Ok(KafkaProducer { producer, settings: settings.clone() })
     }
 

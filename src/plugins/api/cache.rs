@@ -11,7 +11,7 @@ use std::time::Duration;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::super::sandbox::Deadline;
-use super::{Context, decode, encode, host_error, method};
+use super::{Context, decode, dependency_error, encode, method};
 
 /// Elements one `lpush` may add, as in the original.
 pub const MAX_LPUSH: usize = 1000;
@@ -41,7 +41,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         method(lua, deadline, move |lua, (key, default): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
-                match c.get(&k).await.map_err(host_error)? {
+                match c.get(&k).await.map_err(dependency_error)? {
                     Some(raw) => decode(&lua, &raw),
                     None => Ok(default),
                 }
@@ -56,7 +56,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
             let text = encode(&lua, value);
             // No TTL, or 0 or less, keeps the value until it is deleted, as before.
             let ttl = ttl.filter(|s| s.is_nan() || *s > 0.0).map(|s| checked_ttl("set", s)).transpose();
-            async move { c.set(&k, &text?, ttl?).await.map_err(host_error) }
+            async move { c.set(&k, &text?, ttl?).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -64,7 +64,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         "incr",
         method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { c.incr(&k, by.unwrap_or(1)).await.map_err(host_error) }
+            async move { c.incr(&k, by.unwrap_or(1)).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -73,7 +73,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let ttl = checked_ttl("expire", if ttl.is_nan() { ttl } else { ttl.max(0.001) });
-            async move { c.expire(&k, ttl?).await.map_err(host_error) }
+            async move { c.expire(&k, ttl?).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -82,7 +82,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         method(lua, deadline, move |lua, (key, values): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let values = list_elements(&lua, values);
-            async move { c.lpush(&k, &values?).await.map_err(host_error) }
+            async move { c.lpush(&k, &values?).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -90,7 +90,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         "lrange",
         method(lua, deadline, move |lua, (key, start, end): (String, i64, i64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { strings(&lua, c.lrange(&k, start, end).await.map_err(host_error)?) }
+            async move { strings(&lua, c.lrange(&k, start, end).await.map_err(dependency_error)?) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -98,7 +98,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         "llen",
         method(lua, deadline, move |_lua, key: String| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
-            async move { c.llen(&k).await.map_err(host_error) }
+            async move { c.llen(&k).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix.clone());
@@ -107,7 +107,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
         method(lua, deadline, move |lua, (key, count, value): (String, i64, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let value = element(&lua, value);
-            async move { c.lrem(&k, count, &value?).await.map_err(host_error) }
+            async move { c.lrem(&k, count, &value?).await.map_err(dependency_error) }
         })?,
     )?;
     let (c, p) = (ctx.cache.clone(), prefix);
@@ -120,7 +120,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
                 if count < 0 {
                     return Err(mlua::Error::runtime(format!("cache.lpop: count must be 0 or more, not {count}")));
                 }
-                strings(&lua, c.lpop(&k, count as usize).await.map_err(host_error)?)
+                strings(&lua, c.lpop(&k, count as usize).await.map_err(dependency_error)?)
             }
         })?,
     )?;

@@ -61,8 +61,16 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Span::styled(format!("{:<21}", i.admin_addr), theme.header()),
             Span::styled(format!(" {status:<9}"), theme.level(level)),
         ];
+        // Why an instance is unhealthy (or degraded) comes before its rates: a long reason after them
+        // was cut off. A down instance's rates are its last ones, which its mark says first.
+        let stale = i.status == InstanceStatus::Down && i.report.is_some();
+        if stale {
+            spans.push(Span::styled(" (last seen)", theme.level(level)));
+        }
+        if let Some(reason) = &i.reason {
+            spans.push(Span::styled(format!("  {reason} "), theme.level(level)));
+        }
         if let Some(r) = &i.report {
-            let stale = if i.status == InstanceStatus::Down { " (last seen)" } else { "" };
             // Per-worker in-hand counts are in the workers panel; the header lists the shared queues.
             let queues: String = r
                 .queues
@@ -71,7 +79,7 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 .map(|q| format!("  {} {}", q.name.replace('_', " "), q.value))
                 .collect();
             spans.push(Span::raw(format!(
-                " {} v{}  in {}/s  out {}/s  batch p50 {} p99 {} ms{queues}{stale}",
+                " {} v{}  in {}/s  out {}/s  batch p50 {} p99 {} ms{queues}",
                 r.mode,
                 r.version,
                 num(r.events_in_per_sec),
@@ -79,9 +87,6 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 r.batch_ms.p50.map_or("-".into(), num),
                 r.batch_ms.p99.map_or("-".into(), num),
             )));
-        }
-        if let Some(reason) = &i.reason {
-            spans.push(Span::styled(format!("  {reason}"), theme.level(level)));
         }
         lines.push(Line::from(spans));
     }
