@@ -10,9 +10,26 @@ use super::load::{Receiver, event};
 use crate::util::eventually::eventually;
 use crate::util::production::Deployment;
 
-/// Time to wait for the stores to catch up: generous, and longer for longer runs.
-fn patience(n: usize) -> Duration {
-    Duration::from_secs(120 + (n / 2_000) as u64)
+/// How long the stores may go without progress while they catch up: a
+/// backlog drains at whatever rate the machine allows, and a stall fails.
+const STALL: Duration = Duration::from_secs(120);
+
+/// Polls `check` every second until it reports done. `check` returns
+/// (done, progress, what it saw): the wait fails once `progress` has not
+/// grown for [`STALL`].
+async fn catch_up(what: &str, mut check: impl AsyncFnMut() -> (bool, u64, String)) {
+    let (mut best, mut since) = (0, std::time::Instant::now());
+    loop {
+        let (done, progress, seen) = check().await;
+        if done {
+            return;
+        }
+        if progress > best {
+            (best, since) = (progress, std::time::Instant::now());
+        }
+        assert!(since.elapsed() < STALL, "no progress for {} s waiting for {what}; last seen: {seen}", STALL.as_secs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn expected_uuids(n: usize) -> HashSet<String> {
@@ -29,12 +46,15 @@ pub struct Stored {
 pub async fn clickhouse_events(d: &Deployment, n: usize) -> Stored {
     let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
     let what = format!("all {n} events in ClickHouse");
-    let (uniq, rows) = eventually(patience(n), &what, async || {
-        let (uniq, rows): (u64, u64) =
-            client.query("SELECT uniqExact(uuid), count() FROM events").fetch_one().await.unwrap();
-        if uniq >= n as u64 { Ok((uniq, rows)) } else { Err(format!("{uniq} distinct uuids, {rows} rows")) }
+    let count = async || -> (u64, u64) {
+        client.query("SELECT uniqExact(uuid), count() FROM events").fetch_one().await.unwrap()
+    };
+    catch_up(&what, async || {
+        let (uniq, rows) = count().await;
+        (uniq >= n as u64, uniq, format!("{uniq} distinct uuids, {rows} rows"))
     })
     .await;
+    let (uniq, rows) = count().await;
     assert_eq!(uniq, n as u64, "ClickHouse holds events nobody sent");
     let stored: HashSet<String> = client
         .query("SELECT uuid FROM events GROUP BY uuid")
@@ -58,9 +78,9 @@ pub async fn sqlite_events(dir: &std::path::Path, n: usize) {
     let url = format!("sqlite://{}?mode=ro", dir.join("events.sqlite3").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let what = format!("all {n} events in events.sqlite3");
-    eventually(patience(n), &what, async || {
+    catch_up(&what, async || {
         let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
-        if count >= n as i64 { Ok(()) } else { Err(format!("{count} events")) }
+        (count >= n as i64, count as u64, format!("{count} events"))
     })
     .await;
     let stored: HashSet<String> =
@@ -104,7 +124,8 @@ pub async fn persons_agree(d: &Deployment, token: &str) {
 
     let client = phs::clickhouse::client(&d.settings.clickhouse).unwrap();
     let team = team_id as i64;
-    eventually(Duration::from_secs(60), "ClickHouse's persons to agree with Postgres", async || {
+    // Up to 40 s for the resync of a stopped batch (its marks are stale after 30 s, looked for every 10 s).
+    eventually(Duration::from_secs(120), "ClickHouse's persons to agree with Postgres", async || {
         let rows: Vec<(String, String)> = client
             .query("SELECT id, properties FROM person FINAL WHERE team_id = ? AND is_deleted = 0")
             .bind(team)
@@ -152,7 +173,7 @@ pub async fn hooks_saw_everything(r: &Receiver, n: usize) {
     };
     let (watched, jobs, all) = (field("watch"), field("job"), expected_uuids(n));
     // A killed worker's jobs come back after their 30 s lease; exports wait up to 2 s in the buffer.
-    eventually(patience(n), "onEvent, jobs and exportEvents to see every event", async || {
+    catch_up("onEvent, jobs and exportEvents to see every event", async || {
         let (seen, ran, exported) =
             (r.on_event.lock().unwrap().clone(), r.jobs.lock().unwrap().clone(), r.exported.lock().unwrap().clone());
         let lacking = [
@@ -160,10 +181,8 @@ pub async fn hooks_saw_everything(r: &Receiver, n: usize) {
             ("jobs", jobs.difference(&ran).count()),
             ("exportEvents", all.difference(&exported).count()),
         ];
-        if lacking.iter().all(|(_, missing)| *missing == 0) {
-            return Ok(());
-        }
-        Err(format!("events not seen yet: {lacking:?}"))
+        let missing: usize = lacking.iter().map(|(_, m)| m).sum();
+        (missing == 0, (seen.len() + ran.len() + exported.len()) as u64, format!("events not seen yet: {lacking:?}"))
     })
     .await;
     let stray = r.exported.lock().unwrap().difference(&all).count();
