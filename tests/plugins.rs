@@ -628,3 +628,24 @@ async fn the_error_rate_is_judged_across_instances() {
     let reason = c.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
     assert!(reason.contains("120 of 120 calls failed across instances"), "{reason}");
 }
+
+/// A loop of quick `meta.cache` calls that outlasts processEvent's wall
+/// time is the plugin's time limit, not an outage: only a call that itself
+/// waits for half the wall time marks its service as unreachable (which
+/// makes the batch wait and retry, and must not be a plugin's to trigger).
+#[tokio::test]
+async fn a_loop_of_quick_cache_calls_is_a_time_limit_not_an_outage() {
+    let url = url::Url::parse(&crate::util::redis_url()).unwrap();
+    let cache = phs::cache::connect(Some(&url)).await.unwrap();
+    let limits = Limits {
+        process_event: Duration::from_millis(500),
+        process_event_wall: Duration::from_millis(300),
+        ..limits()
+    };
+    let code = "function processEvent(e, meta)\n while true do meta.cache:get('k') end\nend";
+    let vm = PluginVm::load(&source(code), ctx(1, cache, Arc::new(MemoryLog::default())), limits).unwrap();
+    match vm.process_event(&event()).await {
+        Err(CallError::TimeLimit(_)) => {}
+        other => panic!("expected the time limit, got {other:?}"),
+    }
+}

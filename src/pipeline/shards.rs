@@ -196,7 +196,8 @@ impl Stages {
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
                 Outcome::Unavailable { by, error } => {
-                    return Err(StoreError::Unavailable(format!("plugin {by}: {error}")));
+                    // The service first: reports cut long reasons short (phs top at 120 columns).
+                    return Err(StoreError::Unavailable(format!("{error} (for plugin {by})")));
                 }
             }
             // A plugin call or a person step that awaits nothing never gives the thread back, and

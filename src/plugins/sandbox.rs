@@ -71,6 +71,10 @@ pub struct Deadline {
     /// Set once the running call has been told it is out of time; makes
     /// pcall and friends re-raise so a plugin cannot swallow the error.
     tripped: AtomicBool,
+    /// When the `meta.cache`/`meta.storage` call waiting now began (nanos
+    /// after `base`, 0: none waits). A call whose wall time runs out while
+    /// one has waited long met an outage, not a slow plugin.
+    store_wait_since: AtomicU64,
 }
 
 impl Deadline {
@@ -80,7 +84,21 @@ impl Deadline {
             at_nanos: AtomicU64::new(0),
             limit_nanos: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
+            store_wait_since: AtomicU64::new(0),
         }
+    }
+
+    /// Marks a store call as waiting until the guard drops (a state runs one
+    /// host call at a time).
+    pub(super) fn waiting_on_store(&self) -> StoreWait<'_> {
+        self.store_wait_since.store((self.base.elapsed().as_nanos() as u64).max(1), Ordering::Relaxed);
+        StoreWait(self)
+    }
+
+    /// How long the store call waiting now has waited.
+    pub(super) fn store_waited(&self) -> Option<Duration> {
+        let since = self.store_wait_since.load(Ordering::Relaxed);
+        (since != 0).then(|| self.base.elapsed().saturating_sub(Duration::from_nanos(since)))
     }
 
     /// Arms the deadline `limit` from now.
@@ -123,6 +141,15 @@ impl Deadline {
             return Err(mlua::Error::external(TimeLimitExceeded(self.limit())));
         }
         Ok(())
+    }
+}
+
+/// A store call in flight ([`Deadline::waiting_on_store`]).
+pub(super) struct StoreWait<'a>(&'a Deadline);
+
+impl Drop for StoreWait<'_> {
+    fn drop(&mut self) {
+        self.0.store_wait_since.store(0, Ordering::Relaxed);
     }
 }
 

@@ -283,8 +283,16 @@ impl PluginVm {
             std::task::Poll::Ready(r) => Ok(r),
             std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
         };
+        // One meta.cache/storage call waiting for half the wall time: its service is out, the
+        // plugin is not slow (a loop of quick calls that runs out of time is the plugin's).
+        let in_store_call = inner.deadline.store_waited().is_some_and(|w| w >= wall / 2);
         inner.deadline.disarm();
         let value = match result {
+            Err(_) if in_store_call => {
+                return Err(CallError::Unavailable(format!(
+                    "meta.cache or meta.storage got no answer within {wall:?}"
+                )));
+            }
             Err(_) => return Err(CallError::TimeLimit(wall)),
             Ok(Err(panic)) => return Err(host_panic(&*panic)),
             Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,

@@ -26,7 +26,7 @@ pub enum StoreError {
     #[error("concurrent change: {0}")]
     Conflict(String),
     /// A dependency a step called (a plugin's `meta.cache` or `meta.storage`) is unreachable.
-    #[error("a dependency is unreachable: {0}")]
+    #[error("unreachable: {0}")]
     Unavailable(String),
 }
 

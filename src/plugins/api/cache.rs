@@ -11,7 +11,7 @@ use std::time::Duration;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::super::sandbox::Deadline;
-use super::{Context, decode, dependency_error, encode, method};
+use super::{Context, decode, dependency_error, encode, store_method};
 
 /// Elements one `lpush` may add, as in the original.
 pub const MAX_LPUSH: usize = 1000;
@@ -38,7 +38,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "get",
-        method(lua, deadline, move |lua, (key, default): (String, Value)| {
+        store_method(lua, deadline, move |lua, (key, default): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
                 match c.get(&k).await.map_err(dependency_error)? {
@@ -51,7 +51,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "set",
-        method(lua, deadline, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
+        store_method(lua, deadline, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let text = encode(&lua, value);
             // No TTL, or 0 or less, keeps the value until it is deleted, as before.
@@ -62,7 +62,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "incr",
-        method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
+        store_method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { c.incr(&k, by.unwrap_or(1)).await.map_err(dependency_error) }
         })?,
@@ -70,7 +70,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "expire",
-        method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
+        store_method(lua, deadline, move |_lua, (key, ttl): (String, f64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let ttl = checked_ttl("expire", if ttl.is_nan() { ttl } else { ttl.max(0.001) });
             async move { c.expire(&k, ttl?).await.map_err(dependency_error) }
@@ -79,7 +79,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lpush",
-        method(lua, deadline, move |lua, (key, values): (String, Value)| {
+        store_method(lua, deadline, move |lua, (key, values): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let values = list_elements(&lua, values);
             async move { c.lpush(&k, &values?).await.map_err(dependency_error) }
@@ -88,7 +88,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lrange",
-        method(lua, deadline, move |lua, (key, start, end): (String, i64, i64)| {
+        store_method(lua, deadline, move |lua, (key, start, end): (String, i64, i64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { strings(&lua, c.lrange(&k, start, end).await.map_err(dependency_error)?) }
         })?,
@@ -96,7 +96,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "llen",
-        method(lua, deadline, move |_lua, key: String| {
+        store_method(lua, deadline, move |_lua, key: String| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { c.llen(&k).await.map_err(dependency_error) }
         })?,
@@ -104,7 +104,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lrem",
-        method(lua, deadline, move |lua, (key, count, value): (String, i64, Value)| {
+        store_method(lua, deadline, move |lua, (key, count, value): (String, i64, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let value = element(&lua, value);
             async move { c.lrem(&k, count, &value?).await.map_err(dependency_error) }
@@ -113,7 +113,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix);
     t.raw_set(
         "lpop",
-        method(lua, deadline, move |lua, (key, count): (String, Option<i64>)| {
+        store_method(lua, deadline, move |lua, (key, count): (String, Option<i64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
                 let count = count.unwrap_or(1);
