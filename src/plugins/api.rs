@@ -286,7 +286,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "get",
-        store_method(lua, deadline, move |lua, (key, default): (String, Value)| {
+        store_method(lua, deadline, "the database", move |lua, (key, default): (String, Value)| {
             let s = s.clone();
             async move {
                 match s.storage_get(id, &key).await.map_err(dependency_error)? {
@@ -299,7 +299,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "set",
-        store_method(lua, deadline, move |lua, (key, value): (String, Value)| {
+        store_method(lua, deadline, "the database", move |lua, (key, value): (String, Value)| {
             let s = s.clone();
             let text = if value.is_nil() { None } else { Some(encode(&lua, value)) };
             async move {
@@ -313,7 +313,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "del",
-        store_method(lua, deadline, move |_lua, key: String| {
+        store_method(lua, deadline, "the database", move |_lua, key: String| {
             let s = s.clone();
             async move { s.storage_del(id, &key).await.map_err(dependency_error) }
         })?,
@@ -328,7 +328,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
     let s = ctx.storage.clone();
     cursor.raw_set(
         "init",
-        store_method(lua, deadline, move |_lua, (key, start): (String, Option<i64>)| {
+        store_method(lua, deadline, "the database", move |_lua, (key, start): (String, Option<i64>)| {
             let s = s.clone();
             async move { s.storage_set_if_absent(id, &key, &start.unwrap_or(0).to_string()).await.map_err(host_error) }
         })?,
@@ -336,7 +336,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
     let s = ctx.storage.clone();
     cursor.raw_set(
         "increment",
-        store_method(lua, deadline, move |_lua, (key, by): (String, Option<i64>)| {
+        store_method(lua, deadline, "the database", move |_lua, (key, by): (String, Option<i64>)| {
             let s = s.clone();
             async move { s.storage_incr(id, &key, by.unwrap_or(1)).await.map_err(host_error) }
         })?,
@@ -356,23 +356,34 @@ where
     Fut: Future<Output = mlua::Result<R>> + Send + 'static,
     R: mlua::IntoLuaMulti + Send + 'static,
 {
-    host_method(lua, deadline, false, f)
+    host_method(lua, deadline, None, f)
 }
 
 /// [`method`] for `meta.cache` and `meta.storage`, whose wait is on a
 /// service of the server's, not of the plugin's choosing: a call that runs
 /// out of wall time while one waits is an outage ([`Unavailable`]).
-pub(super) fn store_method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, f: F) -> mlua::Result<mlua::Function>
+pub(super) fn store_method<A, F, Fut, R>(
+    lua: &Lua,
+    deadline: &Arc<Deadline>,
+    service: &'static str,
+    f: F,
+) -> mlua::Result<mlua::Function>
 where
     A: mlua::FromLuaMulti + 'static,
     F: Fn(Lua, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = mlua::Result<R>> + Send + 'static,
     R: mlua::IntoLuaMulti + Send + 'static,
 {
-    host_method(lua, deadline, true, f)
+    host_method(lua, deadline, Some(service), f)
 }
 
-fn host_method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, store: bool, f: F) -> mlua::Result<mlua::Function>
+/// `store`: the service a store call waits on (None: not a store call).
+fn host_method<A, F, Fut, R>(
+    lua: &Lua,
+    deadline: &Arc<Deadline>,
+    store: Option<&'static str>,
+    f: F,
+) -> mlua::Result<mlua::Function>
 where
     A: mlua::FromLuaMulti + 'static,
     F: Fn(Lua, A) -> Fut + Send + Sync + 'static,
@@ -388,7 +399,7 @@ where
         let deadline = deadline.clone();
         async move {
             let start = Instant::now();
-            let waiting = store.then(|| deadline.waiting_on_store());
+            let waiting = store.map(|service| deadline.waiting_on_store(service));
             let r = fut?.await;
             drop(waiting);
             deadline.extend(start.elapsed());

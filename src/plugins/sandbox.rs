@@ -75,6 +75,8 @@ pub struct Deadline {
     /// after `base`, 0: none waits). A call whose wall time runs out while
     /// one has waited long met an outage, not a slow plugin.
     store_wait_since: AtomicU64,
+    /// The service that call waits on (`redis`, `the database`).
+    store_service: std::sync::Mutex<&'static str>,
 }
 
 impl Deadline {
@@ -85,20 +87,23 @@ impl Deadline {
             limit_nanos: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
             store_wait_since: AtomicU64::new(0),
+            store_service: std::sync::Mutex::new(""),
         }
     }
 
     /// Marks a store call as waiting until the guard drops (a state runs one
     /// host call at a time).
-    pub(super) fn waiting_on_store(&self) -> StoreWait<'_> {
+    pub(super) fn waiting_on_store(&self, service: &'static str) -> StoreWait<'_> {
+        *self.store_service.lock().unwrap_or_else(|p| p.into_inner()) = service;
         self.store_wait_since.store((self.base.elapsed().as_nanos() as u64).max(1), Ordering::Relaxed);
         StoreWait(self)
     }
 
-    /// How long the store call waiting now has waited.
-    pub(super) fn store_waited(&self) -> Option<Duration> {
+    /// How long the store call waiting now has waited, and on which service.
+    pub(super) fn store_waited(&self) -> Option<(Duration, &'static str)> {
         let since = self.store_wait_since.load(Ordering::Relaxed);
-        (since != 0).then(|| self.base.elapsed().saturating_sub(Duration::from_nanos(since)))
+        let service = *self.store_service.lock().unwrap_or_else(|p| p.into_inner());
+        (since != 0).then(|| (self.base.elapsed().saturating_sub(Duration::from_nanos(since)), service))
     }
 
     /// Arms the deadline `limit` from now.

@@ -283,14 +283,14 @@ impl PluginVm {
             std::task::Poll::Ready(r) => Ok(r),
             std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
         };
-        // One meta.cache/storage call waiting for half the wall time: its service is out, the
-        // plugin is not slow (a loop of quick calls that runs out of time is the plugin's).
-        let in_store_call = inner.deadline.store_waited().is_some_and(|w| w >= wall / 2);
+        // One meta.cache/storage call waiting for half the wall time: its service is out, not the
+        // plugin slow (a loop of quick calls that runs out of time stays the plugin's time limit).
+        let stuck_on = inner.deadline.store_waited().filter(|(w, _)| *w >= wall / 2).map(|(_, service)| service);
         inner.deadline.disarm();
         let value = match result {
-            Err(_) if in_store_call => {
+            Err(_) if let Some(service) = stuck_on => {
                 return Err(CallError::Unavailable(format!(
-                    "meta.cache or meta.storage got no answer within {wall:?}"
+                    "{service} gave meta.cache or meta.storage no answer within {wall:?}"
                 )));
             }
             Err(_) => return Err(CallError::TimeLimit(wall)),
