@@ -166,7 +166,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
             serde_json::from_str(&body).map_err(|e| mlua::Error::runtime(format!("response body is not JSON: {e}")))?;
         to_lua(lua, &j)
     })?;
-    method(lua, deadline, move |lua, (url, opts): (String, Option<Value>)| {
+    method(lua, deadline, None, move |lua, (url, opts): (String, Option<Value>)| {
         let opts = opts.map(|o| from_lua(&lua, o)).transpose();
         let (json_method, policy) = (json_method.clone(), policy.clone());
         async move {
@@ -192,7 +192,7 @@ fn fetch_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<
 /// person (default: the plugin's name); `$lib` says it came from a plugin.
 fn capture_fn(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Result<mlua::Function> {
     let capture = ctx.capture.clone();
-    method(lua, deadline, move |lua, (event, properties): (String, Option<Value>)| {
+    method(lua, deadline, None, move |lua, (event, properties): (String, Option<Value>)| {
         let capture = capture.clone();
         let props = properties.map(|p| from_lua(&lua, p)).transpose();
         async move {
@@ -286,7 +286,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "get",
-        store_method(lua, deadline, "the database", move |lua, (key, default): (String, Value)| {
+        method(lua, deadline, Some("the database"), move |lua, (key, default): (String, Value)| {
             let s = s.clone();
             async move {
                 match s.storage_get(id, &key).await.map_err(dependency_error)? {
@@ -299,7 +299,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "set",
-        store_method(lua, deadline, "the database", move |lua, (key, value): (String, Value)| {
+        method(lua, deadline, Some("the database"), move |lua, (key, value): (String, Value)| {
             let s = s.clone();
             let text = if value.is_nil() { None } else { Some(encode(&lua, value)) };
             async move {
@@ -313,7 +313,7 @@ fn storage_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Re
     let s = ctx.storage.clone();
     t.raw_set(
         "del",
-        store_method(lua, deadline, "the database", move |_lua, key: String| {
+        method(lua, deadline, Some("the database"), move |_lua, key: String| {
             let s = s.clone();
             async move { s.storage_del(id, &key).await.map_err(dependency_error) }
         })?,
@@ -328,7 +328,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
     let s = ctx.storage.clone();
     cursor.raw_set(
         "init",
-        store_method(lua, deadline, "the database", move |_lua, (key, start): (String, Option<i64>)| {
+        method(lua, deadline, Some("the database"), move |_lua, (key, start): (String, Option<i64>)| {
             let s = s.clone();
             async move { s.storage_set_if_absent(id, &key, &start.unwrap_or(0).to_string()).await.map_err(host_error) }
         })?,
@@ -336,7 +336,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
     let s = ctx.storage.clone();
     cursor.raw_set(
         "increment",
-        store_method(lua, deadline, "the database", move |_lua, (key, by): (String, Option<i64>)| {
+        method(lua, deadline, Some("the database"), move |_lua, (key, by): (String, Option<i64>)| {
             let s = s.clone();
             async move { s.storage_incr(id, &key, by.unwrap_or(1)).await.map_err(host_error) }
         })?,
@@ -348,37 +348,11 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
 
 /// An async host function callable as `t.f(...)` or `t:f(...)` (a leading
 /// table argument is dropped), whose waiting does not count against the
-/// plugin's CPU deadline.
-pub(super) fn method<A, F, Fut, R>(lua: &Lua, deadline: &Arc<Deadline>, f: F) -> mlua::Result<mlua::Function>
-where
-    A: mlua::FromLuaMulti + 'static,
-    F: Fn(Lua, A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = mlua::Result<R>> + Send + 'static,
-    R: mlua::IntoLuaMulti + Send + 'static,
-{
-    host_method(lua, deadline, None, f)
-}
-
-/// [`method`] for `meta.cache` and `meta.storage`, whose wait is on a
-/// service of the server's, not of the plugin's choosing: a call that runs
-/// out of wall time while one waits is an outage ([`Unavailable`]).
-pub(super) fn store_method<A, F, Fut, R>(
-    lua: &Lua,
-    deadline: &Arc<Deadline>,
-    service: &'static str,
-    f: F,
-) -> mlua::Result<mlua::Function>
-where
-    A: mlua::FromLuaMulti + 'static,
-    F: Fn(Lua, A) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = mlua::Result<R>> + Send + 'static,
-    R: mlua::IntoLuaMulti + Send + 'static,
-{
-    host_method(lua, deadline, Some(service), f)
-}
-
-/// `store`: the service a store call waits on (None: not a store call).
-fn host_method<A, F, Fut, R>(
+/// plugin's CPU deadline. `store` names the service a `meta.cache` or
+/// `meta.storage` call waits on (None for the rest): that wait is on a
+/// service of the server's, not of the plugin's choosing, so a call that
+/// runs out of wall time while one waits is an outage ([`Unavailable`]).
+pub(super) fn method<A, F, Fut, R>(
     lua: &Lua,
     deadline: &Arc<Deadline>,
     store: Option<&'static str>,

@@ -41,12 +41,12 @@ pub fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>, names: &[String
             let (q, j) = (ctx.jobs.clone(), job.clone());
             t.raw_set(
                 "runNow",
-                method(lua, &deadline, move |_, ()| enqueue(q.clone(), NewJob { run_at: Utc::now(), ..(*j).clone() }))?,
+                method(lua, &deadline, None, move |_, ()| enqueue(q.clone(), NewJob { run_at: Utc::now(), ..(*j).clone() }))?,
             )?;
             let (q, j) = (ctx.jobs.clone(), job.clone());
             t.raw_set(
                 "runIn",
-                method(lua, &deadline, move |_, (n, unit): (f64, String)| {
+                method(lua, &deadline, None, move |_, (n, unit): (f64, String)| {
                     let at = run_in(n, &unit).map(|d| Utc::now() + d);
                     let (q, j) = (q.clone(), j.clone());
                     async move { enqueue(q, NewJob { run_at: at.map_err(mlua::Error::runtime)?, ..(*j).clone() }).await }
@@ -55,7 +55,7 @@ pub fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>, names: &[String
             let (q, j) = (ctx.jobs.clone(), job);
             t.raw_set(
                 "runAt",
-                method(lua, &deadline, move |_, at: Value| {
+                method(lua, &deadline, None, move |_, at: Value| {
                     let at = run_at(&at);
                     let (q, j) = (q.clone(), j.clone());
                     async move { enqueue(q, NewJob { run_at: at.map_err(mlua::Error::runtime)?, ..(*j).clone() }).await }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 
 use super::super::sandbox::Deadline;
-use super::{Context, decode, dependency_error, encode, store_method};
+use super::{Context, decode, dependency_error, encode, method};
 
 /// Elements one `lpush` may add, as in the original.
 pub const MAX_LPUSH: usize = 1000;
@@ -39,7 +39,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "get",
-        store_method(lua, deadline, service, move |lua, (key, default): (String, Value)| {
+        method(lua, deadline, Some(service), move |lua, (key, default): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
                 match c.get(&k).await.map_err(dependency_error)? {
@@ -52,7 +52,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "set",
-        store_method(lua, deadline, service, move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
+        method(lua, deadline, Some(service), move |lua, (key, value, ttl): (String, Value, Option<f64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let text = encode(&lua, value);
             // No TTL, or 0 or less, keeps the value until it is deleted, as before.
@@ -63,7 +63,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "incr",
-        store_method(lua, deadline, service, move |_lua, (key, by): (String, Option<i64>)| {
+        method(lua, deadline, Some(service), move |_lua, (key, by): (String, Option<i64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { c.incr(&k, by.unwrap_or(1)).await.map_err(dependency_error) }
         })?,
@@ -71,7 +71,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "expire",
-        store_method(lua, deadline, service, move |_lua, (key, ttl): (String, f64)| {
+        method(lua, deadline, Some(service), move |_lua, (key, ttl): (String, f64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let ttl = checked_ttl("expire", if ttl.is_nan() { ttl } else { ttl.max(0.001) });
             async move { c.expire(&k, ttl?).await.map_err(dependency_error) }
@@ -80,7 +80,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lpush",
-        store_method(lua, deadline, service, move |lua, (key, values): (String, Value)| {
+        method(lua, deadline, Some(service), move |lua, (key, values): (String, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let values = list_elements(&lua, values);
             async move { c.lpush(&k, &values?).await.map_err(dependency_error) }
@@ -89,7 +89,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lrange",
-        store_method(lua, deadline, service, move |lua, (key, start, end): (String, i64, i64)| {
+        method(lua, deadline, Some(service), move |lua, (key, start, end): (String, i64, i64)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { strings(&lua, c.lrange(&k, start, end).await.map_err(dependency_error)?) }
         })?,
@@ -97,7 +97,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "llen",
-        store_method(lua, deadline, service, move |_lua, key: String| {
+        method(lua, deadline, Some(service), move |_lua, key: String| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move { c.llen(&k).await.map_err(dependency_error) }
         })?,
@@ -105,7 +105,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix.clone());
     t.raw_set(
         "lrem",
-        store_method(lua, deadline, service, move |lua, (key, count, value): (String, i64, Value)| {
+        method(lua, deadline, Some(service), move |lua, (key, count, value): (String, i64, Value)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             let value = element(&lua, value);
             async move { c.lrem(&k, count, &value?).await.map_err(dependency_error) }
@@ -114,7 +114,7 @@ pub(super) fn table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua:
     let (c, p) = (ctx.cache.clone(), prefix);
     t.raw_set(
         "lpop",
-        store_method(lua, deadline, service, move |lua, (key, count): (String, Option<i64>)| {
+        method(lua, deadline, Some(service), move |lua, (key, count): (String, Option<i64>)| {
             let (c, k) = (c.clone(), format!("{p}{key}"));
             async move {
                 let count = count.unwrap_or(1);
