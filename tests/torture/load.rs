@@ -22,14 +22,17 @@ pub struct Profile {
     pub kills: usize,
 }
 
+/// A size from the environment (a long profile's), else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
+        .unwrap_or(default)
+}
+
 impl Profile {
     pub fn from_env() -> Profile {
-        let get = |name: &str, default: usize| {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
-                .unwrap_or(default)
-        };
+        let get = env_or;
         Profile {
             events: get("PHS_TORTURE_EVENTS", 20_000),
             rate: get("PHS_TORTURE_RATE", 2_000),

@@ -25,19 +25,6 @@ struct Sample {
     letters: i64,
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// (open files, of which sockets).
 fn fds(pid: u32) -> (usize, usize) {
     let links: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -51,8 +38,8 @@ fn fds(pid: u32) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steady_load_leaves_memory_files_and_the_log_flat() {
-    let secs = env_or("PHS_SOAK_SECS", 45);
-    let rate = env_or("PHS_SOAK_RATE", 400) as usize;
+    let secs = load::env_or("PHS_SOAK_SECS", 45) as u64;
+    let rate = load::env_or("PHS_SOAK_RATE", 400);
     let d = Deployment::new().await;
     // The local log as the source (Kafka out), so its retention is part of the soak.
     let mut env: Vec<(&'static str, String)> = d.env.iter().filter(|(k, _)| !k.starts_with("KAFKA")).cloned().collect();
@@ -103,7 +90,7 @@ async fn a_steady_load_leaves_memory_files_and_the_log_flat() {
         let letters = read("SELECT count(*) FROM dead_letters").await;
         samples.push(Sample {
             at: start_at.elapsed().as_secs_f64(),
-            rss_kib: rss_kib(pid),
+            rss_kib: crate::util::load::rss_kib(pid),
             fds,
             sockets,
             log_used: used as u64,

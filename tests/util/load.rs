@@ -101,13 +101,17 @@ fn clock_ticks() -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(100)
 }
 
-/// Resident memory of the process, in MiB.
-pub fn rss_mib(pid: u32) -> f64 {
+/// Resident memory of the process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024.0
+        .unwrap()
+}
+
+/// Resident memory of the process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid) as f64 / 1024.0
 }
