@@ -227,6 +227,7 @@ fn main() {
     let production = knobs.production.is_some().then_some(&settings);
 
     let started = chrono::Utc::now();
+    let mut services_before = measure::SERVICES.map(measure::cpu_seconds_of);
     let live: Vec<Served> =
         if knobs.live && !knobs.replay { (0..knobs.instances).map(|_| serve(&d, &knobs)).collect() } else { vec![] };
     let probes = Probes::default();
@@ -242,6 +243,9 @@ fn main() {
     if knobs.replay {
         return replay(&d, &knobs, production.is_some(), produced);
     }
+    if live.is_empty() {
+        services_before = measure::SERVICES.map(measure::cpu_seconds_of);
+    }
     let servers = if live.is_empty() { (0..knobs.instances).map(|_| serve(&d, &knobs)).collect() } else { live };
     let events = rt.block_on(Events::open(&d, production));
     let (done, stored) = rt.block_on(measure::wait_stored(&events, knobs.events));
@@ -250,6 +254,11 @@ fn main() {
     }
     let rss: Vec<f64> = servers.iter().map(|s| measure::peak_rss_mib(s.child.id())).collect();
     let cpu: f64 = servers.iter().map(|s| measure::cpu_seconds(s.child.id())).sum();
+    let services: Vec<String> = measure::SERVICES
+        .iter()
+        .zip(services_before)
+        .map(|(name, before)| format!("{name} {:.2}", measure::cpu_seconds_of(name) - before))
+        .collect();
     let stages = rt.block_on(measure::stage_seconds(&servers[0].admin));
     drop(servers);
 
@@ -304,6 +313,7 @@ fn main() {
         "  CPU of phs serve          {cpu:.2} s in all, {:.1} µs per event (start-up included)",
         cpu * 1e6 / knobs.events as f64
     );
+    println!("  CPU of the services       {} s (while phs ran)", services.join(", "));
     let stages: Vec<String> = stages.iter().map(|(stage, secs)| format!("{stage} {secs:.2}")).collect();
     println!("  seconds in stages         {}", stages.join(", "));
 }

@@ -179,6 +179,24 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// CPU seconds used so far by every process whose command name starts with
+/// `prefix` (Postgres's backends, ClickHouse, the broker): what the services
+/// beside phs cost on the same cores. Processes that ended are not counted.
+pub fn cpu_seconds_of(prefix: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return f64::NAN };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end().starts_with(prefix))
+        })
+        .map(cpu_seconds)
+        .filter(|s| s.is_finite())
+        .sum()
+}
+
+/// The services the bench reports the CPU of, by command name.
+pub const SERVICES: [&str; 3] = ["postgres", "clickhouse", "nisshi"];
+
 /// Seconds phs spent in each pipeline stage (its `/metrics` histogram sums):
 /// where the time went. Per-message stages overlap when keys run concurrently,
 /// batches overlap (one is written while the next is processed), and `poll`

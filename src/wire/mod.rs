@@ -11,4 +11,4 @@ pub mod row;
 pub use captured::CapturedEvent;
 pub use handoff::Handoff;
 pub use message::{Message, PartitionPosition, Positions, Producer, highest_offsets};
-pub use row::{EventPerson, EventRow, SharedJson};
+pub use row::{EventPerson, EventRow, SharedJson, json_text};

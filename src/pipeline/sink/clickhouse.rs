@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::{ErrorKind, PipeError};
-use crate::wire::{EventPerson, SharedJson};
+use crate::wire::{EventPerson, SharedJson, json_text};
 
 fn err(context: &'static str) -> impl FnOnce(clickhouse::error::Error) -> PipeError {
     move |e| PipeError::new(kind(&e), context, e)
@@ -73,8 +73,8 @@ fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 /// A JSON value as the String columns hold it ('' for none).
-fn json_text(v: Option<&Value>) -> String {
-    v.map(Value::to_string).unwrap_or_default()
+fn json_text_or_empty(v: Option<&Value>) -> String {
+    v.map(json_text).unwrap_or_default()
 }
 
 #[derive(Row, Serialize, Deserialize)]
@@ -107,7 +107,7 @@ const EVENT_COLUMNS: &str = "uuid, event, properties, timestamp_us, team_id, dis
 
 impl EventCh {
     fn new(r: &EventRow, now: u32) -> Self {
-        let group = |i: usize| json_text(r.groups[i].as_ref());
+        let group = |i: usize| json_text_or_empty(r.groups[i].as_ref());
         EventCh {
             uuid: r.uuid.clone(),
             event: r.event.clone(),
@@ -239,7 +239,7 @@ impl EventSink for ClickHouseEvents {
                     id: p.uuid.to_string(),
                     created_at_us: micros(&p.created_at),
                     team_id: p.team_id,
-                    properties: p.properties.to_string(),
+                    properties: json_text(&p.properties),
                     is_identified: p.is_identified.into(),
                     is_deleted: p.is_deleted.into(),
                     version: p.version.max(0) as u64,
@@ -276,7 +276,7 @@ impl EventSink for ClickHouseEvents {
                     group_key: &g.group_key,
                     created_at_us: micros(&g.created_at),
                     team_id: g.team_id,
-                    group_properties: g.properties.to_string(),
+                    group_properties: json_text(&g.properties),
                     version: g.version.max(0) as u64,
                     _timestamp: now,
                 })

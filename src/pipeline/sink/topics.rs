@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::PipeError;
 use crate::pipeline::source::producer::{KafkaProducer, Record};
+use crate::wire::json_text;
 
 /// A time as ClickHouse's JSON input reads it.
 pub fn clickhouse_time(t: &DateTime<Utc>) -> String {
@@ -36,7 +37,7 @@ pub fn event_json(r: &EventRow) -> Value {
     }
     for (i, g) in r.groups.iter().enumerate() {
         if let Some(g) = g {
-            m.insert(format!("group{i}_properties"), json!(g.to_string()));
+            m.insert(format!("group{i}_properties"), json!(json_text(g)));
         }
     }
     m.insert("person_mode".into(), json!(if r.person.is_some() { "full" } else { "propertyless" }));
@@ -88,7 +89,7 @@ impl EventSink for ClickHouseTopics {
         let persons = batch.persons.iter().map(|p| {
             let v = json!({
                 "id": p.uuid.to_string(), "created_at": clickhouse_time(&p.created_at),
-                "properties": p.properties.to_string(), "team_id": p.team_id,
+                "properties": json_text(&p.properties), "team_id": p.team_id,
                 "is_identified": i32::from(p.is_identified), "is_deleted": i32::from(p.is_deleted), "version": p.version,
             });
             (p.uuid.to_string(), v)
@@ -105,7 +106,7 @@ impl EventSink for ClickHouseTopics {
         let groups = batch.groups.iter().map(|g| {
             let v = json!({
                 "group_type_index": g.group_type_index, "group_key": g.group_key, "team_id": g.team_id,
-                "group_properties": g.properties.to_string(), "created_at": clickhouse_time(&g.created_at),
+                "group_properties": json_text(&g.properties), "created_at": clickhouse_time(&g.created_at),
                 "version": g.version,
             });
             (format!("{}:{}:{}", g.team_id, g.group_type_index, g.group_key), v)
