@@ -504,3 +504,24 @@ async fn large_events() {
         .await;
 }
 
+
+/// The event returned or encoded many times over is refused, as a table
+/// shared many times over is: reading a proxy back copies its untouched
+/// entries, and those copies count towards the conversion's bound.
+#[tokio::test]
+async fn a_proxy_shared_many_times_over_is_bounded() {
+    let fat: serde_json::Map<String, Json> = (0..100).map(|i| (format!("p{i}"), json!("x".repeat(1000)))).collect();
+    let input = json!({"event": "e", "properties": fat});
+    // 2^20 copies of a 100 kB object, if nothing stopped it.
+    let doubled = "local t = event.properties for i = 1, 20 do t = {t, t} end";
+    let returned = vm(&plugin(&format!("{doubled} event.copies = t return event")));
+    let err = returned.process_event(&input).await.unwrap_err();
+    assert!(matches!(&err, CallError::BadReturn(m) if m.contains("too large")), "{err:?}");
+    let encoded = vm(&plugin(&format!("{doubled} event.text = json.encode(t) return event")));
+    let err = encoded.process_event(&input).await.unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err:?}");
+    // Once, it is an ordinary event.
+    let once = vm(&plugin("event.copy = {event.properties} return event"));
+    let ProcessOutcome::Event(out) = once.process_event(&input).await.unwrap() else { panic!("dropped") };
+    assert_eq!(out["copy"][0]["p7"], input["properties"]["p7"]);
+}
