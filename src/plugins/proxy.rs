@@ -47,6 +47,8 @@ use super::convert::{self, Marks};
 
 mod patch;
 #[cfg(test)]
+mod reuse_tests;
+#[cfg(test)]
 mod tests;
 
 pub use patch::Edit;
