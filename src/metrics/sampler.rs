@@ -21,7 +21,19 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub struct Sampler {
     state: Mutex<State>,
+    /// The positions read under way, kept across ticks until it ends: on a
+    /// loaded broker one read (the committed offsets and each partition's
+    /// log end, one round trip each) can take longer than a tick waits for
+    /// it, and a read dropped at every tick never ends at all. The health
+    /// check then kept the last positions it had, with events waiting, and
+    /// reported "nothing ingested" long after they were all committed.
+    reading: Mutex<Option<Reading>>,
 }
+
+type Reading = tokio::task::JoinHandle<Result<Vec<PartitionPosition>, crate::error::PipeError>>;
+
+/// How long one tick waits for the positions read before sampling without it.
+const READ_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct State {
@@ -76,17 +88,7 @@ impl Metrics {
 
     /// Takes one sample (reading positions first); the sampler task calls it every [`PERIOD`].
     pub async fn tick(&self) {
-        let positions = match self.positions() {
-            Some(p) => match tokio::time::timeout(Duration::from_secs(2), p.positions()).await {
-                Ok(Ok(list)) => Some(list),
-                Ok(Err(err)) => {
-                    tracing::debug!(%err, "could not read consumer positions");
-                    None
-                }
-                Err(_) => None,
-            },
-            None => Some(Vec::new()),
-        };
+        let positions = self.read_positions().await;
         let mut state = lock(&self.sampler.state);
         if let Some(list) = positions {
             state.positions = list;
@@ -121,6 +123,35 @@ impl Metrics {
             state.samples.pop_front();
         }
         state.samples.push_back(sample);
+    }
+
+    /// The consumer positions, when a read ends within [`READ_WAIT`]: the
+    /// read left running by the previous tick, or a new one.
+    async fn read_positions(&self) -> Option<Vec<PartitionPosition>> {
+        let Some(source) = self.positions() else { return Some(Vec::new()) };
+        let taken = lock(&self.sampler.reading).take();
+        let mut reading = taken.unwrap_or_else(|| tokio::spawn(async move { source.positions().await }));
+        match tokio::time::timeout(READ_WAIT, &mut reading).await {
+            Ok(Ok(Ok(list))) => Some(list),
+            Ok(Ok(Err(err))) => {
+                tracing::debug!(%err, "could not read consumer positions");
+                None
+            }
+            Ok(Err(panic)) => {
+                tracing::warn!(%panic, "reading consumer positions failed");
+                None
+            }
+            Err(_) => {
+                *lock(&self.sampler.reading) = Some(reading);
+                None
+            }
+        }
+    }
+
+    /// Reads under way (0 or 1), for tests.
+    #[cfg(test)]
+    fn reads_under_way(&self) -> usize {
+        lock(&self.sampler.reading).iter().count()
     }
 
     /// The positions of the last sample.
@@ -158,5 +189,56 @@ pub async fn run(metrics: &'static Metrics, stop: CancellationToken) {
             _ = every.tick() => metrics.tick().await,
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::error::PipeError;
+    use crate::wire::Positions;
+
+    /// A broker that answers each positions read after `slow`: everything committed.
+    struct Slow {
+        slow: Duration,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Positions for Slow {
+        async fn positions(&self) -> Result<Vec<PartitionPosition>, PipeError> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.slow).await;
+            Ok(vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 10_080, end: 10_080 }])
+        }
+    }
+
+    /// A read slower than a tick waits for ends during a later tick and is
+    /// used; before, each tick dropped its read and started another, so the
+    /// positions (10,080 events waiting) never changed again. Counted, not
+    /// timed: one read for all the ticks, and its answer taken.
+    #[tokio::test]
+    async fn a_read_slower_than_a_tick_is_kept_until_it_ends() {
+        let m = Metrics::new();
+        let broker = Arc::new(Slow { slow: READ_WAIT * 3 / 2, reads: AtomicUsize::new(0) });
+        lock(&m.sampler.state).positions =
+            vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 0, end: 10_080 }];
+        m.set_positions(broker.clone());
+        m.tick().await;
+        assert_eq!(m.reads_under_way(), 1, "the first tick leaves its read running");
+        assert_eq!(m.latest_positions()[0].committed, 0);
+        let mut ticks = 1;
+        while m.latest_positions()[0].committed == 0 && ticks < 5 {
+            m.tick().await;
+            ticks += 1;
+        }
+        assert_eq!(m.latest_positions()[0].committed, 10_080, "a later tick used the read that ended");
+        assert_eq!(m.reads_under_way(), 0);
+        assert_eq!(broker.reads.load(Ordering::Relaxed), 1, "one read over {ticks} ticks, not one per tick");
     }
 }

@@ -8,16 +8,29 @@
 //! stays an array on the way back); JSON null becomes `mlua::Value::NULL`.
 //! Back from Lua, a table is an array when it has the array metatable or a
 //! non-empty sequence part and no other keys, otherwise an object; NaN and
-//! infinities become null.
+//! infinities become null. An event proxy ([`super::proxy`]) converts to
+//! the object it stands for.
 
 use std::ffi::c_int;
 
 use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use serde_json::{Map, Number, Value as Json};
 
+use super::proxy;
+
 /// Nesting deeper than this is refused: a cyclic or absurd table from a
 /// plugin must not overflow the stack.
 const MAX_DEPTH: usize = 128;
+
+/// What a conversion from Lua tells tables apart by: the stack slots of the
+/// array metatable and of the event proxies' metatable (nil in a state
+/// without proxies), and the proxies of the call under way.
+#[derive(Clone, Copy)]
+pub(super) struct Marks {
+    pub array_mt: c_int,
+    pub proxy_mt: c_int,
+    pub proxies: *mut proxy::Arena,
+}
 
 /// A value back from Lua is refused once it grows past this many bytes
 /// (string bytes plus [`NODE_BYTES`] per value: about its JSON size). The
@@ -48,7 +61,7 @@ pub fn to_lua(lua: &Lua, v: &Json) -> mlua::Result<Value> {
     // exactly one value (the table) once the metatable slot is removed.
     let out: Value = unsafe {
         lua.exec_raw(lua.array_metatable(), |state| {
-            too_deep = !push_json(state, v, 0);
+            too_deep = !push_json(state, v, 0, 1);
             ffi::lua_remove(state, 1);
         })?
     };
@@ -69,8 +82,9 @@ fn scalar_to_lua(v: &Json) -> Value {
     }
 }
 
-/// Pushes one value; false when it was cut off for nesting too deep.
-unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize) -> bool {
+/// Pushes one value; false when it was cut off for nesting too deep. Arrays
+/// get the metatable at stack index `array_mt` (an absolute index or an upvalue).
+pub(super) unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize, array_mt: c_int) -> bool {
     unsafe {
         if depth > MAX_DEPTH || ffi::lua_checkstack(state, 3) == 0 {
             ffi::lua_pushnil(state);
@@ -89,19 +103,19 @@ unsafe fn push_json(state: *mut ffi::lua_State, v: &Json, depth: usize) -> bool 
             Json::Array(a) => {
                 ffi::lua_createtable(state, a.len().min(c_int::MAX as usize) as c_int, 0);
                 for (i, x) in a.iter().enumerate() {
-                    if !push_json(state, x, depth + 1) {
+                    if !push_json(state, x, depth + 1, array_mt) {
                         return false;
                     }
                     ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
                 }
-                ffi::lua_pushvalue(state, 1);
+                ffi::lua_pushvalue(state, array_mt);
                 ffi::lua_setmetatable(state, -2);
             }
             Json::Object(o) => {
                 ffi::lua_createtable(state, 0, o.len().min(c_int::MAX as usize) as c_int);
                 for (k, x) in o {
                     ffi::lua_pushlstring(state, k.as_ptr().cast(), k.len());
-                    if !push_json(state, x, depth + 1) {
+                    if !push_json(state, x, depth + 1, array_mt) {
                         ffi::lua_pop(state, 1);
                         return false;
                     }
@@ -134,8 +148,9 @@ pub fn from_lua_within(lua: &Lua, v: Value, budget: usize) -> mlua::Result<Json>
     // place; the stack is emptied before returning.
     unsafe {
         lua.exec_raw::<()>((lua.array_metatable(), t), |state| {
+            let marks = proxy::marks(state, 1);
             let mut left = budget;
-            out = read_value(state, 2, 0, &mut left);
+            out = read_value(state, 2, 0, marks, &mut left);
             ffi::lua_settop(state, 0);
         })?;
     }
@@ -143,14 +158,44 @@ pub fn from_lua_within(lua: &Lua, v: Value, budget: usize) -> mlua::Result<Json>
 }
 
 /// Takes `n` bytes from the budget, or says the value is too large.
-fn spend(left: &mut usize, n: usize) -> Result<(), String> {
+pub(super) fn spend(left: &mut usize, n: usize) -> Result<(), String> {
     *left = left
         .checked_sub(n)
         .ok_or_else(|| "value too large to convert (a table shared many times over?)".to_string())?;
     Ok(())
 }
 
-unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize, left: &mut usize) -> Result<Json, String> {
+/// A copy of an event's value, paid for from the budget as if it had been
+/// read from Lua: a proxy read back whole copies its untouched entries, and
+/// `{e, e, e, ...}` of one event must not cost more than the same of tables.
+pub(super) fn clone_within(v: &Json, left: &mut usize) -> Result<Json, String> {
+    spend(left, NODE_BYTES)?;
+    Ok(match v {
+        Json::String(s) => {
+            spend(left, s.len())?;
+            Json::String(s.clone())
+        }
+        Json::Array(a) => Json::Array(a.iter().map(|x| clone_within(x, left)).collect::<Result<_, _>>()?),
+        Json::Object(o) => {
+            let mut map = Map::new();
+            for (k, x) in o {
+                spend(left, k.len())?;
+                map.insert(k.clone(), clone_within(x, left)?);
+            }
+            Json::Object(map)
+        }
+        scalar => scalar.clone(),
+    })
+}
+
+/// The value at `idx` as JSON, paying for it from `left` (see [`MAX_VALUE_BYTES`]).
+pub(super) unsafe fn read_value(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    depth: usize,
+    marks: Marks,
+    left: &mut usize,
+) -> Result<Json, String> {
     unsafe {
         spend(left, NODE_BYTES)?;
         Ok(match ffi::lua_type(state, idx) {
@@ -162,7 +207,7 @@ unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize, left:
             }
             ffi::LUA_TNUMBER => Number::from_f64(ffi::lua_tonumber(state, idx)).map(Json::Number).unwrap_or(Json::Null),
             ffi::LUA_TSTRING => Json::String(read_string(state, idx, left)?),
-            ffi::LUA_TTABLE => read_table(state, idx, depth, left)?,
+            ffi::LUA_TTABLE => read_table(state, idx, depth, marks, left)?,
             t => {
                 let name = std::ffi::CStr::from_ptr(ffi::lua_typename(state, t)).to_string_lossy();
                 return Err(format!("a {name} cannot be converted to JSON"));
@@ -172,70 +217,141 @@ unsafe fn read_value(state: *mut ffi::lua_State, idx: c_int, depth: usize, left:
 }
 
 /// A string value (the caller checked its type, so lua_tolstring does not convert in place).
-unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int, left: &mut usize) -> Result<String, String> {
+pub(super) unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int, left: &mut usize) -> Result<String, String> {
+    unsafe {
+        let s = read_str(state, idx)?;
+        spend(left, s.len())?;
+        Ok(s.to_string())
+    }
+}
+
+/// A string value, borrowed: valid while the string stays on the stack.
+pub(super) unsafe fn read_str<'a>(state: *mut ffi::lua_State, idx: c_int) -> Result<&'a str, String> {
     unsafe {
         let mut len = 0;
         let ptr = ffi::lua_tolstring(state, idx, &mut len);
-        spend(left, len)?;
         let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-        std::str::from_utf8(bytes).map(str::to_string).map_err(|_| "a string is not valid UTF-8 text".to_string())
+        std::str::from_utf8(bytes).map_err(|_| "a string is not valid UTF-8 text".to_string())
     }
+}
+
+/// Refuses a table nested `depth` deep past [`MAX_DEPTH`] (a cycle, most
+/// likely) or past what the Lua stack can take for walking it.
+pub(super) unsafe fn room(state: *mut ffi::lua_State, depth: usize) -> Result<(), String> {
+    if depth >= MAX_DEPTH {
+        return Err(format!("value nested deeper than {MAX_DEPTH} levels (a cycle?)"));
+    }
+    // SAFETY: lua_checkstack only grows the stack of a valid state.
+    if unsafe { ffi::lua_checkstack(state, 4) } == 0 {
+        return Err("value nested too deep for the Lua stack".into());
+    }
+    Ok(())
 }
 
 /// A table is an array when it has the array metatable, or a non-empty
 /// sequence part and no other keys; otherwise an object, its sequence part
 /// under string keys.
-unsafe fn read_table(state: *mut ffi::lua_State, idx: c_int, depth: usize, left: &mut usize) -> Result<Json, String> {
+unsafe fn read_table(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    depth: usize,
+    marks: Marks,
+    left: &mut usize,
+) -> Result<Json, String> {
     unsafe {
-        if depth >= MAX_DEPTH {
-            return Err(format!("value nested deeper than {MAX_DEPTH} levels (a cycle?)"));
-        }
-        if ffi::lua_checkstack(state, 4) == 0 {
-            return Err("value nested too deep for the Lua stack".into());
+        room(state, depth)?;
+        let mut marked_array = false;
+        if ffi::lua_getmetatable(state, idx) != 0 {
+            marked_array = ffi::lua_rawequal(state, -1, marks.array_mt) != 0;
+            let proxied = !marked_array && ffi::lua_rawequal(state, -1, marks.proxy_mt) != 0;
+            ffi::lua_pop(state, 1);
+            if proxied {
+                return proxy::read(state, idx, depth, marks, left);
+            }
         }
         let len = ffi::lua_rawlen(state, idx) as i64;
-        let marked_array = ffi::lua_getmetatable(state, idx) != 0 && {
-            let same = ffi::lua_rawequal(state, -1, 1) != 0;
-            ffi::lua_pop(state, 1);
-            same
-        };
         let mut map = Map::new();
-        if !marked_array {
-            ffi::lua_pushnil(state);
-            while ffi::lua_next(state, idx) != 0 {
-                let key = match ffi::lua_type(state, -2) {
-                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
-                        let i = ffi::lua_tointeger(state, -2);
-                        (i < 1 || i > len).then(|| i.to_string())
-                    }
-                    ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(state, -2).to_string()),
-                    ffi::LUA_TSTRING => Some(read_string(state, -2, left)?),
-                    _ => None,
-                };
-                if let Some(key) = key {
-                    let top = ffi::lua_gettop(state);
-                    map.insert(key, read_value(state, top, depth + 1, left)?);
+        if marked_array {
+            return Ok(Json::Array(read_items(state, idx, len, depth, marks, left)?));
+        }
+        read_entries(state, idx, len, depth, marks, &mut map, left)?;
+        finish_table(state, idx, len, depth, marks, map, left)
+    }
+}
+
+/// Adds a table's entries outside its sequence part `1..=len` to `map`:
+/// integer and float keys as their decimal text, other non-string keys skipped.
+pub(super) unsafe fn read_entries(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    len: i64,
+    depth: usize,
+    marks: Marks,
+    map: &mut Map<String, Json>,
+    left: &mut usize,
+) -> Result<(), String> {
+    unsafe {
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, idx) != 0 {
+            let key = match ffi::lua_type(state, -2) {
+                ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
+                    let i = ffi::lua_tointeger(state, -2);
+                    (i < 1 || i > len).then(|| i.to_string())
                 }
-                ffi::lua_pop(state, 1);
-            }
-        }
-        let items = |state, left: &mut usize| -> Result<Vec<Json>, String> {
-            let mut out = Vec::with_capacity(len as usize);
-            for i in 1..=len {
-                ffi::lua_rawgeti(state, idx, i);
+                ffi::LUA_TNUMBER => Some(ffi::lua_tonumber(state, -2).to_string()),
+                ffi::LUA_TSTRING => Some(read_string(state, -2, left)?),
+                _ => None,
+            };
+            if let Some(key) = key {
                 let top = ffi::lua_gettop(state);
-                out.push(read_value(state, top, depth + 1, left)?);
-                ffi::lua_pop(state, 1);
+                map.insert(key, read_value(state, top, depth + 1, marks, left)?);
             }
-            Ok(out)
-        };
-        if marked_array || (len > 0 && map.is_empty()) {
-            return Ok(Json::Array(items(state, left)?));
+            ffi::lua_pop(state, 1);
         }
-        for (i, v) in items(state, left)?.into_iter().enumerate() {
+        Ok(())
+    }
+}
+
+/// The table from its entries outside the sequence part (`map`) and its
+/// sequence part `1..=len`: an array when there is nothing else.
+pub(super) unsafe fn finish_table(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    len: i64,
+    depth: usize,
+    marks: Marks,
+    mut map: Map<String, Json>,
+    left: &mut usize,
+) -> Result<Json, String> {
+    unsafe {
+        let items = read_items(state, idx, len, depth, marks, left)?;
+        if len > 0 && map.is_empty() {
+            return Ok(Json::Array(items));
+        }
+        for (i, v) in items.into_iter().enumerate() {
             map.insert((i + 1).to_string(), v);
         }
         Ok(Json::Object(map))
+    }
+}
+
+unsafe fn read_items(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    len: i64,
+    depth: usize,
+    marks: Marks,
+    left: &mut usize,
+) -> Result<Vec<Json>, String> {
+    unsafe {
+        let mut out = Vec::with_capacity(len as usize);
+        for i in 1..=len {
+            ffi::lua_rawgeti(state, idx, i);
+            let top = ffi::lua_gettop(state);
+            out.push(read_value(state, top, depth + 1, marks, left)?);
+            ffi::lua_pop(state, 1);
+        }
+        Ok(out)
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`sandbox`]: the locked-down Lua state and its limits;
 //! - [`pattern`] and [`strings`]: Lua pattern matching with a time budget;
 //! - [`api`]: the globals and `meta` a plugin sees;
-//! - [`vm`]: one config's state, its capabilities and hook calls;
+//! - [`vm`]: one config's state, its capabilities and hook calls, with
+//!   [`convert`] for values and [`proxy`] for processEvent's lazy event;
 //! - [`runner`]: every team's loaded configs and the processEvent chain;
 //! - [`jobs`]: `meta.jobs`, enqueueing a plugin's jobs;
 //! - [`delivery`]: how onEvent, exportEvents, jobs and tasks are called and
@@ -34,6 +35,7 @@ pub mod log_writer;
 pub mod logs;
 pub mod manifest;
 pub mod pattern;
+pub mod proxy;
 pub mod registry;
 pub mod retry;
 pub mod runner;
@@ -49,4 +51,5 @@ pub use api::Context;
 pub use manifest::Manifest;
 pub use sandbox::Limits;
 pub use source::PluginSource;
-pub use vm::{CallError, Capabilities, PluginVm, ProcessOutcome};
+pub use proxy::Edit;
+pub use vm::{CallError, Capabilities, PluginVm, ProcessOutcome, Processed};

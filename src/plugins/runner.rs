@@ -31,7 +31,7 @@ use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::log_writer::{ConfigLog, LogQueue, to_row};
 use crate::plugins::logs::{LogEntry, LogLevel, LogSource};
-use crate::plugins::{CallError, Context, Limits, PluginVm, ProcessOutcome, registry};
+use crate::plugins::{CallError, Context, Limits, PluginVm, Processed, registry};
 use crate::store::{JobQueue, PluginConfig, PluginConfigUpdate, PluginStorage, PluginStore, Store, TeamStore};
 use crate::wire::Producer;
 
@@ -80,10 +80,20 @@ pub enum Step<'a> {
 /// every plugin did. The pipeline passes `()`, which sees nothing.
 pub trait Trace: Send {
     fn step(&mut self, plugin: &Loaded, input: &Map<String, Value>, step: Step<'_>, took: Duration);
+
+    /// False for a trace that ignores every step, which spares the runner
+    /// the copy of the event that showing a step's input and output takes.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 impl Trace for () {
     fn step(&mut self, _: &Loaded, _: &Map<String, Value>, _: Step<'_>, _: Duration) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }
 
 /// The stores a runner uses, each by the narrow trait it needs, so a
@@ -325,16 +335,11 @@ impl PluginRunner {
                 continue;
             }
             event.insert("team_id".into(), json!(team_id));
-            // Lent to the call, not cloned: the plugin gets a Lua copy and returns a new event.
-            let input = Value::Object(std::mem::take(&mut event));
+            // Lent to the call: the plugin reads it through a proxy, and its
+            // changes are applied here only once the call has succeeded.
             let started = Instant::now();
-            let result = state.vm.process_event(&input).await;
+            let result = state.vm.process(&event).await;
             let took = started.elapsed();
-            event = match input {
-                Value::Object(m) => m,
-                // The value was built as an object two lines up.
-                _ => Map::new(),
-            };
             if let Err(e @ CallError::Unavailable(error)) = &result {
                 // Not the plugin's failure: nothing recorded against it, nothing counted towards
                 // disabling it; the pipeline retries the batch once the dependency answers.
@@ -353,17 +358,17 @@ impl PluginRunner {
             // After the error is recorded: a disable's reason replaces it on the config.
             self.count_limits(p, "processEvent", result.as_ref().err()).await;
             let failed_call = match result {
-                Ok(ProcessOutcome::Dropped) => {
+                Ok(Processed::Dropped) => {
                     trace.step(p, &event, Step::Dropped, took);
                     self.count_call(p, false).await;
                     return Outcome::Dropped { by: p.label.clone() };
                 }
-                Ok(ProcessOutcome::Event(Value::Object(out))) => {
+                Ok(Processed::Kept(edit)) => {
                     // The uuid is the event's key in the embedded events store: one set to
                     // another team's event's would replace that event there.
-                    let moved = if out.get("team_id") != Some(&json!(team_id)) {
+                    let moved = if edit.get(&event, "team_id") != Some(&json!(team_id)) {
                         Some("team_id")
-                    } else if out.get("uuid") != event.get("uuid") {
+                    } else if edit.get(&event, "uuid") != event.get("uuid") {
                         Some("uuid")
                     } else {
                         None
@@ -374,23 +379,14 @@ impl PluginRunner {
                         self.log(p, LogSource::System, LogLevel::Error, why);
                         true
                     } else {
-                        trace.step(p, &event, Step::Returned(&out), took);
-                        event = out;
+                        let input = trace.enabled().then(|| event.clone());
+                        edit.apply(&mut event);
+                        if let Some(input) = input {
+                            trace.step(p, &input, Step::Returned(&event), took);
+                        }
                         succeeded.push(p.label.clone());
                         false
                     }
-                }
-                Ok(ProcessOutcome::Event(_)) => {
-                    trace.step(
-                        p,
-                        &event,
-                        Step::Failed {
-                            message: "processEvent returned something other than an event".into(),
-                            limit: false,
-                        },
-                        took,
-                    );
-                    true
                 }
                 Err(_) => true,
             };

@@ -140,6 +140,11 @@ impl Deadline {
         Duration::from_nanos(self.limit_nanos.load(Ordering::Relaxed))
     }
 
+    /// Whether the running (or last) call was told it is out of time.
+    pub(super) fn tripped(&self) -> bool {
+        self.tripped.load(Ordering::Relaxed)
+    }
+
     /// The error to raise again when a plugin caught the time-limit error.
     fn recheck(&self) -> mlua::Result<()> {
         if self.tripped.load(Ordering::Relaxed) {
@@ -167,7 +172,11 @@ pub struct TimeLimitExceeded(pub Duration);
 /// Creates a sandboxed state with the limits applied.
 pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
     let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
-    let lua = Lua::new_with(libs, LuaOptions::new())?;
+    // Every hook call runs in a coroutine of its own (mlua's call_async); a
+    // pool lets a finished one serve the next call instead of a new thread,
+    // with its stack, being made and collected each time. Calls into a
+    // state are serialized, so one is enough; a spare covers nesting.
+    let lua = Lua::new_with(libs, LuaOptions::new().thread_pool_size(2))?;
     restrict_globals(&lua)?;
 
     let deadline = Arc::new(Deadline::new());
@@ -248,12 +257,17 @@ fn no_finalizers(lua: &Lua) -> mlua::Result<()> {
     .call::<()>(lua.globals())
 }
 
+/// Lua's own xpcall, for phs's wrapper around a hook call: that wrapper
+/// raises again every error that comes out of it, so it needs no recheck.
+pub(super) const RAW_XPCALL: &str = "phs:raw_xpcall";
+
 /// pcall, xpcall and coroutines catch errors, including the time-limit error
 /// raised by the hook; `while true do pcall(spin) end` would then never end.
 /// These wrappers raise it again as soon as the protected call returns.
 fn uncatchable_limits(lua: &Lua, deadline: Arc<Deadline>) -> mlua::Result<()> {
     let recheck = lua.create_function(move |_, ()| deadline.recheck())?;
     let g = lua.globals();
+    lua.set_named_registry_value(RAW_XPCALL, g.get::<mlua::Function>("xpcall")?)?;
     let coroutine: mlua::Table = g.get("coroutine")?;
     lua.load(
         r#"local g, co, recheck = ...

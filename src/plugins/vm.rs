@@ -5,6 +5,10 @@
 //! globals, `meta.global` and cache keys belong to that config alone. Calls
 //! into a state are serialised by a mutex, because the deadline and the
 //! meta table are per state.
+//!
+//! processEvent gets the event as a lazy proxy ([`super::proxy`]) and its
+//! result comes back as an [`Edit`] of that event; the other hooks get
+//! their events converted whole.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -13,12 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use mlua::{Function, Lua, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use serde_json::{Map, Value as Json};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::api::{self, Context};
 use super::convert;
+use super::proxy::{self, Edit, Proxies, Returned};
 use super::sandbox::{self, Deadline, Limits};
 use super::source::PluginSource;
 
@@ -102,6 +108,8 @@ struct Inner {
     /// errors keep their file:line and stack. Kept from load time: a plugin
     /// replacing the global xpcall cannot disable it.
     protected_call: Function,
+    /// The event proxies of processEvent calls.
+    proxies: Proxies,
 }
 
 /// Where a hook lives: a top-level function, or one of `jobs`.
@@ -117,6 +125,14 @@ pub enum ProcessOutcome {
     Dropped,
 }
 
+/// What processEvent did with the event it was lent.
+#[derive(Debug)]
+pub enum Processed {
+    /// Kept it, with these changes (none when the plugin has no processEvent).
+    Kept(Edit),
+    Dropped,
+}
+
 impl PluginVm {
     /// Builds the state, runs the main file under the task limit, and
     /// detects capabilities. setupPlugin is not run here (setup is lazy).
@@ -124,8 +140,9 @@ impl PluginVm {
         let (lua, deadline) = sandbox::new_state(&limits).map_err(|e| LoadError::State(e.to_string()))?;
         let state_err = |e: mlua::Error| LoadError::State(e.to_string());
         api::install_globals(&lua, &ctx, source, deadline.clone()).map_err(state_err)?;
+        let mut proxies = proxy::install(&lua).map_err(state_err)?;
         let meta = api::meta_table(&lua, &ctx, deadline.clone()).map_err(state_err)?;
-        let protected_call = make_protected_call(&lua).map_err(state_err)?;
+        let (protected_call, handler) = make_protected_call(&lua).map_err(state_err)?;
 
         let main = &source.manifest.main;
         let chunk = lua
@@ -146,10 +163,11 @@ impl PluginVm {
             _ => lua.globals(),
         };
         let capabilities = detect(&hooks).map_err(state_err)?;
+        proxies.bind(&hooks, &meta, &handler).map_err(state_err)?;
         let jobs = super::jobs::table(&lua, &ctx, &deadline, &capabilities.jobs).map_err(state_err)?;
         meta.raw_set("jobs", jobs).map_err(state_err)?;
         Ok(PluginVm {
-            inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call }),
+            inner: Mutex::new(Inner { lua, deadline, limits, hooks, meta, protected_call, proxies }),
             capabilities,
             name: source.manifest.name.clone(),
             probation: AtomicBool::new(false),
@@ -159,6 +177,11 @@ impl PluginVm {
     /// Puts the state on probation (see [`PluginVm`]) or takes it off.
     pub fn set_probation(&self, on: bool) {
         self.probation.store(on, Ordering::Relaxed);
+    }
+
+    /// What the time limits are divided by now.
+    fn share(&self) -> u32 {
+        if self.probation.load(Ordering::Relaxed) { PROBATION_SHARE } else { 1 }
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -183,14 +206,57 @@ impl PluginVm {
         self.call_hook("teardownPlugin", None).await.map(|_| ())
     }
 
-    /// Runs processEvent(event, meta). A missing hook passes the event on.
-    pub async fn process_event(&self, event: &serde_json::Value) -> Result<ProcessOutcome, CallError> {
+    /// Runs processEvent(event, meta) on a lent event; a missing hook keeps
+    /// it unchanged. The plugin sees the event through a proxy, so the cost
+    /// is that of what it reads and writes, not of the whole event.
+    pub async fn process(&self, event: &Map<String, Json>) -> Result<Processed, CallError> {
         if !self.has("processEvent") {
-            return Ok(ProcessOutcome::Event(event.clone()));
+            return Ok(Processed::Kept(Edit::none()));
         }
+        let inner = self.inner.lock().await;
+        let Some(process) = inner.proxies.process() else { return Ok(Processed::Kept(Edit::none())) };
+        proxy::lend(&inner.proxies, event, MAX_EVENT_BYTES);
+        // Declared after `inner`, so it runs while the lock is held, on
+        // every way out, including the call future being dropped.
+        let _end = EndOfCall(&inner.proxies);
+        inner.run(process, Hook::Top("processEvent"), self.share(), MultiValue::new()).await?;
+        match inner.proxies.returned() {
+            None => Ok(Processed::Kept(Edit::none())),
+            Some(Ok(Returned::Event(edit))) => Ok(Processed::Kept(edit)),
+            Some(Ok(Returned::Nil)) => Ok(Processed::Dropped),
+            Some(Ok(Returned::Other(other))) => Err(CallError::BadReturn(format!(
+                "processEvent must return the event (a table) or nil to drop it, not {}",
+                json_kind(&other)
+            ))),
+            Some(Err(e)) => Err(CallError::BadReturn(format!(
+                "processEvent returned a value that is not JSON-like: {}",
+                clean(&e)
+            ))),
+        }
+    }
+
+    /// [`PluginVm::process`] on an event of its own: the event it returns.
+    pub async fn process_event(&self, event: &Json) -> Result<ProcessOutcome, CallError> {
+        let Json::Object(map) = event else {
+            return Err(CallError::BadReturn(format!("processEvent takes an event (an object), not {}", json_kind(event))));
+        };
+        match self.process(map).await? {
+            Processed::Dropped => Ok(ProcessOutcome::Dropped),
+            Processed::Kept(edit) => {
+                let mut out = map.clone();
+                edit.apply(&mut out);
+                Ok(ProcessOutcome::Event(Json::Object(out)))
+            }
+        }
+    }
+
+    /// processEvent with the event converted whole, as before the proxy:
+    /// the oracle the proxy's tests compare against.
+    #[cfg(test)]
+    pub(crate) async fn process_event_eager(&self, event: &Json) -> Result<ProcessOutcome, CallError> {
         match self.call_hook("processEvent", Some(event)).await? {
             None => Ok(ProcessOutcome::Dropped),
-            Some(serde_json::Value::Object(o)) => Ok(ProcessOutcome::Event(serde_json::Value::Object(o))),
+            Some(Json::Object(o)) => Ok(ProcessOutcome::Event(Json::Object(o))),
             Some(other) => Err(CallError::BadReturn(format!(
                 "processEvent must return the event (a table) or nil to drop it, not {}",
                 json_kind(&other)
@@ -237,14 +303,8 @@ impl PluginVm {
         event: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
-        let share = if self.probation.load(Ordering::Relaxed) { PROBATION_SHARE } else { 1 };
-        let limit = match hook {
-            Hook::Top("processEvent") => inner.limits.process_event,
-            Hook::Top("onEvent") => inner.limits.on_event,
-            _ => inner.limits.task_cpu,
-        } / share;
+        let share = self.share();
         let lua = &inner.lua;
-        let internal = |e: mlua::Error| CallError::Plugin { message: format!("phs internal error: {e}") };
         let found = match hook {
             Hook::Top(name) => inner.hooks.raw_get::<Option<Function>>(name),
             Hook::Job(name) => match inner.hooks.get::<Value>("jobs").map_err(internal)? {
@@ -257,46 +317,15 @@ impl PluginVm {
             Hook::Top(n) | Hook::Job(n) => n,
         };
         let meta = inner.meta.clone();
-        let pcall = &inner.protected_call;
         let args = match event {
             Some(e) => {
                 let v = unlimited(lua, inner.limits.memory, || convert::to_lua(lua, e))
                     .map_err(|e| classify(&e, &inner.limits))?;
-                mlua::MultiValue::from_iter([Value::Function(func), v, Value::Table(meta)])
+                MultiValue::from_iter([Value::Function(func), v, Value::Table(meta)])
             }
-            None => mlua::MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
+            None => MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
         };
-        inner.deadline.arm(limit);
-        // Wall time also bounds waiting in async host calls (cache, fetch),
-        // which the CPU deadline pauses for. Most calls never wait: the first
-        // poll runs them to the end, and the wall-clock timer is only set up
-        // for those that do (the CPU deadline covers the first poll).
-        let wall = match hook {
-            Hook::Top("processEvent") => inner.limits.process_event_wall.max(limit),
-            _ => limit.max(inner.limits.task),
-        } / share;
-        // mlua catches a panic in a host function and resumes it once the
-        // error reaches Rust, here: it becomes this call's error, not the server's.
-        let mut call = std::pin::pin!(AssertUnwindSafe(pcall.call_async::<Value>(args)).catch_unwind());
-        let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-        let result = match first {
-            std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
-        };
-        // One meta.cache/storage call waiting for half the wall time: its service is out, not the
-        // plugin slow (a loop of quick calls that runs out of time stays the plugin's time limit).
-        let stuck_on = inner.deadline.store_waited().filter(|(w, _)| *w >= wall / 2).map(|(_, service)| service);
-        inner.deadline.disarm();
-        let value = match result {
-            Err(_) if let Some(service) = stuck_on => {
-                return Err(CallError::Unavailable(format!(
-                    "{service} gave meta.cache or meta.storage no answer within {wall:?}"
-                )));
-            }
-            Err(_) => return Err(CallError::TimeLimit(wall)),
-            Ok(Err(panic)) => return Err(host_panic(&*panic)),
-            Ok(Ok(r)) => r.map_err(|e| classify(&e, &inner.limits))?,
-        };
+        let value = inner.run(&inner.protected_call, hook, share, args).await?;
         let budget = match hook {
             Hook::Top("processEvent") => MAX_EVENT_BYTES,
             _ => convert::MAX_VALUE_BYTES,
@@ -318,6 +347,63 @@ impl PluginVm {
     pub async fn memory_used(&self) -> usize {
         self.inner.lock().await.lua.used_memory()
     }
+}
+
+impl Inner {
+    /// Calls `func` with `args` within `hook`'s CPU and wall-time limits,
+    /// divided by `share` (see [`PROBATION_SHARE`]); returns what it returned.
+    async fn run(&self, func: &Function, hook: Hook<'_>, share: u32, args: MultiValue) -> Result<Value, CallError> {
+        let limit = match hook {
+            Hook::Top("processEvent") => self.limits.process_event,
+            Hook::Top("onEvent") => self.limits.on_event,
+            _ => self.limits.task_cpu,
+        } / share;
+        self.deadline.arm(limit);
+        // Wall time also bounds waiting in async host calls (cache, fetch),
+        // which the CPU deadline pauses for. Most calls never wait: the first
+        // poll runs them to the end, and the wall-clock timer is only set up
+        // for those that do (the CPU deadline covers the first poll).
+        let wall = match hook {
+            Hook::Top("processEvent") => self.limits.process_event_wall.max(limit),
+            _ => limit.max(self.limits.task),
+        } / share;
+        // mlua catches a panic in a host function and resumes it once the
+        // error reaches Rust, here: it becomes this call's error, not the server's.
+        let mut call = std::pin::pin!(AssertUnwindSafe(func.call_async::<Value>(args)).catch_unwind());
+        let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+        let result = match first {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
+        };
+        // One meta.cache/storage call waiting for half the wall time: its service is out, not the
+        // plugin slow (a loop of quick calls that runs out of time stays the plugin's time limit).
+        let stuck_on = self.deadline.store_waited().filter(|(w, _)| *w >= wall / 2).map(|(_, service)| service);
+        self.deadline.disarm();
+        match result {
+            Err(_) if let Some(service) = stuck_on => Err(CallError::Unavailable(format!(
+                "{service} gave meta.cache or meta.storage no answer within {wall:?}"
+            ))),
+            Err(_) => Err(CallError::TimeLimit(wall)),
+            Ok(Err(panic)) => Err(host_panic(&*panic)),
+            // Once the limit was hit the call cannot succeed, whatever error
+            // it ends with (the limit may strike inside an error handler).
+            Ok(Ok(Err(_))) if self.deadline.tripped() => Err(CallError::TimeLimit(self.deadline.limit())),
+            Ok(Ok(r)) => r.map_err(|e| classify(&e, &self.limits)),
+        }
+    }
+}
+
+/// Ends a processEvent call's proxies when dropped.
+struct EndOfCall<'a>(&'a Proxies);
+
+impl Drop for EndOfCall<'_> {
+    fn drop(&mut self) {
+        proxy::end(self.0);
+    }
+}
+
+fn internal(e: mlua::Error) -> CallError {
+    CallError::Plugin { message: format!("phs internal error: {e}") }
 }
 
 /// Runs a conversion with the state's memory limit lifted. With a limit set,
@@ -359,7 +445,9 @@ fn detect(hooks: &Table) -> mlua::Result<Capabilities> {
     Ok(caps)
 }
 
-fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
+/// The protected call, and the error handler it uses (which processEvent's
+/// own call uses too).
+fn make_protected_call(lua: &Lua) -> mlua::Result<(Function, Function)> {
     let handler = lua.create_function(|lua, err: Value| {
         Ok(match err {
             // Errors raised by Rust (limits, host functions) keep their type.
@@ -385,10 +473,10 @@ fn make_protected_call(lua: &Lua) -> mlua::Result<Function> {
              local ok, result = xpcall(f, handler, ...)
              if ok then return result end
              error(result, 0)
-           end"#,
+           end, handler"#,
     )
     .set_name("=phs:call")
-    .call::<Function>((
+    .call::<(Function, Function)>((
         lua.globals().get::<Function>("xpcall")?,
         lua.globals().get::<Function>("error")?,
         handler,
