@@ -417,7 +417,7 @@ async fn a_batch_writes_each_person_once(s: Setup) {
     let old = s.person("old").await;
 
     let batch = s.persons.batch();
-    s.persons.prefetch(&batch, s.team, &["old", "new", "twin-a", "twin-b"]).await.unwrap();
+    s.persons.prefetch(&batch, &["old", "new", "twin-a", "twin-b"].map(|id| (s.team, id))).await.unwrap();
     let rows = in_batch(
         &s,
         &batch,

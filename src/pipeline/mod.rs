@@ -33,7 +33,6 @@ pub mod sink;
 pub mod source;
 pub mod team;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use self::shards::{Messages, Stages, on_every, shard_of};
@@ -205,7 +204,7 @@ impl Pipeline {
             rerouted.append(&mut s.rerouted);
         }
         let persons = Arc::new(self.stages.persons.batch());
-        let mut teams: HashMap<i64, Vec<&str>> = HashMap::new();
+        let mut ids: Vec<(i64, &str)> = Vec::new();
         for ((team, id), events) in sorted.iter().flat_map(|(_, s)| &s.keys) {
             // Personless events read no person: a key with only those needs no read.
             let personless = |k: &Keyed| {
@@ -214,15 +213,12 @@ impl Pipeline {
             if events.iter().all(personless) {
                 continue;
             }
-            let ids = teams.entry(*team).or_default();
-            ids.push(id);
-            ids.extend(events.iter().filter_map(|k| persons::ids::other_distinct_id(&k.event)));
+            ids.push((*team, id));
+            ids.extend(events.iter().filter_map(|k| persons::ids::other_distinct_id(&k.event)).map(|o| (*team, o)));
         }
-        for (team, mut ids) in teams {
-            ids.sort_unstable();
-            ids.dedup();
-            w.timed(Stage::Persons, self.stages.persons.prefetch(&persons, team, &ids)).await?;
-        }
+        ids.sort_unstable();
+        ids.dedup();
+        w.timed(Stage::Persons, self.stages.persons.prefetch(&persons, &ids)).await?;
         let running = sorted.into_iter().map(|(slot, s)| {
             let (stages, persons) = (self.stages.clone(), persons.clone());
             async move { stages.run(slot, s.keys, &persons).await }

@@ -119,13 +119,13 @@ pub trait PluginStorage: Send + Sync {
 #[async_trait]
 pub trait PersonStore: Send + Sync {
     async fn person_by_distinct_id(&self, team_id: i64, distinct_id: &str) -> Result<Option<Person>>;
-    /// The persons of many distinct ids in one query, keyed by distinct id
-    /// (absent ids have no person).
+    /// The persons of many (team, distinct id) pairs in one query, keyed by
+    /// the pair (absent ids have no person). One query for every team of a
+    /// batch: a batch spread over thousands of teams made a query per team.
     async fn persons_by_distinct_ids(
         &self,
-        team_id: i64,
-        distinct_ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, Person>>;
+        ids: &[(i64, &str)],
+    ) -> Result<std::collections::HashMap<(i64, String), Person>>;
     /// The person's distinct ids with their versions, oldest first.
     async fn distinct_ids_of(&self, person_id: i64) -> Result<Vec<(String, i64)>>;
     /// In one transaction, all or nothing: creates the new persons, updates

@@ -149,25 +149,30 @@ macro_rules! impl_sql_persons {
 
                 async fn persons_by_distinct_ids(
                     &self,
-                    team_id: i64,
-                    distinct_ids: &[&str],
-                ) -> Result<std::collections::HashMap<String, Person>> {
-                    if distinct_ids.is_empty() {
+                    ids: &[(i64, &str)],
+                ) -> Result<std::collections::HashMap<(i64, String), Person>> {
+                    if ids.is_empty() {
                         return Ok(Default::default());
                     }
+                    let pairs: Vec<serde_json::Value> =
+                        ids.iter().map(|(t, d)| serde_json::json!({"team_id": t, "distinct_id": d})).collect();
                     let rows: Vec<PersonByIdRow> = sqlx::query_as(Sql(format!(
                         "SELECT d.distinct_id, {cols} FROM {ids} \
-                         JOIN posthog_persondistinctid AS d ON d.team_id = $1 AND d.distinct_id = ids.distinct_id \
+                         JOIN posthog_persondistinctid AS d ON d.team_id = v.team_id AND d.distinct_id = v.distinct_id \
                          JOIN posthog_person AS p ON p.id = d.person_id",
                         cols = person_columns("p."),
-                        ids = $d::json_strings("$2", "distinct_id")
+                        ids = $d::json_records("$1", &[("team_id", "bigint"), ("distinct_id", "text")])
                     )))
-                    .bind(team_id)
-                    .bind(serde_json::to_string(distinct_ids).expect("strings serialize"))
+                    .bind(serde_json::Value::Array(pairs).to_string())
                     .fetch_all(&self.pool)
                     .await
                     .map_err(StoreError::query("find persons by distinct ids"))?;
-                    rows.into_iter().map(|r| Ok((r.distinct_id, Person::try_from(r.person)?))).collect()
+                    rows.into_iter()
+                        .map(|r| {
+                            let person = Person::try_from(r.person)?;
+                            Ok(((person.team_id, r.distinct_id), person))
+                        })
+                        .collect()
                 }
 
                 async fn person_by_uuid(&self, team_id: i64, uuid: uuid::Uuid) -> Result<Option<Person>> {

@@ -150,13 +150,14 @@ impl Persons {
         Batch::new(self.carry.clone())
     }
 
-    /// Reads the persons of a batch's distinct ids of one team in one query.
-    pub async fn prefetch(&self, batch: &Batch, team_id: i64, distinct_ids: &[&str]) -> Result<(), StoreError> {
-        let distinct_ids = &distinct_ids[..distinct_ids.len().min(self.read_ahead)];
-        let mut found = self.store.persons_by_distinct_ids(team_id, distinct_ids).await?;
+    /// Reads the persons of a batch's (team, distinct id) pairs, every team's
+    /// in one query, up to the read-ahead size.
+    pub async fn prefetch(&self, batch: &Batch, ids: &[(i64, &str)]) -> Result<(), StoreError> {
+        let ids = &ids[..ids.len().min(self.read_ahead)];
+        let mut found = self.store.persons_by_distinct_ids(ids).await?;
         let mut state = batch.state.lock().await;
-        for id in distinct_ids {
-            state.remember(team_id, id, found.remove(*id));
+        for &(team_id, id) in ids {
+            state.remember(team_id, id, found.remove(&(team_id, id.to_string())));
         }
         Ok(())
     }

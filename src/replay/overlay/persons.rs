@@ -105,23 +105,24 @@ impl PersonStore for OverlayPersons {
         self.resolve(&mut state, team_id, distinct_id).await
     }
 
-    async fn persons_by_distinct_ids(&self, team_id: i64, distinct_ids: &[&str]) -> Result<HashMap<String, Person>> {
+    async fn persons_by_distinct_ids(&self, ids: &[(i64, &str)]) -> Result<HashMap<(i64, String), Person>> {
         let mut state = self.shadow.0.lock().await;
         let mut out = HashMap::new();
         let mut unread = Vec::new();
-        for d in distinct_ids {
-            match state.ids.get(&(team_id, d.to_string())) {
+        for &(team_id, d) in ids {
+            let key = (team_id, d.to_string());
+            match state.ids.get(&key) {
                 Some(shadowed) => {
                     if let Some(p) = shadowed.and_then(|id| state.person(id).cloned()) {
-                        out.insert(d.to_string(), p);
+                        out.insert(key, p);
                     }
                 }
-                None => unread.push(*d),
+                None => unread.push((team_id, d)),
             }
         }
-        for (d, p) in self.real.persons_by_distinct_ids(team_id, &unread).await? {
+        for (key, p) in self.real.persons_by_distinct_ids(&unread).await? {
             if let Some(p) = self.through(&mut state, Some(p)) {
-                out.insert(d, p);
+                out.insert(key, p);
             }
         }
         Ok(out)
