@@ -10,8 +10,12 @@ use serde_json::json;
 /// How distinct ids are drawn from `users` ranks.
 pub enum Users {
     /// Zipf(s = 1.1) by inverse CDF.
-    Zipf { cdf: Vec<f64> },
-    Uniform { n: usize },
+    Zipf {
+        cdf: Vec<f64>,
+    },
+    Uniform {
+        n: usize,
+    },
 }
 
 impl Users {

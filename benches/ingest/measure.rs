@@ -15,13 +15,15 @@ pub const POLL: Duration = Duration::from_millis(50);
 #[derive(Clone)]
 pub enum Events {
     Sqlite(sqlx::SqlitePool),
-    ClickHouse(clickhouse::Client),
+    ClickHouse(Box<clickhouse::Client>),
 }
 
 impl Events {
     pub async fn open(dir: &Path, production: Option<&StoreSettings>) -> Events {
         match production {
-            Some(s) => Events::ClickHouse(phs::clickhouse::client(&s.clickhouse).expect("CLICKHOUSE_HOST is set")),
+            Some(s) => {
+                Events::ClickHouse(Box::new(phs::clickhouse::client(&s.clickhouse).expect("CLICKHOUSE_HOST is set")))
+            }
             None => {
                 let url = format!("sqlite://{}?mode=ro", dir.join("events.sqlite3").display());
                 let deadline = Instant::now() + Duration::from_secs(60);

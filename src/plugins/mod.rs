@@ -49,7 +49,7 @@ pub mod vm;
 
 pub use api::Context;
 pub use manifest::Manifest;
+pub use proxy::Edit;
 pub use sandbox::Limits;
 pub use source::PluginSource;
-pub use proxy::Edit;
 pub use vm::{CallError, Capabilities, PluginVm, ProcessOutcome, Processed};

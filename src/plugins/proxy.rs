@@ -456,7 +456,8 @@ unsafe fn live(state: *mut ffi::lua_State, arena: &Arena, idx: c_int) -> usize {
     }
 }
 
-pub(super) const DEAD: &std::ffi::CStr = c"this event (or a table in it) came from an earlier processEvent call: an event \
+pub(super) const DEAD: &std::ffi::CStr =
+    c"this event (or a table in it) came from an earlier processEvent call: an event \
 can only be used during the call that received it; copy the values to keep instead";
 
 /// Raises a Lua error at the plugin's line; never returns.
@@ -471,11 +472,7 @@ unsafe fn raise(state: *mut ffi::lua_State, message: &std::ffi::CStr) -> ! {
 
 /// The event's key and value for the string key at `k`, when the proxy's
 /// object has it.
-unsafe fn source_entry<'a>(
-    state: *mut ffi::lua_State,
-    rec: &Rec,
-    k: c_int,
-) -> Option<(&'a String, &'a Json)> {
+unsafe fn source_entry<'a>(state: *mut ffi::lua_State, rec: &Rec, k: c_int) -> Option<(&'a String, &'a Json)> {
     unsafe {
         if ffi::lua_type(state, k) != ffi::LUA_TSTRING {
             return None;

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use mlua::{Function, Lua, MultiValue, Table, Value};
-use serde_json::{Map, Value as Json};
 use serde::Serialize;
+use serde_json::{Map, Value as Json};
 use tokio::sync::Mutex;
 
 use super::api::{self, Context};
@@ -228,17 +228,19 @@ impl PluginVm {
                 "processEvent must return the event (a table) or nil to drop it, not {}",
                 json_kind(&other)
             ))),
-            Some(Err(e)) => Err(CallError::BadReturn(format!(
-                "processEvent returned a value that is not JSON-like: {}",
-                clean(&e)
-            ))),
+            Some(Err(e)) => {
+                Err(CallError::BadReturn(format!("processEvent returned a value that is not JSON-like: {}", clean(&e))))
+            }
         }
     }
 
     /// [`PluginVm::process`] on an event of its own: the event it returns.
     pub async fn process_event(&self, event: &Json) -> Result<ProcessOutcome, CallError> {
         let Json::Object(map) = event else {
-            return Err(CallError::BadReturn(format!("processEvent takes an event (an object), not {}", json_kind(event))));
+            return Err(CallError::BadReturn(format!(
+                "processEvent takes an event (an object), not {}",
+                json_kind(event)
+            )));
         };
         match self.process(map).await? {
             Processed::Dropped => Ok(ProcessOutcome::Dropped),

@@ -162,7 +162,8 @@ unsafe fn patch(
                 }
                 None => {
                     convert::spend(left, key.len())?;
-                    changes.push((key.to_string(), Change::Set(convert::read_value(state, top, depth + 1, marks, left)?)));
+                    changes
+                        .push((key.to_string(), Change::Set(convert::read_value(state, top, depth + 1, marks, left)?)));
                 }
             }
             ffi::lua_pop(state, 1);

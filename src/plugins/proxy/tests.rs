@@ -282,7 +282,8 @@ async fn numbers_keep_their_kind() {
 #[tokio::test]
 async fn unchanged_big_numbers_stay_exact() {
     let input = json!({"event": "e", "properties": {"huge": u64::MAX}, "other": u64::MAX, "third": u64::MAX});
-    let big = vm(&plugin("event.properties.x = 1 event.other = event.other event.third = event.third / 2 return event"));
+    let big =
+        vm(&plugin("event.properties.x = 1 event.other = event.other event.third = event.third / 2 return event"));
     let ProcessOutcome::Event(out) = big.process_event(&input).await.unwrap() else { panic!() };
     assert_eq!(out["properties"]["huge"], json!(u64::MAX));
     assert_eq!(out["other"], json!(u64::MAX));
@@ -298,8 +299,7 @@ async fn arrays_objects_and_empty_tables() {
     same("event.properties.empty_object[1] = 'a' event.properties.empty_object[2] = 'b' return event").await;
     same("event.properties.nested.a = nil event.properties.nested[1] = true return event").await;
     same("event[1] = 'first' event[2] = 'second' event.properties[1] = 'one' return event").await;
-    same("event.properties.n = #event + #event.properties + #event.properties.list + rawlen(event) return event")
-        .await;
+    same("event.properties.n = #event + #event.properties + #event.properties.list + rawlen(event) return event").await;
     same("table.insert(event, 'x') table.insert(event.properties, 'y') return event").await;
     same("event.properties.empty_list = {} event.properties.t = {} return event").await;
     same("return {properties = event.properties.empty_object, list = event.properties.empty_list}").await;
@@ -464,9 +464,8 @@ async fn the_proxy_is_sealed() {
 
 #[tokio::test]
 async fn limits_still_hold() {
-    let bomb = vm(&plugin(
-        "for i = 1, 1e8 do event.properties['k' .. i] = string.rep('x', 100000) .. i end return event",
-    ));
+    let bomb =
+        vm(&plugin("for i = 1, 1e8 do event.properties['k' .. i] = string.rep('x', 100000) .. i end return event"));
     let err = bomb.process_event(&event()).await.unwrap_err();
     assert!(matches!(err, CallError::MemoryLimit(_)), "{err:?}");
     let spin = vm(&plugin("while true do local _ = event.properties.ratio end"));
@@ -477,7 +476,9 @@ async fn limits_still_hold() {
     let loops = vm(&plugin("while true do for k, v in pairs(event.properties) do end end"));
     assert!(matches!(loops.process_event(&input).await.unwrap_err(), CallError::TimeLimit(_)));
     // A state that hit a limit serves the next event.
-    let fine = vm(&plugin("if event.event == 'bomb' then local t = {} for i = 1, 1e9 do t[i] = {i} end end event.properties.ok = true return event"));
+    let fine = vm(&plugin(
+        "if event.event == 'bomb' then local t = {} for i = 1, 1e9 do t[i] = {i} end end event.properties.ok = true return event",
+    ));
     let _ = fine.process_event(&json!({"event": "bomb", "properties": {}})).await;
     let ProcessOutcome::Event(out) = fine.process_event(&event()).await.unwrap() else { panic!() };
     assert_eq!(out["properties"]["ok"], true);
@@ -500,10 +501,13 @@ async fn large_events() {
         2,
     )
     .await;
-    same_n(&plugin("local n = 0 for k, v in pairs(event.properties) do n = n + v.i end event.n = n return event"), &input, 1)
-        .await;
+    same_n(
+        &plugin("local n = 0 for k, v in pairs(event.properties) do n = n + v.i end event.n = n return event"),
+        &input,
+        1,
+    )
+    .await;
 }
-
 
 /// The event returned or encoded many times over is refused, as a table
 /// shared many times over is: reading a proxy back copies its untouched
