@@ -257,6 +257,10 @@ pub struct PluginRunner {
     teams: std::sync::Mutex<HashMap<i64, TeamPlugins>>,
     /// One loader per team at a time (the first load, or a refresh).
     loading: std::sync::Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Each plugin's code as last read, by plugin id with its `updated_at`:
+    /// every team's config of one plugin loads the same files, and at
+    /// thousands of teams reading them once per config was a query per team.
+    sources: std::sync::Mutex<HashMap<i64, (chrono::DateTime<chrono::Utc>, Arc<super::PluginSource>)>>,
     /// This runner, for the refreshes it spawns.
     me: std::sync::Weak<PluginRunner>,
 }
@@ -279,6 +283,7 @@ impl PluginRunner {
             logs,
             teams: Default::default(),
             loading: Default::default(),
+            sources: Default::default(),
             me: me.clone(),
         })
     }
@@ -684,12 +689,26 @@ impl PluginRunner {
         Ok(out)
     }
 
+    /// The plugin's code, read from the store once per version of the plugin.
+    async fn source(&self, plugin: &crate::store::Plugin) -> Result<Arc<super::PluginSource>, registry::RegistryError> {
+        let cached = self.sources.lock().unwrap_or_else(|p| p.into_inner()).get(&plugin.id).cloned();
+        if let Some((updated_at, source)) = cached
+            && updated_at == plugin.updated_at
+        {
+            return Ok(source);
+        }
+        let source = Arc::new(registry::source(self.stores.plugins.as_ref(), plugin).await?);
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        sources.insert(plugin.id, (plugin.updated_at, source.clone()));
+        Ok(source)
+    }
+
     async fn build(
         &self,
         config: &PluginConfig,
         plugin: &crate::store::Plugin,
     ) -> Result<Loaded, registry::RegistryError> {
-        let source = registry::source(self.stores.plugins.as_ref(), plugin).await?;
+        let source = self.source(plugin).await?;
         let raw = registry::raw_config(config);
         let secrets = Arc::new(super::secrets::Redactor::of(plugin, config));
         let ctx = Context {
@@ -721,11 +740,8 @@ impl PluginRunner {
         };
         let vm = PluginVm::load(&source, ctx.clone(), self.options.limits)?;
         let further = self.options.states.saturating_sub(1);
-        let recipe = (further > 0 && vm.has("processEvent")).then(|| Recipe {
-            source: Arc::new(source),
-            ctx,
-            limits: self.options.limits,
-        });
+        let recipe =
+            (further > 0 && vm.has("processEvent")).then(|| Recipe { source, ctx, limits: self.options.limits });
         Ok(Loaded {
             label: format!("{} ({})", plugin.name, config.id),
             config: config.clone(),
