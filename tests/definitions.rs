@@ -405,9 +405,11 @@ async fn serve_one_event(definitions: &str) -> (tempfile::TempDir, sqlx::SqliteP
     (dir, sqlx::SqlitePool::connect(&url).await.unwrap())
 }
 
-/// Polls `sql` (one text row) until it gives `want`, for up to 20 s.
+/// Polls `sql` (one text row) until it gives `want`, for up to 60 s: the
+/// definitions writer retries a busy database with a backoff of up to 10 s,
+/// and with the whole suite on two cores one write once took longer than 20 s.
 async fn eventually(pool: &sqlx::SqlitePool, sql: &str, want: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await.unwrap();
         if got == want {
