@@ -257,7 +257,7 @@ async fn an_on_event_holding_its_calls_open_is_disabled_and_frees_its_worker_slo
     options.fetch.allow_private = true;
     let cache = Arc::new(phs::cache::memory::MemoryCache::default());
     let runner = PluginRunner::new(Backends::of(store.clone(), cache), None, options, uuid::Uuid::now_v7());
-    let p = runner.team_plugins(team.id).await[0].clone();
+    let p = runner.team_plugins(team.id).await.unwrap()[0].clone();
     let events: Vec<Value> = (0..20).map(|i| json!({"event": format!("e{i}"), "properties": {}})).collect();
 
     let started = Instant::now();

@@ -649,3 +649,103 @@ async fn a_loop_of_quick_cache_calls_is_a_time_limit_not_an_outage() {
         other => panic!("expected the time limit, got {other:?}"),
     }
 }
+
+/// The plugin store of a runner, whose list of configs fails (as a database that went away does)
+/// while `failing` is set.
+struct FlakyConfigs {
+    inner: Arc<dyn phs::store::Store>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl phs::store::PluginStore for FlakyConfigs {
+    async fn install_plugin(&self, plugin: &phs::store::NewPlugin) -> phs::store::Result<phs::store::Plugin> {
+        self.inner.install_plugin(plugin).await
+    }
+    async fn list_plugins(&self) -> phs::store::Result<Vec<phs::store::Plugin>> {
+        self.inner.list_plugins().await
+    }
+    async fn plugin_files(&self, plugin_id: i64) -> phs::store::Result<Vec<(String, String)>> {
+        self.inner.plugin_files(plugin_id).await
+    }
+    async fn remove_plugin(&self, plugin_id: i64) -> phs::store::Result<bool> {
+        self.inner.remove_plugin(plugin_id).await
+    }
+    async fn plugin_config(&self, team_id: i64, plugin_id: i64) -> phs::store::Result<phs::store::PluginConfig> {
+        self.inner.plugin_config(team_id, plugin_id).await
+    }
+    async fn update_plugin_config(
+        &self,
+        id: i64,
+        update: &phs::store::PluginConfigUpdate,
+    ) -> phs::store::Result<phs::store::PluginConfig> {
+        self.inner.update_plugin_config(id, update).await
+    }
+    async fn list_plugin_configs(&self, team_id: Option<i64>) -> phs::store::Result<Vec<phs::store::PluginConfig>> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(phs::store::StoreError::Unavailable("the database went away".into()));
+        }
+        self.inner.list_plugin_configs(team_id).await
+    }
+    async fn set_plugin_attachment(
+        &self,
+        config: &phs::store::PluginConfig,
+        attachment: &phs::store::PluginAttachment,
+    ) -> phs::store::Result<()> {
+        self.inner.set_plugin_attachment(config, attachment).await
+    }
+    async fn plugin_attachments(&self, plugin_config_id: i64) -> phs::store::Result<Vec<phs::store::PluginAttachment>> {
+        self.inner.plugin_attachments(plugin_config_id).await
+    }
+    async fn append_plugin_logs(&self, entries: &[phs::store::PluginLog]) -> phs::store::Result<()> {
+        self.inner.append_plugin_logs(entries).await
+    }
+    async fn plugin_logs(
+        &self,
+        plugin_config_id: i64,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+        limit: i64,
+    ) -> phs::store::Result<Vec<phs::store::PluginLog>> {
+        self.inner.plugin_logs(plugin_config_id, after, limit).await
+    }
+}
+
+/// A team's plugin list that cannot be read (the store is down for a while) never lets its
+/// events on without their plugins: a first read that fails makes the event wait (the batch
+/// is retried), and a later read that fails keeps the list read before.
+#[tokio::test]
+async fn events_wait_for_a_plugin_list_that_cannot_be_read() {
+    use phs::plugins::registry;
+    use phs::plugins::runner::{Backends, Outcome, PluginRunner, RunnerOptions};
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = crate::util::postgres_store(&tmp).await;
+    let code = "function processEvent(event)\n  event.properties.marked = true\n  return event\nend";
+    let dir = crate::util::embedded::plugin_dir(tmp.path(), &crate::util::unique("marker"), json!([]), code);
+    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
+    let new_team = phs::store::NewTeam { name: "marked".into(), anonymize_ips: false, api_token: None };
+    let team = store.create_team(new_team).await.unwrap();
+    registry::configure(store.as_ref(), &team, &plugin, &[]).await.unwrap();
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let flaky = Arc::new(FlakyConfigs { inner: store.clone(), failing: true.into() });
+    let backends = Backends { plugins: flaky.clone(), ..Backends::of(store.clone(), memory_cache()) };
+    let runner = PluginRunner::new(backends, None, RunnerOptions::default(), uuid::Uuid::now_v7());
+    let marked = async || match runner.process(team.id, event().as_object().unwrap().clone()).await {
+        Outcome::Event(e) => Ok(e["properties"]["marked"] == json!(true)),
+        Outcome::Unavailable { error, .. } => Err(error),
+        Outcome::Dropped { by } => panic!("dropped by {by}"),
+    };
+
+    let first = marked().await;
+    assert!(first.as_ref().is_err_and(|e| e.contains("went away")), "the first read failed: {first:?}");
+    flaky.failing.store(false, Ordering::SeqCst);
+    assert_eq!(marked().await, Ok(true), "read once the store answers");
+
+    // Past the list's refresh period, every read fails: the list read before stays in use.
+    flaky.failing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..20 {
+        assert_eq!(marked().await, Ok(true), "the list read before stays in use");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

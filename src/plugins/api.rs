@@ -330,7 +330,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
         "init",
         method(lua, deadline, Some("the database"), move |_lua, (key, start): (String, Option<i64>)| {
             let s = s.clone();
-            async move { s.storage_set_if_absent(id, &key, &start.unwrap_or(0).to_string()).await.map_err(host_error) }
+            async move { s.storage_set_if_absent(id, &key, &start.unwrap_or(0).to_string()).await.map_err(dependency_error) }
         })?,
     )?;
     let s = ctx.storage.clone();
@@ -338,7 +338,7 @@ fn utils_table(lua: &Lua, ctx: &Context, deadline: &Arc<Deadline>) -> mlua::Resu
         "increment",
         method(lua, deadline, Some("the database"), move |_lua, (key, by): (String, Option<i64>)| {
             let s = s.clone();
-            async move { s.storage_incr(id, &key, by.unwrap_or(1)).await.map_err(host_error) }
+            async move { s.storage_incr(id, &key, by.unwrap_or(1)).await.map_err(dependency_error) }
         })?,
     )?;
     let utils = lua.create_table()?;

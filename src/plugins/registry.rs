@@ -31,6 +31,17 @@ pub enum RegistryError {
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
+impl crate::error::Kinded for RegistryError {
+    /// Only the store can fail for a while and then answer; the plugin's own
+    /// code, archive and config fail the same way every time.
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            RegistryError::Store(e) => e.kind(),
+            _ => crate::error::ErrorKind::Data,
+        }
+    }
+}
+
 /// Reads a plugin folder or archive (.zip, .tar.gz), checks that it loads,
 /// detects its capabilities and stores its code. Installing a plugin of the
 /// same name again updates it.

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::cache::Cache;
+use crate::error::{ErrorKind, Kinded};
 use crate::plugins::api::Capture;
 use crate::plugins::error_rate::{self, ErrorRatePolicy, ErrorWindow, SHARE_EVERY};
 use crate::plugins::fetch::FetchPolicy;
@@ -60,6 +61,18 @@ pub enum Outcome {
         by: String,
         error: String,
     },
+}
+
+/// A value and the `updated_at` of the row it was read from.
+type Versioned<T> = (chrono::DateTime<chrono::Utc>, T);
+
+/// Whether a state's setupPlugin has run.
+enum SetUp {
+    Ready,
+    /// It failed (now, or too often before): the config's hooks are skipped.
+    Failed,
+    /// It waited on an unreachable cache or storage: try again later.
+    Unavailable(String),
 }
 
 /// What one plugin of the chain made of the event it was given.
@@ -260,7 +273,7 @@ pub struct PluginRunner {
     /// Each plugin's code as last read, by plugin id with its `updated_at`:
     /// every team's config of one plugin loads the same files, and at
     /// thousands of teams reading them once per config was a query per team.
-    sources: std::sync::Mutex<HashMap<i64, (chrono::DateTime<chrono::Utc>, Arc<super::PluginSource>)>>,
+    sources: std::sync::Mutex<HashMap<i64, Versioned<Arc<super::PluginSource>>>>,
     /// This runner, for the refreshes it spawns.
     me: std::sync::Weak<PluginRunner>,
 }
@@ -317,7 +330,11 @@ impl PluginRunner {
         mut event: Map<String, Value>,
         trace: &mut impl Trace,
     ) -> Outcome {
-        let plugins = self.team_plugins(team_id).await;
+        let plugins = match self.team_plugins(team_id).await {
+            Ok(plugins) => plugins,
+            // Passing the event on without its team's plugins would be for good: it waits instead.
+            Err(err) => return Outcome::Unavailable { by: "the team's plugin list".into(), error: err.to_string() },
+        };
         if plugins.is_empty() || event.get("event").and_then(Value::as_str) == Some("$snapshot") {
             return Outcome::Event(event);
         }
@@ -334,10 +351,14 @@ impl PluginRunner {
                 continue;
             }
             let state = p.state(slot);
-            if !self.set_up(p, state).await {
-                trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
-                failed.push(p.label.clone());
-                continue;
+            match self.set_up(p, state).await {
+                SetUp::Ready => {}
+                SetUp::Failed => {
+                    trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
+                    failed.push(p.label.clone());
+                    continue;
+                }
+                SetUp::Unavailable(error) => return Outcome::Unavailable { by: p.label.clone(), error },
             }
             event.insert("team_id".into(), json!(team_id));
             // Lent to the call: the plugin reads it through a proxy, and its
@@ -415,23 +436,25 @@ impl PluginRunner {
     /// Runs setupPlugin once on the first state (the async side's); after
     /// repeated failures the config is disabled.
     pub async fn ensure_setup(&self, p: &Loaded) -> bool {
-        self.set_up(p, &p.first).await
+        matches!(self.set_up(p, &p.first).await, SetUp::Ready)
     }
 
     /// Runs setupPlugin once on one of the config's states.
-    async fn set_up(&self, p: &Loaded, on: &State) -> bool {
+    async fn set_up(&self, p: &Loaded, on: &State) -> SetUp {
         let mut state = on.setup.lock().await;
         if state.done {
-            return true;
+            return SetUp::Ready;
         }
         if state.failures >= MAX_SETUP_FAILURES {
-            return false;
+            return SetUp::Failed;
         }
         match on.vm.setup().await {
             Ok(()) => {
                 state.done = true;
-                true
+                SetUp::Ready
             }
+            // An outage of the cache or storage is not the plugin's failure: tried again later, not counted.
+            Err(CallError::Unavailable(error)) => SetUp::Unavailable(error),
             Err(e) => {
                 state.failures += 1;
                 state.last_error = Some(e.clone());
@@ -444,7 +467,7 @@ impl PluginRunner {
                     );
                     self.disable(p, reason).await;
                 }
-                false
+                SetUp::Failed
             }
         }
     }
@@ -583,29 +606,36 @@ impl PluginRunner {
         teams.dedup();
         let mut out = Vec::new();
         for team in teams {
-            out.extend(self.team_plugins(team).await.iter().cloned());
+            match self.team_plugins(team).await {
+                Ok(plugins) => out.extend(plugins.iter().cloned()),
+                Err(err) => {
+                    tracing::warn!(team_id = team, %err, "could not load the team's plugins; tried again later")
+                }
+            }
         }
         out
     }
 
     /// The loaded state of one enabled config of a team, if it is enabled.
-    pub async fn plugin(&self, team_id: i64, config_id: i64) -> Option<Arc<Loaded>> {
-        self.team_plugins(team_id).await.iter().find(|l| l.config.id == config_id).cloned()
+    pub async fn plugin(&self, team_id: i64, config_id: i64) -> Result<Option<Arc<Loaded>>, registry::RegistryError> {
+        Ok(self.team_plugins(team_id).await?.iter().find(|l| l.config.id == config_id).cloned())
     }
 
     /// The team's enabled configs in order. The first call for a team loads
     /// them; after that a list older than [`REFRESH`] is still returned at
     /// once while one background task re-reads it (rebuilding states whose
     /// config or plugin changed), so no event waits on another team's reload.
-    pub async fn team_plugins(&self, team_id: i64) -> Arc<Vec<Arc<Loaded>>> {
+    /// An error is the store failing for a while (transient) on a first load:
+    /// the caller must wait, not go on as if the team had no plugins.
+    pub async fn team_plugins(&self, team_id: i64) -> Result<Arc<Vec<Arc<Loaded>>>, registry::RegistryError> {
         if let Some(loaded) = self.cached(team_id) {
-            return loaded;
+            return Ok(loaded);
         }
         let gate = self.gate(team_id);
         let _loading = gate.lock().await;
         // Another caller may have loaded it while this one waited.
         if let Some(loaded) = self.cached(team_id) {
-            return loaded;
+            return Ok(loaded);
         }
         self.reload(team_id).await
     }
@@ -620,7 +650,7 @@ impl PluginRunner {
                 tokio::spawn(async move {
                     let gate = me.gate(team_id);
                     let _loading = gate.lock().await;
-                    me.reload(team_id).await;
+                    let _ = me.reload(team_id).await;
                 });
             }
         }
@@ -632,13 +662,27 @@ impl PluginRunner {
     }
 
     /// Re-reads the team's configs and stores the list; the caller holds the team's gate.
-    async fn reload(&self, team_id: i64) -> Arc<Vec<Arc<Loaded>>> {
+    /// When the store fails for a while, a list read before stays in use (it
+    /// is read again after [`REFRESH`]); without one the error is returned.
+    async fn reload(&self, team_id: i64) -> Result<Arc<Vec<Arc<Loaded>>>, registry::RegistryError> {
         let previous = {
             let teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
-            teams.get(&team_id).map(|t| t.loaded.as_ref().clone()).unwrap_or_default()
+            teams.get(&team_id).map(|t| t.loaded.clone())
         };
-        let loaded = match self.load_team(team_id, previous).await {
+        let loaded = match self.load_team(team_id, previous.as_deref().cloned().unwrap_or_default()).await {
             Ok(l) => Arc::new(l),
+            Err(err) if err.kind() == ErrorKind::Transient => {
+                tracing::warn!(team_id, %err, "could not load the team's plugins; tried again later");
+                let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+                match (previous, teams.get_mut(&team_id)) {
+                    (Some(previous), Some(t)) => {
+                        t.read_at = Instant::now();
+                        t.refreshing = false;
+                        return Ok(previous);
+                    }
+                    _ => return Err(err),
+                }
+            }
             Err(err) => {
                 tracing::warn!(team_id, %err, "could not load the team's plugins; events pass unchanged");
                 Arc::new(Vec::new())
@@ -646,7 +690,7 @@ impl PluginRunner {
         };
         let entry = TeamPlugins { read_at: Instant::now(), loaded: loaded.clone(), refreshing: false };
         self.teams.lock().unwrap_or_else(|p| p.into_inner()).insert(team_id, entry);
-        loaded
+        Ok(loaded)
     }
 
     async fn load_team(
@@ -670,6 +714,8 @@ impl PluginRunner {
             }
             match self.build(&config, plugin).await {
                 Ok(l) => out.push(Arc::new(l)),
+                // Not the config's fault: the whole list is read again later.
+                Err(e) if e.kind() == ErrorKind::Transient => return Err(e),
                 Err(e) => {
                     tracing::warn!(config = config.id, plugin = %plugin.name, %e, "plugin could not be loaded");
                     let update = PluginConfigUpdate {

@@ -77,6 +77,8 @@ pub struct Deadline {
     store_wait_since: AtomicU64,
     /// The service that call waits on (`redis`, `the database`).
     store_service: std::sync::Mutex<&'static str>,
+    /// When the latest store wait began: each begins strictly later.
+    last_store_wait: AtomicU64,
 }
 
 impl Deadline {
@@ -88,6 +90,7 @@ impl Deadline {
             tripped: AtomicBool::new(false),
             store_wait_since: AtomicU64::new(0),
             store_service: std::sync::Mutex::new(""),
+            last_store_wait: AtomicU64::new(0),
         }
     }
 
@@ -95,8 +98,13 @@ impl Deadline {
     /// host call at a time).
     pub(super) fn waiting_on_store(&self, service: &'static str) -> StoreWait<'_> {
         *self.store_service.lock().unwrap_or_else(|p| p.into_inner()) = service;
-        self.store_wait_since.store((self.base.elapsed().as_nanos() as u64).max(1), Ordering::Relaxed);
-        StoreWait(self)
+        // Strictly later than any wait before, so each guard knows its own.
+        let now = (self.base.elapsed().as_nanos() as u64).max(1);
+        let next = |before: u64| now.max(before.saturating_add(1));
+        let before = self.last_store_wait.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(next(b)));
+        let since = next(before.unwrap_or_else(|b| b));
+        self.store_wait_since.store(since, Ordering::Relaxed);
+        StoreWait(self, since)
     }
 
     /// How long the store call waiting now has waited, and on which service.
@@ -111,6 +119,8 @@ impl Deadline {
         let at = self.base.elapsed() + limit;
         self.limit_nanos.store(limit.as_nanos() as u64, Ordering::Relaxed);
         self.tripped.store(false, Ordering::Relaxed);
+        // A wait of an abandoned call (its guard not yet collected) is not this call's.
+        self.store_wait_since.store(0, Ordering::Relaxed);
         self.at_nanos.store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
     }
 
@@ -154,12 +164,15 @@ impl Deadline {
     }
 }
 
-/// A store call in flight ([`Deadline::waiting_on_store`]).
-pub(super) struct StoreWait<'a>(&'a Deadline);
+/// A store call in flight ([`Deadline::waiting_on_store`]), and when it began.
+pub(super) struct StoreWait<'a>(&'a Deadline, u64);
 
 impl Drop for StoreWait<'_> {
+    /// Ends this wait only: a call abandoned mid-wait (its batch given up) is
+    /// dropped whenever Lua collects its thread, maybe while a later call
+    /// waits, and must not make that call's outage look like a slow plugin.
     fn drop(&mut self) {
-        self.0.store_wait_since.store(0, Ordering::Relaxed);
+        let _ = self.0.store_wait_since.compare_exchange(self.1, 0, Ordering::Relaxed, Ordering::Relaxed);
     }
 }
 
@@ -308,4 +321,23 @@ pub fn time_limit(err: &mlua::Error) -> Option<Duration> {
 
 pub fn is_memory_error(err: &mlua::Error) -> bool {
     chain(err).any(|e| matches!(e, mlua::Error::MemoryError(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_store_wait_ending_late_leaves_the_current_one() {
+        let deadline = Deadline::new();
+        deadline.arm(Duration::from_secs(1));
+        let abandoned = deadline.waiting_on_store("redis");
+        deadline.arm(Duration::from_secs(1));
+        assert!(deadline.store_waited().is_none(), "a new call has not waited yet");
+        let current = deadline.waiting_on_store("redis");
+        drop(abandoned);
+        assert!(deadline.store_waited().is_some(), "the current call still waits on redis");
+        drop(current);
+        assert!(deadline.store_waited().is_none());
+    }
 }

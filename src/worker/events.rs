@@ -99,8 +99,13 @@ impl Exports {
                     .collect()
             };
             for (id, team_id, plugin, old) in candidates {
-                let replaced =
-                    !old && self.runner.plugin(team_id, id).await.is_none_or(|current| !Arc::ptr_eq(&current, &plugin));
+                // A list that cannot be read now says nothing about the config: the buffer stays.
+                let replaced = !old
+                    && self
+                        .runner
+                        .plugin(team_id, id)
+                        .await
+                        .is_ok_and(|current| current.is_none_or(|current| !Arc::ptr_eq(&current, &plugin)));
                 if old || replaced {
                     let taken = self.buffers.lock().await.remove(&id);
                     if let Some(b) = taken {

@@ -38,7 +38,10 @@ impl EventHandoff {
         for (team_id, team_events) in by_team {
             // Most teams have no such plugin: their events are not converted at all.
             let mut payload = None;
-            for p in self.runner.team_plugins(team_id).await.iter() {
+            // Without the team's list the batch cannot know who awaits its events: it waits.
+            let plugins =
+                self.runner.team_plugins(team_id).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            for p in plugins.iter() {
                 if p.vm().has("onEvent") || p.vm().has("exportEvents") {
                     let events = payload
                         .get_or_insert_with(|| Value::Array(team_events.iter().map(|e| plugin_event(e)).collect()));

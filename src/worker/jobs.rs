@@ -72,11 +72,19 @@ impl JobWorker {
     }
 
     async fn handle(&self, Job { id, spec: job }: Job) {
-        let Some(p) = self.runner.plugin(job.team_id, job.plugin_config_id).await else {
-            tracing::info!(job = id, name = %job.name, config = job.plugin_config_id,
-                "job dropped: its plugin config is disabled or gone");
-            self.leases.finish(id).await;
-            return;
+        let p = match self.runner.plugin(job.team_id, job.plugin_config_id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                tracing::info!(job = id, name = %job.name, config = job.plugin_config_id,
+                    "job dropped: its plugin config is disabled or gone");
+                self.leases.finish(id).await;
+                return;
+            }
+            Err(err) => {
+                tracing::warn!(job = id, name = %job.name, %err, "could not load the job's plugin; it runs again after its lease");
+                self.leases.release(id);
+                return;
+            }
         };
         if job.name == EVENTS_JOB {
             let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();

@@ -52,6 +52,12 @@ impl Leases {
         self.lock().remove(&id);
     }
 
+    /// Lets go of a job without running it: its heartbeat stops, so any
+    /// worker claims it again once its lease runs out.
+    pub fn release(&self, id: i64) {
+        self.lock().remove(&id);
+    }
+
     /// Pushes every held lease back every [`HEARTBEAT`] until `stop`.
     pub async fn heartbeat(self: Arc<Self>, stop: CancellationToken) {
         loop {

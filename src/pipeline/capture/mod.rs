@@ -34,7 +34,19 @@ pub fn router(state: CaptureState) -> Router {
         r = r.route(path, any(capture)).route(&format!("{path}/"), any(capture));
     }
     // axum's default (2 MiB) would cut bodies the parser accepts; gzip bodies are bounded there after inflating.
-    r.layer(DefaultBodyLimit::max(parse::MAX_BODY_BYTES)).with_state(state)
+    r.layer(DefaultBodyLimit::max(parse::MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(close_when_too_large))
+        .with_state(state)
+}
+
+/// A body refused for its size was not read to its end, so the server drops
+/// the connection after answering: saying so keeps the client from sending
+/// its next request on a connection about to close (it would fail unanswered).
+async fn close_when_too_large(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The client's address: the first X-Forwarded-For entry when it is an IP
