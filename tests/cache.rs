@@ -29,6 +29,15 @@ async fn cache_behaves(cache: Arc<dyn Cache>) {
     cache.set(&text, "abc", None).await.unwrap();
     assert!(matches!(cache.incr(&text, 1).await, Err(CacheError::NotAnInteger { .. })));
 
+    // Several counters at once (one round trip on Redis), each given the ttl.
+    let (a, b) = (k("many_a"), k("many_b"));
+    let adds = [(a.clone(), 2), (b.clone(), 3), (a.clone(), 4)];
+    assert_eq!(cache.incr_all(&adds, Duration::from_millis(150)).await.unwrap(), vec![2, 3, 6]);
+    assert_eq!(cache.incr_all(&[], Duration::from_secs(1)).await.unwrap(), Vec::<i64>::new());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(cache.get(&a).await.unwrap(), None, "counter outlived its ttl");
+    assert_eq!(cache.get(&b).await.unwrap(), None, "counter outlived its ttl");
+
     let short = k("ttl");
     cache.set(&short, "x", Some(Duration::from_millis(150))).await.unwrap();
     assert_eq!(cache.get(&short).await.unwrap().as_deref(), Some("x"));

@@ -53,6 +53,17 @@ pub trait Cache: Send + Sync {
     async fn incr(&self, key: &str, by: i64) -> Result<i64>;
     /// Sets a key's time to live; false when the key does not exist.
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
+    /// [`Cache::incr`] of each `(key, by)` in turn, each key then given `ttl`:
+    /// the new values, in order. Redis does it in one round trip (counters
+    /// every instance adds to every second, for many keys at once).
+    async fn incr_all(&self, adds: &[(String, i64)], ttl: Duration) -> Result<Vec<i64>> {
+        let mut out = Vec::with_capacity(adds.len());
+        for (key, by) in adds {
+            out.push(self.incr(key, *by).await?);
+            self.expire(key, ttl).await?;
+        }
+        Ok(out)
+    }
     /// Deletes a key; false when it did not exist.
     async fn del(&self, key: &str) -> Result<bool>;
     /// Takes the lock `key` for `owner`, or extends it when `owner` already

@@ -91,6 +91,18 @@ impl Cache for RedisCache {
         })
     }
 
+    async fn incr_all(&self, adds: &[(String, i64)], ttl: Duration) -> Result<Vec<i64>> {
+        if adds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (key, by) in adds {
+            pipe.cmd("INCRBY").arg(key).arg(*by).cmd("PEXPIRE").arg(key).arg(millis(ttl)).ignore();
+        }
+        let mut c = self.conn.clone();
+        pipe.query_async(&mut c).await.map_err(|e| self.err(e))
+    }
+
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let mut c = self.conn.clone();
         c.pexpire(key, millis(ttl) as i64).await.map_err(|e| self.err(e))

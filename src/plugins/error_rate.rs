@@ -8,7 +8,7 @@
 //! `min_calls` of their own and disable a failing plugin N times later. So
 //! each instance also adds its counts to the cluster's in the cache every
 //! [`SHARE_EVERY`] ([`share`]: two INCRBYs per config with calls, keyed by
-//! config and window) and judges the sum. Embedded, the cache is in process
+//! config and window, all in one round trip) and judges the sum. Embedded, the cache is in process
 //! and the sum is this instance's own.
 
 use std::time::{Duration, Instant};
@@ -52,6 +52,12 @@ impl ErrorWindow {
         std::mem::take(&mut self.unshared)
     }
 
+    /// Puts back counts that could not be shared, to share them next time.
+    pub fn give_back(&mut self, (calls, failures): (u32, u32)) {
+        self.unshared.0 = self.unshared.0.saturating_add(calls);
+        self.unshared.1 = self.unshared.1.saturating_add(failures);
+    }
+
     /// Counts a call; returns why the config must be disabled when this call
     /// takes it over the threshold.
     pub fn record(&mut self, policy: &ErrorRatePolicy, failed: bool) -> Option<String> {
@@ -84,27 +90,33 @@ fn verdict(policy: &ErrorRatePolicy, calls: i64, failures: i64, where_: &str) ->
     })
 }
 
-/// Adds this instance's unshared counts of a config to the cluster's for
-/// the current window (aligned to the wall clock, so every instance names
-/// the same one) and judges the sums.
+/// Adds this instance's unshared counts of each config, `(config id,
+/// (calls, failures))`, to the cluster's for the current window (aligned to
+/// the wall clock, so every instance names the same one), in one round trip,
+/// and judges the sums: the configs to disable, with why.
 pub async fn share(
     cache: &dyn Cache,
     prefix: &str,
     policy: &ErrorRatePolicy,
-    config_id: i64,
-    (calls, failures): (u32, u32),
-) -> crate::cache::Result<Option<String>> {
+    counts: &[(i64, (u32, u32))],
+) -> crate::cache::Result<Vec<(i64, String)>> {
     let window = policy.window.as_secs().max(1);
     let id = chrono::Utc::now().timestamp().max(0) as u64 / window;
-    let key = format!("{prefix}:{config_id}:{id}");
-    let (calls_key, failures_key) = (format!("{key}:calls"), format!("{key}:failures"));
-    let total_calls = cache.incr(&calls_key, calls as i64).await?;
-    let total_failures = cache.incr(&failures_key, failures as i64).await?;
+    let adds: Vec<(String, i64)> = counts
+        .iter()
+        .flat_map(|(config, (calls, failures))| {
+            let key = format!("{prefix}:{config}:{id}");
+            [(format!("{key}:calls"), *calls as i64), (format!("{key}:failures"), *failures as i64)]
+        })
+        .collect();
     // Both go once the window is over; the next window has keys of its own.
-    let ttl = Duration::from_secs(window * 2);
-    cache.expire(&calls_key, ttl).await?;
-    cache.expire(&failures_key, ttl).await?;
-    Ok(if failures > 0 { verdict(policy, total_calls, total_failures, " across instances") } else { None })
+    let totals = cache.incr_all(&adds, Duration::from_secs(window * 2)).await?;
+    Ok(counts
+        .iter()
+        .zip(totals.chunks_exact(2))
+        .filter(|((_, (_, failures)), _)| *failures > 0)
+        .filter_map(|((config, _), sums)| Some((*config, verdict(policy, sums[0], sums[1], " across instances")?)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -145,13 +157,14 @@ mod tests {
             assert_eq!(a.record(&policy, true), None, "60 calls are too few for one instance");
             assert_eq!(b.record(&policy, true), None);
         }
-        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 7, a.take_unshared()).await.unwrap(), None, "60 in all so far");
+        let shared = share(&cache, CLUSTER_KEY, &policy, &[(7, a.take_unshared())]).await.unwrap();
+        assert_eq!(shared, vec![], "60 in all so far");
         assert_eq!(a.take_unshared(), (0, 0), "shared once");
-        let reason =
-            share(&cache, CLUSTER_KEY, &policy, 7, b.take_unshared()).await.unwrap().expect("120 calls, all failed");
-        assert!(reason.contains("120 of 120 calls failed across instances"), "{reason}");
         // Another config counts on its own, and successes alone never trip.
-        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 8, (99, 99)).await.unwrap(), None);
-        assert_eq!(share(&cache, CLUSTER_KEY, &policy, 7, (10, 0)).await.unwrap(), None);
+        let shared = share(&cache, CLUSTER_KEY, &policy, &[(8, (99, 99)), (7, b.take_unshared())]).await.unwrap();
+        assert_eq!(shared.len(), 1, "only config 7 has 100 calls: {shared:?}");
+        assert_eq!(shared[0].0, 7);
+        assert!(shared[0].1.contains("120 of 120 calls failed across instances"), "{shared:?}");
+        assert_eq!(share(&cache, CLUSTER_KEY, &policy, &[(7, (10, 0))]).await.unwrap(), vec![]);
     }
 }

@@ -533,17 +533,34 @@ impl PluginRunner {
             teams.values().flat_map(|t| t.loaded.iter().cloned()).collect()
         };
         let policy = &self.options.auto_disable;
-        for p in loaded {
-            let counts = p.errors.lock().unwrap_or_else(|e| e.into_inner()).take_unshared();
-            if counts.0 == 0 || p.disabled.load(Ordering::Relaxed) {
-                continue;
+        let sharing: Vec<(Arc<Loaded>, (u32, u32))> = loaded
+            .into_iter()
+            .filter(|p| !p.disabled.load(Ordering::Relaxed))
+            .map(|p| {
+                let counts = p.errors.lock().unwrap_or_else(|e| e.into_inner()).take_unshared();
+                (p, counts)
+            })
+            .filter(|(_, (calls, _))| *calls > 0)
+            .collect();
+        if sharing.is_empty() {
+            return;
+        }
+        let counts: Vec<(i64, (u32, u32))> = sharing.iter().map(|(p, c)| (p.config.id, *c)).collect();
+        let key = self.options.error_rate_key.as_deref().unwrap_or(error_rate::CLUSTER_KEY);
+        match error_rate::share(self.stores.cache.as_ref(), key, policy, &counts).await {
+            Ok(verdicts) => {
+                for (config, reason) in verdicts {
+                    if let Some((p, _)) = sharing.iter().find(|(p, _)| p.config.id == config) {
+                        self.disable(p, reason).await;
+                    }
+                }
             }
-            let key = self.options.error_rate_key.as_deref().unwrap_or(error_rate::CLUSTER_KEY);
-            match error_rate::share(self.stores.cache.as_ref(), key, policy, p.config.id, counts).await {
-                Ok(Some(reason)) => self.disable(&p, reason).await,
-                Ok(None) => {}
-                // This instance's own window still judges its calls meanwhile.
-                Err(err) => tracing::warn!(config = p.config.id, %err, "could not share a plugin's error counts"),
+            // This instance's own window still judges its calls meanwhile, and the counts wait for the next round.
+            Err(err) => {
+                tracing::warn!(configs = sharing.len(), %err, "could not share plugins' error counts");
+                for (p, counts) in &sharing {
+                    p.errors.lock().unwrap_or_else(|e| e.into_inner()).give_back(*counts);
+                }
             }
         }
     }
