@@ -749,3 +749,26 @@ async fn events_wait_for_a_plugin_list_that_cannot_be_read() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A plugin that catches a `meta.cache` outage and then fails in its own words is not the
+/// plugin's failure: the call is an outage (its batch waits and retries), so the event is never
+/// let past the plugin because Redis was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_catches_a_cache_outage_and_fails_waits_for_the_cache() {
+    use crate::util::fault_proxy::{FaultProxy, Mode};
+    let redis = url::Url::parse(&crate::util::redis_url()).unwrap();
+    let proxy =
+        FaultProxy::start(&format!("{}:{}", redis.host_str().unwrap(), redis.port_or_known_default().unwrap())).await;
+    let url = url::Url::parse(&format!("redis://127.0.0.1:{}", proxy.port)).unwrap();
+    let cache = phs::cache::connect(Some(&url)).await.unwrap();
+    let code = "function processEvent(e, meta)\n  local ok, err = pcall(meta.cache.get, 'k')\n  \
+                if not ok then error('the cache failed: ' .. tostring(err)) end\n  return e\nend";
+    let vm = PluginVm::load(&source(code), ctx(1, cache, Arc::new(MemoryLog::default())), limits()).unwrap();
+    assert!(vm.process_event(&event()).await.is_ok(), "the cache answers");
+    proxy.set(Mode::Down);
+    proxy.wait_refusing().await;
+    match vm.process_event(&event()).await {
+        Err(CallError::Unavailable(_)) => {}
+        other => panic!("expected an outage, got {other:?}"),
+    }
+}

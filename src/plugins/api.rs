@@ -377,6 +377,12 @@ where
             let r = fut?.await;
             drop(waiting);
             deadline.extend(start.elapsed());
+            if store.is_some()
+                && let Err(e) = &r
+                && let Some(outage) = unavailable(e)
+            {
+                deadline.store_failed(outage);
+            }
             r
         }
     })

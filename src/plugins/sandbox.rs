@@ -79,6 +79,8 @@ pub struct Deadline {
     store_service: std::sync::Mutex<&'static str>,
     /// When the latest store wait began: each begins strictly later.
     last_store_wait: AtomicU64,
+    /// The outage a `meta.cache`/`meta.storage` call of the running call met, if one did.
+    store_outage: std::sync::Mutex<Option<String>>,
 }
 
 impl Deadline {
@@ -91,6 +93,7 @@ impl Deadline {
             store_wait_since: AtomicU64::new(0),
             store_service: std::sync::Mutex::new(""),
             last_store_wait: AtomicU64::new(0),
+            store_outage: std::sync::Mutex::new(None),
         }
     }
 
@@ -107,6 +110,16 @@ impl Deadline {
         StoreWait(self, since)
     }
 
+    /// Notes that a store call of the running call failed because its service is out.
+    pub(super) fn store_failed(&self, outage: String) {
+        self.store_outage.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(outage);
+    }
+
+    /// The outage a store call of the running (or last) call met, if one did.
+    pub(super) fn store_outage(&self) -> Option<String> {
+        self.store_outage.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// How long the store call waiting now has waited, and on which service.
     pub(super) fn store_waited(&self) -> Option<(Duration, &'static str)> {
         let since = self.store_wait_since.load(Ordering::Relaxed);
@@ -121,6 +134,7 @@ impl Deadline {
         self.tripped.store(false, Ordering::Relaxed);
         // A wait of an abandoned call (its guard not yet collected) is not this call's.
         self.store_wait_since.store(0, Ordering::Relaxed);
+        *self.store_outage.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.at_nanos.store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
     }
 

@@ -387,6 +387,11 @@ impl Inner {
             ))),
             Err(_) => Err(CallError::TimeLimit(wall)),
             Ok(Err(panic)) => Err(host_panic(&*panic)),
+            // A call that failed after one of its meta.cache/storage calls met an outage is
+            // retried, however it failed: the limit may strike while that error unwinds, and a
+            // plugin may catch the error and fail in its own words. An outage is never a reason
+            // to let an event past its plugin.
+            Ok(Ok(Err(_))) if let Some(outage) = self.deadline.store_outage() => Err(CallError::Unavailable(outage)),
             // Once the limit was hit the call cannot succeed, whatever error
             // it ends with (the limit may strike inside an error handler).
             Ok(Ok(Err(_))) if self.deadline.tripped() => Err(CallError::TimeLimit(self.deadline.limit())),
