@@ -373,6 +373,7 @@ where
         let deadline = deadline.clone();
         async move {
             let start = Instant::now();
+            deadline.pause_cpu();
             let waiting = store.map(|service| deadline.waiting_on_store(service));
             let r = fut?.await;
             drop(waiting);

@@ -45,6 +45,7 @@ pub mod scenario;
 pub mod secrets;
 pub mod source;
 pub mod strings;
+pub mod thread_cpu;
 pub mod vm;
 
 pub use api::Context;

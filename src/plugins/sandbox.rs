@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Value, VmState};
 
+use super::thread_cpu::CallCpu;
+
 /// Per-state limits. The defaults are far below the original's 30 s: a
 /// processEvent call that runs for 500 ms is already a broken plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub struct Deadline {
     last_store_wait: AtomicU64,
     /// The outage a `meta.cache`/`meta.storage` call of the running call met, if one did.
     store_outage: std::sync::Mutex<Option<String>>,
+    /// The CPU the running call used, which the deadline is confirmed against.
+    cpu: std::sync::Mutex<CallCpu>,
 }
 
 impl Deadline {
@@ -94,6 +98,7 @@ impl Deadline {
             store_service: std::sync::Mutex::new(""),
             last_store_wait: AtomicU64::new(0),
             store_outage: std::sync::Mutex::new(None),
+            cpu: std::sync::Mutex::new(CallCpu::default()),
         }
     }
 
@@ -135,6 +140,7 @@ impl Deadline {
         // A wait of an abandoned call (its guard not yet collected) is not this call's.
         self.store_wait_since.store(0, Ordering::Relaxed);
         *self.store_outage.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *self.cpu() = CallCpu::default();
         self.at_nanos.store(at.as_nanos().max(1) as u64, Ordering::Relaxed);
     }
 
@@ -150,14 +156,35 @@ impl Deadline {
         self.at_nanos.store(0, Ordering::Relaxed);
     }
 
-    /// The limit when the armed deadline has passed; trips it then.
+    /// The limit when the armed deadline has passed; trips it then. Past
+    /// the deadline (wall time less waits, cheap to read) the call has used
+    /// its limit only if its threads' CPU clock says so too: on a busy machine
+    /// a thread may wait for a core in the middle of a call, which is not the
+    /// plugin's time ([`CallCpu`]).
     pub(super) fn exceeded(&self) -> Option<Duration> {
         let at = self.at_nanos.load(Ordering::Relaxed);
-        let over = at != 0 && self.base.elapsed().as_nanos() as u64 > at;
-        if over {
-            self.tripped.store(true, Ordering::Relaxed);
+        if at == 0 {
+            return None;
         }
-        over.then(|| self.limit())
+        let mut cpu = self.cpu();
+        if self.base.elapsed().as_nanos() as u64 <= at {
+            cpu.begin();
+            return None;
+        }
+        if cpu.used().is_some_and(|used| used < self.limit()) {
+            return None;
+        }
+        self.tripped.store(true, Ordering::Relaxed);
+        Some(self.limit())
+    }
+
+    /// Ends the call's CPU stretch before it waits in a host call.
+    pub(super) fn pause_cpu(&self) {
+        self.cpu().pause();
+    }
+
+    fn cpu(&self) -> std::sync::MutexGuard<'_, CallCpu> {
+        self.cpu.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn limit(&self) -> Duration {
