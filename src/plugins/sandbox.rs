@@ -171,8 +171,11 @@ impl Deadline {
             cpu.begin();
             return None;
         }
-        if cpu.used().is_some_and(|used| used < self.limit()) {
-            return None;
+        match cpu.used() {
+            Some(used) if used < self.limit() => return None,
+            // The stretch began on another thread: measured from here on.
+            None if cpu.has_clock() => return None,
+            _ => {}
         }
         self.tripped.store(true, Ordering::Relaxed);
         Some(self.limit())

@@ -49,6 +49,11 @@ impl CallCpu {
         }
     }
 
+    /// Whether this platform has a thread CPU clock (else only wall time can be told).
+    pub fn has_clock(&self) -> bool {
+        thread_cpu().is_some()
+    }
+
     /// Ends the stretch: the call is about to wait, and may resume elsewhere.
     pub fn pause(&mut self) {
         if let Some((t, start)) = self.stretch.take()
