@@ -772,3 +772,43 @@ async fn a_plugin_that_catches_a_cache_outage_and_fails_waits_for_the_cache() {
         other => panic!("expected an outage, got {other:?}"),
     }
 }
+
+/// Every request of a server's plugins goes through one client: a second and third request to
+/// the same host reuse the first one's connection (no new TCP connection, no new TLS setup).
+#[tokio::test]
+async fn fetch_reuses_connections_across_requests() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let policy = phs::plugins::fetch::FetchPolicy { allow_private: true, ..Default::default() };
+    let copy = policy.clone();
+    let url = format!("http://{addr}/hook");
+    for p in [&policy, &copy, &policy] {
+        let reply = phs::plugins::fetch::fetch(p, &url, Default::default()).await.unwrap();
+        assert_eq!(reply["body"], "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "three requests, one connection");
+}

@@ -1,9 +1,12 @@
 //! `fetch(url, opts)` for plugins: HTTP(S) with a timeout and a response-size
 //! cap, refusing private, loopback and link-local addresses unless allowed.
 //!
-//! The host is resolved here and every address checked; the request is then
-//! pinned to a checked address, so a DNS answer that changes between the
-//! check and the connection (rebinding) cannot reach an internal service.
+//! The host is resolved here and every address checked, and the client's own
+//! resolver checks again the addresses it connects to, so a DNS answer that
+//! changes between the check and the connection (rebinding) cannot reach an
+//! internal service. One client per server serves every plugin's requests:
+//! its connections are reused, and its TLS setup (the system's root
+//! certificates, milliseconds of CPU) is made once, not per request.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,6 +24,57 @@ pub struct FetchPolicy {
     /// Sees every request before it is sent and may answer it instead
     /// (`phs replay`'s dry run); None: every request goes out.
     pub outbound: Option<Arc<dyn Outbound>>,
+    /// The client every copy of this policy shares, made on the first request.
+    pub client: Arc<std::sync::OnceLock<reqwest::Client>>,
+}
+
+impl FetchPolicy {
+    fn client(&self) -> Result<&reqwest::Client, String> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(Checked { allow_private: self.allow_private, timeout: self.timeout }))
+            .build()
+            .map_err(|e| format!("fetch: {e}"))?;
+        Ok(self.client.get_or_init(|| built))
+    }
+}
+
+/// The shared client's resolver: the addresses it connects to pass the policy.
+struct Checked {
+    allow_private: bool,
+    timeout: Duration,
+}
+
+impl reqwest::dns::Resolve for Checked {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (allow_private, timeout, host) = (self.allow_private, self.timeout, name.as_str().to_string());
+        Box::pin(async move {
+            let addrs = resolve(&host, 0, allow_private, timeout).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses of `host`, every one of them allowed by the policy.
+async fn resolve(host: &str, port: u16, allow_private: bool, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| format!("fetch: resolving {host} timed out"))?
+        .map_err(|e| format!("fetch: cannot resolve {host}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("fetch: {host} has no address"));
+    }
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
+        return Err(format!(
+            "fetch: {host} resolves to {}, a private or loopback address; plugins may not reach it",
+            bad.ip()
+        ));
+    }
+    Ok(addrs)
 }
 
 impl Default for FetchPolicy {
@@ -30,6 +84,7 @@ impl Default for FetchPolicy {
             timeout: Duration::from_secs(10),
             max_response_bytes: 5 * 1024 * 1024,
             outbound: None,
+            client: Arc::default(),
         }
     }
 }
@@ -97,30 +152,12 @@ pub async fn fetch(policy: &FetchPolicy, url: &str, opts: FetchOptions) -> Resul
     let host = parsed.host_str().ok_or_else(|| format!("fetch: `{url}` has no host"))?.to_string();
     let port = parsed.port_or_known_default().unwrap_or(80);
     let lookup_host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let addrs: Vec<SocketAddr> =
-        tokio::time::timeout(policy.timeout, tokio::net::lookup_host((lookup_host.as_str(), port)))
-            .await
-            .map_err(|_| format!("fetch: resolving {host} timed out"))?
-            .map_err(|e| format!("fetch: cannot resolve {host}: {e}"))?
-            .collect();
-    let Some(first) = addrs.first().copied() else { return Err(format!("fetch: {host} has no address")) };
-    if !policy.allow_private {
-        if let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-            return Err(format!(
-                "fetch: {host} resolves to {}, a private or loopback address; plugins may not reach it",
-                bad.ip()
-            ));
-        }
-    }
-    let client = reqwest::Client::builder()
-        .timeout(policy.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&lookup_host, first)
-        .build()
-        .map_err(|e| format!("fetch: {e}"))?;
+    // Checked here too: an IP address in the URL never reaches the client's resolver.
+    resolve(&lookup_host, port, policy.allow_private, policy.timeout).await?;
+    let client = policy.client()?;
     let method = reqwest::Method::from_bytes(opts.method.as_deref().unwrap_or("GET").to_ascii_uppercase().as_bytes())
         .map_err(|_| "fetch: invalid method".to_string())?;
-    let mut req = client.request(method, parsed);
+    let mut req = client.request(method, parsed).timeout(policy.timeout);
     for (k, v) in &opts.headers {
         req = req.header(k.as_str(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
     }
