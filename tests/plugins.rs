@@ -581,25 +581,34 @@ async fn fetch_refuses_internal_addresses_and_other_schemes() {
     assert!(err.to_string().contains("only http and https"), "{err}");
 }
 
+/// A new team named `name` with a plugin of `code` installed, configured and enabled for it.
+async fn team_with_plugin(
+    tmp: &tempfile::TempDir,
+    store: &Arc<dyn phs::store::Store>,
+    name: &str,
+    code: &str,
+) -> (phs::store::Team, phs::store::PluginConfig) {
+    use phs::plugins::registry;
+    let dir = crate::util::embedded::plugin_dir(tmp.path(), &crate::util::unique(name), json!([]), code);
+    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
+    let new_team = phs::store::NewTeam { name: name.into(), anonymize_ips: false, api_token: None };
+    let team = store.create_team(new_team).await.unwrap();
+    let config = registry::configure(store.as_ref(), &team, &plugin, &[]).await.unwrap();
+    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    (team, config)
+}
+
 /// A config failing on two instances that share a Redis is disabled once
 /// their summed calls pass the policy, although neither saw enough calls
 /// to judge alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_error_rate_is_judged_across_instances() {
     use phs::plugins::error_rate::ErrorRatePolicy;
-    use phs::plugins::registry;
     use phs::plugins::runner::{Backends, PluginRunner, RunnerOptions};
     let tmp = tempfile::tempdir().unwrap();
     let store = crate::util::postgres_store(&tmp).await;
     let code = "function processEvent(event, meta)\n  error('always')\nend";
-    let dir = crate::util::embedded::plugin_dir(tmp.path(), &crate::util::unique("failing"), json!([]), code);
-    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
-    let team = store
-        .create_team(phs::store::NewTeam { name: "failing".into(), anonymize_ips: false, api_token: None })
-        .await
-        .unwrap();
-    let config = registry::configure(store.as_ref(), &team, &plugin, &[]).await.unwrap();
-    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let (team, config) = team_with_plugin(&tmp, &store, "failing", code).await;
     let url = url::Url::parse(&crate::util::redis_url()).unwrap();
     // Each instance alone sees 60 of the 100 calls the policy needs.
     let options = RunnerOptions {
@@ -715,18 +724,12 @@ impl phs::store::PluginStore for FlakyConfigs {
 /// is retried), and a later read that fails keeps the list read before.
 #[tokio::test]
 async fn events_wait_for_a_plugin_list_that_cannot_be_read() {
-    use phs::plugins::registry;
     use phs::plugins::runner::{Backends, Outcome, PluginRunner, RunnerOptions};
     use std::sync::atomic::Ordering;
     let tmp = tempfile::tempdir().unwrap();
     let store = crate::util::postgres_store(&tmp).await;
     let code = "function processEvent(event)\n  event.properties.marked = true\n  return event\nend";
-    let dir = crate::util::embedded::plugin_dir(tmp.path(), &crate::util::unique("marker"), json!([]), code);
-    let plugin = registry::install(store.as_ref(), &dir).await.unwrap();
-    let new_team = phs::store::NewTeam { name: "marked".into(), anonymize_ips: false, api_token: None };
-    let team = store.create_team(new_team).await.unwrap();
-    registry::configure(store.as_ref(), &team, &plugin, &[]).await.unwrap();
-    registry::enable(store.as_ref(), &team, &plugin).await.unwrap();
+    let (team, _) = team_with_plugin(&tmp, &store, "marker", code).await;
     let flaky = Arc::new(FlakyConfigs { inner: store.clone(), failing: true.into() });
     let backends = Backends { plugins: flaky.clone(), ..Backends::of(store.clone(), memory_cache()) };
     let runner = PluginRunner::new(backends, None, RunnerOptions::default(), uuid::Uuid::now_v7());
