@@ -11,6 +11,12 @@ use rdkafka::{ClientConfig, ClientContext};
 
 use crate::config::{KafkaSecurityProtocol, KafkaSettings};
 
+/// The events topic of PostHog's ingestion (before KAFKA_PREFIX).
+pub const CLICKHOUSE_EVENTS_TOPIC: &str = "clickhouse_events_json";
+/// phs's own topic of stored events for the async side when the ClickHouse
+/// topics are off (before KAFKA_PREFIX; see `crate::pipeline::handoff`).
+pub const ASYNC_EVENTS_TOPIC: &str = "phs_async_events";
+
 /// Topics phs reads or writes, before KAFKA_PREFIX. The consumption topic's
 /// name comes from KAFKA_CONSUMPTION_TOPIC; the others keep the original's names.
 pub fn topics(settings: &KafkaSettings) -> Vec<String> {
@@ -18,7 +24,8 @@ pub fn topics(settings: &KafkaSettings) -> Vec<String> {
     let mut names = vec![
         format!("{input}_dlq"),
         settings.overflow_topic(),
-        "clickhouse_events_json".into(),
+        CLICKHOUSE_EVENTS_TOPIC.into(),
+        ASYNC_EVENTS_TOPIC.into(),
         "clickhouse_person".into(),
         "clickhouse_person_distinct_id".into(),
         "clickhouse_groups".into(),
@@ -186,6 +193,6 @@ mod tests {
         let s = P::try_parse_from(["x"]).unwrap().k;
         assert!(client_config(&s).is_none());
         assert_eq!(topics(&s)[0], "events_plugin_ingestion");
-        assert_eq!(topics(&s).len(), 8);
+        assert_eq!(topics(&s).len(), 9);
     }
 }

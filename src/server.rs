@@ -19,6 +19,7 @@ use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
 use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::definitions::{Definitions, writer};
+use crate::pipeline::handoff::{self, TopicHandoff};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
 use crate::pipeline::persons::Persons;
 use crate::pipeline::sink::DeadLetterQueue;
@@ -234,7 +235,10 @@ pub struct Ingestion {
     pub runner: Arc<PluginRunner>,
     pub teams: Arc<TeamCache>,
     pub persons: Arc<Persons>,
-    pub handoff: Arc<EventHandoff>,
+    /// Where written events go for onEvent/exportEvents: the job queue
+    /// embedded, a topic on Kafka; None when the sinks already produce them
+    /// to `clickhouse_events_json` (see [`crate::pipeline::handoff`]).
+    pub handoff: Option<Arc<dyn crate::wire::Handoff>>,
     /// Written by [`writer::run`], which must run beside the pipelines; its
     /// last write waits until only it holds them (drop the `Ingestion` too).
     pub definitions: Arc<Definitions>,
@@ -277,7 +281,11 @@ impl Ingestion {
         let teams = Arc::new(TeamCache::new(store.clone()));
         let persons =
             Arc::new(Persons::new(store.clone(), options.distinct_id_lru_size).mirrored(events.mirrors_persons()));
-        let handoff = Arc::new(EventHandoff::new(runner.clone(), store.clone()));
+        let handoff: Option<Arc<dyn crate::wire::Handoff>> = match (&kafka, options.clickhouse_topics) {
+            (None, _) => Some(Arc::new(EventHandoff::new(runner.clone(), store.clone()))),
+            (Some(producer), false) => Some(Arc::new(TopicHandoff::new(runner.clone(), producer.clone()))),
+            (Some(_), true) => None,
+        };
         let definitions = Definitions::new(store, options.definitions);
         Ok(Ingestion { kafka, log, events, producer, dlq, runner, teams, persons, handoff, definitions })
     }
@@ -285,16 +293,19 @@ impl Ingestion {
     /// A pipeline over these parts, processing each batch on `shards` tasks
     /// (at most the runner's states are used) that run `tasks` keys each at once.
     pub fn pipeline(&self, shards: usize, tasks: usize) -> Pipeline {
-        Pipeline::new(
+        let pipeline = Pipeline::new(
             self.teams.clone(),
             self.runner.clone(),
             self.persons.clone(),
             self.events.clone(),
             self.dlq.clone(),
         )
-        .with_handoff(self.handoff.clone())
         .with_definitions(self.definitions.clone())
-        .with_shards(shards, tasks)
+        .with_shards(shards, tasks);
+        match &self.handoff {
+            Some(handoff) => pipeline.with_handoff(handoff.clone()),
+            None => pipeline,
+        }
     }
 }
 
@@ -328,7 +339,8 @@ async fn start_pipeline(
                 min_calls: settings.plugin_disable_min_calls,
                 window: std::time::Duration::from_secs(settings.plugin_disable_window_seconds),
             },
-            states: shards,
+            // The pipeline's shards use the first states, the async side's onEvent lanes as many as it runs.
+            states: shards.max(settings.on_event_concurrency as usize),
             // Test-only (not a flag): tests sharing a Redis keep their counts apart.
             error_rate_key: std::env::var("PHS_ERROR_RATE_KEY").ok(),
         },
@@ -340,10 +352,20 @@ async fn start_pipeline(
     let pipeline = || ingestion.pipeline(shards, settings.tasks_per_worker as usize);
     tasks.spawn_infallible("plugin error rates", ingestion.runner.clone().share_error_rates(stop.clone()));
     if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
-        let worker =
-            WorkerSettings::for_serve(Duration::from_secs(settings.schedule_lock_ttl), instance_id.to_string())
-                .map_err(ServeError::Config)?;
-        worker::start(worker, store, cache, ingestion.runner.clone(), tasks);
+        let worker = WorkerSettings::for_serve(
+            Duration::from_secs(settings.schedule_lock_ttl),
+            settings.on_event_concurrency as usize,
+            instance_id.to_string(),
+        )
+        .map_err(ServeError::Config)?;
+        let stream: Option<Box<dyn Source>> = match &ingestion.kafka {
+            Some(_) => {
+                let topic = handoff::async_events_topic(settings.kafka_clickhouse_topics);
+                Some(Box::new(KafkaSource::stored_events(&s.kafka, topic)?))
+            }
+            None => None,
+        };
+        worker::start(worker, store, cache, ingestion.runner.clone(), stream, tasks);
     }
     if settings.plugin_server_mode == Some(ServerMode::Async) {
         tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");

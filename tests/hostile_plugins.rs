@@ -261,7 +261,7 @@ async fn an_on_event_holding_its_calls_open_is_disabled_and_frees_its_worker_slo
     let events: Vec<Value> = (0..20).map(|i| json!({"event": format!("e{i}"), "properties": {}})).collect();
 
     let started = Instant::now();
-    on_event(&runner, &p, &events, Waits::Slept).await;
+    on_event(&runner, &p, 0, &events, Waits::Slept).await.expect("no outage of the memory cache");
     let took = started.elapsed();
     assert!(took < wall * 8, "the job held its slot for {took:?}: 20 events x {wall:?} would be {:?}", wall * 20);
     let config = &store.list_plugin_configs(Some(team.id)).await.unwrap()[0];

@@ -310,6 +310,7 @@ fn scheduler(
         schedule_lock_ttl: ttl,
         schedule_tick: None,
         job_poll: Duration::from_secs(1),
+        on_event_lanes: 1,
         instance_id,
         schedule_lock_key: key.into(),
     };

@@ -233,6 +233,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(1..), help_heading = "Workers")]
     pub tasks_per_worker: u32,
 
+    /// onEvent calls of one plugin config run at once by the async side on Kafka, each on a Lua state
+    /// of its own; one distinct id's events stay in order. Embedded runs them one at a time.
+    #[arg(long, env = "PHS_ON_EVENT_CONCURRENCY", value_name = "PHS_ON_EVENT_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=64), help_heading = "Workers")]
+    pub on_event_concurrency: u32,
+
     /// Which parts of the server this instance runs. Unset: all of them.
     #[arg(long, env = "PLUGIN_SERVER_MODE", value_name = "PLUGIN_SERVER_MODE", help_heading = "Workers")]
     pub plugin_server_mode: Option<ServerMode>,

@@ -22,6 +22,7 @@
 mod bisect;
 pub mod capture;
 pub mod definitions;
+pub mod handoff;
 pub mod normalize;
 pub mod overflow;
 pub mod persons;

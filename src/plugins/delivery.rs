@@ -49,21 +49,31 @@ pub enum Waits {
     Skipped,
 }
 
-/// Runs onEvent on each event in turn (once set up), retrying a RetryError.
-pub async fn on_event(runner: &PluginRunner, p: &Loaded, events: &[Value], waits: Waits) {
-    if !p.vm().has("onEvent") || !runner.ensure_setup(p).await {
-        return;
+/// Runs onEvent on each event in turn on the config's state for `lane`
+/// (once set up), retrying a RetryError. Err with the reason when setup or
+/// a call met an outage of the cache or storage: that is not the plugin's
+/// failure, and the events from there on are not handled, so the caller
+/// hands them over again later.
+pub async fn on_event(runner: &PluginRunner, p: &Loaded, lane: usize, events: &[Value], waits: Waits) -> Outage {
+    if !p.vm().has("onEvent") {
+        return Ok(());
     }
-    for event in events {
+    let vm = match runner.lane(p, lane).await {
+        Ok(Some(vm)) => vm,
+        Ok(None) => return Ok(()),
+        Err(reason) => return Err(Stopped { handled: 0, reason }),
+    };
+    for (handled, event) in events.iter().enumerate() {
         // Disabled for hitting its limits (below): the rest of the job would
         // hold this worker slot for as long again.
         if p.is_disabled() {
-            return;
+            return Ok(());
         }
         let mut wait = ON_EVENT_BACKOFF;
         for attempt in 1..=ON_EVENT_ATTEMPTS {
-            let result = p.vm().on_event(event).await;
+            let result = vm.on_event(event).await;
             match result {
+                Err(CallError::Unavailable(reason)) => return Err(Stopped { handled, reason }),
                 Ok(()) => {
                     runner.count_limits(p, "onEvent", None).await;
                     break;
@@ -93,6 +103,18 @@ pub async fn on_event(runner: &PluginRunner, p: &Loaded, events: &[Value], waits
             }
         }
     }
+    Ok(())
+}
+
+/// Err: an outage of a service the hook needed stopped the calls.
+pub type Outage = Result<(), Stopped>;
+
+/// Where an outage stopped a run of calls, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stopped {
+    /// Events handled before the outage; the rest were not.
+    pub handled: usize,
+    pub reason: String,
 }
 
 /// The export settings of one plugin config, read from its config values.

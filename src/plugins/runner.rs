@@ -152,9 +152,10 @@ struct Recipe {
 /// A config has one state per pipeline shard ([`RunnerOptions::states`]),
 /// as the original had one per worker thread: shards call processEvent at
 /// the same time without waiting for each other's state. The first state
-/// is built with the config and also serves the async side; the others are
-/// built when their shard first needs them, so a config that sees few
-/// events costs one state. Each state runs its own setupPlugin, and
+/// is built with the config and also serves the async side (exportEvents,
+/// jobs, tasks); onEvent runs on as many lanes as there are states. The
+/// others are built when their shard or lane first needs them, so a config
+/// that sees few events costs one state. Each state runs its own setupPlugin, and
 /// `meta.global` is per state, as it was per worker thread. The error rate,
 /// time-limit count and disabling are the config's, across its states.
 pub struct Loaded {
@@ -439,6 +440,18 @@ impl PluginRunner {
         matches!(self.set_up(p, &p.first).await, SetUp::Ready)
     }
 
+    /// The config's state for async lane `lane` (lanes wrap around its
+    /// states), once that state's setupPlugin ran: Err with the reason when
+    /// setup met an outage (try again later), Ok(None) when it failed.
+    pub async fn lane<'a>(&self, p: &'a Loaded, lane: usize) -> Result<Option<&'a PluginVm>, String> {
+        let state = p.state(lane);
+        match self.set_up(p, state).await {
+            SetUp::Ready => Ok(Some(&state.vm)),
+            SetUp::Failed => Ok(None),
+            SetUp::Unavailable(reason) => Err(reason),
+        }
+    }
+
     /// Runs setupPlugin once on one of the config's states.
     async fn set_up(&self, p: &Loaded, on: &State) -> SetUp {
         let mut state = on.setup.lock().await;
@@ -638,6 +651,13 @@ impl PluginRunner {
         Ok(self.team_plugins(team_id).await?.iter().find(|l| l.config.id == config_id).cloned())
     }
 
+    /// The team's configs with a hook that runs after events are stored
+    /// (onEvent, exportEvents): the ones the async side hands events to.
+    pub async fn async_plugins(&self, team_id: i64) -> Result<Vec<Arc<Loaded>>, registry::RegistryError> {
+        let all = self.team_plugins(team_id).await?;
+        Ok(all.iter().filter(|p| p.vm().has("onEvent") || p.vm().has("exportEvents")).cloned().collect())
+    }
+
     /// The team's enabled configs in order. The first call for a team loads
     /// them; after that a list older than [`REFRESH`] is still returned at
     /// once while one background task re-reads it (rebuilding states whose
@@ -803,8 +823,11 @@ impl PluginRunner {
         };
         let vm = PluginVm::load(&source, ctx.clone(), self.options.limits)?;
         let further = self.options.states.saturating_sub(1);
-        let recipe =
-            (further > 0 && vm.has("processEvent")).then(|| Recipe { source, ctx, limits: self.options.limits });
+        let recipe = (further > 0 && (vm.has("processEvent") || vm.has("onEvent"))).then(|| Recipe {
+            source,
+            ctx,
+            limits: self.options.limits,
+        });
         Ok(Loaded {
             label: format!("{} ({})", plugin.name, config.id),
             config: config.clone(),

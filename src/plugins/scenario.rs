@@ -34,6 +34,7 @@ use super::PluginSource;
 use super::delivery::{self, ExportLimits, Waits};
 use super::fixtures::rig::Rig;
 use super::fixtures::{Fixture, FixtureError, Outcome, Report, RunOptions};
+use super::logs::{LogLevel, LogSource};
 use super::runner::Loaded;
 use crate::error::PipeError;
 use crate::store::JobQueue;
@@ -226,7 +227,12 @@ async fn run_step(rig: &Rig, p: &Loaded, step: &str, events: &mut Vec<Value>, ou
             }
             *events = kept;
         }
-        "onEvent" => delivery::on_event(&rig.runner, p, events, Waits::Skipped).await,
+        "onEvent" => {
+            if let Err(stopped) = delivery::on_event(&rig.runner, p, 0, events, Waits::Skipped).await {
+                let note = format!("onEvent stopped after {} events: {}", stopped.handled, stopped.reason);
+                rig.runner.log(p, LogSource::System, LogLevel::Error, note);
+            }
+        }
         "exportEvents" => {
             let limits = ExportLimits::from_config(&p.config().config);
             let batch: Vec<Value> = events.iter().filter(|e| limits.exports(e)).cloned().collect();

@@ -8,12 +8,16 @@
 //! RetryError rules are [`crate::plugins::delivery`]'s, shared with
 //! `phs plugins test`.
 //!
-//! The `$events` jobs whose events sit in a buffer are finished only once
-//! the buffer is exported (or handed to a retry job), so a crash before
-//! that leaves them to run again (their leases are heartbeated meanwhile, so
-//! that is within seconds of a crash): exports are at least once too.
+//! What brought the events in is settled only once the buffer is exported
+//! (or handed to a retry job), so a crash before that hands them over again:
+//! exports are at least once too. Embedded, that is the `$events` jobs,
+//! finished then (their leases are heartbeated meanwhile, so another worker
+//! takes them within seconds of a crash). On Kafka it is the positions of
+//! the stream's messages ([`Settle::Positions`]): the stream commits no
+//! offset at or past the lowest one still held here ([`Exports::lowest_held`]),
+//! so another instance reads them again after a crash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,13 +29,22 @@ use super::leases::Leases;
 use crate::plugins::delivery::{self, ExportLimits};
 use crate::plugins::runner::{Loaded, PluginRunner};
 
+/// What to settle once a buffer's events are exported.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settle {
+    /// Finish this `$events` job.
+    Job(i64),
+    /// Let the stream commit past these `(partition, offset)` positions.
+    Positions(Vec<(i32, i64)>),
+}
+
 struct Buffer {
     plugin: Arc<Loaded>,
     limits: ExportLimits,
     events: Vec<Value>,
     bytes: usize,
-    /// The `$events` jobs to finish once these events are exported.
-    jobs: Vec<i64>,
+    /// What brought these events, settled once they are exported.
+    settle: Vec<Settle>,
     since: Instant,
 }
 
@@ -40,15 +53,39 @@ pub struct Exports {
     runner: Arc<PluginRunner>,
     leases: Arc<Leases>,
     buffers: Mutex<HashMap<i64, Buffer>>,
+    /// Stream positions whose events are not yet exported, with how many
+    /// buffers (or flushes under way) hold each.
+    held: std::sync::Mutex<BTreeMap<(i32, i64), usize>>,
 }
 
 impl Exports {
     pub fn new(runner: Arc<PluginRunner>, leases: Arc<Leases>) -> Arc<Self> {
-        Arc::new(Exports { runner, leases, buffers: Mutex::new(HashMap::new()) })
+        Arc::new(Exports { runner, leases, buffers: Mutex::new(HashMap::new()), held: Default::default() })
     }
 
-    /// Buffers the events of one `$events` job; exports when the buffer is full.
-    pub async fn add(&self, p: Arc<Loaded>, events: Vec<Value>, job_id: i64) {
+    /// The lowest position of each partition whose events are not yet exported.
+    pub fn lowest_held(&self) -> BTreeMap<i32, i64> {
+        let mut lowest = BTreeMap::new();
+        for &(partition, offset) in self.holds().keys() {
+            lowest.entry(partition).or_insert(offset);
+        }
+        lowest
+    }
+
+    fn holds(&self) -> std::sync::MutexGuard<'_, BTreeMap<(i32, i64), usize>> {
+        // A panic while holding the map leaves a valid map: recover it.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Buffers events (of one `$events` job, or of stream messages); exports
+    /// when the buffer is full. A flush this causes is awaited.
+    pub async fn add(&self, p: Arc<Loaded>, events: Vec<Value>, settle: Settle) {
+        if let Settle::Positions(positions) = &settle {
+            let mut held = self.holds();
+            for position in positions {
+                *held.entry(*position).or_default() += 1;
+            }
+        }
         let mut ready = Vec::new();
         {
             let mut buffers = self.buffers.lock().await;
@@ -62,7 +99,7 @@ impl Exports {
                 plugin: p.clone(),
                 events: Vec::new(),
                 bytes: 0,
-                jobs: Vec::new(),
+                settle: Vec::new(),
                 since: Instant::now(),
             });
             for e in events {
@@ -71,7 +108,7 @@ impl Exports {
                     b.events.push(e);
                 }
             }
-            b.jobs.push(job_id);
+            b.settle.push(settle);
             if b.bytes >= b.limits.bytes {
                 ready.extend(buffers.remove(&id));
             }
@@ -128,8 +165,21 @@ impl Exports {
         if !b.events.is_empty() {
             self.export(&b.plugin, b.events, 0).await;
         }
-        for id in b.jobs {
-            self.leases.finish(id).await;
+        for settle in b.settle {
+            match settle {
+                Settle::Job(id) => self.leases.finish(id).await,
+                Settle::Positions(positions) => {
+                    let mut held = self.holds();
+                    for position in positions {
+                        if let std::collections::btree_map::Entry::Occupied(mut e) = held.entry(position) {
+                            *e.get_mut() -= 1;
+                            if *e.get() == 0 {
+                                e.remove();
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

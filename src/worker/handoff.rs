@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::error::PipeError;
 use crate::plugins::runner::PluginRunner;
 use crate::store::{JobQueue, NewJob, StoreError};
+use crate::wire::stored::plugin_event;
 use crate::wire::{EventRow, Handoff};
 
 pub struct EventHandoff {
@@ -40,20 +41,18 @@ impl EventHandoff {
             let mut payload = None;
             // Without the team's list the batch cannot know who awaits its events: it waits.
             let plugins =
-                self.runner.team_plugins(team_id).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            for p in plugins.iter() {
-                if p.vm().has("onEvent") || p.vm().has("exportEvents") {
-                    let events = payload
-                        .get_or_insert_with(|| Value::Array(team_events.iter().map(|e| plugin_event(e)).collect()));
-                    jobs.push(NewJob {
-                        team_id,
-                        plugin_config_id: p.config().id,
-                        name: crate::plugins::delivery::EVENTS_JOB.into(),
-                        payload: json!({ "events": events }),
-                        attempt: 0,
-                        run_at: now,
-                    });
-                }
+                self.runner.async_plugins(team_id).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            for p in plugins {
+                let events =
+                    payload.get_or_insert_with(|| Value::Array(team_events.iter().map(|e| plugin_event(e)).collect()));
+                jobs.push(NewJob {
+                    team_id,
+                    plugin_config_id: p.config().id,
+                    name: crate::plugins::delivery::EVENTS_JOB.into(),
+                    payload: json!({ "events": events }),
+                    attempt: 0,
+                    run_at: now,
+                });
             }
         }
         if jobs.is_empty() {
@@ -61,25 +60,6 @@ impl EventHandoff {
         }
         self.store.enqueue_jobs(&jobs).await
     }
-}
-
-/// The event as onEvent and exportEvents see it: the original's
-/// ProcessedPluginEvent (uuid, team_id, distinct_id, event, properties,
-/// timestamp, ip, $set, $set_once, elements_chain).
-pub fn plugin_event(e: &EventRow) -> Value {
-    let prop = |k: &str| e.properties.get(k).cloned().unwrap_or(Value::Null);
-    json!({
-        "uuid": e.uuid,
-        "team_id": e.team_id,
-        "distinct_id": e.distinct_id,
-        "event": e.event,
-        "properties": e.properties,
-        "timestamp": e.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "ip": prop("$ip"),
-        "$set": prop("$set"),
-        "$set_once": prop("$set_once"),
-        "elements_chain": e.elements_chain,
-    })
 }
 
 #[async_trait::async_trait]

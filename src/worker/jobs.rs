@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::events::Exports;
+use super::events::{Exports, Settle};
 use super::leases::Leases;
 use crate::plugins::delivery::{self, EVENTS_JOB, Waits};
 use crate::plugins::runner::PluginRunner;
@@ -88,10 +88,15 @@ impl JobWorker {
         };
         if job.name == EVENTS_JOB {
             let events: Vec<Value> = job.payload.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
-            delivery::on_event(&self.runner, &p, &events, Waits::Slept).await;
+            if let Err(stopped) = delivery::on_event(&self.runner, &p, 0, &events, Waits::Slept).await {
+                tracing::warn!(job = id, reason = %stopped.reason,
+                    "onEvent met an outage; the job runs again after its lease");
+                self.leases.release(id);
+                return;
+            }
             if p.vm().has("exportEvents") {
                 // Finished by the buffer once exported.
-                self.exports.add(p, events, id).await;
+                self.exports.add(p, events, Settle::Job(id)).await;
                 return;
             }
         } else {

@@ -15,12 +15,17 @@
 //!   instances) and runs them: plugin jobs, `$events`, export retries.
 //! - [`schedule`]: runEveryMinute/Hour/Day on exactly one instance, under a
 //!   lock in the cache.
+//!
+//! On Kafka the hand-off is a topic instead (`crate::pipeline::handoff`),
+//! and [`stream`] consumes it: onEvent and exportEvents run there, and the
+//! job queue keeps plugin jobs and export retries.
 
 pub mod events;
 pub mod handoff;
 pub mod jobs;
 pub mod leases;
 pub mod schedule;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +34,7 @@ use crate::cache::Cache;
 use crate::plugins::runner::PluginRunner;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
+use crate::wire::Source;
 
 pub use handoff::EventHandoff;
 
@@ -44,6 +50,8 @@ pub struct WorkerSettings {
     pub job_poll: Duration,
     /// Identifies this instance as the lock owner.
     pub instance_id: String,
+    /// onEvent lanes per plugin config on the stream (PHS_ON_EVENT_CONCURRENCY).
+    pub on_event_lanes: usize,
     /// The cache key of the schedule lock: [`schedule::LOCK_KEY`] in
     /// production; tests sharing a Redis use their own.
     pub schedule_lock_key: String,
@@ -56,7 +64,7 @@ impl WorkerSettings {
     /// tests can trigger runEveryMinute without waiting for the clock; and
     /// `PHS_SCHEDULE_LOCK_KEY`, so tests sharing a Redis do not contend for
     /// the one schedule lock of a cluster.
-    pub fn for_serve(schedule_lock_ttl: Duration, instance_id: String) -> Result<Self, String> {
+    pub fn for_serve(schedule_lock_ttl: Duration, on_event_lanes: usize, instance_id: String) -> Result<Self, String> {
         let tick = match std::env::var("PHS_SCHEDULE_TICK_MS") {
             Ok(v) => Some(
                 v.parse::<u64>()
@@ -71,24 +79,31 @@ impl WorkerSettings {
             schedule_lock_ttl,
             schedule_tick: tick,
             job_poll: Duration::from_millis(500),
+            on_event_lanes,
             instance_id,
             schedule_lock_key: std::env::var("PHS_SCHEDULE_LOCK_KEY").unwrap_or_else(|_| schedule::LOCK_KEY.into()),
         })
     }
 }
 
-/// Starts the job worker, the export sweeper and the scheduler under
-/// `tasks`; after its stop, the job worker flushes the export buffers.
+/// Starts the job worker, the export sweeper, the scheduler and, with a
+/// `stream` (the stored-events topic on Kafka), its consumer under `tasks`;
+/// after their stop, the job worker and the stream flush the export buffers.
 pub fn start(
     settings: WorkerSettings,
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     runner: Arc<PluginRunner>,
+    stream: Option<Box<dyn Source>>,
     tasks: &mut Supervisor,
 ) {
     let stop = tasks.stop();
     let leases = leases::Leases::new(store);
     let exports = events::Exports::new(runner.clone(), leases.clone());
+    if let Some(source) = stream {
+        let stream = stream::Stream::new(runner.clone(), exports.clone(), settings.on_event_lanes);
+        tasks.spawn("stored-events stream", stream.run(source, stop.clone()));
+    }
     let worker = jobs::JobWorker::new(leases.clone(), runner.clone(), exports.clone(), settings.job_poll);
     let scheduler = schedule::Scheduler::new(runner, cache, &settings);
     tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));

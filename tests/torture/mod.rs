@@ -9,6 +9,7 @@
 //! steady load and watches the server's resources.
 
 mod checks;
+mod cluster;
 mod load;
 mod soak;
 

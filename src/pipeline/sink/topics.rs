@@ -6,43 +6,13 @@
 //! are JSON strings; booleans are 0/1.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{EventFilter, EventRow, EventSink, SinkBatch};
 use crate::error::PipeError;
 use crate::pipeline::source::producer::{KafkaProducer, Record};
 use crate::wire::json_text;
-
-/// A time as ClickHouse's JSON input reads it.
-pub fn clickhouse_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-}
-
-/// An events row as `clickhouse_events_json` carries it (PostHog's RawClickHouseEvent).
-pub fn event_json(r: &EventRow) -> Value {
-    let mut m = Map::new();
-    m.insert("uuid".into(), json!(r.uuid));
-    m.insert("event".into(), json!(r.event));
-    m.insert("properties".into(), json!(r.properties_json()));
-    m.insert("timestamp".into(), json!(clickhouse_time(&r.timestamp)));
-    m.insert("team_id".into(), json!(r.team_id));
-    m.insert("distinct_id".into(), json!(r.distinct_id));
-    m.insert("elements_chain".into(), json!(r.elements_chain));
-    m.insert("created_at".into(), json!(clickhouse_time(&r.created_at)));
-    if let Some(p) = &r.person {
-        m.insert("person_id".into(), json!(p.uuid.to_string()));
-        m.insert("person_created_at".into(), json!(clickhouse_time(&p.created_at)));
-        m.insert("person_properties".into(), json!(p.properties.text()));
-    }
-    for (i, g) in r.groups.iter().enumerate() {
-        if let Some(g) = g {
-            m.insert(format!("group{i}_properties"), json!(json_text(g)));
-        }
-    }
-    m.insert("person_mode".into(), json!(if r.person.is_some() { "full" } else { "propertyless" }));
-    Value::Object(m)
-}
+use crate::wire::stored::{clickhouse_time, event_json};
 
 pub struct ClickHouseTopics {
     producer: KafkaProducer,
@@ -55,7 +25,7 @@ pub struct ClickHouseTopics {
 impl ClickHouseTopics {
     pub fn new(producer: KafkaProducer) -> Self {
         ClickHouseTopics {
-            events: producer.topic("clickhouse_events_json"),
+            events: producer.topic(crate::kafka::CLICKHOUSE_EVENTS_TOPIC),
             person: producer.topic("clickhouse_person"),
             distinct_id: producer.topic("clickhouse_person_distinct_id"),
             groups: producer.topic("clickhouse_groups"),
@@ -118,18 +88,5 @@ impl EventSink for ClickHouseTopics {
     /// The topics are write-only: `phs events list` reads the sink before this one.
     async fn latest(&self, _filter: &EventFilter) -> Result<Vec<EventRow>, PipeError> {
         Ok(Vec::new())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_use_clickhouse_format_with_microseconds() {
-        let t = DateTime::parse_from_rfc3339("2024-05-01T10:00:00.123456Z").unwrap().with_timezone(&Utc);
-        assert_eq!(clickhouse_time(&t), "2024-05-01 10:00:00.123456");
-        let whole = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(clickhouse_time(&whole), "2024-05-01 10:00:00.000000");
     }
 }

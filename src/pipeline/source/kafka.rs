@@ -72,6 +72,12 @@ impl KafkaSource {
         Self::subscribe(settings, &settings.overflow_topic(), &format!("{}-overflow", settings.kafka_consumer_group))
     }
 
+    /// The async side's consumer of the stored-events topic `topic`, in the
+    /// group KAFKA_CONSUMER_GROUP`-async` (see `crate::worker::stream`).
+    pub fn stored_events(settings: &KafkaSettings, topic: &str) -> Result<Self, PipeError> {
+        Self::subscribe(settings, topic, &format!("{}-async", settings.kafka_consumer_group))
+    }
+
     /// `topic` is before KAFKA_PREFIX.
     fn subscribe(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Self, PipeError> {
         let mut config = crate::kafka::client_config(settings)
@@ -88,7 +94,7 @@ impl KafkaSource {
             .create_with_context(RebalanceLog)
             .map_err(|e| PipeError::transient("create the Kafka consumer", e))?;
         let topic = settings.topic(topic);
-        consumer.subscribe(&[&topic]).map_err(|e| PipeError::transient("subscribe to the consumption topic", e))?;
+        consumer.subscribe(&[&topic]).map_err(|e| PipeError::transient("subscribe to the topic", e))?;
         Ok(KafkaSource { consumer: Arc::new(consumer), topic })
     }
 }

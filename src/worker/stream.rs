@@ -1,0 +1,226 @@
+//! The async side on Kafka: a consumer of the stored-events topic
+//! (`clickhouse_events_json`, or phs's own when the ClickHouse topics are
+//! off: `crate::pipeline::handoff`), in a consumer group of its own, so
+//! `PLUGIN_SERVER_MODE=async` instances share its partitions as ingestion
+//! instances share theirs.
+//!
+//! For each batch read, the events of teams with onEvent or exportEvents
+//! plugins go to those hooks:
+//! - onEvent runs on [`Stream::lanes`] lanes per plugin config at once, each
+//!   a Lua state of its own; one distinct id's events go to one lane, in
+//!   order. At most [`CALLS_AT_ONCE`] lanes run on an instance.
+//! - exportEvents' buffers ([`super::events`]) take the events at once and
+//!   flush on their own size and age, not waiting for onEvent.
+//!
+//! An offset is committed only once onEvent ran on its event (or gave up by
+//! the retry rules) and the export buffer holding it flushed (or queued a
+//! durable retry): a crash reads everything after the last commit again, so
+//! both hooks see every event at least once, and a buffer's events are in
+//! another instance's hands within the group's session timeout (10 s), not
+//! after a lease. An outage of the cache or storage a hook needs holds the
+//! batch, which is tried again; a message that is not a stored event is
+//! logged, counted and skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{Exports, Settle};
+use crate::error::{ErrorKind, Kinded};
+use crate::metrics;
+use crate::plugins::delivery::{self, Waits};
+use crate::plugins::runner::{Loaded, PluginRunner};
+use crate::wire::stored::plugin_event_from_json;
+use crate::wire::{Message, Source, highest_offsets};
+
+/// Messages read per batch.
+const BATCH: usize = 2000;
+/// onEvent lanes running at once on one instance, over all plugin configs.
+pub const CALLS_AT_ONCE: usize = 64;
+/// The pause before a batch held by an outage is tried again.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
+/// How often positions are committed while nothing else happens.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Stream {
+    runner: Arc<PluginRunner>,
+    exports: Arc<Exports>,
+    /// onEvent lanes per plugin config.
+    lanes: usize,
+    calls: Arc<Semaphore>,
+}
+
+impl Stream {
+    pub fn new(runner: Arc<PluginRunner>, exports: Arc<Exports>, lanes: usize) -> Self {
+        Stream { runner, exports, lanes: lanes.max(1), calls: Arc::new(Semaphore::new(CALLS_AT_ONCE)) }
+    }
+
+    /// Reads and hands on batches until `stop`; then flushes the export
+    /// buffers and commits what they released.
+    pub async fn run(self, mut source: Box<dyn Source>, stop: CancellationToken) -> Result<(), String> {
+        // Per partition: the last offset whose batch is handled, and the last one committed.
+        let mut handled: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut last_commit = tokio::time::Instant::now();
+        while !stop.is_cancelled() {
+            let batch = tokio::select! {
+                polled = source.poll(BATCH, Duration::from_millis(500)) => polled,
+                _ = stop.cancelled() => break,
+            };
+            match batch {
+                Ok(batch) if !batch.is_empty() => {
+                    if !self.handle(&batch, &stop).await {
+                        break;
+                    }
+                    for (partition, offset) in highest_offsets(&batch) {
+                        handled.insert(partition, offset);
+                    }
+                }
+                Ok(_) => {}
+                Err(err) if err.kind == ErrorKind::Fatal => return Err(err.to_string()),
+                Err(err) => {
+                    tracing::warn!(%err, "reading the stored-events topic failed; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
+                        _ = stop.cancelled() => break,
+                    }
+                }
+            }
+            if last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit(source.as_ref(), &handled, &mut committed).await;
+                last_commit = tokio::time::Instant::now();
+            }
+        }
+        self.exports.flush_all().await;
+        self.commit(source.as_ref(), &handled, &mut committed).await;
+        Ok(())
+    }
+
+    /// Commits, per partition, up to the last handled offset but before the
+    /// lowest one an export buffer still holds.
+    async fn commit(&self, source: &dyn Source, handled: &BTreeMap<i32, i64>, committed: &mut BTreeMap<i32, i64>) {
+        let held = self.exports.lowest_held();
+        let mut positions = Vec::new();
+        for (&partition, &offset) in handled {
+            let upto = match held.get(&partition) {
+                Some(&lowest) => offset.min(lowest - 1),
+                None => offset,
+            };
+            if upto >= 0 && committed.get(&partition).is_none_or(|&c| upto > c) {
+                positions.push((partition, upto));
+            }
+        }
+        if positions.is_empty() {
+            return;
+        }
+        match source.commit(&positions).await {
+            Ok(()) => committed.extend(positions),
+            Err(err) => tracing::warn!(%err, "committing the stored-events topic failed; tried again later"),
+        }
+    }
+
+    /// Hands a batch's events to their plugins. False when `stop` came
+    /// while an outage held it: it is read again after a restart.
+    async fn handle(&self, batch: &[Message], stop: &CancellationToken) -> bool {
+        // Each event with its message's place in the batch.
+        let mut by_team: BTreeMap<i64, Vec<(usize, Value)>> = BTreeMap::new();
+        for (i, m) in batch.iter().enumerate() {
+            match plugin_event_from_json(&m.payload) {
+                // onSnapshot, not onEvent, was the original's hook for recordings.
+                Ok((_, event)) if event["event"] == "$snapshot" => {}
+                Ok((team_id, event)) => by_team.entry(team_id).or_default().push((i, event)),
+                Err(reason) => {
+                    tracing::warn!(partition = m.partition, offset = m.offset, %reason,
+                        "a message of the stored-events topic is not a stored event; skipped");
+                    metrics::global().dropped("async_unreadable", 1);
+                }
+            }
+        }
+        let mut work: Vec<(Arc<Loaded>, Vec<usize>)> = Vec::new();
+        let mut read: Vec<Option<Value>> = vec![None; batch.len()];
+        for (team_id, events) in by_team {
+            let Some(plugins) = self.async_plugins(team_id, stop).await else { return false };
+            let indices: Vec<usize> = events.iter().map(|(i, _)| *i).collect();
+            for p in plugins {
+                work.push((p, indices.clone()));
+            }
+            for (i, event) in events {
+                read[i] = Some(event);
+            }
+        }
+        let event = |i: usize| read[i].as_ref().expect("indexed events were read");
+        let exports = work.iter().filter(|(p, _)| p.vm().has("exportEvents")).map(|(p, indices)| {
+            let positions = indices.iter().map(|&i| (batch[i].partition, batch[i].offset));
+            let mut lowest: BTreeMap<i32, i64> = BTreeMap::new();
+            for (partition, offset) in positions {
+                let o = lowest.entry(partition).or_insert(offset);
+                *o = (*o).min(offset);
+            }
+            let events = indices.iter().map(|&i| event(i).clone()).collect();
+            self.exports.add(p.clone(), events, Settle::Positions(lowest.into_iter().collect()))
+        });
+        let lanes = work.iter().filter(|(p, _)| p.vm().has("onEvent")).flat_map(|(p, indices)| {
+            let mut lanes: HashMap<usize, Vec<Value>> = HashMap::new();
+            for &i in indices {
+                lanes.entry(self.lane_of(event(i))).or_default().push(event(i).clone());
+            }
+            lanes.into_iter().map(move |(lane, events)| self.on_event(p, lane, events, stop))
+        });
+        let (_, ran) = tokio::join!(join_all(exports), join_all(lanes));
+        ran.into_iter().all(|finished| finished)
+    }
+
+    /// One distinct id's events go to one lane, so they reach onEvent in order.
+    fn lane_of(&self, event: &Value) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        event["distinct_id"].as_str().unwrap_or_default().hash(&mut h);
+        (h.finish() % self.lanes as u64) as usize
+    }
+
+    /// Runs onEvent on one lane's events, waiting out outages from where
+    /// they stopped it. False when `stop` came first.
+    async fn on_event(&self, p: &Loaded, lane: usize, mut events: Vec<Value>, stop: &CancellationToken) -> bool {
+        let _slot = self.calls.acquire().await.expect("the semaphore is never closed");
+        loop {
+            match delivery::on_event(&self.runner, p, lane, &events, Waits::Slept).await {
+                Ok(()) => return true,
+                Err(stopped) => {
+                    tracing::warn!(config = p.config().id, reason = %stopped.reason,
+                        "onEvent met an outage; its events wait");
+                    events.drain(..stopped.handled);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
+                _ = stop.cancelled() => return false,
+            }
+        }
+    }
+
+    /// The team's async plugins, waiting while its list cannot be read.
+    /// None when `stop` came first.
+    async fn async_plugins(&self, team_id: i64, stop: &CancellationToken) -> Option<Vec<Arc<Loaded>>> {
+        loop {
+            match self.runner.async_plugins(team_id).await {
+                Ok(plugins) => return Some(plugins),
+                Err(err) if err.kind() == ErrorKind::Transient => {
+                    tracing::warn!(team_id, %err, "the team's plugins cannot be read; its events wait");
+                }
+                Err(err) => {
+                    tracing::error!(team_id, %err, "the team's plugins cannot be loaded; its events are skipped");
+                    return Some(Vec::new());
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
+                _ = stop.cancelled() => return None,
+            }
+        }
+    }
+}

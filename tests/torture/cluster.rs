@@ -1,0 +1,88 @@
+//! A cluster on Kafka (issue 17): two ingestion instances and one async
+//! instance share the work through their consumer groups while the load
+//! runs, and one ingestion instance and the async one are each killed with
+//! SIGKILL once and restarted. Every event is stored once, persons agree,
+//! onEvent, exportEvents and jobs saw every event, the job queue never held
+//! an `$events` job (the hand-off went through Kafka), and both ingestion
+//! instances took partitions.
+
+use std::time::Duration;
+
+use super::load::{Profile, Receiver, Target, send_all};
+use super::{checks, install};
+use crate::util::production::Deployment;
+use crate::util::server::{Server, start, wait_healthy};
+
+fn role(env: &[(&'static str, String)], mode: &str) -> Server {
+    let mut env = env.to_vec();
+    env.push(("PLUGIN_SERVER_MODE", mode.into()));
+    let mut server = start(&env);
+    wait_healthy(&mut server);
+    server
+}
+
+fn kill_and_restart(server: &mut Server, env: &[(&'static str, String)], mode: &str) {
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    *server = role(env, mode);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ingestion_instances_and_an_async_one_share_the_work_through_kills() {
+    let p = Profile::from_env();
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "cluster"]).trim().to_string();
+    let (receiver, url) = Receiver::start().await;
+    install(&|args| d.cli(args), d.dir.path(), &token, &url);
+    let mut env = d.env.clone();
+    env.push(("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into()));
+    let logs = tempfile::tempdir().unwrap();
+    let first_log = logs.path().join("ingestion-a.log");
+    let mut ingest_a = crate::util::server::start_logged(
+        &[env.clone(), vec![("PLUGIN_SERVER_MODE", "ingestion".into())]].concat(),
+        &first_log,
+    );
+    wait_healthy(&mut ingest_a);
+    let ingest_b = role(&env, "ingestion");
+    let mut worker = role(&env, "async");
+
+    let load = tokio::spawn({
+        let (target, token) = (Target::Kafka(Box::new(d.producer())), token.clone());
+        let p = Profile::from_env();
+        async move { send_all(target, token, &p).await }
+    });
+    // One kill of each kind a third and two thirds into the load.
+    let third = p.duration() / 3;
+    let (ingest_a, worker) = tokio::task::spawn_blocking({
+        let env = env.clone();
+        move || {
+            std::thread::sleep(third.max(Duration::from_secs(1)));
+            kill_and_restart(&mut worker, &env, "async");
+            std::thread::sleep(third.max(Duration::from_secs(1)));
+            kill_and_restart(&mut ingest_a, &env, "ingestion");
+            (ingest_a, worker)
+        }
+    })
+    .await
+    .unwrap();
+    load.await.unwrap();
+
+    checks::clickhouse_events(&d, p.events).await;
+    checks::persons_agree(&d, &token).await;
+    checks::hooks_saw_everything(&receiver, p.events).await;
+
+    // The hand-off went through the topic: the job queue never held `$events` jobs.
+    let store = phs::store::connect(&d.settings).await.unwrap();
+    let jobs = store.pending_jobs(None).await.unwrap();
+    assert_eq!(jobs, 0, "jobs left in the queue");
+    // The first ingestion instance, before its kill, shared the partitions with the other.
+    let before_kill = std::fs::read_to_string(&first_log).unwrap();
+    assert!(
+        before_kill.lines().any(|l| l.contains("kafka partitions assigned") && l.contains("events_plugin_ingestion")),
+        "the first ingestion instance never took partitions: {before_kill}"
+    );
+    assert!(ingest_b.log_text().contains("kafka partitions assigned"), "the second ingestion instance took none");
+    assert!(!ingest_b.log_text().contains("phs_async_events"), "an ingestion instance joined the async group");
+    assert!(worker.log_text().contains("phs_async_events"), "the async instance never read the stored-events topic");
+    drop((ingest_a, ingest_b, worker));
+}
