@@ -62,6 +62,7 @@ set edit:completion:arg-completer[phs] = {|@words|
             cand --clickhouse-ca 'CA certificate file (PEM) to trust for ClickHouse over https'
             cand --worker-concurrency 'Shards each batch is processed on, each a task with its own Lua states (the original''s worker threads); events are spread by (team, distinct_id), so one person''s stay in order. 0: one per core'
             cand --tasks-per-worker '(team, distinct_id) keys each shard processes at once: while one waits on a plugin''s cache, storage or fetch call, or on persons, the next runs'
+            cand --on-event-concurrency 'onEvent calls of one plugin config run at once by the async side on Kafka, each on a Lua state of its own; one distinct id''s events stay in order. Embedded runs them one at a time'
             cand --plugin-server-mode 'Which parts of the server this instance runs. Unset: all of them'
             cand --schedule-lock-ttl 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks'
             cand --disable-mmdb 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)'

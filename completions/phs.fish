@@ -75,8 +75,13 @@ false\t''"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l clickhouse-ca -d 'CA certificate file (PEM) to trust for ClickHouse over https' -r -F
 complete -c phs -n "__fish_phs_using_subcommand serve" -l worker-concurrency -d 'Shards each batch is processed on, each a task with its own Lua states (the original\'s worker threads); events are spread by (team, distinct_id), so one person\'s stay in order. 0: one per core' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l tasks-per-worker -d '(team, distinct_id) keys each shard processes at once: while one waits on a plugin\'s cache, storage or fetch call, or on persons, the next runs' -r
+complete -c phs -n "__fish_phs_using_subcommand serve" -l on-event-concurrency -d 'onEvent calls of one plugin config run at once by the async side on Kafka, each on a Lua state of its own; one distinct id\'s events stay in order. Embedded runs them one at a time' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l plugin-server-mode -d 'Which parts of the server this instance runs. Unset: all of them' -r -f -a "ingestion\t'Only ingestion: source -> plugins\' processEvent -> persons -> sinks'
-async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'"
+async\t'Only async work: onEvent/exportEvents, scheduled tasks and jobs'
+async-onevent\t'Only onEvent, from the stored-events topic in a consumer group of its own (needs Kafka)'
+async-exports\t'Only exportEvents, from the stored-events topic in a consumer group of its own (needs Kafka)'
+jobs\t'Only the job worker: plugin jobs and exportEvents retries'
+scheduler\t'Only runEveryMinute/Hour/Day (one instance of the cluster runs them at a time)'"
 complete -c phs -n "__fish_phs_using_subcommand serve" -l schedule-lock-ttl -d 'Seconds the scheduler lock is held; one instance in the cluster runs scheduled tasks' -r
 complete -c phs -n "__fish_phs_using_subcommand serve" -l disable-mmdb -d 'Disable MaxMind GeoIP lookups for plugins (`meta.geoip`)' -r -f -a "true\t''
 false\t''"

@@ -1,7 +1,8 @@
 //! `phs serve`: opens the stores, brings the embedded schema up to date,
 //! starts ingestion (capture endpoint and pipeline, on Kafka/ClickHouse or
-//! embedded as configured) and the async side (job worker, scheduler) as
-//! PLUGIN_SERVER_MODE says, and runs the admin listener until shutdown.
+//! embedded as configured) and the async side (the stored-events stream on
+//! Kafka, job worker, scheduler) as PLUGIN_SERVER_MODE says, and runs the
+//! admin listener until shutdown.
 //! Every long-lived task runs under a [`Supervisor`]: one that ends early
 //! stops the rest, and `run` returns its reason.
 
@@ -13,7 +14,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
-use crate::config::{ServeSettings, ServerMode};
+use crate::config::{Roles, ServeSettings};
 use crate::metrics::report::Identity;
 use crate::migrate::{self, MigrateError};
 use crate::pipeline::Pipeline;
@@ -39,6 +40,7 @@ use crate::plugins::runner::{Backends, PluginRunner, RunnerOptions};
 use crate::ready_file::ReadyFile;
 use crate::supervisor::{Supervisor, TaskFailed};
 use crate::wire::Producer;
+use crate::worker::stream::Hooks;
 use crate::worker::{self, EventHandoff, WorkerSettings};
 use crate::{cache, store};
 use tokio_util::sync::CancellationToken;
@@ -158,7 +160,11 @@ pub async fn run(
         max_batch: std::time::Duration::from_secs(settings.health_max_batch_seconds),
         identity: Arc::new(Identity {
             id: instance_id.to_string(),
-            mode: mode.into(),
+            // `phs top` shows it: an instance that runs only part of the work says which.
+            mode: match settings.plugin_server_mode.and_then(|m| clap::ValueEnum::to_possible_value(&m)) {
+                Some(role) => format!("{mode} {}", role.get_name()),
+                None => mode.into(),
+            },
             admin_addr: admin_addr.to_string(),
             started_at,
         }),
@@ -309,8 +315,8 @@ impl Ingestion {
     }
 }
 
-/// Starts ingestion (the capture endpoint and the pipeline task) and, unless
-/// PLUGIN_SERVER_MODE is `ingestion`, the async side (job worker, scheduler).
+/// Starts ingestion (the capture endpoint and the pipeline task) and the
+/// parts of the async side PLUGIN_SERVER_MODE names ([`Roles`]).
 /// Each ingestion part follows its setting: the Kafka topic (source,
 /// capture's producer, DLQ topic) with KAFKA_HOSTS, else the local log;
 /// ClickHouse with CLICKHOUSE_HOST, else SQLite events; plus the ClickHouse
@@ -351,24 +357,36 @@ async fn start_pipeline(
     let persons_store: Arc<dyn store::PersonStore> = store.clone();
     let pipeline = || ingestion.pipeline(shards, settings.tasks_per_worker as usize);
     tasks.spawn_infallible("plugin error rates", ingestion.runner.clone().share_error_rates(stop.clone()));
-    if settings.plugin_server_mode != Some(ServerMode::Ingestion) {
+    let roles = Roles::of(settings.plugin_server_mode);
+    if roles.any_async() {
         let worker = WorkerSettings::for_serve(
             Duration::from_secs(settings.schedule_lock_ttl),
             settings.on_event_concurrency as usize,
             instance_id.to_string(),
         )
         .map_err(ServeError::Config)?;
-        let stream: Option<Box<dyn Source>> = match &ingestion.kafka {
-            Some(_) => {
+        let hooks = Hooks { on_event: roles.on_event, exports: roles.exports };
+        let stream = match &ingestion.kafka {
+            Some(_) if hooks.on_event || hooks.exports => {
                 let topic = handoff::async_events_topic(settings.kafka_clickhouse_topics);
-                Some(Box::new(KafkaSource::stored_events(&s.kafka, topic)?))
+                let source: Box<dyn Source> = Box::new(KafkaSource::stored_events(&s.kafka, topic, hooks.group())?);
+                Some((source, hooks))
+            }
+            Some(_) => None,
+            None if roles.splits_hooks() => {
+                return Err(ServeError::Config(
+                    "PLUGIN_SERVER_MODE=async-onevent and async-exports need KAFKA_HOSTS: embedded, onEvent and \
+                     exportEvents run together on the job queue (use async)"
+                        .into(),
+                ));
             }
             None => None,
         };
-        worker::start(worker, store, cache, ingestion.runner.clone(), stream, tasks);
+        let parts = worker::Parts { jobs: roles.jobs, scheduler: roles.scheduler, stream };
+        worker::start(worker, parts, store, cache, ingestion.runner.clone(), tasks);
     }
-    if settings.plugin_server_mode == Some(ServerMode::Async) {
-        tracing::info!("PLUGIN_SERVER_MODE=async: no capture endpoint or ingestion on this instance");
+    if !roles.ingestion {
+        tracing::info!(mode = ?settings.plugin_server_mode, "no capture endpoint or ingestion on this instance");
         return Ok(None);
     }
     // Joined only here, so an async-only instance never takes partitions from the group.

@@ -138,3 +138,22 @@ async fn readiness_covers_clickhouse_and_kafka_when_configured() {
         report["checks"].as_array().unwrap().iter().map(|c| c["backend"].as_str().unwrap()).collect();
     assert_eq!(backends, vec!["postgres", "redis", "clickhouse", "kafka"]);
 }
+
+/// onEvent and exportEvents split over instances read the stored-events topic in groups of their own:
+/// embedded, where both run from the job queue, serve refuses the split modes and names the setting.
+#[test]
+fn the_split_async_modes_need_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["async-onevent", "async-exports"] {
+        let out = phs()
+            .arg("serve")
+            .env("PHS_DATA_DIR", dir.path())
+            .env("PLUGIN_SERVER_MODE", mode)
+            .env("ADMIN_ADDR", "127.0.0.1:0")
+            .env("CAPTURE_ADDR", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{mode}: {}", stderr(&out));
+        assert!(stderr(&out).contains("need KAFKA_HOSTS"), "{mode}: {}", stderr(&out));
+    }
+}

@@ -422,13 +422,64 @@ pub struct ServeSettings {
     pub statsd_prefix: String,
 }
 
-/// The original's PLUGIN_SERVER_MODE values.
+/// PLUGIN_SERVER_MODE: the original's `ingestion` and `async`, and finer
+/// modes that split the async side further.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ServerMode {
     /// Only ingestion: source -> plugins' processEvent -> persons -> sinks.
     Ingestion,
     /// Only async work: onEvent/exportEvents, scheduled tasks and jobs.
     Async,
+    /// Only onEvent, from the stored-events topic in a consumer group of its own (needs Kafka).
+    AsyncOnevent,
+    /// Only exportEvents, from the stored-events topic in a consumer group of its own (needs Kafka).
+    AsyncExports,
+    /// Only the job worker: plugin jobs and exportEvents retries.
+    Jobs,
+    /// Only runEveryMinute/Hour/Day (one instance of the cluster runs them at a time).
+    Scheduler,
+}
+
+/// The parts of the server one instance runs, from its PLUGIN_SERVER_MODE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The capture endpoint and the pipeline.
+    pub ingestion: bool,
+    pub on_event: bool,
+    pub exports: bool,
+    /// The job worker (plugin jobs, export retries; embedded also onEvent and exports).
+    pub jobs: bool,
+    pub scheduler: bool,
+}
+
+impl Roles {
+    pub fn of(mode: Option<ServerMode>) -> Roles {
+        let only = |on_event, exports, jobs, scheduler| Roles { ingestion: false, on_event, exports, jobs, scheduler };
+        match mode {
+            None => Roles { ingestion: true, ..only(true, true, true, true) },
+            Some(ServerMode::Ingestion) => only(false, false, false, false).with_ingestion(),
+            Some(ServerMode::Async) => only(true, true, true, true),
+            Some(ServerMode::AsyncOnevent) => only(true, false, false, false),
+            Some(ServerMode::AsyncExports) => only(false, true, false, false),
+            Some(ServerMode::Jobs) => only(false, false, true, false),
+            Some(ServerMode::Scheduler) => only(false, false, false, true),
+        }
+    }
+
+    fn with_ingestion(self) -> Roles {
+        Roles { ingestion: true, ..self }
+    }
+
+    /// Whether any part of the async side runs here.
+    pub fn any_async(&self) -> bool {
+        self.on_event || self.exports || self.jobs || self.scheduler
+    }
+
+    /// onEvent or exportEvents but not both: a split that needs the
+    /// stored-events topic, where each reads in a group of its own.
+    pub fn splits_hooks(&self) -> bool {
+        self.on_event != self.exports
+    }
 }
 
 /// Log filter, named as in the original (`log` is `info`).

@@ -86,31 +86,44 @@ impl WorkerSettings {
     }
 }
 
-/// Starts the job worker, the export sweeper, the scheduler and, with a
-/// `stream` (the stored-events topic on Kafka), its consumer under `tasks`;
-/// after their stop, the job worker and the stream flush the export buffers.
+/// What of the async side one instance runs (PLUGIN_SERVER_MODE).
+pub struct Parts {
+    /// The job worker: plugin jobs, export retries and (embedded) `$events`.
+    pub jobs: bool,
+    pub scheduler: bool,
+    /// On Kafka: the stored-events topic's consumer, and the hooks it runs.
+    pub stream: Option<(Box<dyn Source>, stream::Hooks)>,
+}
+
+/// Starts the `parts` this instance runs, and the export sweeper, under
+/// `tasks`; after their stop, the job worker and the stream flush the
+/// export buffers.
 pub fn start(
     settings: WorkerSettings,
+    parts: Parts,
     store: Arc<dyn Store>,
     cache: Arc<dyn Cache>,
     runner: Arc<PluginRunner>,
-    stream: Option<Box<dyn Source>>,
     tasks: &mut Supervisor,
 ) {
     let stop = tasks.stop();
     let leases = leases::Leases::new(store);
     let exports = events::Exports::new(runner.clone(), leases.clone());
-    if let Some(source) = stream {
-        let stream = stream::Stream::new(runner.clone(), exports.clone(), settings.on_event_lanes);
+    tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));
+    if let Some((source, hooks)) = parts.stream {
+        let stream = stream::Stream::new(runner.clone(), exports.clone(), settings.on_event_lanes, hooks);
         tasks.spawn("stored-events stream", stream.run(source, stop.clone()));
     }
-    let worker = jobs::JobWorker::new(leases.clone(), runner.clone(), exports.clone(), settings.job_poll);
-    let scheduler = schedule::Scheduler::new(runner, cache, &settings);
-    tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));
-    tasks.spawn_infallible("job lease heartbeat", leases.heartbeat(stop.clone()));
-    tasks.spawn_infallible("scheduler", scheduler.run(stop.clone()));
-    tasks.spawn_infallible("job worker", async move {
-        worker.run(stop).await;
-        exports.flush_all().await;
-    });
+    if parts.scheduler {
+        let scheduler = schedule::Scheduler::new(runner.clone(), cache, &settings);
+        tasks.spawn_infallible("scheduler", scheduler.run(stop.clone()));
+    }
+    if parts.jobs {
+        let worker = jobs::JobWorker::new(leases.clone(), runner, exports.clone(), settings.job_poll);
+        tasks.spawn_infallible("job lease heartbeat", leases.heartbeat(stop.clone()));
+        tasks.spawn_infallible("job worker", async move {
+            worker.run(stop).await;
+            exports.flush_all().await;
+        });
+    }
 }

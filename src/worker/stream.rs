@@ -48,17 +48,38 @@ const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
 /// How often positions are committed while nothing else happens.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// Which hooks a stream runs: both (PLUGIN_SERVER_MODE `async` or unset),
+/// or one (`async-onevent`, `async-exports`), each in a consumer group of its
+/// own so that both still see every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hooks {
+    pub on_event: bool,
+    pub exports: bool,
+}
+
+impl Hooks {
+    /// The consumer group's suffix.
+    pub fn group(&self) -> &'static str {
+        match (self.on_event, self.exports) {
+            (true, false) => "async-onevent",
+            (false, true) => "async-exports",
+            _ => "async",
+        }
+    }
+}
+
 pub struct Stream {
     runner: Arc<PluginRunner>,
     exports: Arc<Exports>,
+    hooks: Hooks,
     /// onEvent lanes per plugin config.
     lanes: usize,
     calls: Arc<Semaphore>,
 }
 
 impl Stream {
-    pub fn new(runner: Arc<PluginRunner>, exports: Arc<Exports>, lanes: usize) -> Self {
-        Stream { runner, exports, lanes: lanes.max(1), calls: Arc::new(Semaphore::new(CALLS_AT_ONCE)) }
+    pub fn new(runner: Arc<PluginRunner>, exports: Arc<Exports>, lanes: usize, hooks: Hooks) -> Self {
+        Stream { runner, exports, hooks, lanes: lanes.max(1), calls: Arc::new(Semaphore::new(CALLS_AT_ONCE)) }
     }
 
     /// Reads and hands on batches until `stop`; then flushes the export
@@ -155,23 +176,25 @@ impl Stream {
             }
         }
         let event = |i: usize| read[i].as_ref().expect("indexed events were read");
-        let exports = work.iter().filter(|(p, _)| p.vm().has("exportEvents")).map(|(p, indices)| {
-            let positions = indices.iter().map(|&i| (batch[i].partition, batch[i].offset));
-            let mut lowest: BTreeMap<i32, i64> = BTreeMap::new();
-            for (partition, offset) in positions {
-                let o = lowest.entry(partition).or_insert(offset);
-                *o = (*o).min(offset);
-            }
-            let events = indices.iter().map(|&i| event(i).clone()).collect();
-            self.exports.add(p.clone(), events, Settle::Positions(lowest.into_iter().collect()))
-        });
-        let lanes = work.iter().filter(|(p, _)| p.vm().has("onEvent")).flat_map(|(p, indices)| {
-            let mut lanes: HashMap<usize, Vec<Value>> = HashMap::new();
-            for &i in indices {
-                lanes.entry(self.lane_of(event(i))).or_default().push(event(i).clone());
-            }
-            lanes.into_iter().map(move |(lane, events)| self.on_event(p, lane, events, stop))
-        });
+        let exports =
+            work.iter().filter(|(p, _)| self.hooks.exports && p.vm().has("exportEvents")).map(|(p, indices)| {
+                let positions = indices.iter().map(|&i| (batch[i].partition, batch[i].offset));
+                let mut lowest: BTreeMap<i32, i64> = BTreeMap::new();
+                for (partition, offset) in positions {
+                    let o = lowest.entry(partition).or_insert(offset);
+                    *o = (*o).min(offset);
+                }
+                let events = indices.iter().map(|&i| event(i).clone()).collect();
+                self.exports.add(p.clone(), events, Settle::Positions(lowest.into_iter().collect()))
+            });
+        let lanes =
+            work.iter().filter(|(p, _)| self.hooks.on_event && p.vm().has("onEvent")).flat_map(|(p, indices)| {
+                let mut lanes: HashMap<usize, Vec<Value>> = HashMap::new();
+                for &i in indices {
+                    lanes.entry(self.lane_of(event(i))).or_default().push(event(i).clone());
+                }
+                lanes.into_iter().map(move |(lane, events)| self.on_event(p, lane, events, stop))
+            });
         let (_, ran) = tokio::join!(join_all(exports), join_all(lanes));
         ran.into_iter().all(|finished| finished)
     }

@@ -86,3 +86,27 @@ async fn two_ingestion_instances_and_an_async_one_share_the_work_through_kills()
     assert!(worker.log_text().contains("phs_async_events"), "the async instance never read the stored-events topic");
     drop((ingest_a, ingest_b, worker));
 }
+
+/// The finer modes split the async side over instances: onEvent and
+/// exportEvents each read the stored-events topic in a group of their own
+/// (so both see every event), and a `jobs` instance runs the jobs onEvent
+/// queues. A `scheduler` instance is not needed for this plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_side_split_over_instances_sees_every_event() {
+    let p = Profile { events: 2_000, rate: 2_000, kills: 0 };
+    let d = Deployment::new().await;
+    let token = d.cli(&["teams", "create", "split"]).trim().to_string();
+    let (receiver, url) = Receiver::start().await;
+    install(&|args| d.cli(args), d.dir.path(), &token, &url);
+    let mut env = d.env.clone();
+    env.push(("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into()));
+    let servers: Vec<Server> =
+        ["ingestion", "async-onevent", "async-exports", "jobs"].iter().map(|mode| role(&env, mode)).collect();
+    send_all(Target::Kafka(Box::new(d.producer())), token.clone(), &p).await;
+    checks::clickhouse_events(&d, p.events).await;
+    checks::hooks_saw_everything(&receiver, p.events).await;
+    for (server, mode) in servers.iter().zip(["ingestion", "async-onevent", "async-exports", "jobs"]) {
+        assert!(server.log_text().contains("no capture endpoint") != (mode == "ingestion"), "{mode}");
+    }
+    drop(servers);
+}

@@ -73,9 +73,9 @@ impl KafkaSource {
     }
 
     /// The async side's consumer of the stored-events topic `topic`, in the
-    /// group KAFKA_CONSUMER_GROUP`-async` (see `crate::worker::stream`).
-    pub fn stored_events(settings: &KafkaSettings, topic: &str) -> Result<Self, PipeError> {
-        Self::subscribe(settings, topic, &format!("{}-async", settings.kafka_consumer_group))
+    /// group KAFKA_CONSUMER_GROUP`-{group}` (see `crate::worker::stream`).
+    pub fn stored_events(settings: &KafkaSettings, topic: &str, group: &str) -> Result<Self, PipeError> {
+        Self::subscribe(settings, topic, &format!("{}-{group}", settings.kafka_consumer_group))
     }
 
     /// `topic` is before KAFKA_PREFIX.
