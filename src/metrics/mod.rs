@@ -32,7 +32,11 @@ const RECENT_ERRORS: usize = 200;
 pub struct Metrics {
     /// When this registry was created: the zero of every stored instant.
     epoch: Instant,
+    /// Messages read from the source; on an instance that only runs the
+    /// async stream, stored events read from its topic.
     pub events_in: Counter,
+    /// Events written to the sink; on an instance that only runs the async
+    /// stream, events handed to plugins' onEvent or exportEvents (once per plugin config).
     pub events_out: Counter,
     /// Events of hot keys sent to the overflow topic.
     pub events_overflowed: Counter,

@@ -96,6 +96,7 @@ impl Stream {
             };
             match batch {
                 Ok(batch) if !batch.is_empty() => {
+                    metrics::global().events_in.add(batch.len() as u64);
                     if !self.handle(&batch, &stop).await {
                         break;
                     }
@@ -175,6 +176,7 @@ impl Stream {
                 read[i] = Some(event);
             }
         }
+        let handed = work.iter().map(|(_, indices)| indices.len() as u64).sum();
         let event = |i: usize| read[i].as_ref().expect("indexed events were read");
         let exports =
             work.iter().filter(|(p, _)| self.hooks.exports && p.vm().has("exportEvents")).map(|(p, indices)| {
@@ -196,7 +198,11 @@ impl Stream {
                 lanes.into_iter().map(move |(lane, events)| self.on_event(p, lane, events, stop))
             });
         let (_, ran) = tokio::join!(join_all(exports), join_all(lanes));
-        ran.into_iter().all(|finished| finished)
+        let finished = ran.into_iter().all(|finished| finished);
+        if finished {
+            metrics::global().events_out.add(handed);
+        }
+        finished
     }
 
     /// One distinct id's events go to one lane, so they reach onEvent in order.

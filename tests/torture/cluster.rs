@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::load::{Profile, Receiver, Target, send_all};
 use super::{checks, install};
+use crate::util::eventually::eventually_blocking;
 use crate::util::production::Deployment;
 use crate::util::server::{Server, start, wait_healthy};
 
@@ -21,8 +22,9 @@ fn role(env: &[(&'static str, String)], mode: &str) -> Server {
     server
 }
 
+/// SIGKILL (a second kill of a dead child is harmless), then the same role again.
 fn kill_and_restart(server: &mut Server, env: &[(&'static str, String)], mode: &str) {
-    server.child.kill().unwrap();
+    let _ = server.child.kill();
     server.child.wait().unwrap();
     *server = role(env, mode);
 }
@@ -34,6 +36,14 @@ async fn two_ingestion_instances_and_an_async_one_share_the_work_through_kills()
     let token = d.cli(&["teams", "create", "cluster"]).trim().to_string();
     let (receiver, url) = Receiver::start().await;
     install(&|args| d.cli(args), d.dir.path(), &token, &url);
+    // Until the async instance's kill, export buffers flush only when full or 10 minutes old, which
+    // the run never reaches: what the killed instance buffered must come back from the topic.
+    let buffers = |seconds: &str, bytes: &str| {
+        let (seconds, bytes) =
+            (format!("exportEventsBufferSeconds={seconds}"), format!("exportEventsBufferBytes={bytes}"));
+        d.cli(&["plugins", "config", "torture", "--team", &token, "--set", &seconds, "--set", &bytes]);
+    };
+    buffers("600", "100000000");
     let mut env = d.env.clone();
     env.push(("PHS_PLUGIN_FETCH_ALLOW_PRIVATE", "true".into()));
     let logs = tempfile::tempdir().unwrap();
@@ -51,14 +61,34 @@ async fn two_ingestion_instances_and_an_async_one_share_the_work_through_kills()
         let p = Profile::from_env();
         async move { send_all(target, token, &p).await }
     });
-    // One kill of each kind a third and two thirds into the load.
-    let third = p.duration() / 3;
+    // The async instance is killed a quarter into onEvent's calls, while its export buffers hold
+    // every event it read; an ingestion instance half-way through.
+    let on_event = |share: usize| {
+        let (receiver, watched) = (receiver.clone(), p.events / 100);
+        move || {
+            let what = format!("1/{share} of the watched events through onEvent");
+            eventually_blocking(Duration::from_secs(120), &what, || {
+                let got = receiver.on_event.lock().unwrap().len();
+                if got >= watched / share { Ok(()) } else { Err(got) }
+            })
+        }
+    };
+    let (after_a_quarter, after_half) = (on_event(4), on_event(2));
     let (ingest_a, worker) = tokio::task::spawn_blocking({
         let env = env.clone();
+        let short_buffers = d.env.clone();
+        let token = token.clone();
         move || {
-            std::thread::sleep(third.max(Duration::from_secs(1)));
+            after_a_quarter();
+            worker.child.kill().unwrap();
+            worker.child.wait().unwrap();
+            let set = ["exportEventsBufferSeconds=2", "exportEventsBufferBytes=1000000"];
+            crate::util::phs_ok(
+                &short_buffers,
+                &["plugins", "config", "torture", "--team", &token, "--set", set[0], "--set", set[1]],
+            );
             kill_and_restart(&mut worker, &env, "async");
-            std::thread::sleep(third.max(Duration::from_secs(1)));
+            after_half();
             kill_and_restart(&mut ingest_a, &env, "ingestion");
             (ingest_a, worker)
         }

@@ -31,7 +31,8 @@ enum Stop {
 /// Installs the torture plugin for the team through `cli`, reporting to `url`.
 fn install(cli: &dyn Fn(&[&str]) -> String, dir: &std::path::Path, token: &str, url: &str) {
     let schema = serde_json::json!([{"key": "url", "type": "string", "required": true},
-                                     {"key": "exportEventsBufferSeconds", "type": "string"}]);
+                                     {"key": "exportEventsBufferSeconds", "type": "string"},
+                                     {"key": "exportEventsBufferBytes", "type": "string"}]);
     let plugin = plugin_dir(dir, "torture", schema, PLUGIN);
     cli(&["plugins", "install", &plugin.display().to_string()]);
     let url = format!("url={url}");
