@@ -50,7 +50,7 @@ async fn migrates_every_production_store_twice_in_a_row() {
     for target in ["postgres", "clickhouse", "kafka"] {
         assert!(states(&steps, target).iter().all(|x| x == "applied"), "{target}: {steps:?}");
     }
-    assert_eq!(states(&steps, "kafka").len(), 8, "{steps:?}");
+    assert_eq!(states(&steps, "kafka").len(), 9, "{steps:?}");
 
     let (code, steps, err) = migrate(&[], &env);
     assert_eq!(code, Some(0), "second run failed: {err}");
