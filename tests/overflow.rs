@@ -84,3 +84,57 @@ async fn production_a_hot_key_goes_to_the_overflow_topic() {
     assert_eq!(rerouted.len(), 35);
     assert!(rerouted.iter().all(|m| m.payload.windows(5).any(|w| w == b"\"hot\"")), "only the hot key overflows");
 }
+
+/// The limit holds across instances: two ingestion instances in one group,
+/// with the hot key's events sent to both capture endpoints in turn, reroute
+/// as many as one instance would. Capture keys every message by
+/// `token:distinct_id`, so all of a key's messages are on one partition,
+/// which one instance consumes: its bucket is the key's only one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_two_instances_hold_one_limit_per_key() {
+    let d = crate::util::production::Deployment::new().await;
+    let token = d.cli(&["teams", "create", "shop"]).trim().to_string();
+    let mut env = d.env.clone();
+    env.push(("EVENT_OVERFLOW_BUCKET_CAPACITY", "5".into()));
+    env.push(("EVENT_OVERFLOW_BUCKET_REPLENISH_RATE", "0".into()));
+    let mut a = start(&env);
+    wait_healthy(&mut a);
+    let mut b = start(&env);
+    wait_healthy(&mut b);
+    // A rebalance would give the key's new owner a fresh bucket: send once both own their share.
+    // The consumption topic's assignments, not the overflow topic's ("..._overflow").
+    let topic = format!("topic={} ", d.settings.kafka.topic("events_plugin_ingestion"));
+    eventually_blocking(Duration::from_secs(60), "the partitions split between the two", || {
+        // How many partitions the instance's latest assignment gave it.
+        let owned = |log: String| {
+            let last = log.lines().filter(|l| l.contains("partitions assigned") && l.contains(&topic)).last()?;
+            Some(last.split("partitions=").nth(1)?.split(',').count())
+        };
+        match (owned(a.log_text()), owned(b.log_text())) {
+            (Some(in_a), Some(in_b)) if in_a + in_b == 8 => Ok(()),
+            seen => Err(format!("partitions owned: {seen:?}")),
+        }
+    });
+    for round in 0..8 {
+        let capture = if round % 2 == 0 { &a.capture } else { &b.capture };
+        let batch: Vec<Value> = (0..5)
+            .map(|i| json!({"event": "click", "distinct_id": "hot", "properties": {"i": round * 5 + i}}))
+            .collect();
+        let body = json!({"api_key": token, "batch": batch}).to_string().into_bytes();
+        let (code, reply) =
+            crate::util::embedded::post(&format!("http://{capture}/batch"), "application/json", body).await;
+        assert_eq!(code, 200, "{reply}");
+    }
+    let overflowed = |addr: String| async move {
+        let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("phs_events_overflowed_total "))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    eventually(Duration::from_secs(60), "35 of the 40 rerouted across the two", || async {
+        let (in_a, in_b) = (overflowed(a.addr.clone()).await, overflowed(b.addr.clone()).await);
+        (in_a + in_b == 35).then_some(()).ok_or(format!("rerouted: {in_a} + {in_b}"))
+    })
+    .await;
+}
