@@ -107,7 +107,7 @@ async fn production_two_instances_hold_one_limit_per_key() {
     eventually_blocking(Duration::from_secs(60), "the partitions split between the two", || {
         // How many partitions the instance's latest assignment gave it.
         let owned = |log: String| {
-            let last = log.lines().filter(|l| l.contains("partitions assigned") && l.contains(&topic)).last()?;
+            let last = log.lines().rfind(|l| l.contains("partitions assigned") && l.contains(&topic))?;
             Some(last.split("partitions=").nth(1)?.split(',').count())
         };
         match (owned(a.log_text()), owned(b.log_text())) {
