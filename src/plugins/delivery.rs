@@ -71,9 +71,13 @@ pub async fn on_event(runner: &PluginRunner, p: &Loaded, lane: usize, events: &[
         }
         let mut wait = ON_EVENT_BACKOFF;
         for attempt in 1..=ON_EVENT_ATTEMPTS {
+            let started = std::time::Instant::now();
             let result = vm.on_event(event).await;
+            if let Err(CallError::Unavailable(reason)) = &result {
+                return Err(Stopped { handled, reason: reason.clone() });
+            }
+            p.record_call(vm, started.elapsed()).await;
             match result {
-                Err(CallError::Unavailable(reason)) => return Err(Stopped { handled, reason }),
                 Ok(()) => {
                     runner.count_limits(p, "onEvent", None).await;
                     break;
@@ -158,7 +162,10 @@ impl ExportLimits {
 pub async fn export(runner: &PluginRunner, queue: &dyn JobQueue, p: &Loaded, events: Vec<Value>, retries_done: i32) {
     let n = events.len();
     let result = if runner.ensure_setup(p).await {
-        p.vm().export_events(&events).await
+        let started = std::time::Instant::now();
+        let result = p.vm().export_events(&events).await;
+        p.record_call(p.vm(), started.elapsed()).await;
+        result
     } else {
         Err(CallError::Plugin { message: "setupPlugin failed".into() })
     };

@@ -208,6 +208,13 @@ impl Loaded {
     pub fn config(&self) -> &PluginConfig {
         &self.config
     }
+    /// Counts one call of the config on `vm` in its stats (`phs top`'s
+    /// plugins panel), refreshing its memory figure now and then.
+    pub async fn record_call(&self, vm: &PluginVm, took: std::time::Duration) {
+        if self.stats.call(took) {
+            self.stats.set_memory(vm.memory_used().await);
+        }
+    }
     /// "name (config id)", as in `$plugins_succeeded`.
     pub fn label(&self) -> &str {
         &self.label
@@ -373,9 +380,7 @@ impl PluginRunner {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
                 return Outcome::Unavailable { by: p.label.clone(), error: error.clone() };
             }
-            if p.stats.call(took) {
-                p.stats.set_memory(state.vm.memory_used().await);
-            }
+            p.record_call(&state.vm, took).await;
             if let Err(e) = &result {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: e.is_limit() }, took);
                 let source = if e.is_limit() { LogSource::System } else { LogSource::Plugin };
