@@ -314,7 +314,7 @@ fn scheduler(
         instance_id,
         schedule_lock_key: key.into(),
     };
-    phs::worker::schedule::Scheduler::new(runner, lock_cache, &settings)
+    phs::worker::schedule::Scheduler::new(runner, phs::worker::schedule::LockHome::Cache(lock_cache), &settings)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

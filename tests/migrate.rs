@@ -116,15 +116,15 @@ fn migrates_the_embedded_database_twice() {
     let env = vec![("PHS_DATA_DIR", dir.path().display().to_string())];
     let (code, steps, err) = migrate(&[], &env);
     assert_eq!(code, Some(0), "{err}");
-    // 0001_posthog_core, 0002_jobs, 0003_definitions_and_merges and 0004_person_resync.
-    assert_eq!(states(&steps, "sqlite"), vec!["applied", "applied", "applied", "applied"]);
+    // 0001_posthog_core, 0002_jobs, 0003_definitions_and_merges, 0004_person_resync and 0005_locks.
+    assert_eq!(states(&steps, "sqlite"), vec!["applied"; 5]);
     // The embedded events store and logs have their schemas in migrations/ too.
     assert_eq!(states(&steps, "events.sqlite3"), vec!["applied", "applied"], "{steps:?}");
     assert_eq!(states(&steps, "ingestion-log.sqlite3"), vec!["applied"], "{steps:?}");
     assert_eq!(states(&steps, "overflow-log.sqlite3"), vec!["applied"], "{steps:?}");
     let (code, steps, err) = migrate(&[], &env);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(states(&steps, "sqlite"), vec!["done", "done", "done", "done"]);
+    assert_eq!(states(&steps, "sqlite"), vec!["done"; 5]);
     assert!(steps.iter().all(|s| s["state"] == "done"), "{steps:?}");
     let (code, _, err) = migrate(&["--status"], &env);
     assert_eq!(code, Some(0), "--status sees every embedded schema in place: {err}");

@@ -313,3 +313,41 @@ async fn lua_storage_postgres() {
     let dir = tempfile::tempdir().unwrap();
     lua_storage_behaves(postgres_store(&dir).await).await;
 }
+
+/// The schedule lock of a deployment without Redis: one owner at a time,
+/// extended by its owner, free once released or expired.
+async fn locks_behave(store: Arc<dyn Store>) {
+    use std::time::Duration;
+    let ttl = Duration::from_millis(400);
+    // Many instances asking at once: exactly one gets it.
+    let asks = (0..8).map(|i| {
+        let store = store.clone();
+        async move { store.lock("schedule", &format!("instance{i}"), ttl).await.unwrap() }
+    });
+    let held = futures_util::future::join_all(asks).await;
+    assert_eq!(held.iter().filter(|h| **h).count(), 1, "{held:?}");
+    let owner = format!("instance{}", held.iter().position(|h| *h).unwrap());
+    let other = if owner == "instance0" { "instance1" } else { "instance0" };
+    assert!(store.lock("schedule", &owner, ttl).await.unwrap(), "the owner extends it");
+    assert!(!store.lock("schedule", other, ttl).await.unwrap());
+    assert!(store.lock("another", other, ttl).await.unwrap(), "keys are independent");
+    // Unextended, it expires and passes on.
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(store.lock("schedule", other, ttl).await.unwrap(), "an expired lock passes on");
+    assert!(!store.lock("schedule", &owner, ttl).await.unwrap());
+    assert!(!store.unlock("schedule", &owner).await.unwrap(), "only the owner releases it");
+    assert!(store.unlock("schedule", other).await.unwrap());
+    assert!(store.lock("schedule", &owner, ttl).await.unwrap(), "a released lock is free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    locks_behave(sqlite_store(&dir).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    locks_behave(postgres_store(&dir).await).await;
+}

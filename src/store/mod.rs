@@ -15,6 +15,7 @@ mod rows;
 mod sql;
 mod sql_definitions;
 mod sql_jobs;
+mod sql_locks;
 mod sql_persons;
 pub mod sqlite;
 
@@ -44,7 +45,7 @@ pub trait TeamStore: Send + Sync {
 
 /// Everything the pipeline keeps in the relational database.
 #[async_trait]
-pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore + JobQueue + DefinitionStore {
+pub trait Store: TeamStore + PluginStore + PluginStorage + PersonStore + JobQueue + DefinitionStore + Locks {
     /// `postgres` or `sqlite`, for logs and health reports.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.
@@ -167,6 +168,17 @@ pub trait PersonStore: Send + Sync {
 }
 
 pub use model::{Job, MergedPerson, NewDistinctId, NewJob, NewPerson, PersonUpdate, PersonWrites, ResyncEntry};
+
+/// Locks that expire unless extended, shared by every instance of the
+/// database: the schedule lock of a deployment without Redis.
+#[async_trait]
+pub trait Locks: Send + Sync {
+    /// Takes `key` for `owner` when it is free or expired, or extends it when
+    /// `owner` holds it, for `ttl`; true when `owner` holds it afterwards.
+    async fn lock(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Result<bool>;
+    /// Releases `key` if `owner` holds it; true when it did.
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool>;
+}
 
 /// The durable queue of plugin jobs (phs_plugin_job): what plugins enqueue
 /// with `meta.jobs`, exportEvents retries, and the written events waiting

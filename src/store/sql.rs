@@ -74,6 +74,7 @@ macro_rules! impl_sql_store {
 
             $crate::store::sql_persons::impl_sql_persons!($store, $d);
             $crate::store::sql_jobs::impl_sql_jobs!($store, $d);
+            $crate::store::sql_locks::impl_sql_locks!($store);
             $crate::store::sql_definitions::impl_sql_definitions!($store, $d);
 
             #[async_trait]

@@ -107,7 +107,7 @@ pub fn start(
     tasks: &mut Supervisor,
 ) {
     let stop = tasks.stop();
-    let leases = leases::Leases::new(store);
+    let leases = leases::Leases::new(store.clone());
     let exports = events::Exports::new(runner.clone(), leases.clone());
     tasks.spawn_infallible("export sweeper", exports.clone().sweep(stop.clone()));
     if let Some((source, hooks)) = parts.stream {
@@ -115,7 +115,8 @@ pub fn start(
         tasks.spawn("stored-events stream", stream.run(source, stop.clone()));
     }
     if parts.scheduler {
-        let scheduler = schedule::Scheduler::new(runner.clone(), cache, &settings);
+        let lock = schedule::LockHome::of(cache, store.clone());
+        let scheduler = schedule::Scheduler::new(runner.clone(), lock, &settings);
         tasks.spawn_infallible("scheduler", scheduler.run(stop.clone()));
     }
     if parts.jobs {

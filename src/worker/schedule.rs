@@ -2,7 +2,10 @@
 //!
 //! As in the original: the instance holding the lock
 //! `plugin-server:locks:schedule` (in Redis, or in process when embedded)
-//! runs the tasks. The lock lives SCHEDULE_LOCK_TTL seconds; its holder
+//! runs the tasks. Without Redis the lock is a row of the database
+//! (`phs_lock`), which every instance of a deployment shares, so instances
+//! on Postgres and Kafka alone still run each tick once. The lock lives
+//! SCHEDULE_LOCK_TTL seconds; its holder
 //! extends it every TTL/2 and the others try to take it every TTL/10, so
 //! when the holder dies another takes over within a TTL. Tasks fire at the
 //! start of each minute, hour and day (UTC). A (task, plugin config) pair
@@ -22,12 +25,29 @@ use tokio_util::sync::CancellationToken;
 use super::WorkerSettings;
 use crate::cache::Cache;
 use crate::plugins::runner::PluginRunner;
+use crate::store::Store;
 
 pub const LOCK_KEY: &str = "plugin-server:locks:schedule";
 
+/// Where the schedule lock is kept.
+pub enum LockHome {
+    /// Redis, as the original: `plugin-server:locks:schedule`.
+    Cache(Arc<dyn Cache>),
+    /// The database, when there is no Redis.
+    Store(Arc<dyn Store>),
+}
+
+impl LockHome {
+    /// Redis when the cache is shared; else the database, as an in-process
+    /// cache would give every instance a lock of its own.
+    pub fn of(cache: Arc<dyn Cache>, store: Arc<dyn Store>) -> Self {
+        if cache.backend() == "redis" { LockHome::Cache(cache) } else { LockHome::Store(store) }
+    }
+}
+
 pub struct Scheduler {
     runner: Arc<PluginRunner>,
-    cache: Arc<dyn Cache>,
+    lock: LockHome,
     owner: String,
     key: String,
     ttl: Duration,
@@ -37,10 +57,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(runner: Arc<PluginRunner>, cache: Arc<dyn Cache>, settings: &WorkerSettings) -> Arc<Self> {
+    pub fn new(runner: Arc<PluginRunner>, lock: LockHome, settings: &WorkerSettings) -> Arc<Self> {
         Arc::new(Scheduler {
             runner,
-            cache,
+            lock,
             owner: settings.instance_id.clone(),
             key: settings.schedule_lock_key.clone(),
             ttl: settings.schedule_lock_ttl,
@@ -51,7 +71,11 @@ impl Scheduler {
 
     /// Takes or extends the schedule lock; true while this instance holds it.
     pub async fn hold_lock(&self) -> bool {
-        match self.cache.lock(&self.key, &self.owner, self.ttl).await {
+        let held = match &self.lock {
+            LockHome::Cache(cache) => cache.lock(&self.key, &self.owner, self.ttl).await.map_err(|e| e.to_string()),
+            LockHome::Store(store) => store.lock(&self.key, &self.owner, self.ttl).await.map_err(|e| e.to_string()),
+        };
+        match held {
             Ok(held) => held,
             Err(err) => {
                 tracing::warn!(%err, "could not take the schedule lock");
@@ -102,7 +126,10 @@ impl Scheduler {
             }
         }
         if held {
-            let _ = self.cache.unlock(&self.key, &self.owner).await;
+            let _ = match &self.lock {
+                LockHome::Cache(cache) => cache.unlock(&self.key, &self.owner).await.map_err(|e| e.to_string()),
+                LockHome::Store(store) => store.unlock(&self.key, &self.owner).await.map_err(|e| e.to_string()),
+            };
         }
     }
 

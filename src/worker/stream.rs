@@ -89,11 +89,18 @@ impl Stream {
         let mut handled: BTreeMap<i32, i64> = BTreeMap::new();
         let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
         let mut last_commit = tokio::time::Instant::now();
+        // Since when reading has failed: logged once per streak, as an
+        // unreachable broker fails every poll for as long as it is out.
+        let mut failing_since: Option<tokio::time::Instant> = None;
         while !stop.is_cancelled() {
             let batch = tokio::select! {
                 polled = source.poll(BATCH, Duration::from_millis(500)) => polled,
                 _ = stop.cancelled() => break,
             };
+            if let Some(since) = failing_since.filter(|_| batch.is_ok()) {
+                failing_since = None;
+                tracing::info!(failed_for_s = since.elapsed().as_secs(), "reading the stored-events topic works again");
+            }
             match batch {
                 Ok(batch) if !batch.is_empty() => {
                     metrics::global().events_in.add(batch.len() as u64);
@@ -107,7 +114,10 @@ impl Stream {
                 Ok(_) => {}
                 Err(err) if err.kind == ErrorKind::Fatal => return Err(err.to_string()),
                 Err(err) => {
-                    tracing::warn!(%err, "reading the stored-events topic failed; trying again");
+                    if failing_since.is_none() {
+                        tracing::warn!(%err, "reading the stored-events topic failed; retrying every second until it passes");
+                        failing_since = Some(tokio::time::Instant::now());
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
                         _ = stop.cancelled() => break,

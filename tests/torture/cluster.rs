@@ -14,7 +14,8 @@ use crate::util::eventually::eventually_blocking;
 use crate::util::production::Deployment;
 use crate::util::server::{Server, start, wait_healthy};
 
-fn role(env: &[(&'static str, String)], mode: &str) -> Server {
+/// A `phs serve` in PLUGIN_SERVER_MODE `mode`, healthy.
+pub(super) fn role(env: &[(&'static str, String)], mode: &str) -> Server {
     let mut env = env.to_vec();
     env.push(("PLUGIN_SERVER_MODE", mode.into()));
     let mut server = start(&env);

@@ -6,11 +6,13 @@
 //!
 //! CI runs the short profile (20,000 events, 3 stops each); `scripts/torture`
 //! runs 1,000,000 events with 5 stops through the same tests. `soak` holds a
-//! steady load and watches the server's resources.
+//! steady load and watches the server's resources. `cluster` and `schedule`
+//! share the work over several `phs serve` instances (issue 17).
 
 mod checks;
 mod cluster;
 mod load;
+mod schedule;
 mod soak;
 
 use std::time::Duration;
