@@ -130,6 +130,13 @@ pub async fn run(
 
     let store = store::connect(store_settings).await?;
     let cache = cache::connect(store_settings.redis_url.as_ref()).await?;
+    if store.backend() == "postgres" && cache.backend() != "redis" {
+        // Other instances may share this database; what they would share through Redis, they do not.
+        tracing::warn!(
+            "no REDIS_URL: plugins' meta.cache, the plugin error-rate window and instance heartbeats are this \
+             instance's own; set REDIS_URL when more than one instance shares this database"
+        );
+    }
     let probe_store = store.clone();
     let probe_cache = cache.clone();
 
