@@ -51,7 +51,8 @@ pub struct Metrics {
     errors: Mutex<VecDeque<phs_report::PluginError>>,
     /// Plugin log entries waiting to be written.
     pub plugin_log_queue: AtomicI64,
-    positions: Mutex<Option<Arc<dyn Positions>>>,
+    /// Per consumer (ingestion, the stored-events stream): where its lag is read.
+    positions: Mutex<BTreeMap<&'static str, Arc<dyn Positions>>>,
     /// Micros since `epoch` of the last sign of progress: a commit, or no lag at all.
     last_progress: AtomicU64,
     /// Why a supervised task ended before shutdown, once one has.
@@ -223,13 +224,16 @@ impl Metrics {
         lock(&self.errors).iter().cloned().collect()
     }
 
-    /// Where consumer lag is read from (the source's committed offsets and log ends).
-    pub fn set_positions(&self, positions: Arc<dyn Positions>) {
-        *lock(&self.positions) = Some(positions);
+    /// Where a consumer's lag is read from (its committed offsets and log
+    /// ends); `consumer` names it, so a restarted one replaces its entry.
+    pub fn set_positions(&self, consumer: &'static str, positions: Arc<dyn Positions>) {
+        lock(&self.positions).insert(consumer, positions);
     }
 
+    /// Reads the positions of every consumer set, one after another.
     pub fn positions(&self) -> Option<Arc<dyn Positions>> {
-        lock(&self.positions).clone()
+        let all: Vec<Arc<dyn Positions>> = lock(&self.positions).values().cloned().collect();
+        (!all.is_empty()).then(|| Arc::new(AllPositions(all)) as Arc<dyn Positions>)
     }
 
     /// Something was ingested (or there is nothing to ingest): resets staleness.
@@ -276,6 +280,20 @@ impl PluginStats {
     }
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)
+    }
+}
+
+/// The positions of several consumers as one list.
+struct AllPositions(Vec<Arc<dyn Positions>>);
+
+#[async_trait::async_trait]
+impl Positions for AllPositions {
+    async fn positions(&self) -> Result<Vec<crate::wire::PartitionPosition>, crate::error::PipeError> {
+        let mut all = Vec::new();
+        for p in &self.0 {
+            all.extend(p.positions().await?);
+        }
+        Ok(all)
     }
 }
 

@@ -228,7 +228,7 @@ mod tests {
         let broker = Arc::new(Slow { slow: READ_WAIT * 3 / 2, reads: AtomicUsize::new(0) });
         lock(&m.sampler.state).positions =
             vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 0, end: 10_080 }];
-        m.set_positions(broker.clone());
+        m.set_positions("ingestion", broker.clone());
         m.tick().await;
         assert_eq!(m.reads_under_way(), 1, "the first tick leaves its read running");
         assert_eq!(m.latest_positions()[0].committed, 0);

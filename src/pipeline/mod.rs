@@ -65,7 +65,8 @@ pub struct Pipeline {
     /// Gets every processed batch, to keep event and property definitions.
     definitions: Option<Arc<definitions::Definitions>>,
     /// Whether this pipeline's source is the one whose lag `phs top` shows.
-    reports_lag: bool,
+    /// Names this consumer's lag in the metrics: `ingestion` or `overflow`.
+    consumer: &'static str,
     /// Shards a batch is processed on (WORKER_CONCURRENCY).
     shards: usize,
 }
@@ -122,7 +123,7 @@ impl Pipeline {
             dlq,
             handoff: None,
             definitions: None,
-            reports_lag: true,
+            consumer: "ingestion",
             shards: 1,
         }
     }
@@ -142,10 +143,10 @@ impl Pipeline {
     }
 
     /// Makes this the pipeline of the overflow topic: worker 1 in the
-    /// metrics, and its lag not reported as the main topic's.
+    /// metrics, its lag reported beside the main topic's.
     pub fn consuming_overflow(mut self) -> Self {
         self.stages.worker = metrics::global().worker(1);
-        self.reports_lag = false;
+        self.consumer = "overflow";
         self
     }
 

@@ -63,10 +63,8 @@ impl Pipeline {
     /// Consumes until `stop` is cancelled, finishing the batch in hand; an
     /// error is a failure that no retry can fix, and the reason to exit.
     pub async fn run(&self, mut source: Box<dyn Source>, stop: CancellationToken) -> Result<(), String> {
-        if self.reports_lag
-            && let Some(positions) = source.positions()
-        {
-            metrics::global().set_positions(positions);
+        if let Some(positions) = source.positions() {
+            metrics::global().set_positions(self.consumer, positions);
         }
         let w = self.worker();
         let mut in_hand: Option<Processed> = None;

@@ -48,7 +48,8 @@ pub fn event_json(r: &EventRow) -> Value {
 /// ProcessedPluginEvent (uuid, team_id, distinct_id, event, properties,
 /// timestamp, ip, $set, $set_once, elements_chain).
 pub fn plugin_event(e: &EventRow) -> Value {
-    plugin_event_of(&e.uuid, e.team_id, &e.distinct_id, &e.event, &e.properties, &e.timestamp, &e.elements_chain)
+    let properties = e.properties.clone();
+    plugin_event_of(&e.uuid, e.team_id, &e.distinct_id, &e.event, properties, &e.timestamp, &e.elements_chain)
 }
 
 fn plugin_event_of(
@@ -56,11 +57,12 @@ fn plugin_event_of(
     team_id: i64,
     distinct_id: &str,
     event: &str,
-    properties: &Map<String, Value>,
+    properties: Map<String, Value>,
     timestamp: &DateTime<Utc>,
     elements_chain: &str,
 ) -> Value {
     let prop = |k: &str| properties.get(k).cloned().unwrap_or(Value::Null);
+    let (ip, set, set_once) = (prop("$ip"), prop("$set"), prop("$set_once"));
     json!({
         "uuid": uuid,
         "team_id": team_id,
@@ -68,9 +70,9 @@ fn plugin_event_of(
         "event": event,
         "properties": properties,
         "timestamp": timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "ip": prop("$ip"),
-        "$set": prop("$set"),
-        "$set_once": prop("$set_once"),
+        "ip": ip,
+        "$set": set,
+        "$set_once": set_once,
         "elements_chain": elements_chain,
     })
 }
@@ -101,7 +103,7 @@ pub fn plugin_event_from_json(payload: &[u8]) -> Result<(i64, Value), String> {
         team_id,
         text("distinct_id")?,
         text("event")?,
-        &properties,
+        properties,
         &timestamp,
         elements_chain,
     );

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::leases::Leases;
@@ -56,11 +56,34 @@ pub struct Exports {
     /// Stream positions whose events are not yet exported, with how many
     /// buffers (or flushes under way) hold each.
     held: std::sync::Mutex<BTreeMap<(i32, i64), usize>>,
+    /// Flushes of full buffers run beside whoever filled them, at most
+    /// [`FLUSHES_AT_ONCE`]; one more waits, which holds back the intake.
+    flushing: Arc<Semaphore>,
+}
+
+/// Full buffers exported at once in the background.
+const FLUSHES_AT_ONCE: u32 = 2;
+
+/// Events with their JSON sizes, measured here (the job queue's events).
+pub fn sized(events: Vec<Value>) -> Vec<(Value, usize)> {
+    events
+        .into_iter()
+        .map(|e| {
+            let bytes = e.to_string().len();
+            (e, bytes)
+        })
+        .collect()
 }
 
 impl Exports {
     pub fn new(runner: Arc<PluginRunner>, leases: Arc<Leases>) -> Arc<Self> {
-        Arc::new(Exports { runner, leases, buffers: Mutex::new(HashMap::new()), held: Default::default() })
+        Arc::new(Exports {
+            runner,
+            leases,
+            buffers: Mutex::new(HashMap::new()),
+            held: Default::default(),
+            flushing: Arc::new(Semaphore::new(FLUSHES_AT_ONCE as usize)),
+        })
     }
 
     /// The lowest position of each partition whose events are not yet exported.
@@ -77,9 +100,10 @@ impl Exports {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Buffers events (of one `$events` job, or of stream messages); exports
-    /// when the buffer is full. A flush this causes is awaited.
-    pub async fn add(&self, p: Arc<Loaded>, events: Vec<Value>, settle: Settle) {
+    /// Buffers events (of one `$events` job, or of stream messages) with
+    /// their JSON sizes; a buffer this fills is exported in the background,
+    /// so the caller reads on (the exports' CPU is another core's).
+    pub async fn add(self: &Arc<Self>, p: Arc<Loaded>, events: Vec<(Value, usize)>, settle: Settle) {
         if let Settle::Positions(positions) = &settle {
             let mut held = self.holds();
             for position in positions {
@@ -102,9 +126,9 @@ impl Exports {
                 settle: Vec::new(),
                 since: Instant::now(),
             });
-            for e in events {
+            for (e, bytes) in events {
                 if b.limits.exports(&e) {
-                    b.bytes += e.to_string().len();
+                    b.bytes += bytes;
                     b.events.push(e);
                 }
             }
@@ -114,7 +138,12 @@ impl Exports {
             }
         }
         for b in ready {
-            self.flush(b).await;
+            let permit = self.flushing.clone().acquire_owned().await.expect("the semaphore is never closed");
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.flush(b).await;
+                drop(permit);
+            });
         }
     }
 
@@ -159,6 +188,8 @@ impl Exports {
         for b in all {
             self.flush(b).await;
         }
+        // And the background flushes under way.
+        let _ = self.flushing.acquire_many(FLUSHES_AT_ONCE).await;
     }
 
     async fn flush(&self, b: Buffer) {

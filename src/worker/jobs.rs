@@ -96,7 +96,7 @@ impl JobWorker {
             }
             if p.vm().has("exportEvents") {
                 // Finished by the buffer once exported.
-                self.exports.add(p, events, Settle::Job(id)).await;
+                self.exports.add(p, super::events::sized(events), Settle::Job(id)).await;
                 return;
             }
         } else {

@@ -85,6 +85,10 @@ impl Stream {
     /// Reads and hands on batches until `stop`; then flushes the export
     /// buffers and commits what they released.
     pub async fn run(self, mut source: Box<dyn Source>, stop: CancellationToken) -> Result<(), String> {
+        // Its lag is shown beside ingestion's (`phs top`, /metrics), and judged by /_health.
+        if let Some(positions) = source.positions() {
+            metrics::global().set_positions("stored events", positions);
+        }
         // Per partition: the last offset whose batch is handled, and the last one committed.
         let mut handled: BTreeMap<i32, i64> = BTreeMap::new();
         let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
@@ -110,6 +114,7 @@ impl Stream {
                     for (partition, offset) in highest_offsets(&batch) {
                         handled.insert(partition, offset);
                     }
+                    metrics::global().progressed();
                 }
                 Ok(_) => {}
                 Err(err) if err.kind == ErrorKind::Fatal => return Err(err.to_string()),
@@ -174,45 +179,76 @@ impl Stream {
                 }
             }
         }
+        // Each event goes to its team's configs: once to the export buffer of each with exportEvents,
+        // once to a lane of each with onEvent. The last of them takes it, the others a copy.
         let mut work: Vec<(Arc<Loaded>, Vec<usize>)> = Vec::new();
-        let mut read: Vec<Option<Value>> = vec![None; batch.len()];
+        let mut read: Vec<Option<(Value, usize)>> = vec![None; batch.len()];
+        let mut uses = vec![0usize; batch.len()];
         for (team_id, events) in by_team {
             let Some(plugins) = self.async_plugins(team_id, stop).await else { return false };
+            let plugins: Vec<_> = plugins.into_iter().filter(|p| self.runs_on(p)).collect();
+            if plugins.is_empty() {
+                continue;
+            }
             let indices: Vec<usize> = events.iter().map(|(i, _)| *i).collect();
             for p in plugins {
+                for &i in &indices {
+                    uses[i] += usize::from(self.exports_on(&p)) + usize::from(self.on_event_on(&p));
+                }
                 work.push((p, indices.clone()));
             }
             for (i, event) in events {
-                read[i] = Some(event);
+                read[i] = Some((event, batch[i].payload.len()));
             }
         }
+        let mut take = |i: usize| {
+            uses[i] -= 1;
+            let (event, bytes) =
+                if uses[i] == 0 { read[i].take() } else { read[i].clone() }.expect("each use was counted");
+            (event, bytes)
+        };
         let handed = work.iter().map(|(_, indices)| indices.len() as u64).sum();
-        let event = |i: usize| read[i].as_ref().expect("indexed events were read");
-        let exports =
-            work.iter().filter(|(p, _)| self.hooks.exports && p.vm().has("exportEvents")).map(|(p, indices)| {
-                let positions = indices.iter().map(|&i| (batch[i].partition, batch[i].offset));
+        let mut exports = Vec::new();
+        let mut lanes = Vec::new();
+        for (p, indices) in &work {
+            if self.exports_on(p) {
                 let mut lowest: BTreeMap<i32, i64> = BTreeMap::new();
-                for (partition, offset) in positions {
-                    let o = lowest.entry(partition).or_insert(offset);
-                    *o = (*o).min(offset);
-                }
-                let events = indices.iter().map(|&i| event(i).clone()).collect();
-                self.exports.add(p.clone(), events, Settle::Positions(lowest.into_iter().collect()))
-            });
-        let lanes =
-            work.iter().filter(|(p, _)| self.hooks.on_event && p.vm().has("onEvent")).flat_map(|(p, indices)| {
-                let mut lanes: HashMap<usize, Vec<Value>> = HashMap::new();
                 for &i in indices {
-                    lanes.entry(self.lane_of(event(i))).or_default().push(event(i).clone());
+                    let o = lowest.entry(batch[i].partition).or_insert(batch[i].offset);
+                    *o = (*o).min(batch[i].offset);
                 }
-                lanes.into_iter().map(move |(lane, events)| self.on_event(p, lane, events, stop))
-            });
+                // Sized as stored: the topic's row is the event's JSON, give or take its person columns.
+                let events = indices.iter().map(|&i| take(i)).collect();
+                exports.push(self.exports.add(p.clone(), events, Settle::Positions(lowest.into_iter().collect())));
+            }
+            if self.on_event_on(p) {
+                let mut by_lane: HashMap<usize, Vec<Value>> = HashMap::new();
+                for &i in indices {
+                    let (event, _) = take(i);
+                    by_lane.entry(self.lane_of(&event)).or_default().push(event);
+                }
+                lanes.extend(by_lane.into_iter().map(|(lane, events)| self.on_event(p, lane, events, stop)));
+            }
+        }
         let (_, ran) = tokio::join!(join_all(exports), join_all(lanes));
         let finished = ran.into_iter().all(|finished| finished);
         if finished {
             metrics::global().events_out.add(handed);
         }
         finished
+    }
+
+    fn exports_on(&self, p: &Loaded) -> bool {
+        self.hooks.exports && p.vm().has("exportEvents")
+    }
+
+    fn on_event_on(&self, p: &Loaded) -> bool {
+        self.hooks.on_event && p.vm().has("onEvent")
+    }
+
+    /// Whether this stream runs any of the config's hooks.
+    fn runs_on(&self, p: &Loaded) -> bool {
+        self.exports_on(p) || self.on_event_on(p)
     }
 
     /// One distinct id's events go to one lane, so they reach onEvent in order.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::load::{Profile, Receiver, Target, send_all};
 use super::{checks, install};
-use crate::util::eventually::eventually_blocking;
+use crate::util::eventually::{eventually, eventually_blocking};
 use crate::util::production::Deployment;
 use crate::util::server::{Server, start, wait_healthy};
 
@@ -138,6 +138,29 @@ async fn the_async_side_split_over_instances_sees_every_event() {
     checks::hooks_saw_everything(&receiver, p.events).await;
     for (server, mode) in servers.iter().zip(["ingestion", "async-onevent", "async-exports", "jobs"]) {
         assert!(server.log_text().contains("no capture endpoint") != (mode == "ingestion"), "{mode}");
+        if mode == "jobs" {
+            continue; // It reads no topic.
+        }
+        // Each consumer's partitions and lag are in its /_snapshot (and so in `phs top`), caught up.
+        let topic = if mode.starts_with("async") { "phs_async_events" } else { "events_plugin_ingestion" };
+        let url = format!("http://{}/_snapshot", server.addr);
+        let lags = eventually(Duration::from_secs(30), &format!("{mode}'s {topic} lag at 0"), async || {
+            let snapshot: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            let lags: Vec<i64> = snapshot["partitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["topic"].as_str().unwrap().ends_with(topic))
+                .map(|p| p["lag"].as_i64().unwrap())
+                .collect();
+            if !lags.is_empty() && lags.iter().all(|l| *l == 0) {
+                Ok(lags)
+            } else {
+                Err(snapshot["partitions"].clone())
+            }
+        })
+        .await;
+        assert_eq!(lags.len(), 8, "{mode}: {lags:?}");
     }
     drop(servers);
 }
