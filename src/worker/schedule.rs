@@ -2,7 +2,7 @@
 //!
 //! As in the original: the instance holding the lock
 //! `plugin-server:locks:schedule` (in Redis, or in process when embedded)
-//! runs the tasks. Without Redis the lock is a row of the database
+//! runs the tasks. Without Redis the lock is a row of Postgres
 //! (`phs_lock`), which every instance of a deployment shares, so instances
 //! on Postgres and Kafka alone still run each tick once. The lock lives
 //! SCHEDULE_LOCK_TTL seconds; its holder
@@ -38,10 +38,15 @@ pub enum LockHome {
 }
 
 impl LockHome {
-    /// Redis when the cache is shared; else the database, as an in-process
-    /// cache would give every instance a lock of its own.
+    /// Redis when the cache is shared; else Postgres, as an in-process cache
+    /// would give every instance a lock of its own. Embedded, the SQLite file
+    /// is one instance's, and its one writer has better things to do.
     pub fn of(cache: Arc<dyn Cache>, store: Arc<dyn Store>) -> Self {
-        if cache.backend() == "redis" { LockHome::Cache(cache) } else { LockHome::Store(store) }
+        if cache.backend() == "redis" || store.backend() != "postgres" {
+            LockHome::Cache(cache)
+        } else {
+            LockHome::Store(store)
+        }
     }
 }
 
