@@ -134,7 +134,7 @@ pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
     let several = snapshot.instances.len() > 1;
     for i in &snapshot.instances {
         let Some(r) = &i.report else { continue };
-        // With several instances, partitions and workers say whose they are.
+        // With several instances, partitions, workers and plugin configs say whose they are.
         let on = if several { format!("{} ", name(i)) } else { String::new() };
         match panel {
             Panel::Lag => out.extend(r.partitions.iter().map(|p| {
@@ -182,7 +182,7 @@ pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
                 Row::new(
                     vec![
                         p.team_id.to_string(),
-                        format!("{} ({})", p.plugin, p.config_id),
+                        format!("{on}{} ({})", p.plugin, p.config_id),
                         num(p.events_per_sec),
                         opt(p.p50_us),
                         opt(p.p99_us),
@@ -192,7 +192,7 @@ pub fn rows(panel: Panel, snapshot: &Snapshot) -> Vec<Row> {
                     ],
                     vec![
                         Key::Num(p.team_id as f64),
-                        Key::Text(p.plugin.clone()),
+                        Key::Text(format!("{on}{}", p.plugin)),
                         Key::Num(p.events_per_sec),
                         Key::Num(p.p50_us.unwrap_or(0.0)),
                         Key::Num(p.p99_us.unwrap_or(0.0)),

@@ -200,7 +200,10 @@ fn an_instance_that_is_down_keeps_its_last_values_greyed() {
         report: None,
     };
     let a = app(vec![down, unhealthy]);
-    check("down", &render_text(&a, PLAIN, 120, 34));
+    let plain = render_text(&a, PLAIN, 120, 34);
+    check("down", &plain);
+    // With several instances, a plugin config's row says whose it is, as partitions and workers do.
+    assert!(plain.contains("10.0.0.5:6738 hello-world (3)"), "{plain}");
     let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 34)).unwrap();
     t.draw(|f| crate::ui::draw(f, &a, Theme { color: true })).unwrap();
     let text = crate::term::buffer_text(t.backend().buffer());
