@@ -28,14 +28,21 @@ impl Metrics {
         if let Some(ended) = super::lock(&self.ended).clone() {
             reasons.push(ended);
         }
-        let waiting: i64 = self.latest_positions().iter().map(|p| (p.end - p.committed).max(0)).sum();
-        let stale = self.since_progress();
-        if waiting > 0 && stale > max_stale {
-            reasons.push(format!(
-                "nothing ingested for {} s while {waiting} events wait (HEALTHCHECK_MAX_STALE_SECONDS is {})",
-                stale.as_secs(),
-                max_stale.as_secs()
-            ));
+        // Each consumer on its own: one that progresses must not hide another that is stuck.
+        for (consumer, positions) in self.consumer_positions() {
+            let waiting: i64 = positions.iter().map(|p| (p.end - p.committed).max(0)).sum();
+            let stale = self.since_progress(consumer);
+            if waiting > 0 && stale > max_stale {
+                let what = match consumer {
+                    "ingestion" => "ingested".to_string(),
+                    other => format!("handled from the {other} topic"),
+                };
+                reasons.push(format!(
+                    "nothing {what} for {} s while {waiting} events wait (HEALTHCHECK_MAX_STALE_SECONDS is {})",
+                    stale.as_secs(),
+                    max_stale.as_secs()
+                ));
+            }
         }
         for w in self.workers() {
             let failing = w.failing();
@@ -74,5 +81,35 @@ impl Metrics {
     pub fn degraded(&self, max_down: Duration) -> Option<String> {
         let reasons = self.dependency_reasons(max_down);
         (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::PartitionPosition;
+
+    fn waiting(topic: &str, lag: i64) -> Vec<PartitionPosition> {
+        vec![PartitionPosition { topic: topic.into(), partition: 0, committed: 100, end: 100 + lag }]
+    }
+
+    /// An instance running ingestion and the stored-events stream: ingestion
+    /// goes on, the stream is stuck with events waiting. Before, one clock
+    /// for both kept /_health green for as long as ingestion progressed.
+    #[test]
+    fn a_stuck_consumer_is_not_hidden_by_one_that_progresses() {
+        let m = Metrics::new();
+        m.set_consumer_positions(vec![
+            ("ingestion", waiting("events_plugin_ingestion", 5)),
+            ("stored events", waiting("phs_async_events", 7)),
+        ]);
+        std::thread::sleep(Duration::from_millis(30));
+        m.progressed("ingestion");
+        let max_stale = Duration::from_millis(20);
+        let why = m.liveness(max_stale, Duration::from_secs(60)).expect("the stuck stream fails liveness");
+        assert!(why.contains("nothing handled from the stored events topic") && why.contains("7 events wait"), "{why}");
+        assert!(!why.contains("nothing ingested"), "ingestion progressed: {why}");
+        m.progressed("stored events");
+        assert_eq!(m.liveness(max_stale, Duration::from_secs(60)), None);
     }
 }

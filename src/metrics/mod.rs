@@ -53,8 +53,9 @@ pub struct Metrics {
     pub plugin_log_queue: AtomicI64,
     /// Per consumer (ingestion, the stored-events stream): where its lag is read.
     positions: Mutex<BTreeMap<&'static str, Arc<dyn Positions>>>,
-    /// Micros since `epoch` of the last sign of progress: a commit, or no lag at all.
-    last_progress: AtomicU64,
+    /// Per consumer, micros since `epoch` of its last sign of progress: a
+    /// commit, or no lag at all. A consumer not in it counts from `epoch`.
+    last_progress: Mutex<BTreeMap<&'static str, u64>>,
     /// Why a supervised task ended before shutdown, once one has.
     ended: Mutex<Option<String>>,
     /// The external services, as the dependency monitor last probed them.
@@ -98,7 +99,7 @@ impl Metrics {
             errors: Mutex::default(),
             plugin_log_queue: AtomicI64::new(0),
             positions: Mutex::default(),
-            last_progress: AtomicU64::new(0),
+            last_progress: Mutex::default(),
             sampler: sampler::Sampler::default(),
         }
     }
@@ -230,21 +231,21 @@ impl Metrics {
         lock(&self.positions).insert(consumer, positions);
     }
 
-    /// Reads the positions of every consumer set, one after another.
-    pub fn positions(&self) -> Option<Arc<dyn Positions>> {
-        let all: Vec<Arc<dyn Positions>> = lock(&self.positions).values().cloned().collect();
-        (!all.is_empty()).then(|| Arc::new(AllPositions(all)) as Arc<dyn Positions>)
+    /// Every consumer set, with where its positions are read.
+    pub fn positions(&self) -> Vec<(&'static str, Arc<dyn Positions>)> {
+        lock(&self.positions).iter().map(|(c, p)| (*c, p.clone())).collect()
     }
 
-    /// Something was ingested (or there is nothing to ingest): resets staleness.
-    pub fn progressed(&self) {
-        self.last_progress.store(self.micros_since_epoch(Instant::now()), Ordering::Relaxed);
+    /// `consumer` handled a batch (or has nothing to handle): resets its staleness.
+    pub fn progressed(&self, consumer: &'static str) {
+        lock(&self.last_progress).insert(consumer, self.micros_since_epoch(Instant::now()));
     }
 
-    /// How long since the last sign of progress.
-    pub fn since_progress(&self) -> Duration {
+    /// How long since `consumer`'s last sign of progress.
+    pub fn since_progress(&self, consumer: &str) -> Duration {
         let now = self.micros_since_epoch(Instant::now());
-        Duration::from_micros(now.saturating_sub(self.last_progress.load(Ordering::Relaxed)))
+        let last = lock(&self.last_progress).get(consumer).copied().unwrap_or(0);
+        Duration::from_micros(now.saturating_sub(last))
     }
 }
 
@@ -280,20 +281,6 @@ impl PluginStats {
     }
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(Ordering::Relaxed)
-    }
-}
-
-/// The positions of several consumers as one list.
-struct AllPositions(Vec<Arc<dyn Positions>>);
-
-#[async_trait::async_trait]
-impl Positions for AllPositions {
-    async fn positions(&self) -> Result<Vec<crate::wire::PartitionPosition>, crate::error::PipeError> {
-        let mut all = Vec::new();
-        for p in &self.0 {
-            all.extend(p.positions().await?);
-        }
-        Ok(all)
     }
 }
 

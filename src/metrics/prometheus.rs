@@ -100,10 +100,20 @@ impl Metrics {
             let _ = writeln!(o, "phs_worker_busy_ratio{{worker=\"{}\"}} {busy}", x.id);
             let _ = writeln!(o, "phs_worker_in_hand{{worker=\"{}\"}} {}", x.id, x.in_hand());
         }
-        header(o, "plugin_calls_total", "counter", "Plugin calls (processEvent, onEvent, exportEvents) per plugin config.");
+        header(
+            o,
+            "plugin_calls_total",
+            "counter",
+            "Plugin calls (processEvent, onEvent, exportEvents) per plugin config.",
+        );
         header(o, "plugin_errors_total", "counter", "Errors per plugin config (processEvent and setup).");
         header(o, "plugin_memory_bytes", "gauge", "Lua memory of a plugin config's VM.");
-        header(o, "plugin_duration_seconds", "histogram", "Plugin call time (processEvent, onEvent, exportEvents) per plugin config.");
+        header(
+            o,
+            "plugin_duration_seconds",
+            "histogram",
+            "Plugin call time (processEvent, onEvent, exportEvents) per plugin config.",
+        );
         for p in self.plugins() {
             let l =
                 format!("plugin_config_id=\"{}\",team_id=\"{}\",plugin=\"{}\"", p.config_id, p.team_id, esc(&p.plugin));

@@ -30,7 +30,9 @@ pub struct Sampler {
     reading: Mutex<Option<Reading>>,
 }
 
-type Reading = tokio::task::JoinHandle<Result<Vec<PartitionPosition>, crate::error::PipeError>>;
+/// Each consumer's positions, in one read.
+pub type Consumers = Vec<(&'static str, Vec<PartitionPosition>)>;
+type Reading = tokio::task::JoinHandle<Result<Consumers, crate::error::PipeError>>;
 
 /// How long one tick waits for the positions read before sampling without it.
 const READ_WAIT: Duration = Duration::from_secs(2);
@@ -38,7 +40,9 @@ const READ_WAIT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 struct State {
     samples: VecDeque<Sample>,
-    /// The last positions read, and the lag history per (topic, partition).
+    /// The last positions read, per consumer and all together, and the lag
+    /// history per (topic, partition).
+    consumers: Consumers,
     positions: Vec<PartitionPosition>,
     lag_history: HashMap<(String, i32), VecDeque<u64>>,
     /// Busy ratio per worker over the last period.
@@ -90,11 +94,14 @@ impl Metrics {
     pub async fn tick(&self) {
         let positions = self.read_positions().await;
         let mut state = lock(&self.sampler.state);
-        if let Some(list) = positions {
-            state.positions = list;
+        if let Some(consumers) = positions {
+            state.positions = consumers.iter().flat_map(|(_, list)| list.iter().cloned()).collect();
+            state.consumers = consumers;
         }
-        if state.positions.iter().all(|p| p.end <= p.committed) {
-            self.progressed();
+        for (consumer, list) in &state.consumers {
+            if list.iter().all(|p| p.end <= p.committed) {
+                self.progressed(consumer);
+            }
         }
         let sample = self.sample(&state.positions);
         for (key, lag) in &sample.lag {
@@ -127,10 +134,21 @@ impl Metrics {
 
     /// The consumer positions, when a read ends within [`READ_WAIT`]: the
     /// read left running by the previous tick, or a new one.
-    async fn read_positions(&self) -> Option<Vec<PartitionPosition>> {
-        let Some(source) = self.positions() else { return Some(Vec::new()) };
+    async fn read_positions(&self) -> Option<Consumers> {
+        let sources = self.positions();
+        if sources.is_empty() {
+            return Some(Vec::new());
+        }
         let taken = lock(&self.sampler.reading).take();
-        let mut reading = taken.unwrap_or_else(|| tokio::spawn(async move { source.positions().await }));
+        let mut reading = taken.unwrap_or_else(|| {
+            tokio::spawn(async move {
+                let mut consumers = Vec::with_capacity(sources.len());
+                for (consumer, source) in sources {
+                    consumers.push((consumer, source.positions().await?));
+                }
+                Ok(consumers)
+            })
+        });
         match tokio::time::timeout(READ_WAIT, &mut reading).await {
             Ok(Ok(Ok(list))) => Some(list),
             Ok(Ok(Err(err))) => {
@@ -157,6 +175,19 @@ impl Metrics {
     /// The positions of the last sample.
     pub fn latest_positions(&self) -> Vec<PartitionPosition> {
         lock(&self.sampler.state).positions.clone()
+    }
+
+    /// Sets the positions as if a tick had read them.
+    #[cfg(test)]
+    pub(super) fn set_consumer_positions(&self, consumers: Consumers) {
+        let mut state = lock(&self.sampler.state);
+        state.positions = consumers.iter().flat_map(|(_, list)| list.iter().cloned()).collect();
+        state.consumers = consumers;
+    }
+
+    /// The positions of the last sample, per consumer.
+    pub fn consumer_positions(&self) -> Consumers {
+        lock(&self.sampler.state).consumers.clone()
     }
 
     /// The current window; takes a sample first when none exists yet.
@@ -226,8 +257,9 @@ mod tests {
     async fn a_read_slower_than_a_tick_is_kept_until_it_ends() {
         let m = Metrics::new();
         let broker = Arc::new(Slow { slow: READ_WAIT * 3 / 2, reads: AtomicUsize::new(0) });
-        lock(&m.sampler.state).positions =
-            vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 0, end: 10_080 }];
+        let waiting = vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 0, end: 10_080 }];
+        lock(&m.sampler.state).consumers = vec![("ingestion", waiting.clone())];
+        lock(&m.sampler.state).positions = waiting;
         m.set_positions("ingestion", broker.clone());
         m.tick().await;
         assert_eq!(m.reads_under_way(), 1, "the first tick leaves its read running");

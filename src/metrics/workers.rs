@@ -111,7 +111,6 @@ impl WorkerStats {
         }
         self.in_hand.store(0, Ordering::Relaxed);
         self.stage.store(IDLE, Ordering::Relaxed);
-        m.progressed();
     }
 
     /// Runs `work` as `stage` of this worker, timing it.

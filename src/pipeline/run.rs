@@ -91,6 +91,7 @@ impl Pipeline {
                     Retried::Stopped => return Ok(()),
                 }
                 w.end_batch();
+                metrics::global().progressed(self.consumer);
                 metrics::global().committed(
                     p.read,
                     p.batch.events.len() - refused.len(),

@@ -39,6 +39,8 @@ use crate::plugins::runner::{Loaded, PluginRunner};
 use crate::wire::stored::plugin_event_from_json;
 use crate::wire::{Message, Source, highest_offsets};
 
+/// This consumer's name in the metrics (lag, staleness).
+const CONSUMER: &str = "stored events";
 /// Messages read per batch.
 const BATCH: usize = 2000;
 /// onEvent lanes running at once on one instance, over all plugin configs.
@@ -87,7 +89,7 @@ impl Stream {
     pub async fn run(self, mut source: Box<dyn Source>, stop: CancellationToken) -> Result<(), String> {
         // Its lag is shown beside ingestion's (`phs top`, /metrics), and judged by /_health.
         if let Some(positions) = source.positions() {
-            metrics::global().set_positions("stored events", positions);
+            metrics::global().set_positions(CONSUMER, positions);
         }
         // Per partition: the last offset whose batch is handled, and the last one committed.
         let mut handled: BTreeMap<i32, i64> = BTreeMap::new();
@@ -114,7 +116,7 @@ impl Stream {
                     for (partition, offset) in highest_offsets(&batch) {
                         handled.insert(partition, offset);
                     }
-                    metrics::global().progressed();
+                    metrics::global().progressed(CONSUMER);
                 }
                 Ok(_) => {}
                 Err(err) if err.kind == ErrorKind::Fatal => return Err(err.to_string()),
