@@ -141,8 +141,16 @@ impl Exports {
             let permit = self.flushing.clone().acquire_owned().await.expect("the semaphore is never closed");
             let me = self.clone();
             tokio::spawn(async move {
-                me.flush(b).await;
+                let flushed = tokio::spawn(async move { me.flush(b).await }).await;
                 drop(permit);
+                // A flush that panicked still holds its events' positions, so nothing past them is
+                // committed again: say so and fail liveness, and a restart reads them again.
+                if let Err(err) = flushed
+                    && err.is_panic()
+                {
+                    tracing::error!(%err, "an export buffer's flush panicked; its events wait for a restart");
+                    crate::metrics::global().task_ended(format!("an export buffer's flush panicked: {err}"));
+                }
             });
         }
     }
