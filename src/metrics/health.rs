@@ -59,7 +59,7 @@ impl Metrics {
                 reasons.push(format!(
                     "worker {} stuck processing a batch, in stage `{}`, for {} s",
                     w.id,
-                    w.stage_name(),
+                    w.reading_stage_name(),
                     took.as_secs()
                 ));
             }

@@ -54,13 +54,21 @@ impl Stage {
 
 const IDLE: u8 = u8::MAX;
 
+fn name(stage: u8) -> &'static str {
+    Stage::ALL.get(stage as usize).map_or("idle", |s| s.as_str())
+}
+
 pub struct WorkerStats {
     pub id: u32,
     /// Micros spent on finished batches.
     busy: AtomicU64,
     /// Micros since the registry epoch, plus one, when the batch in hand was read; 0 when idle.
     batch_since: AtomicU64,
+    /// The stage of the reading half: poll, then processing the next batch.
     stage: AtomicU8,
+    /// The stage of the writing half, which writes the batch in hand while
+    /// the reading half polls and processes the next one; IDLE when none.
+    write_stage: AtomicU8,
     in_hand: AtomicU64,
     /// The calls of this worker being retried, by what they do: the write of
     /// one batch and the processing of the next can fail at the same time.
@@ -85,6 +93,7 @@ impl WorkerStats {
             busy: AtomicU64::new(0),
             batch_since: AtomicU64::new(0),
             stage: AtomicU8::new(IDLE),
+            write_stage: AtomicU8::new(IDLE),
             in_hand: AtomicU64::new(0),
             failing: Mutex::new(Vec::new()),
             processing_since: AtomicU64::new(0),
@@ -111,6 +120,7 @@ impl WorkerStats {
         }
         self.in_hand.store(0, Ordering::Relaxed);
         self.stage.store(IDLE, Ordering::Relaxed);
+        self.write_stage.store(IDLE, Ordering::Relaxed);
     }
 
     /// Runs `work` as `stage` of this worker, timing it.
@@ -131,9 +141,30 @@ impl WorkerStats {
         out
     }
 
+    /// Runs `work` as `stage` of the writing half, timing it. Kept apart from
+    /// the reading half's stage: the two run at once, and one field for both
+    /// showed a written batch waiting on the next poll as `dead_letters`.
+    pub async fn timed_write<T>(&self, stage: Stage, work: impl Future<Output = T>) -> T {
+        self.write_stage.store(stage as u8, Ordering::Relaxed);
+        let start = Instant::now();
+        let out = work.await;
+        global().stage(stage).record_duration(start.elapsed());
+        self.write_stage.store(IDLE, Ordering::Relaxed);
+        out
+    }
+
+    /// What the worker is doing: the write of the batch in hand while there
+    /// is one, else the reading half's stage.
     pub fn stage_name(&self) -> &'static str {
-        let s = self.stage.load(Ordering::Relaxed);
-        Stage::ALL.get(s as usize).map_or("idle", |s| s.as_str())
+        match self.write_stage.load(Ordering::Relaxed) {
+            IDLE => self.reading_stage_name(),
+            s => name(s),
+        }
+    }
+
+    /// The reading half's stage (poll, or processing the next batch).
+    pub fn reading_stage_name(&self) -> &'static str {
+        name(self.stage.load(Ordering::Relaxed))
     }
 
     pub fn in_hand(&self) -> u64 {
@@ -204,6 +235,32 @@ fn since(mark: &AtomicU64) -> Option<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The writing half and the reading half run at once: the stage shown is
+    /// the write while it runs, then the poll it waits on, not the last stage
+    /// the write timed (which showed a written batch as held in `dead_letters`).
+    #[tokio::test]
+    async fn a_write_beside_a_poll_shows_the_write_then_the_poll() {
+        let w = WorkerStats::new(7);
+        let (release_write, write_done) = tokio::sync::oneshot::channel::<()>();
+        let (release_poll, poll_done) = tokio::sync::oneshot::channel::<()>();
+        let both = async {
+            tokio::join!(
+                w.timed_write(Stage::DeadLetters, async { write_done.await.unwrap() }),
+                w.timed(Stage::Poll, async { poll_done.await.unwrap() })
+            )
+        };
+        let check = async {
+            tokio::task::yield_now().await;
+            assert_eq!(w.stage_name(), "dead_letters");
+            assert_eq!(w.reading_stage_name(), "poll");
+            release_write.send(()).unwrap();
+            tokio::task::yield_now().await;
+            assert_eq!(w.stage_name(), "poll", "the write is over; the batch waits on the poll");
+            release_poll.send(()).unwrap();
+        };
+        tokio::join!(both, check);
+    }
 
     #[test]
     fn concurrent_failures_recover_one_by_one() {

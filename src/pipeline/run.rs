@@ -167,7 +167,7 @@ impl Pipeline {
         if let Some(d) = &self.definitions {
             d.observe(p.batch.clone());
         }
-        let refused = w.timed(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
+        let refused = w.timed_write(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
         let mut letters: Vec<DeadLetter> = p.letters.iter().map(|l| l.letter(&p.messages)).collect();
         for (index, error) in &refused {
             let message = &p.messages[p.origins[*index]];
@@ -201,7 +201,7 @@ impl Pipeline {
                 team_id: None,
             });
         }
-        w.timed(Stage::DeadLetters, self.send_letters(&letters)).await?;
+        w.timed_write(Stage::DeadLetters, self.send_letters(&letters)).await?;
         Ok(refused.iter().map(|_| "sink_refused").collect())
     }
 
