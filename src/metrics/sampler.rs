@@ -34,16 +34,20 @@ pub struct Sampler {
 pub type Consumers = Vec<(&'static str, Vec<PartitionPosition>)>;
 type Reading = tokio::task::JoinHandle<Result<Consumers, crate::error::PipeError>>;
 
+/// The positions of every consumer, as one list.
+fn all(consumers: &Consumers) -> Vec<PartitionPosition> {
+    consumers.iter().flat_map(|(_, list)| list.iter().cloned()).collect()
+}
+
 /// How long one tick waits for the positions read before sampling without it.
 const READ_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Default)]
 struct State {
     samples: VecDeque<Sample>,
-    /// The last positions read, per consumer and all together, and the lag
-    /// history per (topic, partition).
+    /// The last positions read, per consumer, and the lag history per
+    /// (topic, partition).
     consumers: Consumers,
-    positions: Vec<PartitionPosition>,
     lag_history: HashMap<(String, i32), VecDeque<u64>>,
     /// Busy ratio per worker over the last period.
     busy: HashMap<u32, f64>,
@@ -95,7 +99,6 @@ impl Metrics {
         let positions = self.read_positions().await;
         let mut state = lock(&self.sampler.state);
         if let Some(consumers) = positions {
-            state.positions = consumers.iter().flat_map(|(_, list)| list.iter().cloned()).collect();
             state.consumers = consumers;
         }
         for (consumer, list) in &state.consumers {
@@ -103,7 +106,7 @@ impl Metrics {
                 self.progressed(consumer);
             }
         }
-        let sample = self.sample(&state.positions);
+        let sample = self.sample(&all(&state.consumers));
         for (key, lag) in &sample.lag {
             let h = state.lag_history.entry(key.clone()).or_default();
             if h.len() == WINDOW {
@@ -172,17 +175,15 @@ impl Metrics {
         lock(&self.sampler.reading).iter().count()
     }
 
-    /// The positions of the last sample.
+    /// The positions of the last sample, of every consumer.
     pub fn latest_positions(&self) -> Vec<PartitionPosition> {
-        lock(&self.sampler.state).positions.clone()
+        all(&lock(&self.sampler.state).consumers)
     }
 
     /// Sets the positions as if a tick had read them.
     #[cfg(test)]
     pub(super) fn set_consumer_positions(&self, consumers: Consumers) {
-        let mut state = lock(&self.sampler.state);
-        state.positions = consumers.iter().flat_map(|(_, list)| list.iter().cloned()).collect();
-        state.consumers = consumers;
+        lock(&self.sampler.state).consumers = consumers;
     }
 
     /// The positions of the last sample, per consumer.
@@ -204,7 +205,7 @@ impl Metrics {
             newest,
             rate_base,
             minute_base,
-            positions: state.positions.clone(),
+            positions: all(&state.consumers),
             lag_history: state.lag_history.iter().map(|(k, v)| (k.clone(), v.iter().copied().collect())).collect(),
             busy: state.busy.clone(),
         }
@@ -258,8 +259,7 @@ mod tests {
         let m = Metrics::new();
         let broker = Arc::new(Slow { slow: READ_WAIT * 3 / 2, reads: AtomicUsize::new(0) });
         let waiting = vec![PartitionPosition { topic: "events".into(), partition: 0, committed: 0, end: 10_080 }];
-        lock(&m.sampler.state).consumers = vec![("ingestion", waiting.clone())];
-        lock(&m.sampler.state).positions = waiting;
+        m.set_consumer_positions(vec![("ingestion", waiting)]);
         m.set_positions("ingestion", broker.clone());
         m.tick().await;
         assert_eq!(m.reads_under_way(), 1, "the first tick leaves its read running");

@@ -48,6 +48,21 @@ impl LockHome {
             LockHome::Store(store)
         }
     }
+
+    /// Takes `key` for `owner`, or extends it, for `ttl`; true when `owner` holds it.
+    async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, String> {
+        match self {
+            LockHome::Cache(cache) => cache.lock(key, owner, ttl).await.map_err(|e| e.to_string()),
+            LockHome::Store(store) => store.lock(key, owner, ttl).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn unlock(&self, key: &str, owner: &str) -> Result<bool, String> {
+        match self {
+            LockHome::Cache(cache) => cache.unlock(key, owner).await.map_err(|e| e.to_string()),
+            LockHome::Store(store) => store.unlock(key, owner).await.map_err(|e| e.to_string()),
+        }
+    }
 }
 
 pub struct Scheduler {
@@ -76,11 +91,7 @@ impl Scheduler {
 
     /// Takes or extends the schedule lock; true while this instance holds it.
     pub async fn hold_lock(&self) -> bool {
-        let held = match &self.lock {
-            LockHome::Cache(cache) => cache.lock(&self.key, &self.owner, self.ttl).await.map_err(|e| e.to_string()),
-            LockHome::Store(store) => store.lock(&self.key, &self.owner, self.ttl).await.map_err(|e| e.to_string()),
-        };
-        match held {
+        match self.lock.lock(&self.key, &self.owner, self.ttl).await {
             Ok(held) => held,
             Err(err) => {
                 tracing::warn!(%err, "could not take the schedule lock");
@@ -131,10 +142,7 @@ impl Scheduler {
             }
         }
         if held {
-            let _ = match &self.lock {
-                LockHome::Cache(cache) => cache.unlock(&self.key, &self.owner).await.map_err(|e| e.to_string()),
-                LockHome::Store(store) => store.unlock(&self.key, &self.owner).await.map_err(|e| e.to_string()),
-            };
+            let _ = self.lock.unlock(&self.key, &self.owner).await;
         }
     }
 

@@ -205,9 +205,7 @@ impl Stream {
         }
         let mut take = |i: usize| {
             uses[i] -= 1;
-            let (event, bytes) =
-                if uses[i] == 0 { read[i].take() } else { read[i].clone() }.expect("each use was counted");
-            (event, bytes)
+            if uses[i] == 0 { read[i].take() } else { read[i].clone() }.expect("each use was counted")
         };
         let handed = work.iter().map(|(_, indices)| indices.len() as u64).sum();
         let mut exports = Vec::new();
