@@ -121,10 +121,14 @@ impl Scheduler {
                 }
                 held = now_held;
             }
+            // The lock is this instance's only until a TTL after the extension was asked for (the
+            // store's expiry is no earlier): an extension that came late (a slow store, a long eager
+            // setup) must not leave two instances firing at once.
+            let lock_valid = held && last_lock.elapsed() < self.ttl;
             let now = Utc::now();
             if now >= next {
                 ticks += 1;
-                if held {
+                if lock_valid {
                     for task in self.due_tasks(next, ticks) {
                         self.fire(task).await;
                     }
