@@ -22,6 +22,7 @@ use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::definitions::{Definitions, writer};
 use crate::pipeline::handoff::{self, TopicHandoff};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
+use crate::pipeline::slow_lane::SlowTeams;
 use crate::pipeline::persons::Persons;
 use crate::pipeline::sink::DeadLetterQueue;
 use crate::pipeline::sink::dlq_topic::DlqTopic;
@@ -402,7 +403,9 @@ async fn start_pipeline(
         None => Box::new(KafkaSource::new(&s.kafka)?),
     };
     let mut main = pipeline();
-    if settings.event_overflow_bucket_capacity > 0 {
+    let slow_lane = (settings.slow_lane_ms > 0)
+        .then(|| Arc::new(SlowTeams::new(Duration::from_millis(settings.slow_lane_ms))));
+    if settings.event_overflow_bucket_capacity > 0 || slow_lane.is_some() {
         let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match &ingestion.kafka {
             Some(producer) => {
                 let topic = producer.topic(&s.kafka.overflow_topic());
@@ -417,7 +420,11 @@ async fn start_pipeline(
         };
         let rate = settings.event_overflow_bucket_replenish_rate;
         main = main.with_overflow(Arc::new(Overflow::new(settings.event_overflow_bucket_capacity, rate, to)));
-        let overflow = pipeline().consuming_overflow();
+        let mut overflow = pipeline().consuming_overflow();
+        if let Some(slow) = slow_lane {
+            main = main.with_slow_lane(slow.clone());
+            overflow = overflow.with_slow_lane(slow);
+        }
         let stop = stop.clone();
         tasks.spawn("overflow pipeline", async move { overflow.run(from, stop).await });
     }

@@ -36,6 +36,7 @@ mod sdk;
 mod serve;
 mod shards;
 mod sinks;
+mod slow_lane;
 mod store;
 mod tenant_isolation;
 mod top;

@@ -736,7 +736,7 @@ async fn events_wait_for_a_plugin_list_that_cannot_be_read() {
     let marked = async || match runner.process(team.id, event().as_object().unwrap().clone()).await {
         Outcome::Event(e) => Ok(e["properties"]["marked"] == json!(true)),
         Outcome::Unavailable { error, .. } => Err(error),
-        Outcome::Dropped { by } => panic!("dropped by {by}"),
+        Outcome::Dropped { by } | Outcome::Slow { by } => panic!("dropped or cut by {by}"),
     };
 
     let first = marked().await;

@@ -31,6 +31,7 @@ mod retry;
 mod run;
 pub mod shards;
 pub mod sink;
+pub mod slow_lane;
 pub mod source;
 pub mod team;
 
@@ -52,6 +53,8 @@ const CONFLICT_RETRIES: usize = 5;
 struct Keyed {
     index: usize,
     anonymize_ips: bool,
+    /// Its team's token, which the overflow lane's key is made of.
+    token: String,
     event: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -118,7 +121,15 @@ impl Pipeline {
         dlq: Arc<dyn DeadLetterQueue>,
     ) -> Self {
         Pipeline {
-            stages: Stages { teams, plugins, persons, overflow: None, worker: metrics::global().worker(0), tasks: 1 },
+            stages: Stages {
+                teams,
+                plugins,
+                persons,
+                overflow: None,
+                slow: None,
+                worker: metrics::global().worker(0),
+                tasks: 1,
+            },
             sink,
             dlq,
             handoff: None,
@@ -139,6 +150,14 @@ impl Pipeline {
     /// Sends keys over their burst to the overflow topic.
     pub fn with_overflow(mut self, overflow: Arc<overflow::Overflow>) -> Self {
         self.stages.overflow = Some(overflow);
+        self
+    }
+
+    /// Shares the slow teams between the main pipeline, which cuts their
+    /// calls at the budget and sends them to the overflow topic (given
+    /// [`Pipeline::with_overflow`]), and the overflow one, which runs them.
+    pub fn with_slow_lane(mut self, slow: Arc<slow_lane::SlowTeams>) -> Self {
+        self.stages.slow = Some(slow);
         self
     }
 
@@ -225,8 +244,14 @@ impl Pipeline {
             let (stages, persons) = (self.stages.clone(), persons.clone());
             async move { stages.run(slot, s.keys, &persons).await }
         });
-        let mut done: Vec<shards::Done> = on_every(running).await?.into_iter().flatten().collect();
+        let mut done: Vec<shards::Done> = Vec::new();
+        for mut ran in on_every(running).await? {
+            done.append(&mut ran.done);
+            rerouted.append(&mut ran.rerouted);
+        }
         done.sort_unstable_by_key(|(index, _, _)| *index);
+        // A key's events reach the overflow topic in batch order, whichever pass sent them.
+        rerouted.sort_unstable_by_key(|(_, index)| *index);
         // Every shard is done with it (on_every waited for all), so this is its only holder.
         let Some(persons) = Arc::into_inner(persons) else {
             return Err(crate::store::StoreError::Conflict("the batch's persons are still in use".into()));

@@ -15,6 +15,8 @@
 //! every refilled token would send one event down the main pipeline while
 //! the overflow pipeline works on the same person, and the two would keep
 //! conflicting on its writes.
+//!
+//! The same lane takes slow teams' events ([`super::slow_lane`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,22 +31,32 @@ use crate::wire::{Message, Producer};
 /// Buckets kept before full ones (keys quiet long enough) are forgotten.
 const BUCKETS_KEPT: usize = 100_000;
 
-/// Where hot keys' messages go, and the buckets that decide which are hot.
+/// Where rerouted messages go, and the buckets that decide which keys are hot.
 pub struct Overflow {
-    limiter: Mutex<Limiter>,
+    /// None: no key is ever hot (a capacity of 0), the lane only takes slow teams.
+    limiter: Option<Mutex<Limiter>>,
     to: Arc<dyn Producer>,
 }
 
+/// The key a message is rerouted under: one person's messages stay on one
+/// partition of the overflow topic, in order.
+pub fn key(token: &str, distinct_id: &str) -> String {
+    format!("{token}:{distinct_id}")
+}
+
 impl Overflow {
+    /// Keys burst to `capacity` events (0: no limit) and refill at `per_second`.
     pub fn new(capacity: u32, per_second: f64, to: Arc<dyn Producer>) -> Self {
-        Overflow { limiter: Mutex::new(Limiter::new(capacity as f64, per_second)), to }
+        let limiter = (capacity > 0).then(|| Mutex::new(Limiter::new(capacity as f64, per_second)));
+        Overflow { limiter, to }
     }
 
     /// None when an event of this key stays on the main topic (it took a
     /// token); else the key to reroute it under.
     pub fn reroute_key(&self, token: &str, distinct_id: &str) -> Option<String> {
-        let key = format!("{token}:{distinct_id}");
-        if self.limiter.lock().unwrap_or_else(|p| p.into_inner()).take(&key, Instant::now()) {
+        let limiter = self.limiter.as_ref()?;
+        let key = key(token, distinct_id);
+        if limiter.lock().unwrap_or_else(|p| p.into_inner()).take(&key, Instant::now()) {
             return None;
         }
         tracing::debug!(key, "over the per-key burst; rerouted to the overflow topic");

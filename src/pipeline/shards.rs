@@ -20,6 +20,7 @@ use std::sync::Arc;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::team::TeamCache;
+use super::slow_lane::SlowTeams;
 use super::{Keyed, Refused, normalize, overflow, persons, prepare};
 use crate::metrics::{Stage, WorkerStats};
 use crate::plugins::runner::{Outcome, PluginRunner};
@@ -100,13 +101,25 @@ pub(super) struct Sorted {
 /// rows its persons step produced.
 pub(super) type Done = (usize, EventRow, persons::Changes);
 
+/// What the second pass made of keys: events through every stage, and
+/// slow teams' messages (by index) for the overflow lane, with their keys.
+#[derive(Default)]
+pub(super) struct Ran {
+    pub(super) done: Vec<Done>,
+    pub(super) rerouted: Vec<(String, usize)>,
+}
+
 /// The stages the shards run, shared by their tasks.
 #[derive(Clone)]
 pub(super) struct Stages {
     pub(super) teams: Arc<TeamCache>,
     pub(super) plugins: Arc<PluginRunner>,
     pub(super) persons: Arc<persons::Persons>,
+    /// Where hot keys and slow teams go; None in the overflow lane itself.
     pub(super) overflow: Option<Arc<overflow::Overflow>>,
+    /// Slow teams: the main pipeline cuts and reroutes them, the overflow
+    /// lane keeps them marked while their calls stay slow.
+    pub(super) slow: Option<Arc<SlowTeams>>,
     pub(super) worker: Arc<WorkerStats>,
     /// Keys one shard runs at once (TASKS_PER_WORKER).
     pub(super) tasks: usize,
@@ -148,18 +161,29 @@ impl Stages {
                 continue;
             };
             let mut event = decoded.event;
+            let distinct_id = event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default().to_string();
+            if self.slow_lane().is_some_and(|s| s.is_slow(team.id)) {
+                out.rerouted.push((overflow::key(&decoded.token, &distinct_id), index));
+                continue;
+            }
             if team.anonymize_ips {
                 event.insert("ip".into(), serde_json::Value::Null);
             }
-            let distinct_id = event.get("distinct_id").and_then(|d| d.as_str()).unwrap_or_default().to_string();
             keys.entry((team.id, distinct_id)).or_default().push(Keyed {
                 index,
                 anonymize_ips: team.anonymize_ips,
+                token: decoded.token,
                 event,
             });
         }
         out.keys = keys.into_iter().collect();
         Ok(out)
+    }
+
+    /// The slow teams this pipeline sends to the overflow lane: only the
+    /// main one, and only with somewhere to send them.
+    fn slow_lane(&self) -> Option<&SlowTeams> {
+        self.overflow.as_ref().and(self.slow.as_deref())
     }
 
     /// The second pass: the keys' events through plugins (on this shard's
@@ -169,35 +193,62 @@ impl Stages {
         slot: usize,
         keys: Vec<((i64, String), Vec<Keyed>)>,
         persons: &persons::Batch,
-    ) -> Result<Vec<Done>, StoreError> {
+    ) -> Result<Ran, StoreError> {
         stream::iter(keys)
-            .map(|((team_id, _), events)| self.run_key(slot, team_id, events, persons))
+            .map(|(key, events)| self.run_key(slot, key, events, persons))
             .buffer_unordered(self.tasks.max(1))
-            .try_concat()
+            .try_fold(Ran::default(), |mut all, mut ran| async move {
+                all.done.append(&mut ran.done);
+                all.rerouted.append(&mut ran.rerouted);
+                Ok(all)
+            })
             .await
     }
 
-    /// The events of one (team, distinct_id), in order.
+    /// The events of one (team, distinct_id), in order. In the main
+    /// pipeline, from the first whose plugins ran past their budget (or
+    /// once the team is slow) on, they go to the overflow lane.
     async fn run_key(
         &self,
         slot: usize,
-        team_id: i64,
+        (team_id, distinct_id): (i64, String),
         events: Vec<Keyed>,
         persons: &persons::Batch,
-    ) -> Result<Vec<Done>, StoreError> {
-        let mut out = Vec::with_capacity(events.len());
+    ) -> Result<Ran, StoreError> {
+        let mut out = Ran { done: Vec::with_capacity(events.len()), rerouted: Vec::new() };
         let w = &self.worker;
-        for Keyed { index, anonymize_ips, event } in events {
-            match w.timed(Stage::Plugins, self.plugins.process_on(slot, team_id, event, &mut ())).await {
+        let lane = self.slow_lane();
+        for Keyed { index, anonymize_ips, token, event } in events {
+            if lane.is_some_and(|s| s.is_slow(team_id)) {
+                out.rerouted.push((overflow::key(&token, &distinct_id), index));
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let budget = lane.map(SlowTeams::budget);
+            match w.timed(Stage::Plugins, self.plugins.process_on(slot, team_id, event, budget, &mut ())).await {
                 Outcome::Event(e) => {
+                    // In the overflow lane: a team whose calls are still slow stays in it.
+                    if let Some(slow) = self.slow.as_ref().filter(|s| lane.is_none() && started.elapsed() > s.budget())
+                    {
+                        slow.mark(team_id);
+                    }
                     let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
                     let changes = w.timed(Stage::Persons, self.persons.process(&mut row, persons)).await?;
-                    out.push((index, row, changes));
+                    out.done.push((index, row, changes));
                 }
                 Outcome::Dropped { by } => tracing::debug!(plugin = %by, "event dropped by a plugin"),
                 Outcome::Unavailable { by, error } => {
                     // The service first: reports cut long reasons short (phs top at 120 columns).
                     return Err(StoreError::Unavailable(format!("{error} (for plugin {by})")));
+                }
+                Outcome::Slow { by } => {
+                    if let Some(slow) = lane
+                        && slow.mark(team_id)
+                    {
+                        tracing::warn!(team_id, plugin = %by, budget_ms = slow.budget().as_millis() as u64,
+                            "processEvent ran past its budget; the team's events go to the overflow lane");
+                    }
+                    out.rerouted.push((overflow::key(&token, &distinct_id), index));
                 }
             }
             // A plugin call or a person step that awaits nothing never gives the thread back, and

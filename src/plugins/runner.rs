@@ -61,6 +61,11 @@ pub enum Outcome {
         by: String,
         error: String,
     },
+    /// A plugin's processEvent ran past the budget it was given and was cut: the
+    /// event is to be processed again from the start, without a budget.
+    Slow {
+        by: String,
+    },
 }
 
 /// A value and the `updated_at` of the row it was read from.
@@ -177,6 +182,10 @@ pub struct Loaded {
     limits_hit: AtomicU8,
     /// The config's secret values, masked in what this runner logs and stores.
     secrets: Arc<super::secrets::Redactor>,
+    /// Held while the config's error is written: a call failing on another
+    /// shard's state as the config is disabled either writes its error
+    /// before the disable's reason or sees the config disabled and does not.
+    error_writes: Mutex<()>,
 }
 
 impl Loaded {
@@ -321,21 +330,24 @@ impl PluginRunner {
 
     /// Runs the team's plugins on one event.
     pub async fn process(&self, team_id: i64, event: Map<String, Value>) -> Outcome {
-        self.process_on(0, team_id, event, &mut ()).await
+        self.process_on(0, team_id, event, None, &mut ()).await
     }
 
     /// [`PluginRunner::process`], showing each plugin's step to `trace`.
     pub async fn process_traced(&self, team_id: i64, event: Map<String, Value>, trace: &mut impl Trace) -> Outcome {
-        self.process_on(0, team_id, event, trace).await
+        self.process_on(0, team_id, event, None, trace).await
     }
 
     /// [`PluginRunner::process_traced`] on the states of shard `slot`: each
     /// pipeline shard passes its own, so shards never wait for each other.
+    /// With a `budget`, a processEvent call that runs longer is cut and the
+    /// event comes back [`Outcome::Slow`], with nothing counted against the plugin.
     pub async fn process_on(
         &self,
         slot: usize,
         team_id: i64,
         mut event: Map<String, Value>,
+        budget: Option<Duration>,
         trace: &mut impl Trace,
     ) -> Outcome {
         let plugins = match self.team_plugins(team_id).await {
@@ -372,8 +384,19 @@ impl PluginRunner {
             // Lent to the call: the plugin reads it through a proxy, and its
             // changes are applied here only once the call has succeeded.
             let started = Instant::now();
-            let result = state.vm.process(&event).await;
+            let result = state.vm.process_within(&event, budget).await;
             let took = started.elapsed();
+            if let Err(e @ CallError::OverBudget(_)) = &result {
+                trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
+                // The operator's one sign of it in `phs plugins logs`: the main pipeline calls a
+                // slow team's plugins again only once its slow-lane time is over.
+                let why = format!(
+                    "{e}: this event and the team's next ones run in the overflow lane, with the full limits, \
+                     until its calls are fast again (PHS_SLOW_LANE_MS)"
+                );
+                self.log(p, LogSource::System, LogLevel::Warn, why);
+                return Outcome::Slow { by: p.label.clone() };
+            }
             if let Err(e @ CallError::Unavailable(error)) = &result {
                 // Not the plugin's failure: nothing recorded against it, nothing counted towards
                 // disabling it; the pipeline retries the batch once the dependency answers.
@@ -593,6 +616,7 @@ impl PluginRunner {
         // The reason may quote the plugin's last error, which may hold a secret.
         let reason = p.secrets.redact(&reason).into_owned();
         self.log(p, LogSource::System, LogLevel::Error, reason.clone());
+        let _writing = p.error_writes.lock().await;
         let update = PluginConfigUpdate {
             enabled: Some(false),
             error: Some(Some(error_json(&reason, None))),
@@ -613,6 +637,7 @@ impl PluginRunner {
         crate::metrics::global().plugin_error(&p.stats, message, event);
         // Once disabled, the reason stays on the config: a call still running on another
         // shard's state when it was disabled must not replace it with its own error.
+        let _writing = p.error_writes.lock().await;
         if p.is_disabled() {
             return;
         }
@@ -845,6 +870,7 @@ impl PluginRunner {
             disabled: AtomicBool::new(false),
             limits_in_a_row: AtomicU32::new(0),
             limits_hit: AtomicU8::new(0),
+            error_writes: Mutex::new(()),
             secrets,
         })
     }

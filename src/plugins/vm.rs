@@ -64,6 +64,10 @@ pub enum CallError {
     /// catch: the event waits for it, as the pipeline's own calls do.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
+    /// A processEvent call given a budget ([`PluginVm::process_within`]) ran past it and was
+    /// cut: not the plugin's failure, the event is to run again where it may take its full limits.
+    #[error("processEvent ran past its budget of {} ms and was cut", .0.as_millis())]
+    OverBudget(Duration),
 }
 
 impl CallError {
@@ -210,6 +214,16 @@ impl PluginVm {
     /// it unchanged. The plugin sees the event through a proxy, so the cost
     /// is that of what it reads and writes, not of the whole event.
     pub async fn process(&self, event: &Map<String, Json>) -> Result<Processed, CallError> {
+        self.process_within(event, None).await
+    }
+
+    /// [`PluginVm::process`], cut once it has run for `budget` (CPU or wall
+    /// time, whichever is shorter than its limit): Err([`CallError::OverBudget`]).
+    pub async fn process_within(
+        &self,
+        event: &Map<String, Json>,
+        budget: Option<Duration>,
+    ) -> Result<Processed, CallError> {
         if !self.has("processEvent") {
             return Ok(Processed::Kept(Edit::none()));
         }
@@ -219,7 +233,7 @@ impl PluginVm {
         // Declared after `inner`, so it runs while the lock is held, on
         // every way out, including the call future being dropped.
         let _end = EndOfCall(&inner.proxies);
-        inner.run(process, Hook::Top("processEvent"), self.share(), MultiValue::new()).await?;
+        inner.run(process, Hook::Top("processEvent"), self.share(), budget, MultiValue::new()).await?;
         match inner.proxies.returned() {
             None => Ok(Processed::Kept(Edit::none())),
             Some(Ok(Returned::Event(edit))) => Ok(Processed::Kept(edit)),
@@ -327,7 +341,7 @@ impl PluginVm {
             }
             None => MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
         };
-        let value = inner.run(&inner.protected_call, hook, share, args).await?;
+        let value = inner.run(&inner.protected_call, hook, share, None, args).await?;
         let budget = match hook {
             Hook::Top("processEvent") => MAX_EVENT_BYTES,
             _ => convert::MAX_VALUE_BYTES,
@@ -353,35 +367,49 @@ impl PluginVm {
 
 impl Inner {
     /// Calls `func` with `args` within `hook`'s CPU and wall-time limits,
-    /// divided by `share` (see [`PROBATION_SHARE`]); returns what it returned.
-    async fn run(&self, func: &Function, hook: Hook<'_>, share: u32, args: MultiValue) -> Result<Value, CallError> {
+    /// divided by `share` (see [`PROBATION_SHARE`]), and cut sooner at
+    /// `budget` if one is given; returns what it returned.
+    async fn run(
+        &self,
+        func: &Function,
+        hook: Hook<'_>,
+        share: u32,
+        budget: Option<Duration>,
+        args: MultiValue,
+    ) -> Result<Value, CallError> {
         let limit = match hook {
             Hook::Top("processEvent") => self.limits.process_event,
             Hook::Top("onEvent") => self.limits.on_event,
             _ => self.limits.task_cpu,
         } / share;
-        self.deadline.arm(limit);
         // Wall time also bounds waiting in async host calls (cache, fetch),
-        // which the CPU deadline pauses for. Most calls never wait: the first
-        // poll runs them to the end, and the wall-clock timer is only set up
-        // for those that do (the CPU deadline covers the first poll).
+        // which the CPU deadline pauses for.
         let wall = match hook {
             Hook::Top("processEvent") => self.limits.process_event_wall.max(limit),
             _ => limit.max(self.limits.task),
         } / share;
+        // A budget only matters where it cuts before a limit would.
+        let cpu_cut = budget.filter(|b| *b < limit);
+        let wall_cut = budget.filter(|b| *b < wall);
+        self.deadline.arm(cpu_cut.unwrap_or(limit));
+        // Most calls never wait: the first poll runs them to the end, and the
+        // wall-clock timer is only set up for those that do (the CPU deadline
+        // covers the first poll).
         // mlua catches a panic in a host function and resumes it once the
         // error reaches Rust, here: it becomes this call's error, not the server's.
         let mut call = std::pin::pin!(AssertUnwindSafe(func.call_async::<Value>(args)).catch_unwind());
         let first = call.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
         let result = match first {
             std::task::Poll::Ready(r) => Ok(r),
-            std::task::Poll::Pending => tokio::time::timeout(wall, call).await,
+            std::task::Poll::Pending => tokio::time::timeout(wall_cut.unwrap_or(wall), call).await,
         };
         // One meta.cache/storage call waiting for half the wall time: its service is out, not the
         // plugin slow (a loop of quick calls that runs out of time stays the plugin's time limit).
         let stuck_on = self.deadline.store_waited().filter(|(w, _)| *w >= wall / 2).map(|(_, service)| service);
         self.deadline.disarm();
         match result {
+            // Cut at the budget, before any limit or outage could be told apart from slowness.
+            Err(_) if let Some(budget) = wall_cut => Err(CallError::OverBudget(budget)),
             Err(_) if let Some(service) = stuck_on => Err(CallError::Unavailable(format!(
                 "{service} gave meta.cache or meta.storage no answer within {wall:?}"
             ))),
@@ -392,9 +420,12 @@ impl Inner {
             // plugin may catch the error and fail in its own words. An outage is never a reason
             // to let an event past its plugin.
             Ok(Ok(Err(_))) if let Some(outage) = self.deadline.store_outage() => Err(CallError::Unavailable(outage)),
-            // Once the limit was hit the call cannot succeed, whatever error
+            // Once the deadline was hit the call cannot succeed, whatever error
             // it ends with (the limit may strike inside an error handler).
-            Ok(Ok(Err(_))) if self.deadline.tripped() => Err(CallError::TimeLimit(self.deadline.limit())),
+            Ok(Ok(Err(_))) if self.deadline.tripped() => Err(match cpu_cut {
+                Some(budget) => CallError::OverBudget(budget),
+                None => CallError::TimeLimit(self.deadline.limit()),
+            }),
             Ok(Ok(r)) => r.map_err(|e| classify(&e, &self.limits)),
         }
     }
@@ -567,5 +598,43 @@ mod tests {
         // The state still serves the next call.
         let ok = vm.process_event(&serde_json::json!({"event": "fine"})).await.unwrap();
         assert!(matches!(ok, ProcessOutcome::Event(e) if e["event"] == "fine"));
+    }
+
+    fn event(name: &str) -> Map<String, Json> {
+        serde_json::json!({"event": name}).as_object().cloned().unwrap_or_default()
+    }
+
+    /// A budget cuts a call that spins, even one that catches errors, or that
+    /// waits in a host call, as its own kind of error: not a limit, so
+    /// nothing counts it against the plugin; the state serves the next call.
+    #[tokio::test]
+    async fn a_call_past_its_budget_is_cut_as_over_budget() {
+        let vm = vm("function processEvent(e)
+                       if e.event == 'spin' then while true do end end
+                       if e.event == 'caught' then pcall(function() while true do end end) end
+                       if e.event == 'wait' then wait() end
+                       return e
+                     end");
+        {
+            let inner = vm.inner.lock().await;
+            let wait = inner
+                .lua
+                .create_async_function(|_, ()| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Ok(())
+                })
+                .unwrap();
+            inner.lua.globals().set("wait", wait).unwrap();
+        }
+        let budget = Some(Duration::from_millis(30));
+        for name in ["spin", "caught", "wait"] {
+            let err = vm.process_within(&event(name), budget).await.err();
+            assert!(matches!(err, Some(CallError::OverBudget(b)) if b == Duration::from_millis(30)), "{name}: {err:?}");
+            assert!(!err.is_some_and(|e| e.is_limit()));
+        }
+        assert!(matches!(vm.process_within(&event("fine"), budget).await, Ok(Processed::Kept(_))));
+        // Without a budget the limit stops the spin, as a limit.
+        let err = vm.process(&event("spin")).await.err();
+        assert!(matches!(err, Some(CallError::TimeLimit(_))), "{err:?}");
     }
 }

@@ -304,7 +304,7 @@ async fn chain(
     let output = match outcome {
         Outcome::Event(e) => Some(e),
         // The steps say which dependency was out; a dry run has no batch to retry.
-        Outcome::Dropped { .. } | Outcome::Unavailable { .. } => None,
+        Outcome::Dropped { .. } | Outcome::Unavailable { .. } | Outcome::Slow { .. } => None,
     };
     (steps.0, output)
 }
