@@ -22,12 +22,12 @@ use crate::pipeline::capture::{self, CaptureState};
 use crate::pipeline::definitions::{Definitions, writer};
 use crate::pipeline::handoff::{self, TopicHandoff};
 use crate::pipeline::overflow::{KafkaOverflow, Overflow};
-use crate::pipeline::slow_lane::SlowTeams;
 use crate::pipeline::persons::Persons;
 use crate::pipeline::sink::DeadLetterQueue;
 use crate::pipeline::sink::dlq_topic::DlqTopic;
 use crate::pipeline::sink::fanout::Fanout;
 use crate::pipeline::sink::topics::ClickHouseTopics;
+use crate::pipeline::slow_lane::SlowTeams;
 use crate::pipeline::source::Source;
 use crate::pipeline::source::kafka::KafkaSource;
 use crate::pipeline::source::local_log::LocalLog;
@@ -403,8 +403,8 @@ async fn start_pipeline(
         None => Box::new(KafkaSource::new(&s.kafka)?),
     };
     let mut main = pipeline();
-    let slow_lane = (settings.slow_lane_ms > 0)
-        .then(|| Arc::new(SlowTeams::new(Duration::from_millis(settings.slow_lane_ms))));
+    let slow_lane =
+        (settings.slow_lane_ms > 0).then(|| Arc::new(SlowTeams::new(Duration::from_millis(settings.slow_lane_ms))));
     if settings.event_overflow_bucket_capacity > 0 || slow_lane.is_some() {
         let (to, from): (Arc<dyn Producer>, Box<dyn Source>) = match &ingestion.kafka {
             Some(producer) => {

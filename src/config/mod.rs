@@ -310,8 +310,13 @@ pub struct ServeSettings {
     /// with the full plugin limits, until the team's calls have been within this for a minute; so a slow
     /// or hostile plugin holds up other teams' batches for this long once, not for its limits at every
     /// call. 0 turns it off.
-    #[arg(long, env = "PHS_SLOW_LANE_MS", value_name = "PHS_SLOW_LANE_MS", default_value_t = 100,
-          help_heading = "Plugins")]
+    #[arg(
+        long,
+        env = "PHS_SLOW_LANE_MS",
+        value_name = "PHS_SLOW_LANE_MS",
+        default_value_t = 100,
+        help_heading = "Plugins"
+    )]
     pub slow_lane_ms: u64,
 
     /// Hours a message of the embedded local logs (ingestion and overflow) is kept once

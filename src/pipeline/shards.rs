@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::team::TeamCache;
 use super::slow_lane::SlowTeams;
+use super::team::TeamCache;
 use super::{Keyed, Refused, normalize, overflow, persons, prepare};
 use crate::metrics::{Stage, WorkerStats};
 use crate::plugins::runner::{Outcome, PluginRunner};
@@ -224,8 +224,19 @@ impl Stages {
                 continue;
             }
             let started = std::time::Instant::now();
-            let budget = lane.map(SlowTeams::budget);
-            match w.timed(Stage::Plugins, self.plugins.process_on(slot, team_id, event, budget, &mut ())).await {
+            let outcome = match (lane, &self.slow) {
+                // The overflow lane: its calls take the cores only when the main pipeline leaves them.
+                (None, Some(slow)) => {
+                    let plugins = self.plugins.clone();
+                    let call = async move { plugins.process_on(slot, team_id, event, None, &mut ()).await };
+                    w.timed(Stage::Plugins, slow.run_low(call)).await
+                }
+                _ => {
+                    let budget = lane.map(SlowTeams::budget);
+                    w.timed(Stage::Plugins, self.plugins.process_on(slot, team_id, event, budget, &mut ())).await
+                }
+            };
+            match outcome {
                 Outcome::Event(e) => {
                     // In the overflow lane: a team whose calls are still slow stays in it.
                     if let Some(slow) = self.slow.as_ref().filter(|s| lane.is_none() && started.elapsed() > s.budget())

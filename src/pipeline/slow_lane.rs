@@ -3,10 +3,11 @@
 //! never answers or captures in a loop would hold up every team's events
 //! for as long as its limits allow (500 ms of CPU, 2 s of wall time), and
 //! again on each call until it is disabled. The main pipeline gives each
-//! call a budget instead (PHS_SLOW_LANE_MS): a call that runs past it is
-//! cut, and its event, with the rest of that team's events from then on,
-//! goes unchanged to the overflow lane, where the second pipeline runs them
-//! with the full limits (where an offender is disabled as before). As
+//! event's processEvent chain a budget instead (PHS_SLOW_LANE_MS): a call
+//! that runs past it is cut, and its event, with the rest of that team's
+//! events from then on, goes unchanged to the overflow lane, where the
+//! second pipeline runs them with the full limits (where an offender is
+//! disabled as before). As
 //! PostHog's HogWatcher does for its functions, a team leaves the slow lane
 //! once its calls there have stayed within the budget for [`SLOW_FOR`].
 //!
@@ -15,14 +16,34 @@
 //! crash. A team's events in the two lanes are ingested concurrently, so a
 //! person's events may be applied out of order around a switch, as for hot
 //! keys.
+//!
+//! Cutting the call frees the batch, not the cores: an offender that spins
+//! for its 500 ms in the overflow lane would take them from the main
+//! pipeline all the same, and a Lua call that runs without awaiting keeps
+//! its runtime thread (and the tasks queued behind it) for as long. So the
+//! overflow lane's plugin calls run on threads of their own at a lower CPU
+//! priority ([`NICE`]): the main pipeline's threads get the cores first,
+//! and the overflow lane has whatever they leave. Their awaits (fetch, the
+//! cache) stay on the main runtime's I/O driver and timers.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use futures_executor::ThreadPool;
+use futures_util::FutureExt;
 
 /// How long a team stays in the slow lane after its last call over the budget.
 pub const SLOW_FOR: Duration = Duration::from_secs(60);
+
+/// The nice value of the overflow lane's plugin threads: at 10 against the
+/// main pipeline's 0, Linux gives them about a tenth of a contended core.
+pub const NICE: i32 = 10;
 
 /// The teams whose events go to the overflow lane, and the budget that
 /// decides it; shared by the main pipeline (which cuts and reroutes) and
@@ -34,14 +55,16 @@ pub struct SlowTeams {
     /// Entries of `until`: most of the time none, and then every event
     /// passes without taking the lock.
     marked: AtomicUsize,
+    /// The overflow lane's plugin threads, started at its first call.
+    threads: OnceLock<Option<ThreadPool>>,
 }
 
 impl SlowTeams {
     pub fn new(budget: Duration) -> Self {
-        SlowTeams { budget, until: Mutex::new(HashMap::new()), marked: AtomicUsize::new(0) }
+        SlowTeams { budget, until: Mutex::new(HashMap::new()), marked: AtomicUsize::new(0), threads: OnceLock::new() }
     }
 
-    /// The time a processEvent chain may take in the main pipeline.
+    /// The time an event's processEvent chain may take in the main pipeline.
     pub fn budget(&self) -> Duration {
         self.budget
     }
@@ -72,6 +95,63 @@ impl SlowTeams {
         self.marked.store(until.len(), Ordering::Relaxed);
         !was
     }
+
+    /// Runs `call` (the overflow lane's plugin calls) on the low-priority
+    /// threads, within the current tokio runtime; a panic in it is raised
+    /// again here. Inline if the threads could not be started.
+    pub async fn run_low<T: Send + 'static>(&self, call: impl Future<Output = T> + Send + 'static) -> T {
+        let Some(threads) = self.threads.get_or_init(low_priority_threads) else { return call.await };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let call = AssertUnwindSafe(call).catch_unwind().map(move |r| {
+            let _ = tx.send(r);
+        });
+        threads.spawn_ok(InRuntime { runtime: tokio::runtime::Handle::current(), call: Box::pin(call) });
+        match rx.await {
+            Ok(Ok(v)) => v,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // spawn_ok runs every task it takes to its end, so the sender is only dropped by a panic.
+            Err(_) => std::panic::resume_unwind(Box::new("the overflow lane's plugin thread dropped a call")),
+        }
+    }
+}
+
+/// As many threads as cores, each at [`NICE`].
+fn low_priority_threads() -> Option<ThreadPool> {
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pool =
+        ThreadPool::builder().pool_size(n).name_prefix("phs-slow-lane-").after_start(|_| lower_priority()).create();
+    pool.map_err(
+        |err| tracing::warn!(%err, "could not start the slow lane's threads; its calls run beside the main pipeline's"),
+    )
+    .ok()
+}
+
+/// Lowers the calling thread's priority (Linux: nice is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with the calling thread's own id changes only its nice value.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, NICE) != 0 {
+            tracing::debug!(err = %std::io::Error::last_os_error(), "could not lower a slow-lane thread's priority");
+        }
+    }
+}
+
+/// A future polled on a thread outside the runtime, with the runtime's
+/// context entered at each poll: its I/O, timers and spawns are the runtime's.
+struct InRuntime {
+    runtime: tokio::runtime::Handle,
+    call: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Future for InRuntime {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let _entered = this.runtime.enter();
+        this.call.as_mut().poll(cx)
+    }
 }
 
 #[cfg(test)]
@@ -96,5 +176,24 @@ mod tests {
         assert!(!slow.is_slow(7));
         assert_eq!(slow.marked.load(Ordering::Relaxed), 0, "forgotten, so later events skip the lock");
         assert!(slow.mark(7), "slow again: said again");
+    }
+
+    #[tokio::test]
+    async fn the_overflow_lanes_calls_run_on_low_priority_threads_within_the_runtime() {
+        let slow = SlowTeams::new(Duration::from_millis(100));
+        let (name, nice) = slow
+            .run_low(async {
+                // The runtime's timer, from a thread that is not one of its own.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                // SAFETY: getpriority of the calling thread reads its nice value.
+                let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+                (std::thread::current().name().map(String::from), nice)
+            })
+            .await;
+        assert!(name.is_some_and(|n| n.starts_with("phs-slow-lane-")));
+        assert_eq!(nice, NICE);
+        let panicked = AssertUnwindSafe(slow.run_low(async { panic!("a plugin call's bug") })).catch_unwind().await;
+        assert!(panicked.is_err(), "the panic reaches the caller");
+        assert_eq!(slow.run_low(async { 7 }).await, 7, "and the threads serve the next call");
     }
 }

@@ -340,8 +340,9 @@ impl PluginRunner {
 
     /// [`PluginRunner::process_traced`] on the states of shard `slot`: each
     /// pipeline shard passes its own, so shards never wait for each other.
-    /// With a `budget`, a processEvent call that runs longer is cut and the
-    /// event comes back [`Outcome::Slow`], with nothing counted against the plugin.
+    /// With a `budget`, a chain of processEvent calls that runs longer is cut
+    /// and the event comes back [`Outcome::Slow`], with nothing counted
+    /// against the plugin whose call was cut.
     pub async fn process_on(
         &self,
         slot: usize,
@@ -359,6 +360,7 @@ impl PluginRunner {
             return Outcome::Event(event);
         }
         let (mut succeeded, mut failed, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
+        let chain_started = Instant::now();
         for p in plugins.iter() {
             if p.vm().has("onEvent") || p.vm().has("exportEvents") {
                 deferred.push(p.label.clone());
@@ -384,15 +386,19 @@ impl PluginRunner {
             // Lent to the call: the plugin reads it through a proxy, and its
             // changes are applied here only once the call has succeeded.
             let started = Instant::now();
-            let result = state.vm.process_within(&event, budget).await;
+            // The budget is the whole chain's: what the plugins before this one left of it.
+            let left = budget.map(|b| b.saturating_sub(chain_started.elapsed()).max(Duration::from_millis(1)));
+            let result = state.vm.process_within(&event, left).await;
             let took = started.elapsed();
             if let Err(e @ CallError::OverBudget(_)) = &result {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
                 // The operator's one sign of it in `phs plugins logs`: the main pipeline calls a
                 // slow team's plugins again only once its slow-lane time is over.
                 let why = format!(
-                    "{e}: this event and the team's next ones run in the overflow lane, with the full limits, \
-                     until its calls are fast again (PHS_SLOW_LANE_MS)"
+                    "processEvent was cut: the event's plugins ran past the main pipeline's budget of {} ms \
+                     (PHS_SLOW_LANE_MS); this event and the team's next ones run in the overflow lane, with \
+                     the full limits, until its calls are fast again",
+                    budget.unwrap_or_default().as_millis()
                 );
                 self.log(p, LogSource::System, LogLevel::Warn, why);
                 return Outcome::Slow { by: p.label.clone() };
