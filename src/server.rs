@@ -342,11 +342,13 @@ async fn start_pipeline(
     let stop = tasks.stop();
     let s = &settings.store;
     let shards = settings.shards();
+    let fetch = FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() };
+    fetch.warm();
     let options = IngestOptions {
         clickhouse_topics: settings.kafka_clickhouse_topics,
         runner: RunnerOptions {
             limits: Limits::default(),
-            fetch: FetchPolicy { allow_private: settings.plugin_fetch_allow_private, ..Default::default() },
+            fetch,
             geoip: runtime.geoip.clone(),
             auto_disable: ErrorRatePolicy {
                 rate: settings.plugin_disable_error_rate,

@@ -135,7 +135,7 @@ async fn cut_and_rerouted(env: Vec<(&'static str, String)>) {
         "one call cut in the main pipeline, then each event once in the overflow lane"
     );
     let logs = crate::util::phs_ok(&env, &["plugins", "logs", "1", "--level", "warn"]);
-    assert!(logs.contains("budget of 100 ms") && logs.contains("overflow lane"), "{logs}");
+    assert!(logs.contains("budget of 50 ms") && logs.contains("overflow lane"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

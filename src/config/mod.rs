@@ -314,7 +314,7 @@ pub struct ServeSettings {
         long,
         env = "PHS_SLOW_LANE_MS",
         value_name = "PHS_SLOW_LANE_MS",
-        default_value_t = 100,
+        default_value_t = 50,
         help_heading = "Plugins"
     )]
     pub slow_lane_ms: u64,

@@ -236,13 +236,27 @@ impl Stages {
                     w.timed(Stage::Plugins, self.plugins.process_on(slot, team_id, event, budget, &mut ())).await
                 }
             };
+            // A chain that took long where no cut reaches (setupPlugin, converting what it
+            // returned) makes its team slow too, from its next event on; in the overflow lane,
+            // a team whose calls are still slow stays slow.
+            if let Some(slow) = &self.slow
+                && (matches!(outcome, Outcome::Slow { .. }) || started.elapsed() > slow.budget())
+                && slow.mark(team_id)
+                && lane.is_some()
+            {
+                let plugins = match &outcome {
+                    Outcome::Slow { by } => by.as_str(),
+                    _ => "its plugins",
+                };
+                tracing::warn!(
+                    team_id,
+                    plugin = plugins,
+                    budget_ms = slow.budget().as_millis() as u64,
+                    "processEvent ran past its budget; the team's events go to the overflow lane"
+                );
+            }
             match outcome {
                 Outcome::Event(e) => {
-                    // In the overflow lane: a team whose calls are still slow stays in it.
-                    if let Some(slow) = self.slow.as_ref().filter(|s| lane.is_none() && started.elapsed() > s.budget())
-                    {
-                        slow.mark(team_id);
-                    }
                     let mut row = prepare::prepare(e, team_id, anonymize_ips, chrono::Utc::now());
                     let changes = w.timed(Stage::Persons, self.persons.process(&mut row, persons)).await?;
                     out.done.push((index, row, changes));
@@ -252,15 +266,7 @@ impl Stages {
                     // The service first: reports cut long reasons short (phs top at 120 columns).
                     return Err(StoreError::Unavailable(format!("{error} (for plugin {by})")));
                 }
-                Outcome::Slow { by } => {
-                    if let Some(slow) = lane
-                        && slow.mark(team_id)
-                    {
-                        tracing::warn!(team_id, plugin = %by, budget_ms = slow.budget().as_millis() as u64,
-                            "processEvent ran past its budget; the team's events go to the overflow lane");
-                    }
-                    out.rerouted.push((overflow::key(&token, &distinct_id), index));
-                }
+                Outcome::Slow { .. } => out.rerouted.push((overflow::key(&token, &distinct_id), index)),
             }
             // A plugin call or a person step that awaits nothing never gives the thread back, and
             // with a shard on every runtime thread the capture endpoint, the writes and commits,

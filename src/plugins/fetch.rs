@@ -29,6 +29,15 @@ pub struct FetchPolicy {
 }
 
 impl FetchPolicy {
+    /// Makes the shared client now: building it loads the system's root
+    /// certificates, a few hundred milliseconds that the first plugin call
+    /// to fetch would otherwise spend, holding up its batch.
+    pub fn warm(&self) {
+        if let Err(err) = self.client() {
+            tracing::warn!(%err, "the plugins' fetch client could not be made; fetch will fail");
+        }
+    }
+
     fn client(&self) -> Result<&reqwest::Client, String> {
         if let Some(c) = self.client.get() {
             return Ok(c);
