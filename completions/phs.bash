@@ -2066,7 +2066,7 @@ _phs() {
             return 0
             ;;
         phs__subcmd__serve)
-            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --on-event-concurrency --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --definitions --event-overflow-bucket-capacity --log-retention-hours --log-retention-bytes --dead-letter-retention-count --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
+            opts="-h -V --database-url --data-dir --redis-url --kafka-hosts --kafka-consumption-topic --kafka-consumer-group --kafka-prefix --kafka-client-cert-b64 --kafka-client-cert-key-b64 --kafka-trusted-cert-b64 --kafka-security-protocol --kafka-sasl-mechanism --kafka-sasl-user --kafka-sasl-password --kafka-producer-max-queue-size --kafka-flush-frequency-ms --kafka-max-message-batch-size --clickhouse-host --clickhouse-database --clickhouse-user --clickhouse-password --clickhouse-secure --clickhouse-ca --worker-concurrency --tasks-per-worker --on-event-concurrency --plugin-server-mode --schedule-lock-ttl --disable-mmdb --mmdb-file-location --plugin-disable-error-rate --plugin-disable-min-calls --plugin-disable-window-seconds --plugin-fetch-allow-private --kafka-clickhouse-topics --definitions --event-overflow-bucket-capacity --slow-lane-ms --log-retention-hours --log-retention-bytes --dead-letter-retention-count --event-overflow-bucket-replenish-rate --distinct-id-lru-size --admin-addr --capture-addr --ready-file --healthcheck-max-stale-seconds --health-max-batch-seconds --shutdown-timeout-seconds --statsd-host --statsd-port --statsd-prefix --log-level --log-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2217,6 +2217,10 @@ _phs() {
                     return 0
                     ;;
                 --event-overflow-bucket-capacity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slow-lane-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -223,8 +223,7 @@ impl Stages {
                 out.rerouted.push((overflow::key(&token, &distinct_id), index));
                 continue;
             }
-            let started = std::time::Instant::now();
-            let outcome = match (lane, &self.slow) {
+            let (outcome, took) = match (lane, &self.slow) {
                 // The overflow lane: its calls take the cores only when the main pipeline leaves them.
                 (None, Some(slow)) => {
                     let plugins = self.plugins.clone();
@@ -240,7 +239,7 @@ impl Stages {
             // returned) makes its team slow too, from its next event on; in the overflow lane,
             // a team whose calls are still slow stays slow.
             if let Some(slow) = &self.slow
-                && (matches!(outcome, Outcome::Slow { .. }) || started.elapsed() > slow.budget())
+                && (matches!(outcome, Outcome::Slow { .. }) || took > slow.budget())
                 && slow.mark(team_id)
                 && lane.is_some()
             {

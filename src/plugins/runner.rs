@@ -330,19 +330,21 @@ impl PluginRunner {
 
     /// Runs the team's plugins on one event.
     pub async fn process(&self, team_id: i64, event: Map<String, Value>) -> Outcome {
-        self.process_on(0, team_id, event, None, &mut ()).await
+        self.process_on(0, team_id, event, None, &mut ()).await.0
     }
 
     /// [`PluginRunner::process`], showing each plugin's step to `trace`.
     pub async fn process_traced(&self, team_id: i64, event: Map<String, Value>, trace: &mut impl Trace) -> Outcome {
-        self.process_on(0, team_id, event, None, trace).await
+        self.process_on(0, team_id, event, None, trace).await.0
     }
 
     /// [`PluginRunner::process_traced`] on the states of shard `slot`: each
     /// pipeline shard passes its own, so shards never wait for each other.
     /// With a `budget`, a chain of processEvent calls that runs longer is cut
     /// and the event comes back [`Outcome::Slow`], with nothing counted
-    /// against the plugin whose call was cut.
+    /// against the plugin whose call was cut. Also returns how long the
+    /// team's plugins took (their setupPlugin and calls, not phs's own
+    /// bookkeeping such as recording their errors).
     pub async fn process_on(
         &self,
         slot: usize,
@@ -350,17 +352,20 @@ impl PluginRunner {
         mut event: Map<String, Value>,
         budget: Option<Duration>,
         trace: &mut impl Trace,
-    ) -> Outcome {
+    ) -> (Outcome, Duration) {
         let plugins = match self.team_plugins(team_id).await {
             Ok(plugins) => plugins,
             // Passing the event on without its team's plugins would be for good: it waits instead.
-            Err(err) => return Outcome::Unavailable { by: "the team's plugin list".into(), error: err.to_string() },
+            Err(err) => {
+                let by = "the team's plugin list".into();
+                return (Outcome::Unavailable { by, error: err.to_string() }, Duration::ZERO);
+            }
         };
         if plugins.is_empty() || event.get("event").and_then(Value::as_str) == Some("$snapshot") {
-            return Outcome::Event(event);
+            return (Outcome::Event(event), Duration::ZERO);
         }
         let (mut succeeded, mut failed, mut deferred) = (Vec::new(), Vec::new(), Vec::new());
-        let chain_started = Instant::now();
+        let mut spent = Duration::ZERO;
         for p in plugins.iter() {
             if p.vm().has("onEvent") || p.vm().has("exportEvents") {
                 deferred.push(p.label.clone());
@@ -373,23 +378,27 @@ impl PluginRunner {
                 continue;
             }
             let state = p.state(slot);
-            match self.set_up(p, state).await {
+            let setting_up = Instant::now();
+            let set_up = self.set_up(p, state).await;
+            spent += setting_up.elapsed();
+            match set_up {
                 SetUp::Ready => {}
                 SetUp::Failed => {
                     trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
                     failed.push(p.label.clone());
                     continue;
                 }
-                SetUp::Unavailable(error) => return Outcome::Unavailable { by: p.label.clone(), error },
+                SetUp::Unavailable(error) => return (Outcome::Unavailable { by: p.label.clone(), error }, spent),
             }
             event.insert("team_id".into(), json!(team_id));
             // Lent to the call: the plugin reads it through a proxy, and its
             // changes are applied here only once the call has succeeded.
             let started = Instant::now();
             // The budget is the whole chain's: what the plugins before this one left of it.
-            let left = budget.map(|b| b.saturating_sub(chain_started.elapsed()).max(Duration::from_millis(1)));
+            let left = budget.map(|b| b.saturating_sub(spent).max(Duration::from_millis(1)));
             let result = state.vm.process_within(&event, left).await;
             let took = started.elapsed();
+            spent += took;
             if let Err(e @ CallError::OverBudget(_)) = &result {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
                 // The operator's one sign of it in `phs plugins logs`: the main pipeline calls a
@@ -401,13 +410,13 @@ impl PluginRunner {
                     budget.unwrap_or_default().as_millis()
                 );
                 self.log(p, LogSource::System, LogLevel::Warn, why);
-                return Outcome::Slow { by: p.label.clone() };
+                return (Outcome::Slow { by: p.label.clone() }, spent);
             }
             if let Err(e @ CallError::Unavailable(error)) = &result {
                 // Not the plugin's failure: nothing recorded against it, nothing counted towards
                 // disabling it; the pipeline retries the batch once the dependency answers.
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
-                return Outcome::Unavailable { by: p.label.clone(), error: error.clone() };
+                return (Outcome::Unavailable { by: p.label.clone(), error: error.clone() }, spent);
             }
             p.record_call(&state.vm, took).await;
             if let Err(e) = &result {
@@ -422,7 +431,7 @@ impl PluginRunner {
                 Ok(Processed::Dropped) => {
                     trace.step(p, &event, Step::Dropped, took);
                     self.count_call(p, false).await;
-                    return Outcome::Dropped { by: p.label.clone() };
+                    return (Outcome::Dropped { by: p.label.clone() }, spent);
                 }
                 Ok(Processed::Kept(edit)) => {
                     // The uuid is the event's key in the embedded events store: one set to
@@ -465,7 +474,7 @@ impl PluginRunner {
                 props.insert(key.into(), json!(list));
             }
         }
-        Outcome::Event(event)
+        (Outcome::Event(event), spent)
     }
 
     /// Runs setupPlugin once on the first state (the async side's); after
