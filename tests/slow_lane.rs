@@ -114,6 +114,9 @@ async fn slow_team_beside_a_fast_one(env: Vec<(&'static str, String)>, rerouted:
     for c in listed["configs"].as_array().unwrap() {
         assert_eq!((c["enabled"].clone(), c["error"].clone()), (json!(true), Value::Null), "{c}");
     }
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
+    let slow_teams = if rerouted > 0 { 1 } else { 0 };
+    assert!(metrics.lines().any(|l| l == format!("phs_slow_lane_teams {slow_teams}")), "{metrics}");
     // Counted once the main batch is committed, which can come after its events are visible.
     let counted = format!("phs_events_overflowed_total {rerouted}");
     eventually(Duration::from_secs(30), &counted, || async {

@@ -38,8 +38,10 @@ pub struct Metrics {
     /// Events written to the sink; on an instance that only runs the async
     /// stream, events handed to plugins' onEvent or exportEvents (once per plugin config).
     pub events_out: Counter,
-    /// Events of hot keys sent to the overflow topic.
+    /// Events of hot keys and slow teams sent to the overflow topic.
     pub events_overflowed: Counter,
+    /// Teams in the slow lane now (see `pipeline::slow_lane`).
+    pub slow_lane_teams: AtomicI64,
     dropped: Mutex<BTreeMap<String, u64>>,
     dead_letters: Mutex<BTreeMap<String, u64>>,
     /// What the start-up check of the embedded files found, by (file, what) (see `migrate::recover`).
@@ -89,6 +91,7 @@ impl Metrics {
             events_in: Counter::default(),
             events_out: Counter::default(),
             events_overflowed: Counter::default(),
+            slow_lane_teams: AtomicI64::new(0),
             dropped: Mutex::default(),
             dead_letters: Mutex::default(),
             recovery: Mutex::default(),

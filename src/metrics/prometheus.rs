@@ -38,8 +38,20 @@ impl Metrics {
         let _ = writeln!(o, "phs_events_in_total {}", self.events_in.get());
         header(o, "events_out_total", "counter", "Events written to the sink.");
         let _ = writeln!(o, "phs_events_out_total {}", self.events_out.get());
-        header(o, "events_overflowed_total", "counter", "Events of hot keys rerouted to the overflow topic.");
+        header(
+            o,
+            "events_overflowed_total",
+            "counter",
+            "Events of hot keys and slow teams rerouted to the overflow topic.",
+        );
         let _ = writeln!(o, "phs_events_overflowed_total {}", self.events_overflowed.get());
+        header(
+            o,
+            "slow_lane_teams",
+            "gauge",
+            "Teams whose events run in the overflow lane: their plugins ran past PHS_SLOW_LANE_MS.",
+        );
+        let _ = writeln!(o, "phs_slow_lane_teams {}", self.slow_lane_teams.load(std::sync::atomic::Ordering::Relaxed));
         header(o, "events_dropped_total", "counter", "Events that did not reach the sink, by reason.");
         for (reason, n) in self.dropped_counts() {
             let _ = writeln!(o, "phs_events_dropped_total{{reason=\"{}\"}} {n}", esc(&reason));

@@ -79,7 +79,7 @@ impl SlowTeams {
             Some(t) if *t > Instant::now() => true,
             Some(_) => {
                 until.remove(&team_id);
-                self.marked.store(until.len(), Ordering::Relaxed);
+                self.count(until.len());
                 false
             }
             None => false,
@@ -92,8 +92,15 @@ impl SlowTeams {
         let mut until = self.until.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let was = until.insert(team_id, now + SLOW_FOR).is_some_and(|t| t > now);
-        self.marked.store(until.len(), Ordering::Relaxed);
+        self.count(until.len());
         !was
+    }
+
+    /// A team that left the slow lane is counted out when its next event
+    /// is checked: until then the gauge may show it a little longer.
+    fn count(&self, teams: usize) {
+        self.marked.store(teams, Ordering::Relaxed);
+        crate::metrics::global().slow_lane_teams.store(teams as i64, Ordering::Relaxed);
     }
 
     /// Runs `call` (the overflow lane's plugin calls) on the low-priority
