@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::util::eventually::{eventually, eventually_blocking};
-use crate::util::server::{start, wait_healthy};
+use crate::util::server::{start, wait_for_metric, wait_healthy};
 
 /// Sends 40 events of one person (each `$set`ting `n` to its index) and 3
 /// of each of five others, in one request, with a burst of 5 and no
@@ -56,16 +56,7 @@ async fn hot_key_overflows(env: Vec<(&'static str, String)>) {
         (person["properties"]["n"] == 39).then_some(()).ok_or(person)
     });
 
-    // Counted once the main batch is committed, which can come after its events are visible.
-    eventually(Duration::from_secs(30), "35 rerouted events counted", || async {
-        let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
-        metrics
-            .lines()
-            .any(|l| l == "phs_events_overflowed_total 35")
-            .then_some(())
-            .ok_or_else(|| format!("\n{metrics}"))
-    })
-    .await;
+    wait_for_metric(&server.addr, "phs_events_overflowed_total 35", Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::util::eventually::{eventually, eventually_blocking};
-use crate::util::server::{start, wait_healthy};
+use crate::util::eventually::eventually_blocking;
+use crate::util::server::{start, wait_for_metric, wait_healthy};
 
 /// Answers every request after 400 ms (past the budget, well within the
 /// limits): its address, and how many requests it has read.
@@ -117,13 +117,8 @@ async fn slow_team_beside_a_fast_one(env: Vec<(&'static str, String)>, rerouted:
     let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
     let slow_teams = if rerouted > 0 { 1 } else { 0 };
     assert!(metrics.lines().any(|l| l == format!("phs_slow_lane_teams {slow_teams}")), "{metrics}");
-    // Counted once the main batch is committed, which can come after its events are visible.
     let counted = format!("phs_events_overflowed_total {rerouted}");
-    eventually(Duration::from_secs(30), &counted, || async {
-        let metrics = reqwest::get(format!("http://{}/metrics", server.addr)).await.unwrap().text().await.unwrap();
-        metrics.lines().any(|l| l == counted).then_some(()).ok_or_else(|| format!("\n{metrics}"))
-    })
-    .await;
+    wait_for_metric(&server.addr, &counted, Duration::from_secs(30)).await;
     requests.load(Ordering::SeqCst)
 }
 

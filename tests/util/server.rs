@@ -161,3 +161,14 @@ impl Stream {
 pub fn wait_exit(server: &mut Server, within: Duration) -> std::process::ExitStatus {
     eventually_blocking(within, "phs serve to exit", || server.child.try_wait().unwrap())
 }
+
+/// Waits up to `within` for the instance's `/metrics` to hold the line
+/// `line`; fails with the last text seen. For counters set after a commit,
+/// which can come after the events it covers are visible.
+pub async fn wait_for_metric(addr: &str, line: &str, within: Duration) {
+    super::eventually::eventually(within, line, || async {
+        let metrics = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+        metrics.lines().any(|l| l == line).then_some(()).ok_or_else(|| format!("\n{metrics}"))
+    })
+    .await;
+}
