@@ -18,9 +18,11 @@
 //! so another instance reads them again after a crash.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -141,13 +143,12 @@ impl Exports {
             let permit = self.flushing.clone().acquire_owned().await.expect("the semaphore is never closed");
             let me = self.clone();
             tokio::spawn(async move {
-                let flushed = tokio::spawn(async move { me.flush(b).await }).await;
+                let flushed = AssertUnwindSafe(me.flush(b)).catch_unwind().await;
                 drop(permit);
                 // A flush that panicked still holds its events' positions, so nothing past them is
                 // committed again: say so and fail liveness, and a restart reads them again.
-                if let Err(err) = flushed
-                    && err.is_panic()
-                {
+                if let Err(panic) = flushed {
+                    let err = crate::error::panic_message(&*panic);
                     tracing::error!(%err, "an export buffer's flush panicked; its events wait for a restart");
                     crate::metrics::global().task_ended(format!("an export buffer's flush panicked: {err}"));
                 }
