@@ -16,11 +16,15 @@
 //! at a limit disable it, so a longer backlog spreads that cost thinner.
 //!
 //! `scripts/bench hostile` (BENCH_EVENTS, default 100000; BENCH_OFFENDERS=a,b runs only
-//! those offenders, to see what each costs; BENCH_RUNS, default 5). One run
-//! of 100,000 events varies by up to a fifth on this machine (the same
-//! baseline took 3.7 to 4.9 s), so the two runs alternate BENCH_RUNS times
-//! and the ratio is of the medians. Only the figures are printed; the tests
-//! (`tests/hostile_plugins.rs`) assert containment.
+//! those offenders, to see what each costs, and BENCH_OFFENDERS=none runs
+//! none: the noise floor; BENCH_RUNS, default 9). One run of 100,000 events
+//! varies by up to a fifth on this machine: two identical runs side by side
+//! (BENCH_OFFENDERS=none) gave ratios from 84% to 120%, mostly from the
+//! disk's fsync times. So the two runs alternate BENCH_RUNS times and the
+//! ratio is of the medians. Each run also prints the CPU its threads used,
+//! by thread name (the main runtime, SQLite's connections, the slow lane).
+//! Only the figures are printed; the tests (`tests/hostile_plugins.rs`)
+//! assert containment.
 
 // Benchmarks and tests may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used)]
@@ -91,6 +95,8 @@ struct Measured {
     rate: f64,
     secs: f64,
     disabled: usize,
+    /// CPU seconds by thread, when the good teams' last event was stored.
+    cpu: String,
 }
 
 /// `hostile`: the offenders to run (all when empty); None for the baseline.
@@ -158,12 +164,29 @@ fn run(n: usize, hostile: Option<&[String]>, rt: &tokio::runtime::Runtime) -> Me
         .unwrap();
     let ids: Vec<String> = good.iter().map(|(id, _)| id.to_string()).collect();
     let (done, first) = rt.block_on(wait_good(d, &ids.join(","), n));
+    let cpu = cpu_by_thread(serve.id());
     let _ = serve.kill();
     let _ = serve.wait();
     let listed: Value = serde_json::from_str(&ok(phs(d).args(["plugins", "list", "--json"]))).unwrap();
     let disabled = listed["configs"].as_array().unwrap().iter().filter(|c| c["enabled"] == false).count();
     let secs = (done - first).num_microseconds().unwrap() as f64 / 1e6;
-    Measured { rate: n as f64 / secs, secs, disabled }
+    Measured { rate: n as f64 / secs, secs, disabled, cpu }
+}
+
+/// The CPU seconds process `pid`'s threads have used, by thread name
+/// (numbered pool threads counted together): where a run's time went.
+fn cpu_by_thread(pid: u32) -> String {
+    let mut by: std::collections::BTreeMap<String, f64> = Default::default();
+    let ticks = 100.0; // USER_HZ, as /proc reports times in
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: utime and stime are the 12th and 13th fields after the comm.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let fields: Vec<f64> = stat[close + 2..].split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
+        *by.entry(name.to_string()).or_default() += (fields[11] + fields[12]) / ticks;
+    }
+    by.iter().filter(|(_, s)| **s >= 0.05).map(|(name, s)| format!("{name} {s:.1}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Polls until `n` events of the good teams are stored: when that was seen,
@@ -207,7 +230,7 @@ fn main() {
     let only: Vec<String> = std::env::var("BENCH_OFFENDERS")
         .map(|v| v.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    let runs = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5usize).max(1);
+    let runs = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(9usize).max(1);
     let which = if only.is_empty() { "every offender".to_string() } else { only.join(", ") };
     println!("hostile plugins ({which}): {n} events of {GOOD_TEAMS} good teams (Hello World), local log -> SQLite");
     let (mut baseline, mut hostile) = (Vec::new(), Vec::new());
@@ -224,6 +247,7 @@ fn main() {
             h.disabled,
             100.0 * h.rate / b.rate
         );
+        println!("    cpu s, baseline: {}; next to the offenders: {}", b.cpu, h.cpu);
         baseline.push(b.rate);
         hostile.push(h.rate);
     }

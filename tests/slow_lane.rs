@@ -1,5 +1,5 @@
-//! Slow teams: a processEvent that runs past PHS_SLOW_LANE_MS in the main
-//! pipeline is cut, and its event and the team's next ones go to the
+//! Slow teams: a processEvent (or setupPlugin) that runs past
+//! PHS_SLOW_LANE_MS in the main pipeline is cut, and its event and the team's next ones go to the
 //! overflow lane, which runs them with the full limits; the other teams'
 //! events stay in the main pipeline. Every event is stored once and
 //! processed by its plugin, the slow plugin is not blamed (still enabled,
@@ -50,6 +50,16 @@ const SLOW: &str = r#"
       return event
     end"#;
 
+/// Slow only once: its setupPlugin fetches.
+const SLOW_SETUP: &str = r#"
+    function setupPlugin(meta)
+      meta.global.answer = fetch(meta.config.url).body
+    end
+    function processEvent(event, meta)
+      event.properties.answer = meta.global.answer
+      return event
+    end"#;
+
 const FAST: &str = r#"
     function processEvent(event, meta)
       event.properties.fast = true
@@ -59,16 +69,16 @@ const FAST: &str = r#"
 const SLOW_EVENTS: usize = 10;
 const FAST_EVENTS: usize = 200;
 
-/// Runs a slow team (one person, SLOW_EVENTS events, each fetching from
-/// [`slow_server`]) beside a fast one on a `phs serve` with `env`, which
-/// should count `rerouted` events sent to the overflow lane: returns the
-/// requests the slow server read.
-async fn slow_team_beside_a_fast_one(env: Vec<(&'static str, String)>, rerouted: usize) -> usize {
+/// Runs a slow team (one person, SLOW_EVENTS events, its plugin `slow`
+/// fetching from [`slow_server`]) beside a fast one on a `phs serve` with
+/// `env`, which should count `rerouted` events sent to the overflow lane:
+/// returns the requests the slow server read.
+async fn slow_team_beside_a_fast_one(env: Vec<(&'static str, String)>, slow: &str, rerouted: usize) -> usize {
     let cli = |args: &[&str]| crate::util::phs_ok(&env, args);
     let plugins = tempfile::tempdir().unwrap();
     let (url, requests) = slow_server();
     let mut tokens = Vec::new();
-    for (name, code) in [("slow", SLOW), ("fast", FAST)] {
+    for (name, code) in [("slow", slow), ("fast", FAST)] {
         let token = cli(&["teams", "create", name]).trim().to_string();
         let schema = json!([{"key": "url", "type": "string"}]);
         let dir = crate::util::embedded::plugin_dir(plugins.path(), name, schema, code);
@@ -126,7 +136,7 @@ async fn slow_team_beside_a_fast_one(env: Vec<(&'static str, String)>, rerouted:
 /// run in the overflow lane: one request more than it has events, each
 /// answered there, and every one of its events counted as rerouted.
 async fn cut_and_rerouted(env: Vec<(&'static str, String)>) {
-    let requests = slow_team_beside_a_fast_one(env.clone(), SLOW_EVENTS).await;
+    let requests = slow_team_beside_a_fast_one(env.clone(), SLOW, SLOW_EVENTS).await;
     assert_eq!(
         requests,
         SLOW_EVENTS + 1,
@@ -161,5 +171,17 @@ async fn production_a_slow_team_runs_in_the_overflow_topic() {
 async fn embedded_without_a_slow_lane_every_call_runs_in_the_main_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let env = vec![("PHS_DATA_DIR", dir.path().display().to_string()), ("PHS_SLOW_LANE_MS", "0".into())];
-    assert_eq!(slow_team_beside_a_fast_one(env, 0).await, SLOW_EVENTS);
+    assert_eq!(slow_team_beside_a_fast_one(env, SLOW, 0).await, SLOW_EVENTS);
+}
+
+/// A setupPlugin past the budget is cut as a processEvent is: its team's
+/// events run in the overflow lane, where setup runs again, to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_slow_setup_is_cut_and_runs_again_in_the_overflow_lane() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("PHS_DATA_DIR", dir.path().display().to_string())];
+    let requests = slow_team_beside_a_fast_one(env.clone(), SLOW_SETUP, SLOW_EVENTS).await;
+    assert_eq!(requests, 2, "the cut setup, then one setup that ran to its end");
+    let logs = crate::util::phs_ok(&env, &["plugins", "logs", "1", "--level", "warn"]);
+    assert!(logs.contains("setupPlugin was cut") && logs.contains("budget of 50 ms"), "{logs}");
 }

@@ -239,7 +239,7 @@ impl Stages {
             // returned) makes its team slow too, from its next event on; in the overflow lane,
             // a team whose calls are still slow stays slow.
             if let Some(slow) = &self.slow
-                && (matches!(outcome, Outcome::Slow { .. }) || took > slow.budget())
+                && (matches!(outcome, Outcome::Slow { .. }) || took > slow.budget().wall)
                 && slow.mark(team_id)
                 && lane.is_some()
             {
@@ -250,8 +250,8 @@ impl Stages {
                 tracing::warn!(
                     team_id,
                     plugin = plugins,
-                    budget_ms = slow.budget().as_millis() as u64,
-                    "processEvent ran past its budget; the team's events go to the overflow lane"
+                    budget_ms = slow.budget().wall.as_millis() as u64,
+                    "its plugins ran past their budget; the team's events go to the overflow lane"
                 );
             }
             match outcome {

@@ -53,4 +53,4 @@ pub use manifest::Manifest;
 pub use proxy::Edit;
 pub use sandbox::Limits;
 pub use source::PluginSource;
-pub use vm::{CallError, Capabilities, PluginVm, ProcessOutcome, Processed};
+pub use vm::{Budget, CallError, Capabilities, PluginVm, ProcessOutcome, Processed};

@@ -32,7 +32,7 @@ use crate::plugins::fetch::FetchPolicy;
 use crate::plugins::geoip::GeoIp;
 use crate::plugins::log_writer::{ConfigLog, LogQueue, to_row};
 use crate::plugins::logs::{LogEntry, LogLevel, LogSource};
-use crate::plugins::{CallError, Context, Limits, PluginVm, Processed, registry};
+use crate::plugins::{Budget, CallError, Context, Limits, PluginVm, Processed, registry};
 use crate::store::{JobQueue, PluginConfig, PluginConfigUpdate, PluginStorage, PluginStore, Store, TeamStore};
 use crate::wire::Producer;
 
@@ -61,8 +61,8 @@ pub enum Outcome {
         by: String,
         error: String,
     },
-    /// A plugin's processEvent ran past the budget it was given and was cut: the
-    /// event is to be processed again from the start, without a budget.
+    /// A plugin's processEvent or setupPlugin ran past the budget it was given
+    /// and was cut: the event is to be processed again from the start, without a budget.
     Slow {
         by: String,
     },
@@ -78,6 +78,8 @@ enum SetUp {
     Failed,
     /// It waited on an unreachable cache or storage: try again later.
     Unavailable(String),
+    /// It ran past its budget and was cut: it has not run, and runs again next time.
+    Cut,
 }
 
 /// What one plugin of the chain made of the event it was given.
@@ -350,7 +352,7 @@ impl PluginRunner {
         slot: usize,
         team_id: i64,
         mut event: Map<String, Value>,
-        budget: Option<Duration>,
+        budget: Option<Budget>,
         trace: &mut impl Trace,
     ) -> (Outcome, Duration) {
         let plugins = match self.team_plugins(team_id).await {
@@ -379,10 +381,16 @@ impl PluginRunner {
             }
             let state = p.state(slot);
             let setting_up = Instant::now();
-            let set_up = self.set_up(p, state).await;
+            // The budget is the whole chain's: what the plugins before this one left of it.
+            let set_up = self.set_up(p, state, budget.map(|b| b.less(spent))).await;
             spent += setting_up.elapsed();
             match set_up {
                 SetUp::Ready => {}
+                SetUp::Cut => {
+                    trace.step(p, &event, Step::Skipped("setupPlugin was cut"), Duration::ZERO);
+                    self.log_cut(p, "setupPlugin", budget);
+                    return (Outcome::Slow { by: p.label.clone() }, spent);
+                }
                 SetUp::Failed => {
                     trace.step(p, &event, Step::Skipped("setupPlugin failed"), Duration::ZERO);
                     failed.push(p.label.clone());
@@ -394,22 +402,12 @@ impl PluginRunner {
             // Lent to the call: the plugin reads it through a proxy, and its
             // changes are applied here only once the call has succeeded.
             let started = Instant::now();
-            // The budget is the whole chain's: what the plugins before this one left of it.
-            let left = budget.map(|b| b.saturating_sub(spent).max(Duration::from_millis(1)));
-            let result = state.vm.process_within(&event, left).await;
+            let result = state.vm.process_within(&event, budget.map(|b| b.less(spent))).await;
             let took = started.elapsed();
             spent += took;
             if let Err(e @ CallError::OverBudget(_)) = &result {
                 trace.step(p, &event, Step::Failed { message: e.to_string(), limit: false }, took);
-                // The operator's one sign of it in `phs plugins logs`: the main pipeline calls a
-                // slow team's plugins again only once its slow-lane time is over.
-                let why = format!(
-                    "processEvent was cut: the event's plugins ran past the main pipeline's budget of {} ms \
-                     (PHS_SLOW_LANE_MS); this event and the team's next ones run in the overflow lane, with \
-                     the full limits, until its calls are fast again",
-                    budget.unwrap_or_default().as_millis()
-                );
-                self.log(p, LogSource::System, LogLevel::Warn, why);
+                self.log_cut(p, "processEvent", budget);
                 return (Outcome::Slow { by: p.label.clone() }, spent);
             }
             if let Err(e @ CallError::Unavailable(error)) = &result {
@@ -477,10 +475,24 @@ impl PluginRunner {
         (Outcome::Event(event), spent)
     }
 
+    /// The operator's one sign of a cut in `phs plugins logs`: the main
+    /// pipeline calls a slow team's plugins again only once its slow-lane time is over.
+    fn log_cut(&self, p: &Loaded, hook: &str, budget: Option<Budget>) {
+        let Budget { wall, cpu } = budget.unwrap_or(Budget { wall: Duration::ZERO, cpu: Duration::ZERO });
+        let why = format!(
+            "{hook} was cut: the event's plugins ran past the main pipeline's budget of {} ms ({} ms of CPU; \
+             PHS_SLOW_LANE_MS); this event and the team's next ones run in the overflow lane, with the full \
+             limits, until its calls are fast again",
+            wall.as_millis(),
+            cpu.as_millis()
+        );
+        self.log(p, LogSource::System, LogLevel::Warn, why);
+    }
+
     /// Runs setupPlugin once on the first state (the async side's); after
     /// repeated failures the config is disabled.
     pub async fn ensure_setup(&self, p: &Loaded) -> bool {
-        matches!(self.set_up(p, &p.first).await, SetUp::Ready)
+        matches!(self.set_up(p, &p.first, None).await, SetUp::Ready)
     }
 
     /// The config's state for async lane `lane` (lanes wrap around its
@@ -488,15 +500,16 @@ impl PluginRunner {
     /// setup met an outage (try again later), Ok(None) when it failed.
     pub async fn lane<'a>(&self, p: &'a Loaded, lane: usize) -> Result<Option<&'a PluginVm>, String> {
         let state = p.state(lane);
-        match self.set_up(p, state).await {
+        match self.set_up(p, state, None).await {
             SetUp::Ready => Ok(Some(&state.vm)),
             SetUp::Failed => Ok(None),
             SetUp::Unavailable(reason) => Err(reason),
+            SetUp::Cut => unreachable!("a setup without a budget is never cut"),
         }
     }
 
-    /// Runs setupPlugin once on one of the config's states.
-    async fn set_up(&self, p: &Loaded, on: &State) -> SetUp {
+    /// Runs setupPlugin once on one of the config's states, cut at `budget` if one is given.
+    async fn set_up(&self, p: &Loaded, on: &State, budget: Option<Budget>) -> SetUp {
         let mut state = on.setup.lock().await;
         if state.done {
             return SetUp::Ready;
@@ -504,11 +517,13 @@ impl PluginRunner {
         if state.failures >= MAX_SETUP_FAILURES {
             return SetUp::Failed;
         }
-        match on.vm.setup().await {
+        match on.vm.setup_within(budget).await {
             Ok(()) => {
                 state.done = true;
                 SetUp::Ready
             }
+            // Not the plugin's failure: it runs again, with the full limits, in the overflow lane.
+            Err(CallError::OverBudget(_)) => SetUp::Cut,
             // An outage of the cache or storage is not the plugin's failure: tried again later, not counted.
             Err(CallError::Unavailable(error)) => SetUp::Unavailable(error),
             Err(e) => {

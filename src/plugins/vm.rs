@@ -64,10 +64,30 @@ pub enum CallError {
     /// catch: the event waits for it, as the pipeline's own calls do.
     #[error("dependency unavailable: {0}")]
     Unavailable(String),
-    /// A processEvent call given a budget ([`PluginVm::process_within`]) ran past it and was
-    /// cut: not the plugin's failure, the event is to run again where it may take its full limits.
-    #[error("processEvent ran past its budget of {} ms and was cut", .0.as_millis())]
+    /// A call given a [`Budget`] ran past it and was cut: not the plugin's failure, the event is
+    /// to run again where it may take its full limits.
+    #[error("the call ran past its budget of {} ms and was cut", .0.as_millis())]
     OverBudget(Duration),
+}
+
+/// How long a call may run in the main pipeline before it is cut
+/// ([`CallError::OverBudget`]): `wall` in all, `cpu` of it computing. A call
+/// that computes holds its thread, and with it the other events its shard
+/// would run meanwhile; one that waits (a fetch) does not, so it may wait
+/// longer than it may compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl Budget {
+    /// What is left of the budget once `spent` of it is gone (at least a
+    /// millisecond, so the call still starts and is cut at once).
+    pub fn less(self, spent: Duration) -> Budget {
+        let left = |d: Duration| d.saturating_sub(spent).max(Duration::from_millis(1));
+        Budget { wall: left(self.wall), cpu: left(self.cpu) }
+    }
 }
 
 impl CallError {
@@ -202,7 +222,14 @@ impl PluginVm {
 
     /// Runs setupPlugin(meta), if the plugin has one.
     pub async fn setup(&self) -> Result<(), CallError> {
-        self.call_hook("setupPlugin", None).await.map(|_| ())
+        self.setup_within(None).await
+    }
+
+    /// [`PluginVm::setup`], cut once it has run past `budget`. A cut
+    /// setupPlugin has not run for the state: the next setup runs it again
+    /// from the start.
+    pub async fn setup_within(&self, budget: Option<Budget>) -> Result<(), CallError> {
+        self.call(Hook::Top("setupPlugin"), None, budget).await.map(|_| ())
     }
 
     /// Runs teardownPlugin(meta), if the plugin has one.
@@ -217,12 +244,12 @@ impl PluginVm {
         self.process_within(event, None).await
     }
 
-    /// [`PluginVm::process`], cut once it has run for `budget` (CPU or wall
-    /// time, whichever is shorter than its limit): Err([`CallError::OverBudget`]).
+    /// [`PluginVm::process`], cut once it has run past `budget` (where that
+    /// is shorter than its limits): Err([`CallError::OverBudget`]).
     pub async fn process_within(
         &self,
         event: &Map<String, Json>,
-        budget: Option<Duration>,
+        budget: Option<Budget>,
     ) -> Result<Processed, CallError> {
         if !self.has("processEvent") {
             return Ok(Processed::Kept(Edit::none()));
@@ -301,7 +328,7 @@ impl PluginVm {
         if !self.capabilities.jobs.iter().any(|j| j == name) {
             return Err(CallError::BadReturn(format!("the plugin has no job named `{name}`")));
         }
-        self.call(Hook::Job(name), Some(payload)).await.map(|_| ())
+        self.call(Hook::Job(name), Some(payload), None).await.map(|_| ())
     }
 
     /// Calls a hook by name with an optional event; returns what it returned.
@@ -310,13 +337,14 @@ impl PluginVm {
         name: &str,
         event: Option<&serde_json::Value>,
     ) -> Result<Option<serde_json::Value>, CallError> {
-        self.call(Hook::Top(name), event).await
+        self.call(Hook::Top(name), event, None).await
     }
 
     async fn call(
         &self,
         hook: Hook<'_>,
         event: Option<&serde_json::Value>,
+        budget: Option<Budget>,
     ) -> Result<Option<serde_json::Value>, CallError> {
         let inner = self.inner.lock().await;
         let share = self.share();
@@ -341,14 +369,14 @@ impl PluginVm {
             }
             None => MultiValue::from_iter([Value::Function(func), Value::Table(meta)]),
         };
-        let value = inner.run(&inner.protected_call, hook, share, None, args).await?;
-        let budget = match hook {
+        let value = inner.run(&inner.protected_call, hook, share, budget, args).await?;
+        let max_bytes = match hook {
             Hook::Top("processEvent") => MAX_EVENT_BYTES,
             _ => convert::MAX_VALUE_BYTES,
         };
         match value {
             Value::Nil => Ok(None),
-            v => unlimited(lua, inner.limits.memory, || convert::from_lua_within(lua, v, budget)).map(Some).map_err(
+            v => unlimited(lua, inner.limits.memory, || convert::from_lua_within(lua, v, max_bytes)).map(Some).map_err(
                 |e| {
                     CallError::BadReturn(format!(
                         "{name} returned a value that is not JSON-like: {}",
@@ -374,7 +402,7 @@ impl Inner {
         func: &Function,
         hook: Hook<'_>,
         share: u32,
-        budget: Option<Duration>,
+        budget: Option<Budget>,
         args: MultiValue,
     ) -> Result<Value, CallError> {
         let limit = match hook {
@@ -389,8 +417,8 @@ impl Inner {
             _ => limit.max(self.limits.task),
         } / share;
         // A budget only matters where it cuts before a limit would.
-        let cpu_cut = budget.filter(|b| *b < limit);
-        let wall_cut = budget.filter(|b| *b < wall);
+        let cpu_cut = budget.map(|b| b.cpu).filter(|b| *b < limit);
+        let wall_cut = budget.map(|b| b.wall).filter(|b| *b < wall);
         self.deadline.arm(cpu_cut.unwrap_or(limit));
         // Most calls never wait: the first poll runs them to the end, and the
         // wall-clock timer is only set up for those that do (the CPU deadline
@@ -626,15 +654,34 @@ mod tests {
                 .unwrap();
             inner.lua.globals().set("wait", wait).unwrap();
         }
-        let budget = Some(Duration::from_millis(30));
-        for name in ["spin", "caught", "wait"] {
+        let (wall, cpu) = (Duration::from_millis(60), Duration::from_millis(20));
+        let budget = Some(Budget { wall, cpu });
+        // Computing is cut at the CPU budget, waiting at the wall one.
+        for (name, cut) in [("spin", cpu), ("caught", cpu), ("wait", wall)] {
             let err = vm.process_within(&event(name), budget).await.err();
-            assert!(matches!(err, Some(CallError::OverBudget(b)) if b == Duration::from_millis(30)), "{name}: {err:?}");
+            assert!(matches!(err, Some(CallError::OverBudget(b)) if b == cut), "{name}: {err:?}");
             assert!(!err.is_some_and(|e| e.is_limit()));
         }
         assert!(matches!(vm.process_within(&event("fine"), budget).await, Ok(Processed::Kept(_))));
         // Without a budget the limit stops the spin, as a limit.
         let err = vm.process(&event("spin")).await.err();
         assert!(matches!(err, Some(CallError::TimeLimit(_))), "{err:?}");
+    }
+
+    /// A setupPlugin cut at its budget has not run: the next setup runs it
+    /// again from the start, and the state then serves calls.
+    #[tokio::test]
+    async fn a_setup_past_its_budget_is_cut_and_runs_again_next_time() {
+        let vm = vm("function setupPlugin(meta)
+                       setups = (setups or 0) + 1
+                       if setups == 1 then while true do end end
+                     end
+                     function processEvent(e) e.setups = setups return e end");
+        let budget = Some(Budget { wall: Duration::from_millis(60), cpu: Duration::from_millis(20) });
+        let err = vm.setup_within(budget).await.err();
+        assert!(matches!(err, Some(CallError::OverBudget(_))), "{err:?}");
+        vm.setup_within(budget).await.unwrap();
+        let out = vm.process_event(&serde_json::json!({"event": "e"})).await.unwrap();
+        assert!(matches!(out, ProcessOutcome::Event(e) if e["setups"] == 2));
     }
 }
