@@ -306,10 +306,10 @@ pub struct ServeSettings {
     pub event_overflow_bucket_capacity: u32,
 
     /// Milliseconds a team's processEvent calls may take for one event in the main pipeline. A call that
-    /// runs longer is cut, and that event and the team's next ones go to the overflow lane, where they run
-    /// with the full plugin limits, until the team's calls have been within this for a minute; so a slow
-    /// or hostile plugin holds up other teams' batches for this long once, not for its limits at every
-    /// call. 0 turns it off.
+    /// runs longer (or computes for more than 10 ms of it; a state's first setupPlugin counts too) is cut,
+    /// and that event and the team's next ones go to the overflow lane, where they run with the full plugin
+    /// limits, until the team's calls have been within this for a minute; so a slow or hostile plugin holds
+    /// up other teams' batches for this long once, not for its limits at every call. 0 turns it off.
     #[arg(
         long,
         env = "PHS_SLOW_LANE_MS",
