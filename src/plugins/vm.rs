@@ -684,4 +684,26 @@ mod tests {
         let out = vm.process_event(&serde_json::json!({"event": "e"})).await.unwrap();
         assert!(matches!(out, ProcessOutcome::Event(e) if e["setups"] == 2));
     }
+
+    /// A loop of a few long string.rep calls runs fewer instructions than
+    /// the hook counts between its checks (150 here, under 1000); each call
+    /// checks the deadline itself, so the loop is cut all the same.
+    #[tokio::test]
+    async fn a_loop_of_long_string_reps_is_cut_at_the_budget() {
+        let vm = vm("function processEvent(e)
+                       for i = 1, 150 do local s = string.rep('x', 1024 * 1024) end
+                       return e
+                     end");
+        let budget = Some(Budget { wall: Duration::from_millis(60), cpu: Duration::from_millis(5) });
+        let err = vm.process_within(&event("rep"), budget).await.err();
+        assert!(matches!(err, Some(CallError::OverBudget(_))), "{err:?}");
+        // Its arguments are checked as before.
+        let vm = vm_with_rep_error();
+        let err = vm.process_event(&serde_json::json!({"event": "e"})).await.unwrap_err();
+        assert!(err.to_string().contains("bad argument #2 to 'rep'"), "{err}");
+    }
+
+    fn vm_with_rep_error() -> PluginVm {
+        vm("function processEvent(e) return string.rep('x', {}) end")
+    }
 }
