@@ -153,24 +153,30 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
         let own = rows.iter().filter(|r| r["event"] != "looped").count();
         assert_eq!(own, events.len(), "{plugin}: {own} of its events stored");
     }
-    let elapsed = started.elapsed().as_secs_f64();
 
     // Disabled, with the reason on the config (`phs plugins list`) and the state in /_snapshot.
-    let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
-    for (plugin, reason) in [
-        ("spinner", "processEvent ran out of time 3 times in a row"),
-        // A bomb is stopped by whichever limit it reaches first: on a loaded machine, or on
-        // probation (a tenth of the time limit), that may be time rather than memory.
-        ("bomb", "processEvent ran out of"),
-        ("hoarder", "processEvent ran out of memory"),
-        ("hanger", "processEvent ran out of time 3 times in a row"),
-        ("capturer", "disabled automatically"),
-    ] {
-        let config = config_of(&listed, plugin);
-        let message = config["error"]["message"].as_str().unwrap_or_default();
-        let disabled = message.starts_with("disabled automatically") && message.contains(reason);
-        assert!(config["enabled"] == false && disabled, "{plugin}: {config}");
-    }
+    // Offenders run in the overflow lane, whose calls get the cores only when the main pipeline
+    // leaves them: on a loaded machine (the whole suite at once) their disabling comes later.
+    let listed = eventually_blocking(Duration::from_secs(120), "every offender disabled", || {
+        let listed: Value = serde_json::from_str(&cli(&d, &["plugins", "list", "--json"])).unwrap();
+        for (plugin, reason) in [
+            ("spinner", "processEvent ran out of time 3 times in a row"),
+            // A bomb is stopped by whichever limit it reaches first: on a loaded machine, or on
+            // probation (a tenth of the time limit), that may be time rather than memory.
+            ("bomb", "processEvent ran out of"),
+            ("hoarder", "processEvent ran out of memory"),
+            ("hanger", "processEvent ran out of time 3 times in a row"),
+            ("capturer", "disabled automatically"),
+        ] {
+            let config = config_of(&listed, plugin);
+            let message = config["error"]["message"].as_str().unwrap_or_default();
+            let disabled = message.starts_with("disabled automatically") && message.contains(reason);
+            if config["enabled"] != false || !disabled {
+                return Err(format!("{plugin}: {config}"));
+            }
+        }
+        Ok(listed)
+    });
     let text = cli(&d, &["plugins", "list"]);
     for plugin in ["spinner", "bomb", "hoarder", "hanger", "capturer"] {
         assert!(text.lines().any(|l| l.contains(plugin) && l.contains("disabled")), "{plugin} in {text}");
@@ -185,6 +191,7 @@ async fn offenders_on_their_own_teams_are_contained_while_other_teams_ingest() {
 
     // The capture loop was held to its budget: 100 at once, then 100 a second.
     let (_, capturer, _, _) = bad.iter().find(|b| b.0 == "capturer").unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
     let looped = events_of(&d, *capturer).iter().filter(|r| r["event"] == "looped").count();
     use phs::plugins::api::capture_budget::{CAPTURE_BURST, CAPTURES_PER_SECOND};
     let budget = CAPTURE_BURST + CAPTURES_PER_SECOND * elapsed;
