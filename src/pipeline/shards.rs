@@ -224,8 +224,10 @@ impl Stages {
                 continue;
             }
             let (outcome, took) = match (lane, &self.slow) {
-                // The overflow lane: its calls take the cores only when the main pipeline leaves them.
-                (None, Some(slow)) => {
+                // A slow team in the overflow lane: its calls take the cores only when the main
+                // pipeline leaves them. A hot key's calls there (a team that is not slow) run as
+                // the main pipeline's do: they are bursty, not costly.
+                (None, Some(slow)) if slow.is_slow(team_id) => {
                     let plugins = self.plugins.clone();
                     let call = async move { plugins.process_on(slot, team_id, event, None, &mut ()).await };
                     w.timed(Stage::Plugins, slow.run_low(call)).await

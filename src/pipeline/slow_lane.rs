@@ -20,11 +20,13 @@
 //! Cutting the call frees the batch, not the cores: an offender that spins
 //! for its 500 ms in the overflow lane would take them from the main
 //! pipeline all the same, and a Lua call that runs without awaiting keeps
-//! its runtime thread (and the tasks queued behind it) for as long. So the
-//! overflow lane's plugin calls run on threads of their own under Linux's
-//! SCHED_IDLE policy: the main pipeline's threads get the cores first,
-//! and the overflow lane has whatever they leave. Their awaits (fetch, the
-//! cache) stay on the main runtime's I/O driver and timers.
+//! its runtime thread (and the tasks queued behind it) for as long. So slow
+//! teams' plugin calls in the overflow lane run on threads of their own
+//! under Linux's SCHED_IDLE policy: the main pipeline's threads get the
+//! cores first, and slow teams have whatever they leave. Their awaits
+//! (fetch, the cache) stay on the main runtime's I/O driver and timers. Hot
+//! keys' events, which share the overflow lane, are bursty rather than
+//! costly: their calls run as the main pipeline's do.
 //!
 //! SCHED_IDLE rather than a nice value: at nice 10 a spinning offender still
 //! had a tenth of a contended core, and kept it until its time slice ended
@@ -115,7 +117,7 @@ impl SlowTeams {
         crate::metrics::global().slow_lane_teams.store(teams as i64, Ordering::Relaxed);
     }
 
-    /// Runs `call` (the overflow lane's plugin calls) on the low-priority
+    /// Runs `call` (a slow team's plugin calls in the overflow lane) on the low-priority
     /// threads, within the current tokio runtime; a panic in it is raised
     /// again here. Inline if the threads could not be started.
     pub async fn run_low<T: Send + 'static>(&self, call: impl Future<Output = T> + Send + 'static) -> T {

@@ -5,6 +5,7 @@
 //! bodies or events over the limits 413. A hostile request gets a 4xx, never
 //! a 5xx: only an unavailable store or log answers 503 (the SDK retries those).
 
+mod body;
 pub mod parse;
 
 use std::net::SocketAddr;
@@ -33,15 +34,15 @@ pub fn router(state: CaptureState) -> Router {
     for path in ["/e", "/capture", "/batch", "/i/v0/e", "/track", "/engage"] {
         r = r.route(path, any(capture)).route(&format!("{path}/"), any(capture));
     }
-    // axum's default (2 MiB) would cut bodies the parser accepts; gzip bodies are bounded there after inflating.
-    r.layer(DefaultBodyLimit::max(parse::MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(close_when_too_large))
-        .with_state(state)
+    // The handler reads the body itself, to its limit ([`body::read`]); gzip bodies are bounded in
+    // the parser after inflating.
+    r.layer(DefaultBodyLimit::disable()).layer(axum::middleware::map_response(close_when_too_large)).with_state(state)
 }
 
-/// A body refused for its size was not read to its end, so the server drops
-/// the connection after answering: saying so keeps the client from sending
-/// its next request on a connection about to close (it would fail unanswered).
+/// A body refused for its size may not have been read to its end (past
+/// [`body::DRAIN_BYTES`]), so the server drops the connection after
+/// answering: saying so keeps the client from sending its next request on a
+/// connection about to close (it would fail unanswered).
 async fn close_when_too_large(mut response: Response) -> Response {
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
@@ -68,8 +69,13 @@ async fn capture(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     uri: Uri,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let body = match body::read(body, parse::MAX_BODY_BYTES).await {
+        body::Read::Body(b) => b,
+        body::Read::TooLarge => return reply(StatusCode::PAYLOAD_TOO_LARGE, &CaptureError::TooLarge.to_string()),
+        body::Read::Failed(e) => return reply(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}")),
+    };
     let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let ip = client_ip(header("x-forwarded-for"), peer);
     let site_url = header("origin")
