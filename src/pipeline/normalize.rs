@@ -202,6 +202,19 @@ mod tests {
         .into_bytes()
     }
 
+    /// Found by the normalize fuzz target: a number of 138 digits was read
+    /// as 1.000000000000009e137, written back as that, and read again as
+    /// 1.0000000000000087e137. serde_json's float_roundtrip reads every
+    /// number to the nearest float, so a decoded event decodes to itself.
+    #[test]
+    fn a_long_number_decodes_to_the_same_value_once_written_back() {
+        let long = format!("1{}{}0000", "0".repeat(14), "8".repeat(119));
+        let d = decode(&msg(&format!(r#"{{"event": "e", "offset": {long}, "properties": {{"n": {long}}}}}"#))).unwrap();
+        let again = decode(&msg(&Value::Object(d.event.clone()).to_string())).unwrap();
+        assert_eq!(again.event["offset"], d.event["offset"]);
+        assert_eq!(again.event["properties"]["n"], d.event["properties"]["n"]);
+    }
+
     #[test]
     fn merges_set_and_outer_fields_win() {
         let d = decode(&msg(
