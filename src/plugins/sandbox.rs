@@ -199,6 +199,16 @@ impl Deadline {
         self.tripped.load(Ordering::Relaxed)
     }
 
+    /// The time-limit error once the armed deadline has passed (tripping
+    /// it): what the hook raises, and what a host function that does long
+    /// work in one C call checks first.
+    pub(super) fn check(&self) -> mlua::Result<()> {
+        match self.exceeded() {
+            Some(limit) => Err(mlua::Error::external(TimeLimitExceeded(limit))),
+            None => Ok(()),
+        }
+    }
+
     /// The error to raise again when a plugin caught the time-limit error.
     fn recheck(&self) -> mlua::Result<()> {
         if self.tripped.load(Ordering::Relaxed) {
@@ -240,10 +250,7 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
     let hook_deadline = deadline.clone();
     lua.set_global_hook(
         HookTriggers::new().every_nth_instruction(CHECK_EVERY),
-        move |_lua, _debug| match hook_deadline.exceeded() {
-            Some(limit) => Err(mlua::Error::external(TimeLimitExceeded(limit))),
-            None => Ok(VmState::Continue),
-        },
+        move |_lua, _debug| hook_deadline.check().map(|()| VmState::Continue),
     )?;
     let string: mlua::Table = lua.globals().get("string")?;
     super::strings::install(&lua, &string, deadline.clone(), limits.memory)?;
