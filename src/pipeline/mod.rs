@@ -46,6 +46,14 @@ use crate::plugins::runner::PluginRunner;
 /// Messages read per batch.
 pub const BATCH: usize = 5000;
 
+/// The overflow lane reads at most this often unless its batches are
+/// full. Its events (slow teams', hot keys') trickle in a few at a time,
+/// and each batch is a round of writes and a commit, fsyncs included,
+/// that share the database with the main pipeline's: gathered, they cost
+/// it one round per period instead of one per trickle, and the lane's
+/// events wait at most this much longer.
+pub const OVERFLOW_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Times a batch is processed again at once after a persons conflict.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -70,6 +78,9 @@ pub struct Pipeline {
     /// Whether this pipeline's source is the one whose lag `phs top` shows.
     /// Names this consumer's lag in the metrics: `ingestion` or `overflow`.
     consumer: &'static str,
+    /// The least time between two polls after a batch that was not full
+    /// (the overflow lane's: [`OVERFLOW_LINGER`]); none for the main topic.
+    linger: Option<std::time::Duration>,
     /// Shards a batch is processed on (WORKER_CONCURRENCY).
     shards: usize,
 }
@@ -135,6 +146,7 @@ impl Pipeline {
             handoff: None,
             definitions: None,
             consumer: "ingestion",
+            linger: None,
             shards: 1,
         }
     }
@@ -162,10 +174,12 @@ impl Pipeline {
     }
 
     /// Makes this the pipeline of the overflow topic: worker 1 in the
-    /// metrics, its lag reported beside the main topic's.
+    /// metrics, its lag reported beside the main topic's, its polls paced
+    /// by [`OVERFLOW_LINGER`].
     pub fn consuming_overflow(mut self) -> Self {
         self.stages.worker = metrics::global().worker(1);
         self.consumer = "overflow";
+        self.linger = Some(OVERFLOW_LINGER);
         self
     }
 

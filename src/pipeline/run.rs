@@ -15,7 +15,7 @@
 //! to be delivered twice. The shutdown timeout bounds that drain.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -68,15 +68,28 @@ impl Pipeline {
         }
         let w = self.worker();
         let mut in_hand: Option<Processed> = None;
+        // When the next poll may start, given the linger and the last batch.
+        let mut paced_until: Option<Instant> = None;
         loop {
             let reading = !stop.is_cancelled();
             let next = async {
-                if reading { self.next_batch(source.as_mut(), &stop).await } else { Next::Halted(Halt::Stopped) }
+                if !reading {
+                    return (Instant::now(), Next::Halted(Halt::Stopped));
+                }
+                if let Some(at) = paced_until {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = stop.cancelled() => return (Instant::now(), Next::Halted(Halt::Stopped)),
+                    }
+                }
+                (Instant::now(), self.next_batch(source.as_mut(), &stop).await)
             };
-            let (written, next) = match &in_hand {
+            let (written, (polled_at, next)) = match &in_hand {
                 Some(p) => tokio::join!(self.write(p), next),
                 None => (Ok(Vec::new()), next.await),
             };
+            let full = matches!(&next, Next::Batch(p) if p.read >= BATCH);
+            paced_until = self.linger.filter(|_| !full).map(|linger| polled_at + linger);
             if let Some(p) = in_hand.take() {
                 let refused = match written {
                     Ok(refused) => refused,
@@ -167,7 +180,14 @@ impl Pipeline {
         if let Some(d) = &self.definitions {
             d.observe(p.batch.clone());
         }
-        let refused = w.timed_write(Stage::Write, self.write_rows(p.batch.clone(), 0, None)).await?;
+        // Hot keys' messages go to the overflow topic beside the sinks' writes,
+        // not after them: both only have to be done before the commit.
+        let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, i)| (k.clone(), &p.messages[*i])).collect();
+        let (refused, not_rerouted) = tokio::join!(
+            w.timed_write(Stage::Write, self.write_rows(p.batch.clone(), 0, None)),
+            self.reroute_each(&rerouted)
+        );
+        let (refused, not_rerouted) = (refused?, not_rerouted?);
         let mut letters: Vec<DeadLetter> = p.letters.iter().map(|l| l.letter(&p.messages)).collect();
         for (index, error) in &refused {
             let message = &p.messages[p.origins[*index]];
@@ -190,8 +210,7 @@ impl Pipeline {
         // Its person rows are in the sinks now: a crash from here on needs no resync.
         self.stages.persons.settle(&p.marks).await;
         self.hand_off_each(&written).await?;
-        let rerouted: Vec<(String, &Message)> = p.rerouted.iter().map(|(k, i)| (k.clone(), &p.messages[*i])).collect();
-        for (key, message) in self.reroute_each(&rerouted).await? {
+        for (key, message) in not_rerouted {
             tracing::warn!(%key, "the overflow topic refused a message; it goes to the dead-letter queue");
             letters.push(DeadLetter {
                 message,

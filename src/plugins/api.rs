@@ -15,7 +15,7 @@ use mlua::{Lua, LuaSerdeExt, Table, Value, Variadic};
 mod cache;
 pub mod capture_budget;
 
-use super::convert::{from_lua, to_lua};
+use super::convert::{from_lua, from_lua_within, to_lua};
 
 use super::logs::{LogEntry, LogLevel, LogSink, LogSource};
 use super::sandbox::Deadline;
@@ -441,7 +441,11 @@ fn format_args(lua: &Lua, args: &[Value]) -> String {
                 let cut = bytes.len().min(super::logs::MAX_MESSAGE_CHARS + 4);
                 String::from_utf8_lossy(&bytes[..cut]).into_owned()
             }
-            Value::Table(_) => from_lua(lua, v.clone()).map(|j| j.to_string()).unwrap_or_else(|_| "[table]".into()),
+            // Converted up to a few times what the entry keeps: a table shared at every level
+            // is refused in a few thousand steps, not walked to the 8 MiB any value may take.
+            Value::Table(_) => from_lua_within(lua, v.clone(), 4 * super::logs::MAX_MESSAGE_CHARS)
+                .map(|j| j.to_string())
+                .unwrap_or_else(|_| "[table]".into()),
             Value::Nil => "nil".into(),
             other => other.to_string().unwrap_or_else(|_| format!("[{}]", other.type_name())),
         })

@@ -12,11 +12,13 @@
 //! the object it stands for.
 
 use std::ffi::c_int;
+use std::sync::Arc;
 
 use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use serde_json::{Map, Number, Value as Json};
 
 use super::proxy;
+use super::sandbox::Deadline;
 
 /// Nesting deeper than this is refused: a cyclic or absurd table from a
 /// plugin must not overflow the stack.
@@ -43,6 +45,33 @@ pub const MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What one value (a number, a table, a key) counts, besides its strings.
 const NODE_BYTES: usize = 8;
+
+/// Steps of a conversion between two looks at the clock.
+const STEPS_PER_CHECK: u32 = 1024;
+
+/// What a conversion from Lua may still spend: bytes (see
+/// [`MAX_VALUE_BYTES`]), and the time of the call under way, if one is.
+/// The conversion runs in Rust, where the CPU hook never fires: a value
+/// well within the bytes (a million small tables, `console.log` of a table
+/// shared at every level) takes tens of milliseconds to walk, which a call
+/// under the main pipeline's budget must not spend uncut.
+pub(super) struct Allowance {
+    bytes: usize,
+    /// The state's deadline; only an armed one (a call under way) cuts.
+    deadline: Option<Arc<Deadline>>,
+    steps: u32,
+}
+
+impl Allowance {
+    pub(super) fn new(bytes: usize, deadline: Option<Arc<Deadline>>) -> Self {
+        Allowance { bytes, deadline, steps: 0 }
+    }
+
+    /// `bytes`, and the time of the call `lua` runs now, if any.
+    fn of(lua: &Lua, bytes: usize) -> Self {
+        Allowance::new(bytes, lua.app_data_ref::<Arc<Deadline>>().map(|d| Arc::clone(&d)))
+    }
+}
 
 // Both directions work on the raw Lua stack inside one `exec_raw` (one lock
 // and one protected call per value) rather than through mlua's per-operation
@@ -144,12 +173,12 @@ pub fn from_lua_within(lua: &Lua, v: Value, budget: usize) -> mlua::Result<Json>
         other => return Err(mlua::Error::runtime(format!("a {} cannot be converted to JSON", other.type_name()))),
     };
     let mut out = Err(String::new());
+    let mut left = Allowance::of(lua, budget);
     // SAFETY: read_value only reads; lua_next walks keys it never converts in
     // place; the stack is emptied before returning.
     unsafe {
         lua.exec_raw::<()>((lua.array_metatable(), t), |state| {
             let marks = proxy::marks(state, 1);
-            let mut left = budget;
             out = read_value(state, 2, 0, marks, &mut left);
             ffi::lua_settop(state, 0);
         })?;
@@ -157,18 +186,27 @@ pub fn from_lua_within(lua: &Lua, v: Value, budget: usize) -> mlua::Result<Json>
     out.map_err(mlua::Error::runtime)
 }
 
-/// Takes `n` bytes from the budget, or says the value is too large.
-pub(super) fn spend(left: &mut usize, n: usize) -> Result<(), String> {
-    *left = left
+/// Takes `n` bytes from the allowance, or says the value is too large, or
+/// that the call ran out of time (which trips its deadline: the call fails
+/// at its limit or budget however the plugin handles the error).
+pub(super) fn spend(left: &mut Allowance, n: usize) -> Result<(), String> {
+    left.bytes = left
+        .bytes
         .checked_sub(n)
         .ok_or_else(|| "value too large to convert (a table shared many times over?)".to_string())?;
+    left.steps = left.steps.wrapping_add(1);
+    if left.steps % STEPS_PER_CHECK == 0
+        && let Some(limit) = left.deadline.as_ref().and_then(|d| d.exceeded())
+    {
+        return Err(format!("the call ran out of its {} ms while its value was converted", limit.as_millis()));
+    }
     Ok(())
 }
 
 /// A copy of an event's value, paid for from the budget as if it had been
 /// read from Lua: a proxy read back whole copies its untouched entries, and
 /// `{e, e, e, ...}` of one event must not cost more than the same of tables.
-pub(super) fn clone_within(v: &Json, left: &mut usize) -> Result<Json, String> {
+pub(super) fn clone_within(v: &Json, left: &mut Allowance) -> Result<Json, String> {
     spend(left, NODE_BYTES)?;
     Ok(match v {
         Json::String(s) => {
@@ -194,7 +232,7 @@ pub(super) unsafe fn read_value(
     idx: c_int,
     depth: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut Allowance,
 ) -> Result<Json, String> {
     unsafe {
         spend(left, NODE_BYTES)?;
@@ -217,7 +255,11 @@ pub(super) unsafe fn read_value(
 }
 
 /// A string value (the caller checked its type, so lua_tolstring does not convert in place).
-pub(super) unsafe fn read_string(state: *mut ffi::lua_State, idx: c_int, left: &mut usize) -> Result<String, String> {
+pub(super) unsafe fn read_string(
+    state: *mut ffi::lua_State,
+    idx: c_int,
+    left: &mut Allowance,
+) -> Result<String, String> {
     unsafe {
         let s = read_str(state, idx)?;
         spend(left, s.len())?;
@@ -256,7 +298,7 @@ unsafe fn read_table(
     idx: c_int,
     depth: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut Allowance,
 ) -> Result<Json, String> {
     unsafe {
         room(state, depth)?;
@@ -288,7 +330,7 @@ pub(super) unsafe fn read_entries(
     depth: usize,
     marks: Marks,
     map: &mut Map<String, Json>,
-    left: &mut usize,
+    left: &mut Allowance,
 ) -> Result<(), String> {
     unsafe {
         ffi::lua_pushnil(state);
@@ -321,7 +363,7 @@ pub(super) unsafe fn finish_table(
     depth: usize,
     marks: Marks,
     mut map: Map<String, Json>,
-    left: &mut usize,
+    left: &mut Allowance,
 ) -> Result<Json, String> {
     unsafe {
         let items = read_items(state, idx, len, depth, marks, left)?;
@@ -341,7 +383,7 @@ unsafe fn read_items(
     len: i64,
     depth: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut Allowance,
 ) -> Result<Vec<Json>, String> {
     unsafe {
         let mut out = Vec::with_capacity(len as usize);

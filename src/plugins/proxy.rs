@@ -74,6 +74,8 @@ pub(crate) struct Arena {
     returned: Option<Result<Returned, String>>,
     /// The bytes that read-back may convert (see [`convert::MAX_VALUE_BYTES`]).
     budget: usize,
+    /// The state's deadline, which the read-back checks too ([`convert::Allowance`]).
+    deadline: Option<std::sync::Arc<super::sandbox::Deadline>>,
     /// Records in use are `recs[..used]`; the rest are kept for their allocations.
     recs: Vec<Rec>,
     used: usize,
@@ -214,7 +216,8 @@ const UP_LIVE: c_int = ffi::lua_upvalueindex(4);
 /// `rawset`, `getmetatable` and `setmetatable` with proxy-aware versions:
 /// before any plugin code runs, so none can keep the originals.
 pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
-    let arena = Box::into_raw(Box::new(Arena::default()));
+    let deadline = lua.app_data_ref::<std::sync::Arc<super::sandbox::Deadline>>().map(|d| std::sync::Arc::clone(&d));
+    let arena = Box::into_raw(Box::new(Arena { deadline, ..Arena::default() }));
     // SAFETY: every push is within the slots checked for; the stack is
     // left with the functions returned.
     let (unproxy, root, finish): (mlua::Function, mlua::Function, mlua::Function) = unsafe {
@@ -688,7 +691,7 @@ unsafe extern "C-unwind" fn finish(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(state, 1);
         let arena = arena(state);
         let marks = Marks { array_mt: UP_ARRAY, proxy_mt: UP_META, proxies: arena };
-        let mut left = arena.budget;
+        let mut left = convert::Allowance::new(arena.budget, arena.deadline.clone());
         let returned = patch::returned(state, 1, marks, &mut left);
         arena.returned = Some(returned);
         // A conversion that failed deep down leaves its walk on the stack.

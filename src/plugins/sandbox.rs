@@ -247,11 +247,12 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
     restrict_globals(&lua)?;
 
     let deadline = Arc::new(Deadline::new());
+    // For what runs in Rust on the state's behalf and checks the time itself (conversions).
+    lua.set_app_data(deadline.clone());
     let hook_deadline = deadline.clone();
-    lua.set_global_hook(
-        HookTriggers::new().every_nth_instruction(CHECK_EVERY),
-        move |_lua, _debug| hook_deadline.check().map(|()| VmState::Continue),
-    )?;
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(CHECK_EVERY), move |_lua, _debug| {
+        hook_deadline.check().map(|()| VmState::Continue)
+    })?;
     let string: mlua::Table = lua.globals().get("string")?;
     super::strings::install(&lua, &string, deadline.clone(), limits.memory)?;
     no_finalizers(&lua)?;

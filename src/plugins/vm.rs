@@ -449,8 +449,10 @@ impl Inner {
             // to let an event past its plugin.
             Ok(Ok(Err(_))) if let Some(outage) = self.deadline.store_outage() => Err(CallError::Unavailable(outage)),
             // Once the deadline was hit the call cannot succeed, whatever error
-            // it ends with (the limit may strike inside an error handler).
-            Ok(Ok(Err(_))) if self.deadline.tripped() => Err(match cpu_cut {
+            // it ends with (the limit may strike inside an error handler), or
+            // if it ends without one (processEvent's read-back of the event it
+            // returned, cut by the time, raises none).
+            Ok(Ok(_)) if self.deadline.tripped() => Err(match cpu_cut {
                 Some(budget) => CallError::OverBudget(budget),
                 None => CallError::TimeLimit(self.deadline.limit()),
             }),
@@ -701,6 +703,27 @@ mod tests {
         let vm = vm_with_rep_error();
         let err = vm.process_event(&serde_json::json!({"event": "e"})).await.unwrap_err();
         assert!(err.to_string().contains("bad argument #2 to 'rep'"), "{err}");
+    }
+
+    /// Converting a value runs in Rust, where the hook never counts: a
+    /// table shared at every level is a million values within the bytes
+    /// json.encode may take, and the event processEvent returns is read
+    /// back the same way. Each conversion checks the deadline itself, so
+    /// the call is cut at its budget.
+    #[tokio::test]
+    async fn conversions_are_cut_at_the_budget() {
+        let vm = vm("local function dag() local t = {'x'} for i = 1, 60 do t = {t, t} end return t end
+                     function processEvent(e)
+                       if e.event == 'encode' then pcall(json.encode, dag()) end
+                       if e.event == 'return' then e.properties = {dag = dag()} end
+                       return e
+                     end");
+        let budget = Some(Budget { wall: Duration::from_millis(60), cpu: Duration::from_millis(2) });
+        for name in ["encode", "return"] {
+            let err = vm.process_within(&event(name), budget).await.err();
+            assert!(matches!(err, Some(CallError::OverBudget(_))), "{name}: {err:?}");
+        }
+        assert!(matches!(vm.process_within(&event("fine"), budget).await, Ok(Processed::Kept(_))));
     }
 
     fn vm_with_rep_error() -> PluginVm {

@@ -96,7 +96,7 @@ pub(super) unsafe fn returned(
     state: *mut ffi::lua_State,
     idx: c_int,
     marks: Marks,
-    left: &mut usize,
+    left: &mut convert::Allowance,
 ) -> Result<Returned, String> {
     unsafe {
         if ffi::lua_type(state, idx) == ffi::LUA_TNIL {
@@ -132,7 +132,7 @@ unsafe fn patch(
     depth: usize,
     r: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut convert::Allowance,
 ) -> Result<Option<Patch>, String> {
     unsafe {
         convert::room(state, depth)?;
@@ -195,7 +195,7 @@ unsafe fn change(
     old: &Json,
     depth: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut convert::Allowance,
 ) -> Result<Option<Change>, String> {
     unsafe {
         if same_scalar(state, idx, old) {
@@ -257,7 +257,7 @@ pub(crate) unsafe fn read(
     idx: c_int,
     depth: usize,
     marks: Marks,
-    left: &mut usize,
+    left: &mut convert::Allowance,
 ) -> Result<Json, String> {
     unsafe {
         let idx = ffi::lua_absindex(state, idx);

@@ -9,13 +9,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use crate::store::{Result, StoreError};
 
+mod busy;
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// How long a write waits for another connection's write to end before it
+/// fails as busy.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens (creating it and its directory if needed) an embedded SQLite file the way every one
 /// of phs's is opened: WAL, so readers (phs events list, phs top) run beside
-/// the writer; a 10 s busy timeout; foreign keys on. `sync` is NORMAL where a
+/// the writer; [`BUSY_TIMEOUT`], waited out by [`busy::wait`]; foreign keys on. `sync` is NORMAL where a
 /// process crash is the concern (durable in WAL mode) and FULL where an
 /// acknowledged write must survive power loss.
 pub async fn open_pool(
@@ -30,9 +36,13 @@ pub async fn open_pool(
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(sync)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
-    SqlitePoolOptions::new().max_connections(max_connections).connect_with(options).await
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .after_connect(|conn, _| Box::pin(busy::install(conn)))
+        .connect_with(options)
+        .await
 }
 
 impl SqliteStore {
