@@ -1,30 +1,33 @@
 //! Hostile plugins under load, measured: how fast well-behaved teams are
-//! ingested next to offenders, against a baseline taken in the same
-//! invocation on the same machine.
+//! ingested next to offenders, against a baseline measured in the same run.
 //!
-//! Two runs of `phs serve` (embedded), each on a fresh data directory with
-//! the same three good teams (Hello World each) and the same backlog of
-//! their events in the local log, produced before phs starts, as the ingest
-//! bench does. The second run adds one team per offender of
+//! One `phs serve` (embedded) per run, on a fresh data directory with three
+//! good teams (Hello World each), one team per offender of
 //! `tests/fixtures/hostile/offenders.json` (the runtime's hostile set, a
 //! loop, a memory bomb, a plugin near its memory limit, a capture loop, a
 //! log flood, fetches held open on a server that never answers, oversized
-//! values), whose events are spread evenly through the backlog. The figure
-//! for each run is the good teams' events / (first event processed to the
-//! last good event stored); the ratio is hostile / baseline. An offender
-//! costs its time once: the limits stop each call, and three calls in a row
-//! at a limit disable it, so a longer backlog spreads that cost thinner.
+//! values), and a backlog in the local log, produced before phs starts, as
+//! the ingest bench does, in three segments: a warm-up of the good teams'
+//! events (BENCH_EVENTS / 5: their plugins loaded, caches filled), the
+//! baseline (BENCH_EVENTS of theirs), and the same again with the
+//! offenders' events spread evenly through it. A segment's rate is its good
+//! events / (its last one processed - the segment before's last one
+//! processed); the ratio is offenders' segment / baseline segment. The
+//! database only grows from one to the next, which weighs against the
+//! offenders' segment. An offender costs its time once: the limits stop
+//! each call, and three calls in a row at a limit disable it, so a longer
+//! backlog spreads that cost thinner.
 //!
-//! `scripts/bench hostile` (BENCH_EVENTS, default 100000; BENCH_OFFENDERS=a,b runs only
-//! those offenders, to see what each costs, and BENCH_OFFENDERS=none runs
-//! none: the noise floor; BENCH_RUNS, default 9). One run of 100,000 events
-//! varies by up to a fifth on this machine: two identical runs side by side
-//! (BENCH_OFFENDERS=none) gave ratios from 84% to 120%, mostly from the
-//! disk's fsync times. So the two runs alternate BENCH_RUNS times and the
-//! ratio is of the medians. Each run also prints the CPU its threads used,
-//! by thread name (the main runtime, SQLite's connections, the slow lane).
-//! Only the figures are printed; the tests (`tests/hostile_plugins.rs`)
-//! assert containment.
+//! `scripts/bench hostile` (BENCH_EVENTS, default 100000; BENCH_OFFENDERS=a,b
+//! runs only those offenders, to see what each costs, and
+//! BENCH_OFFENDERS=none runs none: the noise floor; BENCH_RUNS, default 9:
+//! the medians are printed; BENCH_MODE=pairs measures the baseline in a
+//! process of its own instead, alternating with the offenders' run, as
+//! before session 14, which adds the two processes' differences to the
+//! noise: identical pairs gave ratios from 84% to 120%). Each run also
+//! prints the CPU its threads used, by thread name (the main runtime,
+//! SQLite's connections, the slow lane). Only the figures are printed; the
+//! tests (`tests/hostile_plugins.rs`) assert containment.
 
 // Benchmarks and tests may panic on a failed setup step: that is their failure report.
 #![allow(clippy::unwrap_used)]
@@ -75,8 +78,9 @@ fn silent_server() -> String {
     format!("http://{addr}/never")
 }
 
-fn message(token: &str, event: &str, distinct_id: &str, i: usize) -> (String, Vec<u8>) {
-    let props = json!({"$browser": "Firefox", "$current_url": "https://example.com/", "n": i, "plan": "pro"});
+fn message(token: &str, event: &str, distinct_id: &str, i: usize, segment: usize) -> (String, Vec<u8>) {
+    let props = json!({"$browser": "Firefox", "$current_url": "https://example.com/", "n": i, "plan": "pro",
+        "segment": segment});
     let data = json!({"event": event, "distinct_id": distinct_id, "properties": props});
     let m = CapturedEvent {
         uuid: uuid::Uuid::now_v7().to_string(),
@@ -91,23 +95,31 @@ fn message(token: &str, event: &str, distinct_id: &str, i: usize) -> (String, Ve
     (format!("{token}:{distinct_id}"), serde_json::to_vec(&m).unwrap())
 }
 
+/// A stretch of the backlog: `events` of the good teams, with the
+/// offenders' events spread through it or not.
+struct Segment {
+    events: usize,
+    offenders: bool,
+}
+
 struct Measured {
-    rate: f64,
-    secs: f64,
+    /// The good teams' events per second in each segment, and its seconds.
+    rates: Vec<(f64, f64)>,
     disabled: usize,
     /// CPU seconds by thread, when the good teams' last event was stored.
     cpu: String,
 }
 
-/// `hostile`: the offenders to run (all when empty); None for the baseline.
-fn run(n: usize, hostile: Option<&[String]>, rt: &tokio::runtime::Runtime) -> Measured {
+/// One `phs serve` over a backlog of `segments` in order. `only`: the
+/// offenders whose events go into segments that have offenders (all when empty).
+fn run(segments: &[Segment], only: &[String], rt: &tokio::runtime::Runtime) -> Measured {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("lua-plugins/hello-world");
     let good: Vec<(i64, String)> =
         (0..GOOD_TEAMS).map(|g| team_with(d, &format!("good{g}"), &hello, "Hello World", &[])).collect();
     let mut offenders = Vec::new();
-    if let Some(only) = hostile {
+    if segments.iter().any(|s| s.offenders) {
         let silent = silent_server();
         let list: Vec<Value> =
             serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/offenders.json")).unwrap()).unwrap();
@@ -133,17 +145,22 @@ fn run(n: usize, hostile: Option<&[String]>, rt: &tokio::runtime::Runtime) -> Me
             offenders.push((token, events));
         }
     }
-    // The backlog: good events round robin over the teams, each offender's spread evenly through it.
+    // The backlog: good events round robin over the teams, each offender's
+    // spread evenly through the segments that have them.
+    let n: usize = segments.iter().map(|s| s.events).sum();
     let mut backlog: Vec<(String, Vec<u8>)> = Vec::with_capacity(n + 100);
-    for i in 0..n {
-        let (_, token) = &good[i % GOOD_TEAMS];
-        backlog.push(message(token, "$pageview", &format!("user-{}", i % 1000), i));
-        for (token, events) in &offenders {
-            let every = n / (events.len() + 1);
-            if i % every == every - 1
-                && let Some(e) = events.get(i / every)
-            {
-                backlog.push(message(token, e, "offender", i));
+    for (k, segment) in segments.iter().enumerate() {
+        let m = segment.events;
+        for i in 0..m {
+            let (_, token) = &good[i % GOOD_TEAMS];
+            backlog.push(message(token, "$pageview", &format!("user-{}", i % 1000), i, k));
+            for (token, events) in offenders.iter().filter(|_| segment.offenders) {
+                let every = m / (events.len() + 1);
+                if i % every == every - 1
+                    && let Some(e) = events.get(i / every)
+                {
+                    backlog.push(message(token, e, "offender", i, k));
+                }
             }
         }
     }
@@ -169,8 +186,41 @@ fn run(n: usize, hostile: Option<&[String]>, rt: &tokio::runtime::Runtime) -> Me
     let _ = serve.wait();
     let listed: Value = serde_json::from_str(&ok(phs(d).args(["plugins", "list", "--json"]))).unwrap();
     let disabled = listed["configs"].as_array().unwrap().iter().filter(|c| c["enabled"] == false).count();
-    let secs = (done - first).num_microseconds().unwrap() as f64 / 1e6;
-    Measured { rate: n as f64 / secs, secs, disabled, cpu }
+    let rates = if segments.len() == 1 {
+        let secs = (done - first).num_microseconds().unwrap() as f64 / 1e6;
+        vec![(n as f64 / secs, secs)]
+    } else {
+        rt.block_on(segment_rates(d, &ids.join(","), segments, first))
+    };
+    Measured { rates, disabled, cpu }
+}
+
+/// Each segment's good events per second, from when the last good event
+/// of the segment before it was processed (or the first event, for the
+/// first) to when its own last one was (`created_at`, set as an event
+/// leaves its plugins).
+async fn segment_rates(
+    d: &Path,
+    teams: &str,
+    segments: &[Segment],
+    first: chrono::DateTime<chrono::Utc>,
+) -> Vec<(f64, f64)> {
+    let url = format!("sqlite://{}?mode=ro", d.join("events.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let last = format!(
+        "SELECT max(created_at) FROM events WHERE team_id IN ({teams}) AND json_extract(properties, '$.segment') = ?"
+    );
+    let mut from = first;
+    let mut out = Vec::new();
+    for (k, segment) in segments.iter().enumerate() {
+        let at: String =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(last.clone())).bind(k as i64).fetch_one(&pool).await.unwrap();
+        let at = chrono::DateTime::parse_from_rfc3339(&at).unwrap().with_timezone(&chrono::Utc);
+        let secs = (at - from).num_microseconds().unwrap() as f64 / 1e6;
+        out.push((segment.events as f64 / secs, secs));
+        from = at;
+    }
+    out
 }
 
 /// The CPU seconds process `pid`'s threads have used, by thread name
@@ -232,28 +282,50 @@ fn main() {
         .unwrap_or_default();
     let runs = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(9usize).max(1);
     let which = if only.is_empty() { "every offender".to_string() } else { only.join(", ") };
+    let pairs = std::env::var("BENCH_MODE").is_ok_and(|m| m == "pairs");
+    let none = only.iter().any(|o| o == "none");
     println!("hostile plugins ({which}): {n} events of {GOOD_TEAMS} good teams (Hello World), local log -> SQLite");
     let (mut baseline, mut hostile) = (Vec::new(), Vec::new());
     for i in 1..=runs {
-        let b = run(n, None, &rt);
-        let h = run(n, Some(&only), &rt);
-        println!(
-            "  run {i}: baseline {:.0} events/s ({:.2} s), next to the offenders {:.0} events/s ({:.2} s), {} \
-             offender configs disabled, ratio {:.1}%",
-            b.rate,
-            b.secs,
-            h.rate,
-            h.secs,
-            h.disabled,
-            100.0 * h.rate / b.rate
-        );
-        println!("    cpu s, baseline: {}; next to the offenders: {}", b.cpu, h.cpu);
-        baseline.push(b.rate);
-        hostile.push(h.rate);
+        if pairs {
+            let b = run(&[Segment { events: n, offenders: false }], &only, &rt);
+            let h = run(&[Segment { events: n, offenders: !none }], &only, &rt);
+            let ((br, bs), (hr, hs)) = (b.rates[0], h.rates[0]);
+            println!(
+                "  run {i}: baseline {br:.0} events/s ({bs:.2} s), next to the offenders {hr:.0} events/s ({hs:.2} s), \
+                 {} offender configs disabled, ratio {:.1}%",
+                h.disabled,
+                100.0 * hr / br
+            );
+            println!("    cpu s, baseline: {}; next to the offenders: {}", b.cpu, h.cpu);
+            baseline.push(br);
+            hostile.push(hr);
+        } else {
+            // A warm-up (plugins loaded, caches filled), then the baseline, then the offenders' segment.
+            let segments = [
+                Segment { events: n / 5, offenders: false },
+                Segment { events: n, offenders: false },
+                Segment { events: n, offenders: !none },
+            ];
+            let m = run(&segments, &only, &rt);
+            let ((br, bs), (hr, hs)) = (m.rates[1], m.rates[2]);
+            println!(
+                "  run {i}: baseline {br:.0} events/s ({bs:.2} s), then next to the offenders {hr:.0} events/s \
+                 ({hs:.2} s), {} offender configs disabled, ratio {:.1}%",
+                m.disabled,
+                100.0 * hr / br
+            );
+            println!("    cpu s, whole run: {}", m.cpu);
+            baseline.push(br);
+            hostile.push(hr);
+        }
     }
+    let ratios: Vec<f64> = baseline.iter().zip(&hostile).map(|(b, h)| 100.0 * h / b).collect();
     let (b, h) = (median(&mut baseline), median(&mut hostile));
     println!("  median of {runs}: baseline {b:.0} events/s, next to the offenders {h:.0} events/s");
-    println!("  ratio                    {:.1}%", 100.0 * h / b);
+    println!("  ratio of the medians     {:.1}%", 100.0 * h / b);
+    let (lo, hi) = ratios.iter().fold((f64::MAX, f64::MIN), |(l, u), r| (l.min(*r), u.max(*r)));
+    println!("  median of the ratios     {:.1}% (runs {lo:.1}-{hi:.1}%)", median(&mut ratios.clone()));
 }
 
 fn median(v: &mut [f64]) -> f64 {
