@@ -69,7 +69,7 @@ impl Allowance {
 
     /// `bytes`, and the time of the call `lua` runs now, if any.
     fn of(lua: &Lua, bytes: usize) -> Self {
-        Allowance::new(bytes, lua.app_data_ref::<Arc<Deadline>>().map(|d| Arc::clone(&d)))
+        Allowance::new(bytes, Deadline::of(lua))
     }
 }
 

@@ -216,7 +216,7 @@ const UP_LIVE: c_int = ffi::lua_upvalueindex(4);
 /// `rawset`, `getmetatable` and `setmetatable` with proxy-aware versions:
 /// before any plugin code runs, so none can keep the originals.
 pub fn install(lua: &Lua) -> mlua::Result<Proxies> {
-    let deadline = lua.app_data_ref::<std::sync::Arc<super::sandbox::Deadline>>().map(|d| std::sync::Arc::clone(&d));
+    let deadline = super::sandbox::Deadline::of(lua);
     let arena = Box::into_raw(Box::new(Arena { deadline, ..Arena::default() }));
     // SAFETY: every push is within the slots checked for; the stack is
     // left with the functions returned.

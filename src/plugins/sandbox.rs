@@ -209,6 +209,13 @@ impl Deadline {
         }
     }
 
+    /// The deadline of the state `lua`, for what runs in Rust on its behalf
+    /// and checks the time itself (conversions); None for a state that
+    /// [`new_state`] did not make.
+    pub(super) fn of(lua: &Lua) -> Option<Arc<Deadline>> {
+        lua.app_data_ref::<Arc<Deadline>>().map(|d| Arc::clone(&d))
+    }
+
     /// The error to raise again when a plugin caught the time-limit error.
     fn recheck(&self) -> mlua::Result<()> {
         if self.tripped.load(Ordering::Relaxed) {
@@ -247,7 +254,7 @@ pub fn new_state(limits: &Limits) -> mlua::Result<(Lua, Arc<Deadline>)> {
     restrict_globals(&lua)?;
 
     let deadline = Arc::new(Deadline::new());
-    // For what runs in Rust on the state's behalf and checks the time itself (conversions).
+    // Found by [`Deadline::of`].
     lua.set_app_data(deadline.clone());
     let hook_deadline = deadline.clone();
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(CHECK_EVERY), move |_lua, _debug| {

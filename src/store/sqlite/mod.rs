@@ -21,7 +21,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Opens (creating it and its directory if needed) an embedded SQLite file the way every one
 /// of phs's is opened: WAL, so readers (phs events list, phs top) run beside
-/// the writer; [`BUSY_TIMEOUT`], waited out by [`busy::wait`]; foreign keys on. `sync` is NORMAL where a
+/// the writer; [`BUSY_TIMEOUT`], waited out in short steps (`busy.rs`); foreign keys on. `sync` is NORMAL where a
 /// process crash is the concern (durable in WAL mode) and FULL where an
 /// acknowledged write must survive power loss.
 pub async fn open_pool(
